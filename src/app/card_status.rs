@@ -1,0 +1,175 @@
+//! What is on a card: PIV presence, identity, slots, certificates, PIN and management-key state.
+
+use serde::Serialize;
+
+use crate::card::atr::Atr;
+use crate::card::Transport;
+use crate::piv::{Algorithm, ManagementKey, PinReference, PinStatus, PivError, PivSession, Slot};
+use crate::pki::CertificateInfo;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SlotReport {
+    pub slot: Slot,
+    /// `None` when the card cannot tell (no metadata support) and there is no certificate.
+    pub key_present: Option<bool>,
+    pub certificate: Option<CertificateInfo>,
+    pub certificate_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ManagementKeyReport {
+    pub algorithm: Option<Algorithm>,
+    /// Whether the factory default key still works (`None`: not determined).
+    pub is_default: Option<bool>,
+    /// How it was determined: "metadata" or "test-authentication".
+    pub source: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CardReport {
+    pub reader: String,
+    #[serde(serialize_with = "crate::util::serialize_hex")]
+    pub atr: Vec<u8>,
+    pub protocols: Vec<String>,
+    pub serial: Option<u32>,
+    pub version: Option<String>,
+    pub chuid_guid: Option<String>,
+    pub pin: PinStatus,
+    pub management_key: ManagementKeyReport,
+    pub slots: Vec<SlotReport>,
+}
+
+impl CardReport {
+    /// Blank: no certificate in any slot. (Some cards ship with a factory 9E key;
+    /// a key without a certificate identifies nobody.)
+    pub fn is_blank(&self) -> bool {
+        self.slots.iter().all(|s| s.certificate.is_none())
+    }
+}
+
+/// Read everything an operator needs to know about the card. Changes nothing on it.
+pub fn inspect<T: Transport>(transport: T) -> Result<CardReport, PivError> {
+    let reader = transport.reader().to_string();
+    let atr = transport.atr();
+    let protocols = Atr::parse(&atr)
+        .map(|a| a.protocol_names())
+        .unwrap_or_default();
+    let mut s = PivSession::open(transport)?;
+    let serial = s.serial()?;
+    let version = s.version()?.map(|(a, b, c)| format!("{a}.{b}.{c}"));
+    let chuid_guid = s.read_chuid()?.map(|c| hex::encode_upper(c.guid));
+    let pin = s.pin_status(PinReference::Pin)?;
+
+    let mut slots = Vec::new();
+    for slot in Slot::ALL {
+        let meta = s.metadata(slot.key_reference())?;
+        let (certificate, certificate_error) = match s.read_certificate(slot) {
+            Ok(Some(obj)) => match CertificateInfo::parse(&obj.der) {
+                Ok(info) => (Some(info), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+            Ok(None) => (None, None),
+            Err(PivError::Malformed { detail, .. }) => (None, Some(detail)),
+            Err(e) => return Err(e),
+        };
+        let key_present = match (&meta, &certificate) {
+            (Some(_), _) => Some(true),
+            (None, Some(_)) => Some(true),
+            (None, None) => None,
+        };
+        slots.push(SlotReport {
+            slot,
+            key_present,
+            certificate,
+            certificate_error,
+        });
+    }
+
+    let management_key = management_key_report(&mut s)?;
+    Ok(CardReport {
+        reader,
+        atr,
+        protocols,
+        serial,
+        version,
+        chuid_guid,
+        pin,
+        management_key,
+        slots,
+    })
+}
+
+fn management_key_report<T: Transport>(
+    s: &mut PivSession<T>,
+) -> Result<ManagementKeyReport, PivError> {
+    let state = match s.management_key_state() {
+        Ok(state) => state,
+        Err(PivError::ManagementKeyAlgorithmUnknown) => {
+            return Ok(ManagementKeyReport {
+                algorithm: None,
+                is_default: None,
+                source: "unknown",
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    if state.is_default.is_some() {
+        return Ok(ManagementKeyReport {
+            algorithm: Some(state.algorithm),
+            is_default: state.is_default,
+            source: "metadata",
+        });
+    }
+    // No metadata: try the factory key. A failed management-key authentication
+    // is not counted against the card by PIV cards in the field (YubiKey, Nitrokey).
+    let alg = state.algorithm;
+    let is_default = match ManagementKey::factory_default(alg) {
+        None => false,
+        Some(key) => match s.authenticate(&key) {
+            Ok(()) => true,
+            Err(PivError::ManagementKeyRejected) => false,
+            Err(e) => return Err(e),
+        },
+    };
+    Ok(ManagementKeyReport {
+        algorithm: Some(alg),
+        is_default: Some(is_default),
+        source: "test-authentication",
+    })
+}
+
+/// The short identity shown in a reader list.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardSummary {
+    pub piv: bool,
+    pub serial: Option<u32>,
+    pub chuid_guid: Option<String>,
+    pub error: Option<String>,
+}
+
+pub fn summarize<T: Transport>(transport: T) -> CardSummary {
+    let mut out = CardSummary {
+        piv: false,
+        serial: None,
+        chuid_guid: None,
+        error: None,
+    };
+    let mut s = match PivSession::open(transport) {
+        Ok(s) => s,
+        Err(PivError::NotPiv(_)) => return out,
+        Err(e) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
+    out.piv = true;
+    match s.serial() {
+        Ok(serial) => out.serial = serial,
+        Err(e) => out.error = Some(e.to_string()),
+    }
+    match s.read_chuid() {
+        Ok(c) => out.chuid_guid = c.map(|c| hex::encode_upper(c.guid)),
+        Err(e) => out.error = Some(e.to_string()),
+    }
+    out
+}

@@ -1,0 +1,586 @@
+//! Enrollment of a blank PIV card, as a workflow:
+//! check card → authenticate → generate → certificate → write → self-test → record.
+//!
+//! The card is reported enrolled only after the self-test (a fresh challenge signed
+//! by the new key, verified against the certificate read back from the card).
+
+use std::fmt;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::card::Transport;
+use crate::piv::objects::{CertificateObject, Chuid};
+use crate::piv::session::ManagementKeyState;
+use crate::piv::{Algorithm, ManagementKey, Pin, PivError, PivSession, Slot};
+use crate::pki::certificate::{self, CertificateInfo, CertificateProfile};
+use crate::pki::subject::{parse_subject, SubjectError};
+use crate::pki::{CardSigner, CertError};
+use crate::store::{NewEnrollment, Store, StoreError};
+
+use super::site_keys::{CardIdentity, SiteSecret};
+
+/// PIV's own minimum for a certificate container (SP 800-73-4).
+pub const PIV_MIN_OBJECT_SIZE: usize = 1856;
+/// Largest certificate container on a YubiKey 4/5.
+pub const YUBIKEY_OBJECT_SIZE: usize = 3052;
+
+/// The steps the operator sees, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnrollStep {
+    CheckCard,
+    Authenticate,
+    GenerateKey,
+    Certificate,
+    Write,
+    SelfTest,
+    Record,
+}
+
+impl EnrollStep {
+    pub const ALL: [EnrollStep; 7] = [
+        EnrollStep::CheckCard,
+        EnrollStep::Authenticate,
+        EnrollStep::GenerateKey,
+        EnrollStep::Certificate,
+        EnrollStep::Write,
+        EnrollStep::SelfTest,
+        EnrollStep::Record,
+    ];
+}
+
+impl fmt::Display for EnrollStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EnrollStep::CheckCard => "Check card",
+            EnrollStep::Authenticate => "Authenticate",
+            EnrollStep::GenerateKey => "Generate key",
+            EnrollStep::Certificate => "Certificate",
+            EnrollStep::Write => "Write",
+            EnrollStep::SelfTest => "Self-test",
+            EnrollStep::Record => "Record",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    #[error(transparent)]
+    Piv(#[from] PivError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Certificate(#[from] CertError),
+    #[error("subject: {0}")]
+    Subject(#[from] SubjectError),
+    #[error("slot {slot} already holds {what}. Nothing was changed. To replace it (the old key and certificate are destroyed) enrol again with --force")]
+    SlotInUse { slot: Slot, what: String },
+    #[error("slot {0} needs the card's PIN to sign. Give it with --pin-stdin")]
+    PinRequired(Slot),
+    #[error("the certificate object would be {size} bytes but this card holds at most {limit}. Shorten the subject; nothing was written")]
+    CertificateTooBig { size: usize, limit: usize },
+    #[error("the card does not accept the factory management key nor this site's key. It was set up elsewhere: enrol it at the station of the site that issued it, or reset it")]
+    ManagementKeyUnknown,
+    #[error("self-test failed: {0}. The card is NOT enrolled; enrol it again")]
+    SelfTestFailed(String),
+    #[error("cancelled by the operator during \"{0}\"; the card is not enrolled")]
+    Cancelled(EnrollStep),
+}
+
+impl EnrollError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            EnrollError::Piv(e) => e.code(),
+            EnrollError::Store(_) => "station-database",
+            EnrollError::Certificate(_) => "certificate",
+            EnrollError::Subject(_) => "subject",
+            EnrollError::SlotInUse { .. } => "slot-in-use",
+            EnrollError::PinRequired(_) => "pin-required",
+            EnrollError::CertificateTooBig { .. } => "certificate-too-big",
+            EnrollError::ManagementKeyUnknown => "management-key-unknown",
+            EnrollError::SelfTestFailed(_) => "self-test-failed",
+            EnrollError::Cancelled(_) => "cancelled",
+        }
+    }
+}
+
+/// What the operator asked for.
+#[derive(Debug, Clone)]
+pub struct EnrollRequest {
+    pub slot: Slot,
+    /// Subject template: `{serial}` and `{guid}` are filled in from the card.
+    pub subject_template: String,
+    pub valid_days: u32,
+    pub pin: Option<Pin>,
+    pub force: bool,
+    /// Override of the card's object size limit (from the config).
+    pub max_object_size: Option<usize>,
+}
+
+/// Who is enrolling, and where records go.
+pub struct EnrollContext<'a> {
+    pub store: &'a Store,
+    pub site_secret: &'a SiteSecret,
+    pub operator: &'a str,
+    pub station_id: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrollOutcome {
+    pub enrollment_id: i64,
+    pub reader: String,
+    pub slot: Slot,
+    pub card_serial: Option<u32>,
+    pub chuid_guid: String,
+    pub fingerprint: String,
+    pub subject: String,
+    pub not_after: i64,
+    #[serde(skip)]
+    pub certificate_der: Vec<u8>,
+    pub management_key: Algorithm,
+    pub apdus: usize,
+    pub millis: u128,
+}
+
+/// Run the enrollment on the card behind `transport`. `on_step` is told each step
+/// as it starts and may return `Break` to cancel before the step runs.
+pub fn enroll<T: Transport>(
+    transport: T,
+    req: &EnrollRequest,
+    ctx: &EnrollContext<'_>,
+    on_step: &mut dyn FnMut(EnrollStep) -> ControlFlow<()>,
+) -> Result<EnrollOutcome, EnrollError> {
+    let started = Instant::now();
+    let reader = transport.reader().to_string();
+    let mut step = |s: EnrollStep| match on_step(s) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(EnrollError::Cancelled(s)),
+    };
+
+    // 1. Check the card: PIV present, slot empty (or --force), certificate will fit.
+    step(EnrollStep::CheckCard)?;
+    let mut session = PivSession::open(transport)?;
+    let serial = session.serial()?;
+    // Cards with the YubiKey serial extension take YubiKey-sized objects.
+    let is_yubikey_like = serial.is_some();
+    let old_chuid = session.read_chuid()?;
+    let old_guid = old_chuid.as_ref().map(|c| hex::encode_upper(&c.guid));
+    let key_without_certificate = check_slot_free(&mut session, req.slot, req.force)?;
+    if req.slot.needs_pin() && req.pin.is_none() {
+        return Err(EnrollError::PinRequired(req.slot));
+    }
+    let mut new_guid = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut new_guid);
+    let new_guid_hex = hex::encode_upper(new_guid);
+    let subject_text = fill_template(&req.subject_template, serial, &new_guid_hex);
+    let profile = CertificateProfile {
+        subject: parse_subject(&subject_text)?,
+        valid_days: req.valid_days,
+    };
+    let limit = req.max_object_size.unwrap_or(if is_yubikey_like {
+        YUBIKEY_OBJECT_SIZE
+    } else {
+        PIV_MIN_OBJECT_SIZE
+    });
+    check_size(&estimated_object_size(&profile)?, limit)?;
+
+    // 2. Authenticate with the card's current management key.
+    step(EnrollStep::Authenticate)?;
+    let mgmt = session.management_key_state()?;
+    let identity_now = CardIdentity {
+        serial,
+        guid: old_chuid
+            .as_ref()
+            .map(|c| c.guid.clone())
+            .unwrap_or_default(),
+    };
+    let factory_key =
+        authenticate_current(&mut session, ctx, mgmt, &identity_now, old_guid.as_deref())?;
+    // A key without a certificate on a card still on its factory management key was put
+    // there by the manufacturer (Nitrokey cards ship with a 9E key); any other is someone's.
+    if key_without_certificate && !factory_key {
+        return Err(EnrollError::SlotInUse {
+            slot: req.slot,
+            what: "a key (without certificate)".into(),
+        });
+    }
+
+    // From here on the card changes: the attempt is committed to the database first.
+    let enrollment_id = ctx.store.begin_enrollment(&NewEnrollment {
+        reader: &reader,
+        card_serial: serial,
+        old_guid: old_guid.as_deref(),
+        new_guid: &new_guid_hex,
+        slot: req.slot.short(),
+        subject: &subject_text,
+        operator: ctx.operator,
+        station_id: ctx.station_id,
+    })?;
+    let card_label = card_label(serial, &new_guid_hex);
+    let result = change_card(
+        &mut session,
+        req,
+        &profile,
+        limit,
+        new_guid,
+        serial,
+        ctx,
+        &mut step,
+    );
+    let (der, info, new_mgmt_alg) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            let message = e.to_string();
+            // Recording the failure must not hide the failure itself.
+            let _ = ctx.store.fail_enrollment(enrollment_id, &message);
+            let _ = ctx.store.audit(
+                ctx.operator,
+                ctx.station_id,
+                "enroll",
+                &card_label,
+                "interrupted",
+                &serde_json::json!({"reader": reader, "slot": req.slot.short(), "error": message, "enrollment": enrollment_id}),
+            );
+            return Err(e);
+        }
+    };
+
+    // 7. Record: only now is the card enrolled.
+    step(EnrollStep::Record)?;
+    ctx.store
+        .complete_enrollment(enrollment_id, &info.sha256, &der, info.not_after)?;
+    ctx.store.audit(
+        ctx.operator,
+        ctx.station_id,
+        "enroll",
+        &card_label,
+        "enrolled",
+        &serde_json::json!({
+            "reader": reader, "slot": req.slot.short(), "fingerprint": info.sha256,
+            "subject": info.subject, "enrollment": enrollment_id,
+        }),
+    )?;
+    Ok(EnrollOutcome {
+        enrollment_id,
+        reader,
+        slot: req.slot,
+        card_serial: serial,
+        chuid_guid: new_guid_hex,
+        fingerprint: info.sha256.clone(),
+        subject: info.subject.clone(),
+        not_after: info.not_after,
+        certificate_der: der,
+        management_key: new_mgmt_alg,
+        apdus: session.channel().apdu_count(),
+        millis: started.elapsed().as_millis(),
+    })
+}
+
+/// Steps 3–6: everything that changes the card.
+#[allow(clippy::too_many_arguments)]
+fn change_card<T: Transport>(
+    session: &mut PivSession<T>,
+    req: &EnrollRequest,
+    profile: &CertificateProfile,
+    limit: usize,
+    new_guid: [u8; 16],
+    serial: Option<u32>,
+    ctx: &EnrollContext<'_>,
+    step: &mut dyn FnMut(EnrollStep) -> Result<(), EnrollError>,
+) -> Result<(Vec<u8>, CertificateInfo, Algorithm), EnrollError> {
+    // 3. Generate the key pair on the card.
+    step(EnrollStep::GenerateKey)?;
+    let public_key = session.generate_p256(req.slot)?;
+
+    // 4. Certificate, signed by the card's new key.
+    step(EnrollStep::Certificate)?;
+    if req.slot.needs_pin() {
+        verify_pin(session, req)?;
+    }
+    let der = {
+        let signer = CardSigner::new(session, req.slot, public_key);
+        match certificate::self_signed(profile, &signer, time::OffsetDateTime::now_utc()) {
+            Ok(der) => der,
+            Err(e) => {
+                return Err(signer
+                    .take_failure()
+                    .map(EnrollError::from)
+                    .unwrap_or(e.into()))
+            }
+        }
+    };
+    let object = CertificateObject::new(der.clone()).encode();
+    check_size(&object, limit)?;
+
+    // 5. Write the certificate, a fresh CHUID (so middleware caches notice) and
+    //    the card's own management key.
+    step(EnrollStep::Write)?;
+    session.write_certificate(req.slot, &der)?;
+    session.write_chuid(&Chuid::new(new_guid))?;
+    let identity = CardIdentity {
+        serial,
+        guid: new_guid.to_vec(),
+    };
+    let new_mgmt_alg = rotate_management_key(session, ctx.site_secret, &identity)?;
+
+    // 6. Self-test against the certificate as the card now holds it.
+    step(EnrollStep::SelfTest)?;
+    let stored = session
+        .read_certificate(req.slot)?
+        .ok_or_else(|| EnrollError::SelfTestFailed("the certificate is not on the card".into()))?;
+    if stored.der != der {
+        return Err(EnrollError::SelfTestFailed(
+            "the certificate read back differs from the one written".into(),
+        ));
+    }
+    let info = CertificateInfo::parse(&stored.der)?;
+    // The management key is derived from the GUID: the card must hold the one we wrote.
+    let chuid = session.read_chuid()?;
+    if chuid.as_ref().map(|c| c.guid.as_slice()) != Some(&new_guid[..]) {
+        return Err(EnrollError::SelfTestFailed(
+            "the CHUID read back does not carry the GUID written".into(),
+        ));
+    }
+    if req.slot == Slot::Signature {
+        verify_pin(session, req)?;
+    }
+    challenge_response(session, req.slot, &info).map_err(|e| match e {
+        ChallengeError::Piv(p) => EnrollError::Piv(p),
+        other => EnrollError::SelfTestFailed(other.to_string()),
+    })?;
+    Ok((der, info, new_mgmt_alg))
+}
+
+fn verify_pin<T: Transport>(
+    session: &mut PivSession<T>,
+    req: &EnrollRequest,
+) -> Result<(), EnrollError> {
+    let pin = req.pin.as_ref().ok_or(EnrollError::PinRequired(req.slot))?;
+    session.verify_pin(pin)?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChallengeError {
+    #[error(transparent)]
+    Piv(#[from] PivError),
+    #[error("the certificate's key is not a P-256 key")]
+    NotP256,
+    #[error("the card's signature does not match the certificate's public key")]
+    SignatureMismatch,
+}
+
+/// What a gateway does at a tap: a fresh random challenge from the OS generator,
+/// signed by the card, verified against the certificate's public key.
+pub fn challenge_response<T: Transport>(
+    session: &mut PivSession<T>,
+    slot: Slot,
+    cert: &CertificateInfo,
+) -> Result<(), ChallengeError> {
+    let key = cert.public_key.ok_or(ChallengeError::NotP256)?;
+    let mut challenge = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut challenge);
+    let digest: [u8; 32] = Sha256::digest(challenge).into();
+    let sig = session.sign_p256(slot, &digest)?;
+    if certificate::verify_prehash(&key, &digest, &sig) {
+        Ok(())
+    } else {
+        Err(ChallengeError::SignatureMismatch)
+    }
+}
+
+/// Refuse a slot holding a certificate (unless forced). Returns whether the slot
+/// holds a key without a certificate: that is decided after authentication.
+fn check_slot_free<T: Transport>(
+    session: &mut PivSession<T>,
+    slot: Slot,
+    force: bool,
+) -> Result<bool, EnrollError> {
+    let cert = session.read_certificate(slot)?;
+    let key_present = session.metadata(slot.key_reference())?.is_some();
+    if force {
+        return Ok(false);
+    }
+    if let Some(c) = cert {
+        let what = match CertificateInfo::parse(&c.der) {
+            Ok(info) => format!(
+                "a certificate for \"{}\" (SHA-256 {})",
+                info.subject,
+                &info.sha256[..16]
+            ),
+            Err(_) => "an unreadable certificate".into(),
+        };
+        return Err(EnrollError::SlotInUse { slot, what });
+    }
+    Ok(key_present)
+}
+
+/// Try the keys this card may have, most likely first, without guessing wildly:
+/// our derived key when this station knows the card, otherwise the factory key.
+/// Returns whether the factory key was the one that worked.
+fn authenticate_current<T: Transport>(
+    session: &mut PivSession<T>,
+    ctx: &EnrollContext<'_>,
+    mgmt: ManagementKeyState,
+    identity: &CardIdentity,
+    guid_hex: Option<&str>,
+) -> Result<bool, EnrollError> {
+    let (alg, metadata_default) = (mgmt.algorithm, mgmt.is_default);
+    let ours = ctx
+        .site_secret
+        .management_key(identity, alg)
+        .map_err(PivError::from)?;
+    let factory = ManagementKey::factory_default(alg);
+    let known = match guid_hex {
+        Some(g) => ctx.store.knows_guid(g)?,
+        None => false,
+    };
+    let mut candidates: Vec<ManagementKey> = Vec::new();
+    match (metadata_default, known) {
+        (Some(true), _) => candidates.extend(factory),
+        (Some(false), _) | (None, true) => {
+            candidates.push(ours);
+            candidates.extend(interrupted_keys(ctx, identity, alg)?);
+            if metadata_default.is_none() {
+                candidates.extend(factory);
+            }
+        }
+        (None, false) => {
+            candidates.extend(factory);
+            candidates.push(ours);
+            candidates.extend(interrupted_keys(ctx, identity, alg)?);
+        }
+    }
+    for key in &candidates {
+        match session.authenticate(key) {
+            Ok(()) => return Ok(key.is_factory_default()),
+            Err(PivError::ManagementKeyRejected) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(EnrollError::ManagementKeyUnknown)
+}
+
+/// Keys derived from GUIDs of interrupted enrollments of this card: an enrollment
+/// cut off between writing the CHUID and finishing leaves one of these.
+fn interrupted_keys(
+    ctx: &EnrollContext<'_>,
+    identity: &CardIdentity,
+    alg: Algorithm,
+) -> Result<Vec<ManagementKey>, EnrollError> {
+    let mut keys = Vec::new();
+    for guid in ctx.store.interrupted_guids(identity.serial)? {
+        if let Ok(bytes) = hex::decode(&guid) {
+            if bytes != identity.guid {
+                let id = CardIdentity {
+                    serial: identity.serial,
+                    guid: bytes,
+                };
+                keys.push(
+                    ctx.site_secret
+                        .management_key(&id, alg)
+                        .map_err(PivError::from)?,
+                );
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// Give the card its own key: AES-256 where it accepts one, otherwise 3DES.
+fn rotate_management_key<T: Transport>(
+    session: &mut PivSession<T>,
+    secret: &SiteSecret,
+    identity: &CardIdentity,
+) -> Result<Algorithm, EnrollError> {
+    let aes = secret
+        .management_key(identity, Algorithm::Aes256)
+        .map_err(PivError::from)?;
+    match session.set_management_key(&aes) {
+        Ok(()) => return Ok(Algorithm::Aes256),
+        Err(PivError::Status { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let tdes = secret
+        .management_key(identity, Algorithm::TripleDes)
+        .map_err(PivError::from)?;
+    session.set_management_key(&tdes)?;
+    Ok(Algorithm::TripleDes)
+}
+
+fn check_size(object: &[u8], limit: usize) -> Result<(), EnrollError> {
+    if object.len() > limit {
+        return Err(EnrollError::CertificateTooBig {
+            size: object.len(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// The size of the certificate object this profile produces, measured with a
+/// throwaway software key (ECDSA signatures vary by a couple of bytes: add margin).
+fn estimated_object_size(profile: &CertificateProfile) -> Result<Vec<u8>, EnrollError> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| CertError::Build(e.to_string()))?;
+    let der = certificate::self_signed(profile, &key, time::OffsetDateTime::now_utc())?;
+    let mut object = CertificateObject::new(der).encode();
+    object.extend_from_slice(&[0; 4]);
+    Ok(object)
+}
+
+fn fill_template(template: &str, serial: Option<u32>, guid_hex: &str) -> String {
+    template
+        .replace(
+            "{serial}",
+            &serial
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        )
+        .replace("{guid}", guid_hex)
+}
+
+fn card_label(serial: Option<u32>, guid_hex: &str) -> String {
+    match serial {
+        Some(s) => format!("serial {s} / GUID {guid_hex}"),
+        None => format!("GUID {guid_hex}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_in_card_values() {
+        assert_eq!(
+            fill_template("CN=dev {serial} {guid}", Some(7), "AB"),
+            "CN=dev 7 AB"
+        );
+        assert_eq!(fill_template("CN={serial}", None, "AB"), "CN=unknown");
+    }
+
+    #[test]
+    fn oversized_subjects_are_refused_before_writing() {
+        let long = format!("CN={}", "x".repeat(60));
+        let profile = CertificateProfile {
+            subject: parse_subject(&format!(
+                "{long},O={},OU={}",
+                "y".repeat(60),
+                "z".repeat(60)
+            ))
+            .unwrap(),
+            valid_days: 1,
+        };
+        let object = estimated_object_size(&profile).unwrap();
+        assert!(matches!(
+            check_size(&object, 300),
+            Err(EnrollError::CertificateTooBig { limit: 300, .. })
+        ));
+        assert!(check_size(&object, YUBIKEY_OBJECT_SIZE).is_ok());
+    }
+}

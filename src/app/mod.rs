@@ -1,0 +1,6 @@
+//! Operator workflows as plain functions and state machines, shared by the CLI and the GUI.
+
+pub mod card_status;
+pub mod enroll;
+pub mod site_keys;
+pub mod station;

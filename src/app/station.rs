@@ -1,0 +1,71 @@
+//! The station's opened resources: settings, database, site secret.
+
+use std::path::Path;
+
+use crate::config::{Config, ConfigError, Paths};
+use crate::store::{Store, StoreError};
+
+use super::site_keys::{SiteSecret, SiteSecretError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    SiteSecret(#[from] SiteSecretError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Station {
+    pub paths: Paths,
+    pub config: Config,
+    pub store: Store,
+    pub operator: String,
+    pub station_id: String,
+}
+
+impl Station {
+    pub fn open(paths: Paths) -> Result<Self, StationError> {
+        let config = Config::load(&paths.config_file, paths.config_explicit)?;
+        create_private_dir(&paths.data_dir)?;
+        let store = Store::open(&paths.database())?;
+        let operator = config.operator();
+        let station_id = config.station_id();
+        Ok(Station {
+            paths,
+            config,
+            store,
+            operator,
+            station_id,
+        })
+    }
+
+    /// The site secret: the shared one named in the config, else this station's own.
+    pub fn site_secret(&self) -> Result<SiteSecret, SiteSecretError> {
+        match &self.config.station.site_secret_file {
+            Some(path) => SiteSecret::load(path),
+            None => SiteSecret::load_or_create(&self.paths.site_secret()),
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StationError> {
+    let err = |source| StationError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}

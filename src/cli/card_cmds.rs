@@ -1,0 +1,282 @@
+//! `readers`, `card`, `export`, `enrollments`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use cardstation::app::card_status::{self, CardSummary};
+use cardstation::app::station::Station;
+use cardstation::card::atr::Atr;
+use cardstation::card::pcsc_reader::{CardPresence, Pcsc, ReaderStatus};
+use cardstation::config::Paths;
+use cardstation::piv::{PinStatus, PivSession, Slot};
+use cardstation::pki::certificate::{format_unix, to_pem};
+use cardstation::pki::CertificateInfo;
+
+use super::output::{print_json, Failure};
+use super::ReaderArgs;
+
+#[derive(Serialize)]
+struct ReaderLine {
+    #[serde(flatten)]
+    status: ReaderStatus,
+    protocols: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card: Option<CardSummary>,
+}
+
+pub fn readers(json: bool) -> Result<(), Failure> {
+    let pcsc = Pcsc::establish()?;
+    let mut lines = Vec::new();
+    for status in pcsc.readers()? {
+        let protocols = Atr::parse(&status.atr)
+            .map(|a| a.protocol_names())
+            .unwrap_or_default();
+        let card = if status.card == CardPresence::Present {
+            match pcsc.connect(&status.name) {
+                Ok(mut c) => Some(match c.transaction() {
+                    Ok(tx) => card_status::summarize(tx),
+                    Err(e) => error_summary(e.to_string()),
+                }),
+                Err(e) => Some(error_summary(e.to_string())),
+            }
+        } else {
+            None
+        };
+        lines.push(ReaderLine {
+            status,
+            protocols,
+            card,
+        });
+    }
+    if json {
+        print_json(&lines);
+        return Ok(());
+    }
+    if lines.is_empty() {
+        println!("No readers connected. Plug in a reader, or start the virtual card: cardstation virtual-card");
+    }
+    for l in &lines {
+        println!("{}", l.status.name);
+        match l.status.card {
+            CardPresence::Absent => println!("  no card"),
+            CardPresence::InUse => println!("  card in use by another program"),
+            CardPresence::Mute => println!("  card does not answer (mute)"),
+            CardPresence::Present => {
+                println!(
+                    "  ATR      {} ({})",
+                    hex::encode_upper(&l.status.atr),
+                    l.protocols.join(", ")
+                );
+                if let Some(c) = &l.card {
+                    if let Some(e) = &c.error {
+                        println!("  error    {e}");
+                    } else if !c.piv {
+                        println!("  PIV      not present (not a PIV card)");
+                    } else {
+                        println!("  PIV      present");
+                        if let Some(s) = c.serial {
+                            println!("  serial   {s}");
+                        }
+                        println!(
+                            "  GUID     {}",
+                            c.chuid_guid.as_deref().unwrap_or("(no CHUID)")
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn error_summary(error: String) -> CardSummary {
+    CardSummary {
+        piv: false,
+        serial: None,
+        chuid_guid: None,
+        error: Some(error),
+    }
+}
+
+pub fn card(args: &ReaderArgs) -> Result<(), Failure> {
+    let pcsc = Pcsc::establish()?;
+    let name = pcsc.resolve(&args.reader)?;
+    let mut conn = pcsc.connect(&name)?;
+    let report = card_status::inspect(conn.transaction()?)?;
+    if args.json {
+        print_json(&report);
+        return Ok(());
+    }
+    println!("Reader     {}", report.reader);
+    println!(
+        "ATR        {} ({})",
+        hex::encode_upper(&report.atr),
+        report.protocols.join(", ")
+    );
+    if let Some(s) = report.serial {
+        println!("Serial     {s}");
+    }
+    if let Some(v) = &report.version {
+        println!("Version    {v}");
+    }
+    println!(
+        "CHUID GUID {}",
+        report.chuid_guid.as_deref().unwrap_or("(none)")
+    );
+    println!(
+        "PIN        {}",
+        match report.pin {
+            PinStatus::Verified => "verified".to_string(),
+            PinStatus::Retries(n) => format!("{n} tries left"),
+            PinStatus::Blocked => "BLOCKED — unblock with the PUK".to_string(),
+        }
+    );
+    let mk = &report.management_key;
+    println!(
+        "Mgmt key   {}{}",
+        mk.algorithm
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "unknown algorithm".into()),
+        match mk.is_default {
+            Some(true) => ", FACTORY DEFAULT — anyone can change this card",
+            Some(false) => ", not the factory default",
+            None => "",
+        }
+    );
+    println!(
+        "State      {}",
+        if report.is_blank() {
+            "blank"
+        } else {
+            "has keys/certificates"
+        }
+    );
+    for s in &report.slots {
+        print!("Slot {:<26}", s.slot.to_string());
+        match (&s.certificate, &s.certificate_error, s.key_present) {
+            (Some(c), _, _) => {
+                println!("certificate");
+                print_certificate(c, "    ");
+            }
+            (None, Some(e), _) => println!("unreadable certificate: {e}"),
+            (None, None, Some(true)) => println!("key, no certificate"),
+            (None, None, _) => println!("empty"),
+        }
+    }
+    Ok(())
+}
+
+pub fn print_certificate(c: &CertificateInfo, indent: &str) {
+    println!("{indent}subject   {}", c.subject);
+    println!("{indent}issuer    {}", c.issuer);
+    println!(
+        "{indent}valid     {} .. {}",
+        format_unix(c.not_before),
+        format_unix(c.not_after)
+    );
+    println!("{indent}SHA-256   {}", c.sha256);
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Reader: the exact name or a part that matches exactly one reader.
+    #[arg(long, short)]
+    pub reader: String,
+    /// PIV slot.
+    #[arg(long, default_value = "9e")]
+    pub slot: Slot,
+    /// Output file; `.der` (or `.cer`) writes DER, anything else PEM.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn export(args: &ExportArgs) -> Result<(), Failure> {
+    let pcsc = Pcsc::establish()?;
+    let name = pcsc.resolve(&args.reader)?;
+    let mut conn = pcsc.connect(&name)?;
+    let mut session = PivSession::open(conn.transaction()?)?;
+    let obj = session.read_certificate(args.slot)?.ok_or_else(|| {
+        Failure::new(
+            "no-certificate",
+            format!(
+                "slot {} holds no certificate; enrol the card first",
+                args.slot
+            ),
+        )
+    })?;
+    let info =
+        CertificateInfo::parse(&obj.der).map_err(|e| Failure::new("certificate", e.to_string()))?;
+    write_certificate_file(&args.out, &obj.der)?;
+    if args.json {
+        print_json(&serde_json::json!({"ok": true, "file": args.out, "certificate": info}));
+    } else {
+        println!("Wrote {} ({})", args.out.display(), info.subject);
+        println!("SHA-256 {}", info.sha256);
+    }
+    Ok(())
+}
+
+/// Write `der` as DER or PEM according to the file extension.
+pub fn write_certificate_file(path: &std::path::Path, der: &[u8]) -> Result<(), Failure> {
+    let is_der = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("der") || e.eq_ignore_ascii_case("cer"));
+    let bytes = if is_der {
+        der.to_vec()
+    } else {
+        to_pem(der).into_bytes()
+    };
+    std::fs::write(path, bytes).map_err(|e| {
+        Failure::new(
+            "write-file",
+            format!(
+                "cannot write {}: {e}. Check the folder exists and is writable",
+                path.display()
+            ),
+        )
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct EnrollmentsArgs {
+    /// How many records to show.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn enrollments(args: &EnrollmentsArgs, paths: Paths) -> Result<(), Failure> {
+    let station = Station::open(paths)?;
+    let rows = station.store.enrollments(args.limit)?;
+    if args.json {
+        print_json(&rows);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("No enrollments recorded at this station yet.");
+    }
+    for r in rows {
+        println!(
+            "#{:<5} {} {:<11} slot {} {} {}",
+            r.id,
+            format_unix(r.started_at),
+            serde_json::to_value(r.state)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            r.slot,
+            r.fingerprint
+                .as_deref()
+                .map(|f| &f[..16.min(f.len())])
+                .unwrap_or("-"),
+            r.error.as_deref().unwrap_or(&r.subject),
+        );
+    }
+    Ok(())
+}

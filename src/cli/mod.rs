@@ -1,0 +1,115 @@
+//! The headless command line: every operator action, scriptable, with `--json`.
+
+mod card_cmds;
+mod enroll_cmd;
+mod output;
+mod virtual_card_cmd;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use cardstation::config::Paths;
+
+pub use output::Failure;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cardstation",
+    version,
+    about = "Smart-card enrollment station: enrol PIV cards for IoT gateways, export and check them",
+    long_about = "Cardstation enrols PIV smart cards: a P-256 key generated on the card, a certificate \
+                  signed by the card and written back, checked with a fresh challenge before the card \
+                  is reported enrolled.\n\nWith no subcommand it opens the station window."
+)]
+pub struct Cli {
+    /// Station database and state (default: the platform data directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML settings (default: cardstation.toml in the platform config directory).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug, -vvv APDU trace; secrets are always redacted).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every reader, whether a card is in it, its ATR and PIV identity.
+    Readers(JsonFlag),
+    /// Show a card's PIV status: slots, certificates, PIN retries, management key.
+    Card(ReaderArgs),
+    /// Enrol a blank PIV card: key on the card, certificate, self-test, record.
+    Enroll(enroll_cmd::EnrollArgs),
+    /// Write the certificate of a slot to a file (PEM or DER, by extension).
+    Export(card_cmds::ExportArgs),
+    /// List this station's enrollment records, newest first.
+    Enrollments(card_cmds::EnrollmentsArgs),
+    /// Serve a virtual PIV card to pcscd through vsmartcard-vpcd (tests, demos).
+    VirtualCard(virtual_card_cmd::VirtualCardArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JsonFlag {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReaderArgs {
+    /// Reader: the exact name or a part that matches exactly one reader.
+    #[arg(long, short)]
+    pub reader: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run a parsed command line. Returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    init_logging(cli.verbose);
+    let paths = match Paths::resolve(cli.data_dir.clone(), cli.config.clone()) {
+        Ok(p) => p,
+        Err(e) => return output::report(&Failure::new("config", e.to_string()), false),
+    };
+    let Some(command) = cli.command else {
+        return output::no_gui();
+    };
+    let (json, result) = match command {
+        Command::Readers(a) => (a.json, card_cmds::readers(a.json)),
+        Command::Card(a) => (a.json, card_cmds::card(&a)),
+        Command::Enroll(a) => (a.json, enroll_cmd::run(&a, paths)),
+        Command::Export(a) => (a.json, card_cmds::export(&a)),
+        Command::Enrollments(a) => (a.json, card_cmds::enrollments(&a, paths)),
+        Command::VirtualCard(a) => (false, virtual_card_cmd::run(&a)),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(failure) => output::report(&failure, json),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "debug,cardstation::apdu=trace",
+    };
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The virtual card's firmware logs command bytes (PINs, keys included): never show them.
+    for target in cardstation::card::virtual_card::LOG_TARGETS_TO_SILENCE {
+        if let Ok(directive) = format!("{target}=off").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,37 @@
+//! `cardstation virtual-card`: the virtual PIV card inside the real pcscd.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Args;
+
+use cardstation::card::virtual_card::{serve_vpcd, CardStorage};
+
+use super::output::Failure;
+
+#[derive(Args, Debug)]
+pub struct VirtualCardArgs {
+    /// vpcd port: 35963 is reader "Virtual PCD 00 00", 35964 is "Virtual PCD 00 01".
+    #[arg(long, default_value_t = 35963)]
+    pub port: u16,
+    /// vpcd host (keep it on loopback).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Keep the card's state in this directory across runs (default: a fresh blank card in memory).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+}
+
+pub fn run(args: &VirtualCardArgs) -> Result<(), Failure> {
+    let storage = match &args.state {
+        Some(dir) => CardStorage::Directory(dir.clone()),
+        None => CardStorage::Memory,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = format!("{}:{}", args.host, args.port);
+    eprintln!("Virtual PIV card: serving vpcd at {addr} (stop with Ctrl-C)");
+    let result = serve_vpcd(&addr, storage, stop.clone());
+    stop.store(true, Ordering::SeqCst);
+    result.map_err(|e| Failure::new("virtual-card", e.to_string()))
+}

@@ -1,0 +1,526 @@
+//! A PIV session: one method per card command (SP 800-73-4 part 2, section 3),
+//! plus the YubiKey extensions (serial, version, metadata, set management key),
+//! which are used when the card has them and never required.
+
+use p256::ecdsa::Signature;
+use p256::PublicKey;
+use rand::RngCore;
+use serde::Serialize;
+
+use crate::card::apdu::{Command, StatusWord};
+use crate::card::tlv;
+use crate::card::{CardChannel, Transport};
+
+use super::error::PivError;
+use super::management_key::{block_length, ManagementKey};
+use super::objects::{CertificateObject, Chuid, Discovery, CHUID, DISCOVERY, PIV_AID};
+use super::pin::Pin;
+use super::slot::{Algorithm, PinReference, Slot, MANAGEMENT_KEY_REFERENCE};
+
+/// What VERIFY without data tells about a PIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "retries")]
+pub enum PinStatus {
+    Verified,
+    Retries(u8),
+    Blocked,
+}
+
+/// Key metadata (YubiKey GET METADATA); every field is optional because cards differ.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeyMetadata {
+    pub algorithm: Option<Algorithm>,
+    /// PIN policy, touch policy.
+    pub policy: Option<(u8, u8)>,
+    /// 1 = generated on the card, 2 = imported.
+    pub origin: Option<u8>,
+    pub is_default: Option<bool>,
+    /// (total, remaining) for PIN/PUK.
+    pub retries: Option<(u8, u8)>,
+    #[serde(skip)]
+    pub public_key: Option<Vec<u8>>,
+}
+
+impl KeyMetadata {
+    fn parse(data: &[u8]) -> Result<Self, PivError> {
+        let mut m = KeyMetadata::default();
+        for t in tlv::parse_all(data).map_err(PivError::tlv("GET METADATA"))? {
+            match (t.tag, t.value) {
+                (0x01, [alg, ..]) => m.algorithm = Algorithm::from_id(*alg),
+                (0x02, [pin, touch, ..]) => m.policy = Some((*pin, *touch)),
+                (0x03, [origin, ..]) => m.origin = Some(*origin),
+                (0x04, v) => m.public_key = Some(v.to_vec()),
+                (0x05, [d, ..]) => m.is_default = Some(*d != 0),
+                (0x06, [total, left, ..]) => m.retries = Some((*total, *left)),
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == KeyMetadata::default()
+    }
+}
+
+pub struct PivSession<T: Transport> {
+    ch: CardChannel<T>,
+    /// A witness obtained while finding the management key's algorithm, kept for the
+    /// authentication that normally follows at once (saves one round trip). Any
+    /// other command in between discards it, as the card does.
+    pending_witness: Option<(Algorithm, Vec<u8>)>,
+}
+
+/// The management key as far as the card tells without authenticating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ManagementKeyState {
+    pub algorithm: Algorithm,
+    /// From GET METADATA, where the card has it.
+    pub is_default: Option<bool>,
+}
+
+impl<T: Transport> PivSession<T> {
+    /// Open a session: SELECT the PIV application on the card behind `transport`.
+    pub fn open(transport: T) -> Result<Self, PivError> {
+        let mut s = PivSession {
+            ch: CardChannel::new(transport),
+            pending_witness: None,
+        };
+        s.select()?;
+        Ok(s)
+    }
+
+    pub fn channel(&self) -> &CardChannel<T> {
+        &self.ch
+    }
+
+    pub fn into_channel(self) -> CardChannel<T> {
+        self.ch
+    }
+
+    fn send(&mut self, cmd: &Command) -> Result<crate::card::apdu::Response, PivError> {
+        self.pending_witness = None;
+        Ok(self.ch.send(cmd)?)
+    }
+
+    /// SELECT the PIV application; returns the application property template.
+    pub fn select(&mut self) -> Result<Vec<u8>, PivError> {
+        let rsp = self.send(
+            &Command::new(0, 0xA4, 0x04, 0x00)
+                .with_data(PIV_AID.to_vec())
+                .with_le(256),
+        )?;
+        if !rsp.sw.is_success() {
+            return Err(PivError::NotPiv(rsp.sw));
+        }
+        Ok(rsp.data)
+    }
+
+    /// GET DATA: the content of the 53 wrapper, or `None` when the object is absent.
+    pub fn get_data(&mut self, tag: u32) -> Result<Option<Vec<u8>>, PivError> {
+        let rsp = self.send(
+            &Command::new(0, 0xCB, 0x3F, 0xFF)
+                .with_data(tag_list(tag))
+                .with_le(256),
+        )?;
+        match rsp.sw {
+            StatusWord::SUCCESS => {}
+            StatusWord::FILE_NOT_FOUND => return Ok(None),
+            sw => return Err(PivError::from_status("GET DATA", sw)),
+        }
+        if rsp.data.is_empty() {
+            return Ok(None);
+        }
+        // The discovery object comes wrapped in 7E rather than 53.
+        let outer = if tag == DISCOVERY { 0x7E } else { 0x53 };
+        let content = tlv::expect_outer(&rsp.data, outer).map_err(PivError::tlv("GET DATA"))?;
+        if content.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(content.to_vec()))
+    }
+
+    /// PUT DATA: write `content` (without the 53 wrapper) to object `tag`.
+    pub fn put_data(&mut self, tag: u32, content: &[u8]) -> Result<(), PivError> {
+        let mut data = tag_list(tag);
+        data.extend(tlv::encode(0x53, content));
+        let rsp = self.send(&Command::new(0, 0xDB, 0x3F, 0xFF).with_data(data))?;
+        if !rsp.sw.is_success() {
+            return Err(PivError::from_status("PUT DATA", rsp.sw));
+        }
+        Ok(())
+    }
+
+    pub fn read_chuid(&mut self) -> Result<Option<Chuid>, PivError> {
+        self.get_data(CHUID)?
+            .map(|c| Chuid::parse(&c).map_err(PivError::tlv("reading the CHUID")))
+            .transpose()
+    }
+
+    pub fn write_chuid(&mut self, chuid: &Chuid) -> Result<(), PivError> {
+        self.put_data(CHUID, &chuid.encode())
+    }
+
+    pub fn read_discovery(&mut self) -> Result<Option<Discovery>, PivError> {
+        self.get_data(DISCOVERY)?
+            .map(|c| Discovery::parse(&c).map_err(PivError::tlv("reading the discovery object")))
+            .transpose()
+    }
+
+    pub fn read_certificate(&mut self, slot: Slot) -> Result<Option<CertificateObject>, PivError> {
+        self.get_data(slot.certificate_object())?
+            .map(|c| {
+                CertificateObject::parse(&c).map_err(PivError::tlv("reading a certificate object"))
+            })
+            .transpose()
+    }
+
+    pub fn write_certificate(&mut self, slot: Slot, der: &[u8]) -> Result<(), PivError> {
+        self.put_data(
+            slot.certificate_object(),
+            &CertificateObject::new(der.to_vec()).encode(),
+        )
+    }
+
+    /// Empty a slot's certificate object.
+    pub fn delete_certificate(&mut self, slot: Slot) -> Result<(), PivError> {
+        self.put_data(slot.certificate_object(), &[])
+    }
+
+    /// VERIFY without data: is the PIN verified, and how many tries are left.
+    pub fn pin_status(&mut self, which: PinReference) -> Result<PinStatus, PivError> {
+        let rsp = self.send(&Command::new(0, 0x20, 0x00, which.reference()))?;
+        pin_status_from(rsp.sw, "reading the PIN status")
+    }
+
+    /// VERIFY the PIN.
+    pub fn verify_pin(&mut self, pin: &Pin) -> Result<(), PivError> {
+        let rsp = self.send(
+            &Command::new(0, 0x20, 0x00, pin.which().reference())
+                .with_data(pin.padded().to_vec())
+                .secret(),
+        )?;
+        check_pin_answer(rsp.sw, pin.which(), "VERIFY")
+    }
+
+    /// CHANGE REFERENCE DATA: change the PIN or the PUK.
+    pub fn change_reference(&mut self, old: &Pin, new: &Pin) -> Result<(), PivError> {
+        let mut data = zeroize::Zeroizing::new(old.padded().to_vec());
+        data.extend_from_slice(new.padded());
+        let rsp = self.send(
+            &Command::new(0, 0x24, 0x00, old.which().reference())
+                .with_data(data.to_vec())
+                .secret(),
+        )?;
+        check_pin_answer(rsp.sw, old.which(), "CHANGE REFERENCE DATA")
+    }
+
+    /// RESET RETRY COUNTER: unblock the PIN with the PUK and set a new PIN.
+    pub fn reset_retry_counter(&mut self, puk: &Pin, new_pin: &Pin) -> Result<(), PivError> {
+        let mut data = zeroize::Zeroizing::new(puk.padded().to_vec());
+        data.extend_from_slice(new_pin.padded());
+        let rsp = self.send(
+            &Command::new(0, 0x2C, 0x00, PinReference::Pin.reference())
+                .with_data(data.to_vec())
+                .secret(),
+        )?;
+        check_pin_answer(rsp.sw, PinReference::Puk, "RESET RETRY COUNTER")
+    }
+
+    /// GET METADATA (YubiKey 5.3+). `None` when the card does not support it or
+    /// returns nothing for this key.
+    pub fn metadata(&mut self, key_reference: u8) -> Result<Option<KeyMetadata>, PivError> {
+        let rsp = self.send(&Command::new(0, 0xF7, 0x00, key_reference).with_le(256))?;
+        if !rsp.sw.is_success() {
+            return Ok(None);
+        }
+        let m = KeyMetadata::parse(&rsp.data)?;
+        Ok((!m.is_empty()).then_some(m))
+    }
+
+    /// Card serial (YubiKey extension), if the card has one.
+    pub fn serial(&mut self) -> Result<Option<u32>, PivError> {
+        let rsp = self.send(&Command::new(0, 0xF8, 0x00, 0x00).with_le(256))?;
+        if !rsp.sw.is_success() {
+            return Ok(None);
+        }
+        // A serial of the wrong size is a faulty answer, not "no serial": the serial
+        // feeds the management-key derivation and must never silently change.
+        match rsp.data.as_slice() {
+            [a, b, c, d] => Ok(Some(u32::from_be_bytes([*a, *b, *c, *d]))),
+            _ => Err(PivError::malformed(
+                "GET SERIAL",
+                "the serial is not 4 bytes",
+            )),
+        }
+    }
+
+    /// Firmware version (YubiKey extension), if the card reports one.
+    pub fn version(&mut self) -> Result<Option<(u8, u8, u8)>, PivError> {
+        let rsp = self.send(&Command::new(0, 0xFD, 0x00, 0x00).with_le(256))?;
+        if !rsp.sw.is_success() {
+            return Ok(None);
+        }
+        match rsp.data.as_slice() {
+            [a, b, c] => Ok(Some((*a, *b, *c))),
+            _ => Err(PivError::malformed(
+                "GET VERSION",
+                "the version is not 3 bytes",
+            )),
+        }
+    }
+
+    /// The management key's algorithm (and default flag): from GET METADATA where the
+    /// card has it, otherwise by asking for a witness with each algorithm in turn.
+    /// Asking for a witness is not an authentication attempt: nothing is counted or locked.
+    pub fn management_key_state(&mut self) -> Result<ManagementKeyState, PivError> {
+        let meta = self.metadata(MANAGEMENT_KEY_REFERENCE)?;
+        let is_default = meta.as_ref().and_then(|m| m.is_default);
+        if let Some(algorithm) = meta.and_then(|m| m.algorithm) {
+            return Ok(ManagementKeyState {
+                algorithm,
+                is_default,
+            });
+        }
+        for alg in [
+            Algorithm::TripleDes,
+            Algorithm::Aes192,
+            Algorithm::Aes128,
+            Algorithm::Aes256,
+        ] {
+            if let Some(witness) = self.request_witness(alg)? {
+                self.pending_witness = Some((alg, witness));
+                return Ok(ManagementKeyState {
+                    algorithm: alg,
+                    is_default,
+                });
+            }
+        }
+        Err(PivError::ManagementKeyAlgorithmUnknown)
+    }
+
+    /// Step 1 of mutual authentication: the card's encrypted witness, or `None`
+    /// if the card does not use `alg` for its management key.
+    fn request_witness(&mut self, alg: Algorithm) -> Result<Option<Vec<u8>>, PivError> {
+        let rsp = self.send(
+            &Command::new(0, 0x87, alg.id(), MANAGEMENT_KEY_REFERENCE)
+                .with_data(tlv::encode(0x7C, &tlv::encode(0x80, &[])))
+                .with_le(256),
+        )?;
+        match rsp.sw {
+            StatusWord::SUCCESS => {}
+            StatusWord::INCORRECT_P1P2
+            | StatusWord::WRONG_DATA
+            | StatusWord::REFERENCE_NOT_FOUND => return Ok(None),
+            sw => return Err(PivError::from_status("GENERAL AUTHENTICATE (witness)", sw)),
+        }
+        let during = "GENERAL AUTHENTICATE (witness)";
+        let inner = tlv::expect_outer(&rsp.data, 0x7C).map_err(PivError::tlv(during))?;
+        let witness = tlv::find(inner, 0x80)
+            .map_err(PivError::tlv(during))?
+            .ok_or_else(|| PivError::malformed(during, "no witness (80) in the reply"))?;
+        if witness.len() != block_length(alg)? {
+            return Err(PivError::malformed(during, "witness has the wrong length"));
+        }
+        Ok(Some(witness.to_vec()))
+    }
+
+    /// Mutual authentication with the management key (SP 800-73-4 part 2, appendix A.1):
+    /// the card proves it holds the key too, so a swapped card is detected.
+    pub fn authenticate(&mut self, key: &ManagementKey) -> Result<(), PivError> {
+        let alg = key.algorithm();
+        let witness = match self.pending_witness.take() {
+            Some((pending_alg, witness)) if pending_alg == alg => witness,
+            _ => self
+                .request_witness(alg)?
+                .ok_or(PivError::ManagementKeyRejected)?,
+        };
+        let decrypted = zeroize::Zeroizing::new(key.decrypt_block(&witness)?);
+        let mut challenge = vec![0u8; key.block_length()];
+        rand::rngs::OsRng.fill_bytes(&mut challenge);
+        let mut inner = tlv::encode(0x80, &decrypted);
+        inner.extend(tlv::encode(0x81, &challenge));
+        let rsp = self.send(
+            &Command::new(0, 0x87, alg.id(), MANAGEMENT_KEY_REFERENCE)
+                .with_data(tlv::encode(0x7C, &inner))
+                .with_le(256)
+                .secret(),
+        )?;
+        match rsp.sw {
+            StatusWord::SUCCESS => {}
+            StatusWord::WRONG_DATA
+            | StatusWord::SECURITY_STATUS_NOT_SATISFIED
+            | StatusWord::CONDITIONS_NOT_SATISFIED => return Err(PivError::ManagementKeyRejected),
+            StatusWord::AUTH_METHOD_BLOCKED => {
+                return Err(PivError::Status {
+                    during: "management key authentication (blocked)",
+                    sw: rsp.sw,
+                })
+            }
+            sw => {
+                return Err(PivError::from_status(
+                    "GENERAL AUTHENTICATE (management key)",
+                    sw,
+                ))
+            }
+        }
+        let during = "GENERAL AUTHENTICATE (management key)";
+        let outer = tlv::expect_outer(&rsp.data, 0x7C).map_err(PivError::tlv(during))?;
+        let answer = tlv::find(outer, 0x82)
+            .map_err(PivError::tlv(during))?
+            .ok_or_else(|| PivError::malformed(during, "no response (82) in the reply"))?;
+        if answer != key.encrypt_block(&challenge)?.as_slice() {
+            return Err(PivError::CardNotAuthentic);
+        }
+        Ok(())
+    }
+
+    /// GENERATE ASYMMETRIC KEY PAIR: a new P-256 key in `slot`; returns its public key.
+    pub fn generate_p256(&mut self, slot: Slot) -> Result<PublicKey, PivError> {
+        let template = tlv::encode(0xAC, &tlv::encode(0x80, &[Algorithm::EccP256.id()]));
+        let rsp = self.send(
+            &Command::new(0, 0x47, 0x00, slot.key_reference())
+                .with_data(template)
+                .with_le(256),
+        )?;
+        if !rsp.sw.is_success() {
+            return Err(PivError::from_status(
+                "GENERATE ASYMMETRIC KEY PAIR",
+                rsp.sw,
+            ));
+        }
+        let during = "GENERATE ASYMMETRIC KEY PAIR";
+        let outer = tlv::expect_outer(&rsp.data, 0x7F49).map_err(PivError::tlv(during))?;
+        let point = tlv::find(outer, 0x86)
+            .map_err(PivError::tlv(during))?
+            .ok_or_else(|| PivError::malformed(during, "no EC point (86) in the reply"))?;
+        PublicKey::from_sec1_bytes(point)
+            .map_err(|_| PivError::malformed(during, "the EC point is not on P-256"))
+    }
+
+    /// GENERAL AUTHENTICATE: ECDSA P-256 signature over a SHA-256 `digest`.
+    pub fn sign_p256(&mut self, slot: Slot, digest: &[u8; 32]) -> Result<Signature, PivError> {
+        let mut inner = tlv::encode(0x82, &[]);
+        inner.extend(tlv::encode(0x81, digest));
+        let rsp = self.send(
+            &Command::new(0, 0x87, Algorithm::EccP256.id(), slot.key_reference())
+                .with_data(tlv::encode(0x7C, &inner))
+                .with_le(256),
+        )?;
+        match rsp.sw {
+            StatusWord::SUCCESS => {}
+            StatusWord::SECURITY_STATUS_NOT_SATISFIED => {
+                return Err(PivError::NotAuthorized {
+                    during: "signing",
+                    what_needed: "this slot needs the PIN",
+                })
+            }
+            sw => return Err(PivError::from_status("GENERAL AUTHENTICATE (sign)", sw)),
+        }
+        let during = "GENERAL AUTHENTICATE (sign)";
+        let outer = tlv::expect_outer(&rsp.data, 0x7C).map_err(PivError::tlv(during))?;
+        let der = tlv::find(outer, 0x82)
+            .map_err(PivError::tlv(during))?
+            .ok_or_else(|| PivError::malformed(during, "no signature (82) in the reply"))?;
+        Signature::from_der(der)
+            .map_err(|_| PivError::malformed(during, "the signature is not a DER ECDSA signature"))
+    }
+
+    /// SET MANAGEMENT KEY (YubiKey extension, widely implemented): replace the 9B key.
+    /// Requires a prior `authenticate` in this session.
+    pub fn set_management_key(&mut self, key: &ManagementKey) -> Result<(), PivError> {
+        let mut data = vec![
+            key.algorithm().id(),
+            MANAGEMENT_KEY_REFERENCE,
+            key.bytes().len() as u8,
+        ];
+        data.extend_from_slice(key.bytes());
+        let data = zeroize::Zeroizing::new(data);
+        let rsp = self.send(
+            &Command::new(0, 0xFF, 0xFF, 0xFF)
+                .with_data(data.to_vec())
+                .secret(),
+        )?;
+        if !rsp.sw.is_success() {
+            return Err(PivError::from_status("SET MANAGEMENT KEY", rsp.sw));
+        }
+        Ok(())
+    }
+}
+
+/// Data field of GET/PUT DATA: tag list 5C with the object's tag.
+fn tag_list(tag: u32) -> Vec<u8> {
+    let bytes: Vec<u8> = tag
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|&b| b == 0)
+        .collect();
+    tlv::encode(0x5C, &bytes)
+}
+
+fn pin_status_from(sw: StatusWord, during: &'static str) -> Result<PinStatus, PivError> {
+    if sw.is_success() {
+        return Ok(PinStatus::Verified);
+    }
+    match sw.retries_left() {
+        Some(0) => Ok(PinStatus::Blocked),
+        Some(n) => Ok(PinStatus::Retries(n)),
+        None if sw == StatusWord::AUTH_METHOD_BLOCKED => Ok(PinStatus::Blocked),
+        None => Err(PivError::from_status(during, sw)),
+    }
+}
+
+fn check_pin_answer(
+    sw: StatusWord,
+    which: PinReference,
+    during: &'static str,
+) -> Result<(), PivError> {
+    match pin_status_from(sw, during)? {
+        PinStatus::Verified => Ok(()),
+        PinStatus::Retries(retries) => Err(PivError::WrongPin { which, retries }),
+        PinStatus::Blocked => Err(PivError::Blocked(which)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_lists() {
+        assert_eq!(tag_list(0x5FC102), [0x5C, 0x03, 0x5F, 0xC1, 0x02]);
+        assert_eq!(tag_list(0x7E), [0x5C, 0x01, 0x7E]);
+    }
+
+    #[test]
+    fn pin_answers() {
+        assert!(check_pin_answer(StatusWord(0x9000), PinReference::Pin, "x").is_ok());
+        assert!(matches!(
+            check_pin_answer(StatusWord(0x63C2), PinReference::Pin, "x"),
+            Err(PivError::WrongPin { retries: 2, .. })
+        ));
+        assert!(matches!(
+            check_pin_answer(StatusWord(0x6983), PinReference::Puk, "x"),
+            Err(PivError::Blocked(PinReference::Puk))
+        ));
+        assert!(matches!(
+            check_pin_answer(StatusWord(0x63C0), PinReference::Pin, "x"),
+            Err(PivError::Blocked(PinReference::Pin))
+        ));
+    }
+
+    #[test]
+    fn metadata_tolerates_missing_and_odd_tags() {
+        let m = KeyMetadata::parse(&[0x02, 0x02, 0x01, 0x00]).unwrap();
+        assert_eq!(m.policy, Some((1, 0)));
+        assert_eq!(m.algorithm, None);
+        let m = KeyMetadata::parse(&hex::decode("01010305010106020302").unwrap()).unwrap();
+        assert_eq!(m.algorithm, Some(Algorithm::TripleDes));
+        assert_eq!(m.is_default, Some(true));
+        assert_eq!(m.retries, Some((3, 2)));
+        // A truncated tag value is ignored rather than misread.
+        let m = KeyMetadata::parse(&[0x06, 0x01, 0x03]).unwrap();
+        assert_eq!(m.retries, None);
+        assert!(KeyMetadata::parse(&[0x01, 0x05, 0x03]).is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! Enrollment records: begun before the card is touched, finished only after the self-test.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{now_unix, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnrollmentState {
+    InProgress,
+    Enrolled,
+    Failed,
+}
+
+impl EnrollmentState {
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "in-progress" => EnrollmentState::InProgress,
+            "enrolled" => EnrollmentState::Enrolled,
+            "failed" => EnrollmentState::Failed,
+            other => return Err(StoreError::Corrupt(format!("enrollment state {other:?}"))),
+        })
+    }
+}
+
+pub struct NewEnrollment<'a> {
+    pub reader: &'a str,
+    pub card_serial: Option<u32>,
+    pub old_guid: Option<&'a str>,
+    pub new_guid: &'a str,
+    pub slot: &'a str,
+    pub subject: &'a str,
+    pub operator: &'a str,
+    pub station_id: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrollmentRecord {
+    pub id: i64,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub state: EnrollmentState,
+    pub reader: String,
+    pub card_serial: Option<u32>,
+    pub old_guid: Option<String>,
+    pub new_guid: String,
+    pub slot: String,
+    pub subject: String,
+    pub fingerprint: Option<String>,
+    pub not_after: Option<i64>,
+    #[serde(skip)]
+    pub certificate: Option<Vec<u8>>,
+    pub error: Option<String>,
+    pub operator: String,
+    pub station_id: String,
+}
+
+const COLUMNS: &str =
+    "id, started_at, finished_at, state, reader, card_serial, old_guid, new_guid, \
+     slot, subject, fingerprint, not_after, certificate, error, operator, station_id";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<(EnrollmentRecord, String)> {
+    let state: String = r.get(3)?;
+    let serial: Option<i64> = r.get(5)?;
+    Ok((
+        EnrollmentRecord {
+            id: r.get(0)?,
+            started_at: r.get(1)?,
+            finished_at: r.get(2)?,
+            state: EnrollmentState::InProgress,
+            reader: r.get(4)?,
+            card_serial: serial.and_then(|s| u32::try_from(s).ok()),
+            old_guid: r.get(6)?,
+            new_guid: r.get(7)?,
+            slot: r.get(8)?,
+            subject: r.get(9)?,
+            fingerprint: r.get(10)?,
+            not_after: r.get(11)?,
+            certificate: r.get(12)?,
+            error: r.get(13)?,
+            operator: r.get(14)?,
+            station_id: r.get(15)?,
+        },
+        state,
+    ))
+}
+
+fn finish_row(pair: (EnrollmentRecord, String)) -> Result<EnrollmentRecord, StoreError> {
+    let (mut rec, state) = pair;
+    rec.state = EnrollmentState::parse(&state)?;
+    Ok(rec)
+}
+
+impl Store {
+    /// Record that an enrollment is starting (committed before the card is changed).
+    pub fn begin_enrollment(&self, e: &NewEnrollment<'_>) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO enrollments (started_at, state, reader, card_serial, old_guid, new_guid,
+                 slot, subject, operator, station_id)
+             VALUES (?1, 'in-progress', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                now_unix(),
+                e.reader,
+                e.card_serial.map(i64::from),
+                e.old_guid,
+                e.new_guid,
+                e.slot,
+                e.subject,
+                e.operator,
+                e.station_id
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Mark an enrollment done: only called after the self-test passed.
+    pub fn complete_enrollment(
+        &self,
+        id: i64,
+        fingerprint: &str,
+        certificate: &[u8],
+        not_after: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE enrollments SET state = 'enrolled', finished_at = ?2, fingerprint = ?3,
+                 certificate = ?4, not_after = ?5 WHERE id = ?1",
+            params![id, now_unix(), fingerprint, certificate, not_after],
+        )?;
+        Ok(())
+    }
+
+    pub fn fail_enrollment(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE enrollments SET state = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
+            params![id, now_unix(), error],
+        )?;
+        Ok(())
+    }
+
+    pub fn enrollment(&self, id: i64) -> Result<Option<EnrollmentRecord>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM enrollments WHERE id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()?
+            .map(finish_row)
+            .transpose()
+    }
+
+    /// Most recent first.
+    pub fn enrollments(&self, limit: usize) -> Result<Vec<EnrollmentRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM enrollments ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit as i64], from_row)?;
+        rows.map(|r| finish_row(r?)).collect()
+    }
+
+    /// Whether this station has ever enrolled (or started to enrol) a card that now
+    /// carries `guid`: then its management key is most likely our derived one.
+    pub fn knows_guid(&self, guid: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM enrollments WHERE new_guid = ?1)",
+            [guid],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// GUIDs of enrollments of this card that were interrupted: the card may carry
+    /// a management key derived from one of them.
+    pub fn interrupted_guids(&self, card_serial: Option<u32>) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT new_guid FROM enrollments
+             WHERE state != 'enrolled' AND card_serial IS ?1 ORDER BY id DESC LIMIT 5",
+        )?;
+        let rows = stmt.query_map([card_serial.map(i64::from)], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new<'a>(guid: &'a str) -> NewEnrollment<'a> {
+        NewEnrollment {
+            reader: "R",
+            card_serial: Some(7),
+            old_guid: None,
+            new_guid: guid,
+            slot: "9e",
+            subject: "CN=x",
+            operator: "op",
+            station_id: "st",
+        }
+    }
+
+    #[test]
+    fn enrollment_lifecycle() {
+        let s = Store::in_memory().unwrap();
+        let id = s.begin_enrollment(&new("AA")).unwrap();
+        assert_eq!(
+            s.enrollment(id).unwrap().unwrap().state,
+            EnrollmentState::InProgress
+        );
+        assert_eq!(s.interrupted_guids(Some(7)).unwrap(), ["AA"]);
+        s.complete_enrollment(id, "ff", &[1, 2], 99).unwrap();
+        let rec = s.enrollment(id).unwrap().unwrap();
+        assert_eq!(rec.state, EnrollmentState::Enrolled);
+        assert_eq!(rec.fingerprint.as_deref(), Some("ff"));
+        assert!(s.knows_guid("AA").unwrap());
+        assert!(s.interrupted_guids(Some(7)).unwrap().is_empty());
+
+        let id2 = s.begin_enrollment(&new("BB")).unwrap();
+        s.fail_enrollment(id2, "card removed").unwrap();
+        let recent = s.enrollments(10).unwrap();
+        assert_eq!(recent[0].state, EnrollmentState::Failed);
+        assert_eq!(recent[0].error.as_deref(), Some("card removed"));
+        assert_eq!(s.integrity_check().unwrap(), "ok");
+    }
+}

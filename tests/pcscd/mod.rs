@@ -1,0 +1,172 @@
+//! Support for tests that go through the real pcscd with vsmartcard's vpcd driver:
+//! the virtual card runs as `cardstation virtual-card` in its own process, exactly
+//! as an operator would start it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use cardstation::card::pcsc_reader::{CardPresence, Pcsc};
+
+pub const READER_0: &str = "Virtual PCD 00 00";
+pub const READER_1: &str = "Virtual PCD 00 01";
+pub const PORT_0: u16 = 35963;
+pub const PORT_1: u16 = 35964;
+
+/// The vpcd slots are shared by every test in this binary: one test at a time.
+static SLOTS: Mutex<()> = Mutex::new(());
+
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    SLOTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Fail loudly (not skip) when pcscd is not there: these tests are the ones that
+/// prove the product. `scripts/test-all` starts pcscd before running them.
+pub fn require_pcscd() -> Pcsc {
+    match Pcsc::establish().and_then(|p| p.reader_names().map(|_| p)) {
+        Ok(p) => p,
+        Err(e) => panic!(
+            "pcscd is needed for this test: {e}\n\
+             Run the whole suite with scripts/test-all, which starts pcscd with the vpcd driver."
+        ),
+    }
+}
+
+pub fn cardstation_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cardstation")
+}
+
+/// A virtual card served to pcscd by a `cardstation virtual-card` process.
+pub struct CardProcess {
+    child: Child,
+    pub reader: &'static str,
+}
+
+impl CardProcess {
+    pub fn start(port: u16, state: Option<&Path>) -> CardProcess {
+        let reader = if port == PORT_0 { READER_0 } else { READER_1 };
+        let mut cmd = Command::new(cardstation_bin());
+        cmd.args(["virtual-card", "--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(dir) = state {
+            cmd.arg("--state").arg(dir);
+        }
+        let child = cmd.spawn().expect("start cardstation virtual-card");
+        let card = CardProcess { child, reader };
+        wait_for(reader, CardPresence::Present);
+        card
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        wait_for(self.reader, CardPresence::Absent);
+    }
+}
+
+impl Drop for CardProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait until `reader` reports `want` (the virtual card takes about a second to appear).
+pub fn wait_for(reader: &str, want: CardPresence) {
+    let pcsc = require_pcscd();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = pcsc
+            .readers()
+            .ok()
+            .and_then(|rs| rs.into_iter().find(|r| r.name == reader))
+            .map(|r| r.card);
+        if state.as_ref() == Some(&want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reader {reader:?} did not reach {want:?} (is vsmartcard-vpcd installed and pcscd running?): {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A station data directory and config file of its own.
+pub struct StationDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl StationDir {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("cardstation.toml"),
+            "[station]\nid = \"ci-station\"\noperator = \"ci\"\n",
+        )
+        .expect("config");
+        StationDir { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Run `cardstation` with this station's directories.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, "")
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(cardstation_bin())
+            .arg("--data-dir")
+            .arg(self.path("data"))
+            .arg("--config")
+            .arg(self.path("cardstation.toml"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run cardstation");
+        if let Some(mut input) = child.stdin.take() {
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        child.wait_with_output().expect("cardstation output")
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "cardstation {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+}
+
+/// Run an external tool and return stdout, failing the test with its stderr otherwise.
+pub fn tool(program: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program} is needed for this test ({e}); scripts/setup-debian installs it")
+        });
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out.stdout
+}
