@@ -2,7 +2,7 @@
 //!
 //! Layers, each calling only the ones below it:
 //! `app` (workflows) → `pki` (certificates) → `piv` (card application) → `card` (transport);
-//! `store` keeps the station database; `config` the settings.
+//! `store` keeps the station database; `config` the settings; `ui` is the window.
 
 pub mod app;
 pub mod card;
@@ -10,4 +10,5 @@ pub mod config;
 pub mod piv;
 pub mod pki;
 pub mod store;
+pub mod ui;
 pub mod util;

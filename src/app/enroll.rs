@@ -77,7 +77,7 @@ pub enum EnrollError {
     Certificate(#[from] CertError),
     #[error("subject: {0}")]
     Subject(#[from] SubjectError),
-    #[error("slot {slot} already holds {what}. Nothing was changed. To replace it (the old key and certificate are destroyed) enrol again with --force")]
+    #[error("slot {slot} already holds {what}. Nothing was changed. To replace it (the old key and certificate are destroyed) confirm the replacement (--force on the command line)")]
     SlotInUse { slot: Slot, what: String },
     #[error("slot {0} needs the card's PIN to sign. Give it with --pin-stdin")]
     PinRequired(Slot),

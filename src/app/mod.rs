@@ -2,5 +2,6 @@
 
 pub mod card_status;
 pub mod enroll;
+pub mod reader_worker;
 pub mod site_keys;
 pub mod station;

@@ -11,6 +11,7 @@ pub mod trace;
 pub mod transport;
 pub mod virtual_card;
 pub mod virtual_reader;
+pub mod watcher;
 
 pub use channel::CardChannel;
 pub use error::CardError;

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use cardstation::config::Paths;
+use cardstation::config::{Config, Paths};
+use cardstation::ui::ReaderMode;
 
 pub use output::Failure;
 
@@ -32,6 +33,9 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv APDU trace; secrets are always redacted).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Window only: offer just the built-in demo card, even when readers are attached.
+    #[arg(long)]
+    pub demo: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -77,7 +81,7 @@ pub fn run(cli: Cli) -> i32 {
         Err(e) => return output::report(&Failure::new("config", e.to_string()), false),
     };
     let Some(command) = cli.command else {
-        return output::no_gui();
+        return open_window(paths, cli.demo);
     };
     let (json, result) = match command {
         Command::Readers(a) => (a.json, card_cmds::readers(a.json)),
@@ -90,6 +94,22 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(()) => 0,
         Err(failure) => output::report(&failure, json),
+    }
+}
+
+fn open_window(paths: Paths, demo: bool) -> i32 {
+    let config = match Config::load(&paths.config_file, paths.config_explicit) {
+        Ok(c) => c,
+        Err(e) => return output::report(&Failure::new("config", e.to_string()), false),
+    };
+    let mode = if demo {
+        ReaderMode::DemoOnly
+    } else {
+        ReaderMode::Pcsc
+    };
+    match cardstation::ui::run(paths, config, mode) {
+        Ok(()) => 0,
+        Err(e) => output::report(&Failure::new("window", e), false),
     }
 }
 

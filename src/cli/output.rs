@@ -67,11 +67,3 @@ pub fn print_json(value: &impl Serialize) {
         Err(e) => eprintln!("error: cannot encode output as JSON: {e}"),
     }
 }
-
-/// Without a subcommand the station opens its window; this build has none yet.
-pub fn no_gui() -> i32 {
-    eprintln!(
-        "The station window is not part of this build yet. Use a subcommand; `cardstation --help` lists them."
-    );
-    2
-}

@@ -1,0 +1,217 @@
+//! One worker thread per reader: card I/O is blocking by nature, so the window
+//! sends jobs here and gets events back; it never waits on a card itself.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::card::pcsc_reader::Pcsc;
+use crate::card::virtual_reader::VirtualReader;
+use crate::card::{CardError, Transport};
+use crate::config::Paths;
+
+use super::card_status::{inspect, CardReport};
+use super::enroll::{enroll, EnrollContext, EnrollOutcome, EnrollRequest, EnrollStep};
+use super::station::Station;
+
+/// Where a reader's card is.
+#[derive(Clone)]
+pub enum CardSource {
+    /// A PC/SC reader, by name.
+    Pcsc(String),
+    /// The built-in virtual card (demo reader, tests).
+    Virtual(VirtualReader),
+}
+
+impl CardSource {
+    pub fn name(&self) -> String {
+        match self {
+            CardSource::Pcsc(n) => n.clone(),
+            CardSource::Virtual(v) => v.reader().to_string(),
+        }
+    }
+
+    /// Run `f` inside an exclusive transaction with the card.
+    pub fn with_card<R>(&self, f: impl FnOnce(&mut dyn Transport) -> R) -> Result<R, CardError> {
+        match self {
+            CardSource::Pcsc(name) => {
+                let pcsc = Pcsc::establish()?;
+                let mut card = pcsc.connect(name)?;
+                let mut tx = card.transaction()?;
+                Ok(f(&mut tx))
+            }
+            CardSource::Virtual(v) => {
+                let mut v = v.clone();
+                Ok(f(&mut v))
+            }
+        }
+    }
+}
+
+/// A failure as the window shows it: a stable code and the operator's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    pub code: String,
+    pub message: String,
+}
+
+impl JobFailure {
+    fn new(code: impl Into<String>, message: impl ToString) -> Self {
+        JobFailure {
+            code: code.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+pub enum Job {
+    Inspect,
+    Enroll(Box<EnrollRequest>),
+}
+
+#[derive(Debug)]
+pub enum JobEvent {
+    Inspected(Box<CardReport>),
+    InspectFailed(JobFailure),
+    Step(EnrollStep),
+    Enrolled(Box<EnrollOutcome>),
+    EnrollFailed(JobFailure),
+}
+
+pub struct ReaderWorker {
+    jobs: Sender<Job>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReaderWorker {
+    /// Start a worker for `source`. `notify` runs on the worker thread for every event.
+    pub fn spawn(
+        source: CardSource,
+        paths: Paths,
+        notify: impl Fn(JobEvent) + Send + 'static,
+    ) -> std::io::Result<ReaderWorker> {
+        let (jobs, rx) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let c = cancel.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("reader {}", source.name()))
+            .spawn(move || work(source, paths, rx, c, notify))?;
+        Ok(ReaderWorker {
+            jobs,
+            cancel,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn submit(&self, job: Job) {
+        self.cancel.store(false, Ordering::SeqCst);
+        // A worker that has gone away has already reported why.
+        let _ = self.jobs.send(job);
+    }
+
+    /// Ask a running enrollment to stop before its next step.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for ReaderWorker {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        // Closing the channel ends the loop once the current job is done.
+        let (dead, _) = mpsc::channel();
+        self.jobs = dead;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn work(
+    source: CardSource,
+    paths: Paths,
+    jobs: Receiver<Job>,
+    cancel: Arc<AtomicBool>,
+    notify: impl Fn(JobEvent),
+) {
+    let mut station: Option<Station> = None;
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Inspect => {
+                let result = source.with_card(|t| inspect(t));
+                notify(match result {
+                    Ok(Ok(report)) => JobEvent::Inspected(Box::new(report)),
+                    Ok(Err(e)) => JobEvent::InspectFailed(JobFailure::new(e.code(), &e)),
+                    Err(e) => JobEvent::InspectFailed(JobFailure::new(e.code(), &e)),
+                });
+            }
+            Job::Enroll(request) => {
+                if station.is_none() {
+                    match Station::open(paths.clone()) {
+                        Ok(s) => station = Some(s),
+                        Err(e) => {
+                            notify(JobEvent::EnrollFailed(JobFailure::new("station", e)));
+                            continue;
+                        }
+                    }
+                }
+                let Some(st) = station.as_ref() else { continue };
+                notify(run_enroll(&source, st, &request, &cancel, &notify));
+            }
+        }
+    }
+}
+
+fn run_enroll(
+    source: &CardSource,
+    station: &Station,
+    request: &EnrollRequest,
+    cancel: &AtomicBool,
+    notify: &dyn Fn(JobEvent),
+) -> JobEvent {
+    let secret = match station.site_secret() {
+        Ok(s) => s,
+        Err(e) => return JobEvent::EnrollFailed(JobFailure::new("site-secret", e)),
+    };
+    let ctx = EnrollContext {
+        store: &station.store,
+        site_secret: &secret,
+        operator: &station.operator,
+        station_id: &station.station_id,
+    };
+    let result = source.with_card(|t| {
+        enroll(t, request, &ctx, &mut |step| {
+            if cancel.load(Ordering::SeqCst) {
+                return std::ops::ControlFlow::Break(());
+            }
+            notify(JobEvent::Step(step));
+            std::ops::ControlFlow::Continue(())
+        })
+    });
+    match result {
+        Ok(Ok(outcome)) => JobEvent::Enrolled(Box::new(outcome)),
+        Ok(Err(e)) => JobEvent::EnrollFailed(JobFailure::new(e.code(), &e)),
+        Err(e) => JobEvent::EnrollFailed(JobFailure::new(e.code(), &e)),
+    }
+}
+
+/// Default export file name: card serial (or GUID), slot and fingerprint prefix.
+pub fn export_file_name(
+    outcome_serial: Option<u32>,
+    guid: &str,
+    slot: &str,
+    sha256: &str,
+    der: bool,
+) -> PathBuf {
+    let who = outcome_serial
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| guid.chars().take(8).collect());
+    let prefix: String = sha256.chars().take(8).collect();
+    PathBuf::from(format!(
+        "card-{who}-{slot}-{prefix}.{}",
+        if der { "der" } else { "pem" }
+    ))
+}

@@ -1,0 +1,564 @@
+//! The station window (eframe/egui). No card, network or disk I/O happens on the UI
+//! thread: readers are watched by `card::watcher`, card work runs on one
+//! `app::reader_worker` per reader, file dialogs on their own threads. Events come
+//! back by channel and wake the window with `request_repaint`; nothing polls.
+
+mod card_details;
+mod export;
+mod readers_panel;
+mod wizard;
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use eframe::egui;
+
+use crate::app::reader_worker::{CardSource, Job, JobEvent, ReaderWorker};
+use crate::card::pcsc_reader::{CardPresence, ReaderStatus};
+use crate::card::virtual_card::{CardStorage, VirtualCard};
+use crate::card::virtual_reader::{VirtualReader, DEMO_READER_NAME};
+use crate::card::watcher::{WatchEvent, Watcher};
+use crate::card::Transport;
+use crate::config::{Config, Paths};
+
+pub use wizard::{Stage, Wizard};
+
+/// Which readers the window offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReaderMode {
+    /// PC/SC readers, and the demo card whenever no reader is attached.
+    Pcsc,
+    /// Only the built-in demo card (demos next to other readers).
+    DemoOnly,
+    /// No watcher: readers arrive as `AppEvent::Watch` events (UI tests).
+    Manual,
+}
+
+/// Everything that reaches the UI thread from elsewhere.
+pub enum AppEvent {
+    Watch(WatchEvent),
+    Job {
+        reader: String,
+        event: JobEvent,
+    },
+    Exported {
+        reader: String,
+        result: Result<String, String>,
+    },
+}
+
+/// Wakes the window from worker threads; set once the first frame has a context.
+#[derive(Clone, Default)]
+pub struct Waker(Arc<Mutex<Option<egui::Context>>>);
+
+impl Waker {
+    pub fn wake(&self) {
+        if let Ok(guard) = self.0.lock() {
+            if let Some(ctx) = guard.as_ref() {
+                ctx.request_repaint();
+            }
+        }
+    }
+    fn set(&self, ctx: &egui::Context) {
+        if let Ok(mut guard) = self.0.lock() {
+            if guard.is_none() {
+                *guard = Some(ctx.clone());
+            }
+        }
+    }
+}
+
+/// One reader as the window shows it.
+pub struct ReaderPane {
+    pub name: String,
+    pub is_demo: bool,
+    pub status: ReaderStatus,
+    pub worker: ReaderWorker,
+    pub report: Option<Box<crate::app::card_status::CardReport>>,
+    pub report_error: Option<crate::app::reader_worker::JobFailure>,
+    pub inspecting: bool,
+    pub wizard: Wizard,
+}
+
+/// The operator's session at this station.
+#[derive(Default)]
+pub struct DeskSession {
+    /// Many cards, fast: a removed finished card readies the wizard for the next one.
+    pub desk_mode: bool,
+    pub cards_done: u32,
+}
+
+pub struct StationApp {
+    paths: Paths,
+    config: Config,
+    mode: ReaderMode,
+    events_tx: Sender<AppEvent>,
+    events_rx: Receiver<AppEvent>,
+    waker: Waker,
+    watcher: Option<Watcher>,
+    demo: Option<VirtualReader>,
+    /// The demo card while it is out of the reader.
+    demo_out: Option<Arc<VirtualCard>>,
+    pub pcsc_problem: Option<String>,
+    pub readers: Vec<ReaderPane>,
+    pub selected: Option<String>,
+    pub desk: DeskSession,
+    pub dark: bool,
+    pub notice: Option<String>,
+    started: bool,
+}
+
+impl StationApp {
+    pub fn new(paths: Paths, config: Config, mode: ReaderMode) -> Self {
+        let (events_tx, events_rx) = mpsc::channel();
+        StationApp {
+            paths,
+            config,
+            mode,
+            events_tx,
+            events_rx,
+            waker: Waker::default(),
+            watcher: None,
+            demo: None,
+            demo_out: None,
+            pcsc_problem: None,
+            readers: Vec::new(),
+            selected: None,
+            desk: DeskSession::default(),
+            dark: true,
+            notice: None,
+            started: false,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn operator(&self) -> String {
+        self.config.operator()
+    }
+
+    /// Start the watcher (or the demo card) once the window has a context to wake.
+    fn start(&mut self, ctx: &egui::Context) {
+        self.waker.set(ctx);
+        if self.started {
+            return;
+        }
+        self.started = true;
+        match self.mode {
+            ReaderMode::DemoOnly | ReaderMode::Manual => self.set_readers(Vec::new()),
+            ReaderMode::Pcsc => {
+                let tx = self.events_tx.clone();
+                let waker = self.waker.clone();
+                match Watcher::spawn(move |e| {
+                    let _ = tx.send(AppEvent::Watch(e));
+                    waker.wake();
+                }) {
+                    Ok(w) => self.watcher = Some(w),
+                    Err(e) => {
+                        self.pcsc_problem = Some(format!("cannot watch readers: {e}"));
+                        self.set_readers(Vec::new());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handle everything that arrived since the last frame.
+    fn pump(&mut self) {
+        while let Ok(event) = self.events_rx.try_recv() {
+            match event {
+                AppEvent::Watch(WatchEvent::Readers(list)) => {
+                    self.pcsc_problem = None;
+                    self.set_readers(list);
+                }
+                AppEvent::Watch(WatchEvent::Unavailable(msg)) => {
+                    self.pcsc_problem = Some(msg);
+                    self.set_readers(Vec::new());
+                }
+                AppEvent::Job { reader, event } => self.on_job_event(&reader, event),
+                AppEvent::Exported { reader, result } => {
+                    if let Some(p) = self.pane_mut(&reader) {
+                        p.wizard.export_result = Some(result);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Merge a fresh reader list: keep panes (and their wizards) of readers still
+    /// there, add new ones, drop unplugged ones, and offer the demo card when no
+    /// reader is attached.
+    fn set_readers(&mut self, list: Vec<ReaderStatus>) {
+        let real: Vec<ReaderStatus> = if self.mode == ReaderMode::DemoOnly {
+            Vec::new()
+        } else {
+            list
+        };
+        let want_demo = real.is_empty();
+        // Unplugged readers go (a demo card in the middle of an enrollment stays).
+        self.readers.retain(|p| {
+            if p.is_demo {
+                want_demo || p.wizard.is_running()
+            } else {
+                real.iter().any(|r| r.name == p.name)
+            }
+        });
+        for status in real {
+            self.update_reader(status);
+        }
+        if want_demo && !self.readers.iter().any(|p| p.is_demo) {
+            self.add_demo_reader();
+        }
+        let selected_gone = self
+            .selected
+            .as_ref()
+            .is_none_or(|s| !self.readers.iter().any(|p| &p.name == s));
+        if selected_gone {
+            self.selected = self.readers.first().map(|p| p.name.clone());
+        }
+    }
+
+    fn update_reader(&mut self, status: ReaderStatus) {
+        let had_card = match self.pane_mut(&status.name) {
+            Some(p) => {
+                let before = p.status.card.clone();
+                p.status = status.clone();
+                Some(before)
+            }
+            None => None,
+        };
+        match had_card {
+            None => {
+                if let Some(pane) =
+                    self.new_pane(CardSource::Pcsc(status.name.clone()), status, false)
+                {
+                    let present = pane.status.card == CardPresence::Present;
+                    let name = pane.name.clone();
+                    self.readers.push(pane);
+                    if present {
+                        self.inspect(&name);
+                    }
+                }
+            }
+            Some(before) => {
+                let now = status.card.clone();
+                if before != now {
+                    self.on_presence_change(&status.name, now);
+                }
+            }
+        }
+    }
+
+    fn add_demo_reader(&mut self) {
+        let reader = match &self.demo {
+            Some(r) => r.clone(),
+            None => match VirtualCard::start(CardStorage::Memory) {
+                Ok(c) => {
+                    let r = VirtualReader::new(Arc::new(c), DEMO_READER_NAME);
+                    self.demo = Some(r.clone());
+                    r
+                }
+                Err(e) => {
+                    self.notice = Some(format!("the demo card could not start: {e}"));
+                    return;
+                }
+            },
+        };
+        let present = reader.is_present();
+        let status = ReaderStatus {
+            name: DEMO_READER_NAME.to_string(),
+            card: if present {
+                CardPresence::Present
+            } else {
+                CardPresence::Absent
+            },
+            atr: reader.atr(),
+        };
+        if let Some(pane) = self.new_pane(CardSource::Virtual(reader), status, true) {
+            self.readers.push(pane);
+            if present {
+                self.inspect(DEMO_READER_NAME);
+            }
+        }
+    }
+
+    /// The demo reader's card, when it is in the reader (tests look at it).
+    pub fn demo_card(&self) -> Option<Arc<VirtualCard>> {
+        self.demo.as_ref().and_then(|r| r.card())
+    }
+
+    pub fn demo_card_present(&self) -> bool {
+        self.demo.as_ref().is_some_and(|r| r.is_present())
+    }
+
+    /// Take the demo card out of its reader, as an operator pulls a card.
+    pub fn demo_remove_card(&mut self) {
+        let Some(reader) = self.demo.clone() else {
+            return;
+        };
+        self.demo_out = reader.remove();
+        self.demo_presence(CardPresence::Absent);
+    }
+
+    /// Put a demo card back: the one taken out, or a new blank one.
+    pub fn demo_insert_card(&mut self, new_blank: bool) {
+        let Some(reader) = self.demo.clone() else {
+            return;
+        };
+        if reader.is_present() {
+            if !new_blank {
+                return;
+            }
+            self.demo_remove_card();
+        }
+        let card = match self.demo_out.take() {
+            Some(c) if !new_blank => c,
+            _ => match VirtualCard::start(CardStorage::Memory) {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    self.notice = Some(format!("the demo card could not start: {e}"));
+                    return;
+                }
+            },
+        };
+        reader.insert(card);
+        self.demo_presence(CardPresence::Present);
+    }
+
+    fn demo_presence(&mut self, now: CardPresence) {
+        let atr = self.demo.as_ref().map(|r| r.atr()).unwrap_or_default();
+        if let Some(p) = self.pane_mut(DEMO_READER_NAME) {
+            p.status.card = now.clone();
+            p.status.atr = atr;
+        }
+        self.on_presence_change(DEMO_READER_NAME, now);
+    }
+
+    fn spawn_worker(&self, source: CardSource) -> std::io::Result<ReaderWorker> {
+        let tx = self.events_tx.clone();
+        let waker = self.waker.clone();
+        let reader = source.name();
+        ReaderWorker::spawn(source, self.paths.clone(), move |event| {
+            let _ = tx.send(AppEvent::Job {
+                reader: reader.clone(),
+                event,
+            });
+            waker.wake();
+        })
+    }
+
+    fn new_pane(
+        &mut self,
+        source: CardSource,
+        status: ReaderStatus,
+        is_demo: bool,
+    ) -> Option<ReaderPane> {
+        let name = source.name();
+        match self.spawn_worker(source) {
+            Ok(worker) => Some(ReaderPane {
+                name,
+                is_demo,
+                status,
+                worker,
+                report: None,
+                report_error: None,
+                inspecting: false,
+                wizard: Wizard::new(&self.config),
+            }),
+            Err(e) => {
+                self.notice = Some(format!("cannot start a worker for {name}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn on_presence_change(&mut self, reader: &str, now: CardPresence) {
+        let desk_mode = self.desk.desk_mode;
+        let Some(p) = self.pane_mut(reader) else {
+            return;
+        };
+        p.report = None;
+        p.report_error = None;
+        match now {
+            CardPresence::Present => {
+                p.wizard.on_card_inserted(desk_mode);
+                self.inspect(reader);
+            }
+            _ => p.wizard.on_card_removed(desk_mode),
+        }
+    }
+
+    pub fn inspect(&mut self, reader: &str) {
+        if let Some(p) = self.pane_mut(reader) {
+            p.inspecting = true;
+            p.worker.submit(Job::Inspect);
+        }
+    }
+
+    fn on_job_event(&mut self, reader: &str, event: JobEvent) {
+        let mut enrolled = false;
+        let desk_mode = self.desk.desk_mode;
+        {
+            let Some(p) = self.pane_mut(reader) else {
+                return;
+            };
+            match event {
+                JobEvent::Inspected(report) => {
+                    p.inspecting = false;
+                    p.report_error = None;
+                    p.wizard.on_report(&report, desk_mode);
+                    p.report = Some(report);
+                }
+                JobEvent::InspectFailed(f) => {
+                    p.inspecting = false;
+                    p.report = None;
+                    p.report_error = Some(f);
+                }
+                JobEvent::Step(step) => p.wizard.on_step(step),
+                JobEvent::Enrolled(outcome) => {
+                    p.wizard.on_enrolled(outcome);
+                    enrolled = true;
+                }
+                JobEvent::EnrollFailed(f) => p.wizard.on_failed(f),
+            }
+        }
+        if enrolled {
+            self.desk.cards_done += 1;
+            // Refresh the card details so they show what is now on the card.
+            self.inspect(reader);
+        }
+    }
+
+    pub fn pane_mut(&mut self, name: &str) -> Option<&mut ReaderPane> {
+        self.readers.iter_mut().find(|p| p.name == name)
+    }
+
+    pub fn selected_pane_mut(&mut self) -> Option<&mut ReaderPane> {
+        let name = self.selected.clone()?;
+        self.pane_mut(&name)
+    }
+
+    pub fn events(&self) -> Sender<AppEvent> {
+        self.events_tx.clone()
+    }
+
+    pub fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
+
+    /// One frame: take in events, then draw. Used by eframe and by the UI tests.
+    pub fn frame(&mut self, ui: &mut egui::Ui) {
+        self.start(ui.ctx());
+        self.pump();
+        ui.ctx().set_theme(if self.dark {
+            egui::Theme::Dark
+        } else {
+            egui::Theme::Light
+        });
+        self.top_bar(ui);
+        self.status_bar(ui);
+        readers_panel::show(self, ui);
+        egui::CentralPanel::default().show(ui, |ui| self.main_area(ui));
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        egui::Panel::top("top").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading("Cardstation");
+                ui.separator();
+                ui.checkbox(&mut self.desk.desk_mode, "Desk mode")
+                    .on_hover_text("Many cards in a row: after a card is done, remove it and insert the next blank card");
+                ui.label(format!("Cards done this session: {}", self.desk.cards_done));
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    let label = if self.dark { "Light theme" } else { "Dark theme" };
+                    if ui.button(label).clicked() {
+                        self.dark = !self.dark;
+                    }
+                });
+            });
+        });
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        egui::Panel::bottom("status").show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(format!("Station {}", self.config.station_id()));
+                ui.separator();
+                ui.label(format!("Operator {}", self.config.operator()));
+                ui.separator();
+                match &self.pcsc_problem {
+                    Some(_) => ui
+                        .colored_label(ui.visuals().error_fg_color, "PC/SC service: not available"),
+                    None if self.mode == ReaderMode::DemoOnly => ui.label("Demo mode"),
+                    None => ui.label("PC/SC service: running"),
+                };
+                ui.separator();
+                ui.label(format!("Data {}", self.paths.data_dir.display()));
+            });
+        });
+    }
+
+    fn main_area(&mut self, ui: &mut egui::Ui) {
+        if let Some(problem) = self.pcsc_problem.clone() {
+            egui::Frame::group(ui.style())
+                .fill(ui.visuals().extreme_bg_color)
+                .show(ui, |ui| {
+                    ui.colored_label(ui.visuals().warn_fg_color, "Card readers are not available");
+                    ui.label(problem);
+                    ui.label("Until then you can try everything with the demo card.");
+                });
+            ui.add_space(8.0);
+        }
+        if let Some(notice) = self.notice.clone() {
+            ui.horizontal(|ui| {
+                ui.colored_label(ui.visuals().warn_fg_color, notice);
+                if ui.button("Dismiss").clicked() {
+                    self.notice = None;
+                }
+            });
+        }
+        let desk = self.desk.desk_mode;
+        let events = self.events_tx.clone();
+        let waker = self.waker.clone();
+        let Some(pane) = self.selected_pane_mut() else {
+            ui.label("No reader selected.");
+            return;
+        };
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            wizard::show(pane, ui, desk, &events, &waker);
+            ui.add_space(12.0);
+            ui.separator();
+            card_details::show(pane, ui);
+        });
+    }
+}
+
+impl eframe::App for StationApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.frame(ui);
+    }
+}
+
+/// Open the station window. Returns when the window is closed.
+pub fn run(paths: Paths, config: Config, mode: ReaderMode) -> Result<(), String> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Cardstation")
+            .with_app_id("cardstation")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([900.0, 600.0]),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Cardstation",
+        options,
+        Box::new(move |_cc| Ok(Box::new(StationApp::new(paths, config, mode)))),
+    )
+    .map_err(|e| {
+        format!(
+            "the window could not open: {e}. Is a display available (DISPLAY or WAYLAND_DISPLAY)?"
+        )
+    })
+}

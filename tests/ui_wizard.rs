@@ -1,0 +1,307 @@
+//! The station window driven through its accessibility tree (egui_kittest): controls
+//! are found by their labels and clicked, the demo card does the card work in-process.
+
+use std::time::{Duration, Instant};
+
+use cardstation::card::pcsc_reader::{CardPresence, ReaderStatus};
+use cardstation::card::virtual_reader::{VirtualReader, DEMO_READER_NAME};
+use cardstation::card::watcher::WatchEvent;
+use cardstation::config::{Config, Paths};
+use cardstation::piv::{PivSession, Slot};
+use cardstation::pki::CertificateInfo;
+use cardstation::ui::{AppEvent, ReaderMode, Stage, StationApp};
+use eframe::egui;
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::Harness;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    harness: Harness<'static, StationApp>,
+}
+
+fn open(mode: ReaderMode) -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let paths = Paths {
+        data_dir: dir.path().join("data"),
+        config_file: dir.path().join("cardstation.toml"),
+        config_explicit: false,
+    };
+    let mut config = Config::default();
+    config.station.id = Some("ui-test".into());
+    config.station.operator = Some("tester".into());
+    let app = StationApp::new(paths, config, mode);
+    let harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_ui_state(|ui, app: &mut StationApp| app.frame(ui), app);
+    Fixture { _dir: dir, harness }
+}
+
+/// Step the UI until `done` holds: card work happens on worker threads.
+fn wait_until(
+    h: &mut Harness<'static, StationApp>,
+    what: &str,
+    done: impl Fn(&StationApp) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        settle(h);
+        if done(h.state()) {
+            settle(h);
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Let a click or key take effect and the next frame show its result.
+fn settle(h: &mut Harness<'static, StationApp>) {
+    h.run_steps(3);
+}
+
+fn demo_stage(app: &StationApp) -> Option<&Stage> {
+    app.readers
+        .iter()
+        .find(|p| p.name == DEMO_READER_NAME)
+        .map(|p| &p.wizard.stage)
+}
+
+fn card_read(app: &StationApp) -> bool {
+    app.readers
+        .iter()
+        .any(|p| p.name == DEMO_READER_NAME && p.report.is_some())
+}
+
+fn fingerprint_on_card(app: &StationApp, slot: Slot) -> String {
+    let card = app.demo_card().expect("demo card in its reader");
+    let mut s = PivSession::open(VirtualReader::new(card, "check")).expect("PIV session");
+    let obj = s
+        .read_certificate(slot)
+        .expect("read")
+        .expect("certificate in slot");
+    CertificateInfo::parse(&obj.der)
+        .expect("certificate")
+        .sha256
+}
+
+#[test]
+fn walks_through_the_whole_wizard_with_the_demo_card() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    h.get_by_label_contains("DEMO");
+    h.get_by_label("A blank PIV card: ready to enroll.");
+    h.get_by_label_contains("Factory management key");
+    for step in [
+        "Check card",
+        "Credentials",
+        "Key",
+        "Certificate",
+        "Write & self-test",
+        "Export / Upload",
+    ] {
+        h.get_by_label(step);
+    }
+
+    h.get_by_label("Start enrollment").click();
+    settle(h);
+    h.get_by_label("Subject");
+    h.get_by_label("Enroll").click();
+    wait_until(h, "the enrollment finishes", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+
+    h.get_by_label("Done — remove the card");
+    let shown = match demo_stage(h.state()) {
+        Some(Stage::Done(o)) => o.fingerprint.clone(),
+        other => panic!("{other:?}"),
+    };
+    // The fingerprint on screen is the one of the certificate now on the card.
+    h.get_by_label(&shown);
+    assert_eq!(
+        fingerprint_on_card(h.state(), Slot::CardAuthentication),
+        shown
+    );
+    h.get_by_label("Copy fingerprint");
+    h.get_by_label("Export certificate…");
+    assert_eq!(h.state().desk.cards_done, 1);
+    wait_until(h, "the card details are refreshed", |a| {
+        a.readers
+            .iter()
+            .any(|p| p.report.as_ref().is_some_and(|r| !r.is_blank()))
+    });
+}
+
+#[test]
+fn wrong_pin_shows_the_tries_left() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    h.get_by_label("Start enrollment").click();
+    settle(h);
+    h.get_by_label("Slot").click();
+    settle(h);
+    // The slot names also appear in the card details: pick the entry of the open list.
+    h.get_all_by_label("9a (PIV Authentication)")
+        .find(|n| n.accesskit_node().role() != egui::accesskit::Role::Label)
+        .expect("slot 9a in the list")
+        .click();
+    settle(h);
+    h.get_by_label("Card PIN").focus();
+    settle(h);
+    h.get_by_label("Card PIN").type_text("000000");
+    settle(h);
+    h.get_by_label("Enroll").click();
+    wait_until(h, "the enrollment fails", |a| {
+        matches!(demo_stage(a), Some(Stage::Failed { .. }))
+    });
+    h.get_by_label("Enrollment failed");
+    h.get_by_label("wrong PIN: 2 tries left before it is blocked");
+    h.get_by_label("The card is not enrolled.");
+    assert_eq!(h.state().desk.cards_done, 0);
+}
+
+#[test]
+fn card_removed_mid_wizard_resumes_after_reinsertion() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    // Pull the card while the enrollment runs. An enrollment can finish within a few
+    // frames; then try again with a new blank card.
+    let mut interrupted = false;
+    for _ in 0..10 {
+        h.get_by_label("Start enrollment").click();
+        settle(h);
+        h.get_by_label("Enroll").click();
+        h.step();
+        h.state_mut().demo_remove_card();
+        wait_until(h, "the enrollment stops", |a| {
+            matches!(demo_stage(a), Some(Stage::Failed { .. } | Stage::Done(_)))
+        });
+        if matches!(demo_stage(h.state()), Some(Stage::Failed { .. })) {
+            interrupted = true;
+            break;
+        }
+        h.get_by_label("Insert new blank card").click();
+        wait_until(h, "a new card is read", |a| {
+            card_read(a) && matches!(demo_stage(a), Some(Stage::Check))
+        });
+    }
+    assert!(
+        interrupted,
+        "the enrollment always finished before the card was pulled"
+    );
+    h.get_by_label("Reinsert the card to resume.");
+    h.get_by_label("Insert card").click();
+    wait_until(h, "the card is back", |a| {
+        matches!(demo_stage(a), Some(Stage::Credentials))
+    });
+    h.get_by_label_contains("Card reinserted");
+    // The interrupted attempt may have left a key or certificate behind: the wizard
+    // then asks before replacing it.
+    if let Some(confirm) =
+        h.query_by_label("Replace it (the old key and certificate are destroyed)")
+    {
+        confirm.click();
+        settle(h);
+    }
+    h.get_by_label("Enroll").click();
+    wait_until(h, "the enrollment finishes", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_) | Stage::Failed { .. }))
+    });
+    match demo_stage(h.state()) {
+        Some(Stage::Done(o)) => assert_eq!(
+            fingerprint_on_card(h.state(), Slot::CardAuthentication),
+            o.fingerprint
+        ),
+        other => panic!("expected a finished enrollment, got {other:?}"),
+    }
+}
+
+#[test]
+fn desk_mode_takes_the_next_blank_card_with_one_confirmation() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    h.get_by_label("Desk mode").click();
+    wait_until(h, "the demo card is read", card_read);
+    h.get_by_label("Start enrollment").click();
+    settle(h);
+    h.get_by_label("Enroll").click();
+    wait_until(h, "the first card is done", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+    h.get_by_label("Then insert the next blank card.");
+
+    h.get_by_label("Insert new blank card").click();
+    wait_until(h, "the next card is read", |a| {
+        card_read(a) && matches!(demo_stage(a), Some(Stage::Check))
+    });
+    h.get_by_label("Enroll next card").click();
+    wait_until(h, "the second card is done", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+    assert_eq!(h.state().desk.cards_done, 2);
+    h.get_by_label("Cards done this session: 2");
+}
+
+#[test]
+fn keyboard_alone_enrolls_and_escape_cancels() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    h.key_press(egui::Key::Enter);
+    settle(h);
+    assert!(matches!(demo_stage(h.state()), Some(Stage::Credentials)));
+    h.key_press(egui::Key::Escape);
+    settle(h);
+    assert!(matches!(demo_stage(h.state()), Some(Stage::Check)));
+    h.key_press(egui::Key::Enter);
+    settle(h);
+    h.key_press(egui::Key::Enter);
+    wait_until(h, "the enrollment finishes", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+}
+
+#[test]
+fn unplugged_reader_disappears_and_the_demo_card_takes_over() {
+    let mut f = open(ReaderMode::Manual);
+    let h = &mut f.harness;
+    wait_until(h, "the demo reader appears", |a| {
+        a.readers.iter().any(|p| p.is_demo)
+    });
+    let events = h.state().events();
+    let plugged = ReaderStatus {
+        name: "Test Reader 00 00".into(),
+        card: CardPresence::Absent,
+        atr: Vec::new(),
+    };
+    events
+        .send(AppEvent::Watch(WatchEvent::Readers(vec![plugged])))
+        .expect("send");
+    wait_until(h, "the reader is listed", |a| {
+        a.readers.iter().any(|p| p.name == "Test Reader 00 00")
+    });
+    // With a real reader attached the demo card steps aside.
+    assert!(!h.state().readers.iter().any(|p| p.is_demo));
+    h.get_by_label("Test Reader 00 00\nno card");
+    h.get_by_label("Insert a card into this reader.");
+
+    events
+        .send(AppEvent::Watch(WatchEvent::Readers(Vec::new())))
+        .expect("send");
+    wait_until(h, "the reader is gone", |a| {
+        !a.readers.iter().any(|p| p.name == "Test Reader 00 00")
+    });
+    assert!(h.state().readers.iter().any(|p| p.is_demo));
+    assert_eq!(h.state().selected.as_deref(), Some(DEMO_READER_NAME));
+
+    events
+        .send(AppEvent::Watch(WatchEvent::Unavailable(
+            "the PC/SC service is not running".into(),
+        )))
+        .expect("send");
+    wait_until(h, "the problem is shown", |a| a.pcsc_problem.is_some());
+    h.get_by_label("Card readers are not available");
+    h.get_by_label("PC/SC service: not available");
+}
