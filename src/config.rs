@@ -24,6 +24,38 @@ pub struct Config {
     pub station: StationConfig,
     pub enroll: EnrollConfig,
     pub card: CardConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The management console. Without `url` the station works offline only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// e.g. "https://console.example:8443"
+    pub url: Option<String>,
+    /// CA certificate (PEM) the console's server certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// This station's client certificate and key (PEM), issued by the console's CA.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// The console's trust-bundle public key (PEM): bundles must verify with it.
+    pub bundle_key: Option<PathBuf>,
+    pub connect_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            url: None,
+            ca: None,
+            client_cert: None,
+            client_key: None,
+            bundle_key: None,
+            connect_timeout_secs: 5,
+            request_timeout_secs: 15,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

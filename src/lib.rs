@@ -7,6 +7,8 @@
 pub mod app;
 pub mod card;
 pub mod config;
+pub mod console;
+pub mod console_server;
 pub mod piv;
 pub mod pki;
 pub mod store;

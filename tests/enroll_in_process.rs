@@ -144,7 +144,7 @@ fn pin_slots_need_the_pin_and_report_tries_left() {
     let recs = station.store.enrollments(10).unwrap();
     assert!(recs.iter().all(|r| r.state != EnrollmentState::Enrolled));
 
-    // The key generated before the wrong PIN stays in the slot: --force is needed now.
+    // The wrong PIN was caught before anything changed on the card.
     req.pin = Some(Pin::card_pin("123456").unwrap());
     req.force = true;
     let ok = enroll(reader.clone(), &req, &station.ctx(), &mut go).expect("enroll 9a with PIN");

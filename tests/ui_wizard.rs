@@ -159,6 +159,46 @@ fn wrong_pin_shows_the_tries_left() {
     h.get_by_label("wrong PIN: 2 tries left before it is blocked");
     h.get_by_label("The card is not enrolled.");
     assert_eq!(h.state().desk.cards_done, 0);
+
+    // Trying again never resends the wrong PIN: the field is empty and the card
+    // details show the try that was used.
+    h.get_by_label("Try again").click();
+    settle(h);
+    let pane = h
+        .state()
+        .readers
+        .iter()
+        .find(|p| p.is_demo)
+        .expect("demo pane");
+    assert!(pane.wizard.pin.is_empty());
+    wait_until(h, "the tries left are re-read", |a| {
+        a.readers.iter().any(|p| {
+            p.report
+                .as_ref()
+                .is_some_and(|r| r.pin == cardstation::piv::PinStatus::Retries(2))
+        })
+    });
+    h.get_by_label("2 PIN tries left.");
+}
+
+#[test]
+fn a_new_card_clears_the_previous_result() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    h.get_by_label("Start enrollment").click();
+    settle(h);
+    h.get_by_label("Enroll").click();
+    wait_until(h, "the enrollment finishes", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+    h.get_by_label("Insert new blank card").click();
+    wait_until(h, "the new card is read", |a| {
+        card_read(a) && matches!(demo_stage(a), Some(Stage::Check))
+    });
+    assert!(h.query_by_label("Done — remove the card").is_none());
+    h.get_by_label("A blank PIV card: ready to enroll.");
+    h.get_by_label_contains("The previous card was enrolled");
 }
 
 #[test]

@@ -89,6 +89,8 @@ pub enum EnrollError {
     SelfTestFailed(String),
     #[error("cancelled by the operator during \"{0}\"; the card is not enrolled")]
     Cancelled(EnrollStep),
+    #[error("{0}")]
+    InvalidRequest(String),
 }
 
 impl EnrollError {
@@ -104,6 +106,7 @@ impl EnrollError {
             EnrollError::ManagementKeyUnknown => "management-key-unknown",
             EnrollError::SelfTestFailed(_) => "self-test-failed",
             EnrollError::Cancelled(_) => "cancelled",
+            EnrollError::InvalidRequest(_) => "invalid-request",
         }
     }
 }
@@ -119,6 +122,50 @@ pub struct EnrollRequest {
     pub force: bool,
     /// Override of the card's object size limit (from the config).
     pub max_object_size: Option<usize>,
+}
+
+/// Longest validity accepted, in days (100 years).
+pub const MAX_VALID_DAYS: u32 = 36_500;
+
+impl EnrollRequest {
+    /// Check what can be checked without the card: validity, subject, PIN presence.
+    pub fn validate(&self) -> Result<(), EnrollError> {
+        if !(1..=MAX_VALID_DAYS).contains(&self.valid_days) {
+            return Err(EnrollError::InvalidRequest(format!(
+                "validity must be between 1 and {MAX_VALID_DAYS} days, not {}",
+                self.valid_days
+            )));
+        }
+        check_template(&self.subject_template)?;
+        parse_subject(&fill_template(
+            &self.subject_template,
+            Some(0),
+            &"0".repeat(32),
+        ))?;
+        if self.slot.needs_pin() && self.pin.is_none() {
+            return Err(EnrollError::PinRequired(self.slot));
+        }
+        Ok(())
+    }
+}
+
+/// Only `{serial}` and `{guid}` may appear in braces.
+fn check_template(template: &str) -> Result<(), EnrollError> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after.find('}').ok_or_else(|| {
+            EnrollError::InvalidRequest("the subject has a \"{\" without \"}\"".into())
+        })?;
+        let name = &after[..close];
+        if name != "serial" && name != "guid" {
+            return Err(EnrollError::InvalidRequest(format!(
+                "unknown placeholder {{{name}}} in the subject; use {{serial}} or {{guid}}"
+            )));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
 }
 
 /// Who is enrolling, and where records go.
@@ -161,7 +208,11 @@ pub fn enroll<T: Transport>(
         ControlFlow::Break(()) => Err(EnrollError::Cancelled(s)),
     };
 
-    // 1. Check the card: PIV present, slot empty (or --force), certificate will fit.
+    // 0. The request itself, before the card is touched.
+    req.validate()?;
+
+    // 1. Check the card: PIV present, slot empty (or --force), certificate will fit,
+    //    PIN right — all before anything on the card changes.
     step(EnrollStep::CheckCard)?;
     let mut session = PivSession::open(transport)?;
     let serial = session.serial()?;
@@ -170,8 +221,8 @@ pub fn enroll<T: Transport>(
     let old_chuid = session.read_chuid()?;
     let old_guid = old_chuid.as_ref().map(|c| hex::encode_upper(&c.guid));
     let key_without_certificate = check_slot_free(&mut session, req.slot, req.force)?;
-    if req.slot.needs_pin() && req.pin.is_none() {
-        return Err(EnrollError::PinRequired(req.slot));
+    if req.slot.needs_pin() {
+        verify_pin(&mut session, req)?;
     }
     let mut new_guid = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut new_guid);
@@ -298,7 +349,8 @@ fn change_card<T: Transport>(
 
     // 4. Certificate, signed by the card's new key.
     step(EnrollStep::Certificate)?;
-    if req.slot.needs_pin() {
+    if req.slot == Slot::Signature {
+        // 9C asks for the PIN before every use.
         verify_pin(session, req)?;
     }
     let der = {
@@ -562,6 +614,49 @@ mod tests {
             "CN=dev 7 AB"
         );
         assert_eq!(fill_template("CN={serial}", None, "AB"), "CN=unknown");
+    }
+
+    #[test]
+    fn requests_are_checked_before_the_card_is_touched() {
+        let ok = EnrollRequest {
+            slot: Slot::CardAuthentication,
+            subject_template: "CN=gw {serial} {guid}".into(),
+            valid_days: 365,
+            pin: None,
+            force: false,
+            max_object_size: None,
+        };
+        assert!(ok.validate().is_ok());
+        for days in [0, MAX_VALID_DAYS + 1, 99_999_999] {
+            let r = EnrollRequest {
+                valid_days: days,
+                ..ok.clone()
+            };
+            assert!(
+                matches!(r.validate(), Err(EnrollError::InvalidRequest(_))),
+                "{days}"
+            );
+        }
+        let r = EnrollRequest {
+            subject_template: "CN={nope}".into(),
+            ..ok.clone()
+        };
+        assert!(r.validate().unwrap_err().to_string().contains("{nope}"));
+        let r = EnrollRequest {
+            subject_template: "CN={guid".into(),
+            ..ok.clone()
+        };
+        assert!(r.validate().is_err());
+        let r = EnrollRequest {
+            subject_template: "FOO=bar".into(),
+            ..ok.clone()
+        };
+        assert!(matches!(r.validate(), Err(EnrollError::Subject(_))));
+        let r = EnrollRequest {
+            slot: Slot::Authentication,
+            ..ok
+        };
+        assert!(matches!(r.validate(), Err(EnrollError::PinRequired(_))));
     }
 
     #[test]

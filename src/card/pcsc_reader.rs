@@ -26,6 +26,7 @@ pub enum CardPresence {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReaderStatus {
     pub name: String,
+    #[serde(rename = "presence")]
     pub card: CardPresence,
     #[serde(serialize_with = "crate::util::serialize_hex")]
     pub atr: Vec<u8>,

@@ -190,6 +190,10 @@ pub struct ExportArgs {
     /// Output file; `.der` (or `.cer`) writes DER, anything else PEM.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
 }
@@ -210,7 +214,7 @@ pub fn export(args: &ExportArgs) -> Result<(), Failure> {
     })?;
     let info =
         CertificateInfo::parse(&obj.der).map_err(|e| Failure::new("certificate", e.to_string()))?;
-    write_certificate_file(&args.out, &obj.der)?;
+    write_certificate_file(&args.out, &obj.der, args.overwrite)?;
     if args.json {
         print_json(&serde_json::json!({"ok": true, "file": args.out, "certificate": info}));
     } else {
@@ -221,7 +225,20 @@ pub fn export(args: &ExportArgs) -> Result<(), Failure> {
 }
 
 /// Write `der` as DER or PEM according to the file extension.
-pub fn write_certificate_file(path: &std::path::Path, der: &[u8]) -> Result<(), Failure> {
+pub fn write_certificate_file(
+    path: &std::path::Path,
+    der: &[u8],
+    overwrite: bool,
+) -> Result<(), Failure> {
+    if !overwrite && path.exists() {
+        return Err(Failure::new(
+            "file-exists",
+            format!(
+                "{} already exists; choose another name or pass --overwrite",
+                path.display()
+            ),
+        ));
+    }
     let is_der = path
         .extension()
         .and_then(|e| e.to_str())
@@ -247,6 +264,7 @@ pub struct EnrollmentsArgs {
     /// How many records to show.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
 }

@@ -6,14 +6,17 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use cardstation::app::enroll::{enroll, EnrollContext, EnrollRequest};
+use cardstation::app::enroll::{enroll, EnrollContext, EnrollOutcome, EnrollRequest};
 use cardstation::app::station::Station;
 use cardstation::card::pcsc_reader::Pcsc;
 use cardstation::config::Paths;
+use cardstation::console::protocol::UploadRequest;
 use cardstation::piv::{Pin, Slot};
 use cardstation::pki::certificate::format_unix;
+use cardstation::pki::certificate::to_pem;
 
 use super::card_cmds::write_certificate_file;
+use super::console_cmds::enqueue_and_sync;
 use super::output::{print_json, Failure};
 
 #[derive(Args, Debug)]
@@ -22,13 +25,14 @@ pub struct EnrollArgs {
     #[arg(long, short)]
     pub reader: String,
     /// PIV slot for the key (9e needs no PIN at the gateway; 9a/9c/9d need the PIN).
+    /// Default: [enroll] slot in the config, else 9e.
     #[arg(long)]
     pub slot: Option<Slot>,
     /// Certificate subject, e.g. "CN=gateway-17,O=Acme". `{serial}` and `{guid}` are filled in.
     #[arg(long)]
     pub subject: Option<String>,
-    /// Validity in days.
-    #[arg(long)]
+    /// Validity in days, 1 to 36500. Default: [enroll] days in the config, else 365.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub days: Option<u32>,
     /// Read the card's PIN from the first line of standard input.
     #[arg(long)]
@@ -39,6 +43,13 @@ pub struct EnrollArgs {
     /// Replace a key or certificate already in the slot (destroys it).
     #[arg(long)]
     pub force: bool,
+    /// Queue the certificate for the management console and try to deliver it.
+    #[arg(long)]
+    pub upload: bool,
+    /// Label sent to the console with the certificate.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
 }
@@ -77,6 +88,9 @@ pub fn run(args: &EnrollArgs, paths: Paths) -> Result<(), Failure> {
         station_id: &station.station_id,
     };
 
+    if let Some(out) = &args.out {
+        check_writable(out)?;
+    }
     let pcsc = Pcsc::establish()?;
     let name = pcsc.resolve(&args.reader)?;
     let mut conn = pcsc.connect(&name)?;
@@ -87,30 +101,86 @@ pub fn run(args: &EnrollArgs, paths: Paths) -> Result<(), Failure> {
         }
         ControlFlow::Continue(())
     })?;
-    if let Some(out) = &args.out {
-        write_certificate_file(out, &outcome.certificate_der)?;
+    // The card is enrolled whatever happens to the file: say so, and how to get the file.
+    let file_error = args.out.as_ref().and_then(|out| {
+        write_certificate_file(out, &outcome.certificate_der, true)
+            .err()
+            .map(|f| {
+                format!(
+                    "{} The card IS enrolled; write the file with `cardstation export`.",
+                    f.message
+                )
+            })
+    });
+    if let Some(e) = &file_error {
+        eprintln!("warning: {e}");
+    }
+    if args.upload {
+        let req = UploadRequest {
+            certificate: to_pem(&outcome.certificate_der),
+            card_serial: outcome.card_serial,
+            chuid_guid: Some(outcome.chuid_guid.clone()),
+            slot: Some(outcome.slot.short().to_string()),
+            label: args.label.clone(),
+            operator: station.operator.clone(),
+            station_id: station.station_id.clone(),
+        };
+        if !json {
+            print_outcome(&outcome, args);
+        }
+        return enqueue_and_sync(&station, &outcome.fingerprint, &req, json);
     }
     if json {
-        print_json(&serde_json::json!({"ok": true, "enrollment": outcome, "file": args.out}));
+        print_json(
+            &serde_json::json!({"ok": true, "enrollment": outcome, "file": args.out, "file_error": file_error}),
+        );
     } else {
-        println!(
-            "Enrolled: card in \"{}\", slot {}",
-            outcome.reader, outcome.slot
-        );
-        println!("  subject     {}", outcome.subject);
-        println!("  valid until {}", format_unix(outcome.not_after));
-        println!("  CHUID GUID  {}", outcome.chuid_guid);
-        println!(
-            "  mgmt key    {} (derived from the site secret)",
-            outcome.management_key
-        );
-        println!("  {} APDUs, {} ms", outcome.apdus, outcome.millis);
-        if let Some(out) = &args.out {
-            println!("  written to  {}", out.display());
-        }
-        println!("SHA-256 {}", outcome.fingerprint);
+        print_outcome(&outcome, args);
     }
     Ok(())
+}
+
+/// Refuse an output path that cannot be written before the card is changed.
+fn check_writable(path: &std::path::Path) -> Result<(), Failure> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let writable = std::fs::metadata(&dir)
+        .map(|m| m.is_dir() && !m.permissions().readonly())
+        .unwrap_or(false);
+    if !writable {
+        return Err(Failure::new(
+            "write-file",
+            format!("cannot write {}: the folder {} does not exist or is read-only. Nothing was done to the card", path.display(), dir.display()),
+        ));
+    }
+    if path.is_dir() {
+        return Err(Failure::new(
+            "write-file",
+            format!("{} is a folder, not a file", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+fn print_outcome(outcome: &EnrollOutcome, args: &EnrollArgs) {
+    println!(
+        "Enrolled: card in \"{}\", slot {}",
+        outcome.reader, outcome.slot
+    );
+    println!("  subject     {}", outcome.subject);
+    println!("  valid until {}", format_unix(outcome.not_after));
+    println!("  CHUID GUID  {}", outcome.chuid_guid);
+    println!(
+        "  mgmt key    {} (derived from the site secret)",
+        outcome.management_key
+    );
+    println!("  {} APDUs, {} ms", outcome.apdus, outcome.millis);
+    if let Some(out) = &args.out {
+        println!("  written to  {}", out.display());
+    }
+    println!("SHA-256 {}", outcome.fingerprint);
 }
 
 fn read_pin() -> Result<Pin, Failure> {
@@ -121,5 +191,12 @@ fn read_pin() -> Result<Pin, Failure> {
             format!("cannot read the PIN from standard input: {e}"),
         )
     })?;
-    Pin::card_pin(line.trim_end_matches(['\r', '\n'])).map_err(Failure::from)
+    let pin = line.trim_end_matches(['\r', '\n']);
+    if pin.is_empty() {
+        return Err(Failure::new(
+            "pin",
+            "--pin-stdin was given but standard input held no PIN",
+        ));
+    }
+    Pin::card_pin(pin).map_err(Failure::from)
 }

@@ -1,6 +1,7 @@
 //! The headless command line: every operator action, scriptable, with `--json`.
 
 mod card_cmds;
+mod console_cmds;
 mod enroll_cmd;
 mod output;
 mod virtual_card_cmd;
@@ -52,6 +53,16 @@ pub enum Command {
     Export(card_cmds::ExportArgs),
     /// List this station's enrollment records, newest first.
     Enrollments(card_cmds::EnrollmentsArgs),
+    /// Queue a certificate for the console and try to deliver it.
+    Upload(console_cmds::UploadArgs),
+    /// The console outbox: what waits for delivery.
+    #[command(subcommand)]
+    Outbox(console_cmds::OutboxCommand),
+    /// Revoke a certificate on the console (queued when the console is away).
+    Revoke(console_cmds::RevokeArgs),
+    /// The console's trust bundle (allow-list and revocation list) kept for offline use.
+    #[command(subcommand)]
+    Trust(console_cmds::TrustCommand),
     /// Serve a virtual PIV card to pcscd through vsmartcard-vpcd (tests, demos).
     VirtualCard(virtual_card_cmd::VirtualCardArgs),
 }
@@ -76,10 +87,26 @@ pub struct ReaderArgs {
 /// Run a parsed command line. Returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     init_logging(cli.verbose);
+    // TLS with the console uses ring; make it the process default too.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let paths = match Paths::resolve(cli.data_dir.clone(), cli.config.clone()) {
         Ok(p) => p,
         Err(e) => return output::report(&Failure::new("config", e.to_string()), false),
     };
+    // Every command checks the settings, even those that need none of them:
+    // a typo in the config file is reported at once, not at the next enrollment.
+    if let Err(e) = Config::load(&paths.config_file, paths.config_explicit).and_then(|c| {
+        c.enroll
+            .slot
+            .parse::<cardstation::piv::Slot>()
+            .map(|_| ())
+            .map_err(|message| cardstation::config::ConfigError::Parse {
+                path: paths.config_file.clone(),
+                message: format!("[enroll] slot: {message}"),
+            })
+    }) {
+        return output::report(&Failure::new("config", e.to_string()), false);
+    }
     let Some(command) = cli.command else {
         return open_window(paths, cli.demo);
     };
@@ -89,6 +116,24 @@ pub fn run(cli: Cli) -> i32 {
         Command::Enroll(a) => (a.json, enroll_cmd::run(&a, paths)),
         Command::Export(a) => (a.json, card_cmds::export(&a)),
         Command::Enrollments(a) => (a.json, card_cmds::enrollments(&a, paths)),
+        Command::Upload(a) => (a.json, console_cmds::upload(&a, paths)),
+        Command::Outbox(c) => (
+            matches!(
+                c,
+                console_cmds::OutboxCommand::List { json: true }
+                    | console_cmds::OutboxCommand::Sync { json: true }
+            ),
+            console_cmds::outbox_cmd(&c, paths),
+        ),
+        Command::Revoke(a) => (a.json, console_cmds::revoke(&a, paths)),
+        Command::Trust(c) => (
+            matches!(
+                c,
+                console_cmds::TrustCommand::Sync { json: true }
+                    | console_cmds::TrustCommand::Show { json: true }
+            ),
+            console_cmds::trust_cmd(&c, paths),
+        ),
         Command::VirtualCard(a) => (false, virtual_card_cmd::run(&a)),
     };
     match result {

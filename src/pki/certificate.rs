@@ -42,7 +42,10 @@ pub fn leaf_params(profile: &CertificateProfile, now: OffsetDateTime) -> Certifi
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     // Backdate a few minutes so a gateway with a slightly slow clock accepts it at once.
     params.not_before = now - time::Duration::minutes(5);
-    params.not_after = now + time::Duration::days(i64::from(profile.valid_days));
+    // Validity is bounded by the caller (at most 100 years); saturate rather than overflow.
+    params.not_after = now
+        .checked_add(time::Duration::days(i64::from(profile.valid_days)))
+        .unwrap_or(now);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params

@@ -14,6 +14,16 @@ pub enum SubjectError {
     EmptyValue(String),
     #[error("country (C) must be a two-letter code, not \"{0}\"")]
     BadCountry(String),
+    #[error("the subject has an empty part (two commas in a row?)")]
+    EmptyPart,
+    #[error("multi-valued attributes (\"+\") are not supported: write {0} as separate parts, e.g. O=x,OU=y")]
+    MultiValued(String),
+    #[error("{attr} is {len} characters long; at most {max} are allowed (RFC 5280)")]
+    TooLong {
+        attr: String,
+        len: usize,
+        max: usize,
+    },
 }
 
 /// Parse "CN=a,O=b" (commas inside values escaped as `\,`). Order is kept.
@@ -26,7 +36,7 @@ pub fn parse_subject(text: &str) -> Result<DistinguishedName, SubjectError> {
     for part in parts {
         let part = part.trim();
         if part.is_empty() {
-            continue;
+            return Err(SubjectError::EmptyPart);
         }
         let (key, value) = part
             .split_once('=')
@@ -34,6 +44,23 @@ pub fn parse_subject(text: &str) -> Result<DistinguishedName, SubjectError> {
         let (key, value) = (key.trim(), value.trim());
         if value.is_empty() {
             return Err(SubjectError::EmptyValue(key.to_string()));
+        }
+        if value.contains('+') && value.contains('=') {
+            return Err(SubjectError::MultiValued(part.to_string()));
+        }
+        // Upper bounds of X.520 / RFC 5280 appendix A.
+        let max = match key.to_ascii_uppercase().as_str() {
+            "CN" | "O" | "OU" | "SERIALNUMBER" => 64,
+            "ST" | "L" => 128,
+            _ => 255,
+        };
+        let len = value.chars().count();
+        if len > max {
+            return Err(SubjectError::TooLong {
+                attr: key.to_string(),
+                len,
+                max,
+            });
         }
         let ty = match key.to_ascii_uppercase().as_str() {
             "CN" => DnType::CommonName,

@@ -150,6 +150,22 @@ impl Store {
             .transpose()
     }
 
+    /// The enrollment that produced the certificate with this fingerprint.
+    pub fn enrollment_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<EnrollmentRecord>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM enrollments WHERE fingerprint = ?1 ORDER BY id DESC LIMIT 1"),
+                [fingerprint],
+                from_row,
+            )
+            .optional()?
+            .map(finish_row)
+            .transpose()
+    }
+
     /// Most recent first.
     pub fn enrollments(&self, limit: usize) -> Result<Vec<EnrollmentRecord>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(

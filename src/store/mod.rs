@@ -5,12 +5,16 @@
 
 mod audit;
 mod enrollments;
+mod outbox;
 mod schema;
+mod trust;
 
 use std::path::{Path, PathBuf};
 
 pub use audit::{AuditRow, AuditVerdict};
 pub use enrollments::{EnrollmentRecord, EnrollmentState, NewEnrollment};
+pub use outbox::{OutboxItem, OutboxKind};
+pub use trust::StoredBundle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -36,6 +36,27 @@ const MIGRATIONS: &[&str] = &[
         prev_hash  TEXT NOT NULL,
         hash       TEXT NOT NULL
     );",
+    // 2: the console outbox and the trust bundles received.
+    "CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        kind            TEXT NOT NULL CHECK (kind IN ('upload', 'revoke')),
+        fingerprint     TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'rejected'))
+    );
+    CREATE TABLE trust_bundles (
+        version    INTEGER PRIMARY KEY,
+        payload    BLOB NOT NULL,
+        signature  TEXT NOT NULL,
+        key_id     TEXT NOT NULL,
+        issued_at  INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        fetched_at INTEGER NOT NULL
+    );",
 ];
 
 pub fn migrate(conn: &rusqlite::Connection) -> Result<(), StoreError> {

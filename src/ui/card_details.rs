@@ -8,7 +8,20 @@ use crate::pki::certificate::format_unix;
 use super::ReaderPane;
 
 pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
-    ui.heading("Card details");
+    ui.horizontal(|ui| {
+        ui.heading("Card details");
+        let can = !pane.inspecting
+            && !pane.wizard.is_running()
+            && pane.status.card == crate::card::pcsc_reader::CardPresence::Present;
+        if ui
+            .add_enabled(can, egui::Button::new("Refresh"))
+            .on_hover_text("Read the card again (e.g. after another program changed it)")
+            .clicked()
+        {
+            pane.inspecting = true;
+            pane.worker.submit(crate::app::reader_worker::Job::Inspect);
+        }
+    });
     if pane.inspecting {
         ui.horizontal(|ui| {
             ui.spinner();

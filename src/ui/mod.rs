@@ -216,7 +216,13 @@ impl StationApp {
             .as_ref()
             .is_none_or(|s| !self.readers.iter().any(|p| &p.name == s));
         if selected_gone {
-            self.selected = self.readers.first().map(|p| p.name.clone());
+            // Prefer a reader with a card in it.
+            self.selected = self
+                .readers
+                .iter()
+                .find(|p| p.status.card == CardPresence::Present)
+                .or(self.readers.first())
+                .map(|p| p.name.clone());
         }
     }
 
@@ -399,6 +405,7 @@ impl StationApp {
 
     fn on_job_event(&mut self, reader: &str, event: JobEvent) {
         let mut enrolled = false;
+        let mut refresh = false;
         let desk_mode = self.desk.desk_mode;
         {
             let Some(p) = self.pane_mut(reader) else {
@@ -421,8 +428,19 @@ impl StationApp {
                     p.wizard.on_enrolled(outcome);
                     enrolled = true;
                 }
-                JobEvent::EnrollFailed(f) => p.wizard.on_failed(f),
+                JobEvent::EnrollFailed(f) => {
+                    p.wizard.on_failed(f);
+                    refresh = true;
+                }
             }
+        }
+        if refresh
+            && self
+                .pane_mut(reader)
+                .is_some_and(|p| p.status.card == CardPresence::Present)
+        {
+            // Tries left and slot contents may have changed.
+            self.inspect(reader);
         }
         if enrolled {
             self.desk.cards_done += 1;

@@ -10,6 +10,7 @@ pub fn show(app: &mut StationApp, ui: &mut egui::Ui) {
     egui::Panel::left("readers")
         .resizable(true)
         .default_size(300.0)
+        .min_size(240.0)
         .show(ui, |ui| {
             ui.heading("Readers");
             ui.add_space(4.0);

@@ -101,14 +101,33 @@ impl Wizard {
                 self.note =
                     Some("Card reinserted: check the details and press Enroll to resume.".into());
             }
-            Stage::Done(_) if desk_mode => self.ready_next(),
+            // A result belongs to the card it was about: a new card starts afresh.
+            Stage::Done(_) | Stage::Failed { .. } => {
+                if desk_mode {
+                    self.ready_next();
+                } else {
+                    self.stage = Stage::Check;
+                    self.note = None;
+                }
+            }
             _ => {}
         }
     }
 
     pub fn on_card_removed(&mut self, desk_mode: bool) {
         match &self.stage {
-            Stage::Done(_) if desk_mode => self.ready_next(),
+            Stage::Done(outcome) => {
+                let note = format!(
+                    "The previous card was enrolled (SHA-256 {}…). Insert the next card.",
+                    &outcome.fingerprint[..16.min(outcome.fingerprint.len())]
+                );
+                if desk_mode {
+                    self.ready_next();
+                } else {
+                    self.stage = Stage::Check;
+                }
+                self.note = Some(note);
+            }
             Stage::Credentials => {
                 self.stage = Stage::Check;
                 self.note = Some("The card was removed.".into());
@@ -141,6 +160,8 @@ impl Wizard {
     }
 
     pub fn on_failed(&mut self, failure: JobFailure) {
+        // A PIN is for one attempt on one card: never resent without the operator.
+        self.pin = Zeroizing::new(String::new());
         let at = match &self.stage {
             Stage::Running { step, .. } => Some(*step),
             _ => None,
@@ -367,6 +388,13 @@ fn check_stage(
         _ => {}
     }
     let blank = report.is_blank();
+    if desk_mode && pane.wizard.ready_for_next && blank && pane.wizard.slot.needs_pin() {
+        ui.label("Desk mode: same profile as the previous card; this card's PIN is needed.");
+        if ui.button("Enter the PIN").clicked() || enter {
+            pane.wizard.stage = Stage::Credentials;
+        }
+        return;
+    }
     if desk_mode && pane.wizard.ready_for_next && blank {
         ui.label("Desk mode: same profile as the previous card.");
         if ui.button("Enroll next card").clicked() || enter {
@@ -434,6 +462,26 @@ fn credentials_stage(
                 ui.end_row();
             }
         });
+    if let (true, Some(r)) = (w.slot.needs_pin(), pane.report.as_deref()) {
+        match r.pin {
+            PinStatus::Retries(1) => {
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    "Last PIN try: a wrong PIN now blocks the PIN.",
+                );
+            }
+            PinStatus::Retries(n) => {
+                ui.label(format!("{n} PIN tries left."));
+            }
+            PinStatus::Blocked => {
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    "The PIN is blocked: unblock it with the PUK first.",
+                );
+            }
+            PinStatus::Verified => {}
+        }
+    }
     if w.slot.needs_pin() && Pin::card_pin(&w.pin).is_ok_and(|p| p.is_factory_default()) {
         ui.colored_label(
             ui.visuals().warn_fg_color,
@@ -474,6 +522,8 @@ fn credentials_stage(
 }
 
 fn submit(pane: &mut ReaderPane, req: EnrollRequest) {
+    // The request carries its own copy; the form forgets the PIN.
+    pane.wizard.pin = Zeroizing::new(String::new());
     pane.wizard.note = None;
     pane.wizard.ready_for_next = false;
     pane.wizard.stage = Stage::Running {

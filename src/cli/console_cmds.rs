@@ -1,0 +1,344 @@
+//! `upload`, `outbox`, `revoke`, `trust`: the station's side of the management console.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use cardstation::app::station::Station;
+use cardstation::config::Paths;
+use cardstation::console::outbox::{self, SyncReport};
+use cardstation::console::protocol::{UploadRequest, REVOCATION_REASONS};
+use cardstation::console::trust::{self, BundleOutcome, TrustError};
+use cardstation::console::{ConsoleClient, ConsoleError};
+use cardstation::pki::certificate::{format_unix, from_pem_or_der, to_pem};
+use cardstation::pki::CertificateInfo;
+
+use super::output::{print_json, Failure};
+
+impl From<ConsoleError> for Failure {
+    fn from(e: ConsoleError) -> Self {
+        Failure::new(e.code(), e.to_string())
+    }
+}
+
+impl From<TrustError> for Failure {
+    fn from(e: TrustError) -> Self {
+        Failure::new(e.code(), e.to_string())
+    }
+}
+
+impl From<outbox::OutboxError> for Failure {
+    fn from(e: outbox::OutboxError) -> Self {
+        Failure::new("outbox", e.to_string())
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[derive(Args, Debug)]
+pub struct UploadArgs {
+    /// Certificate file, PEM or DER.
+    pub file: PathBuf,
+    /// A label for the console (e.g. the gateway's name).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Queue the upload (committed first), then try to deliver the whole outbox.
+pub fn upload(args: &UploadArgs, paths: Paths) -> Result<(), Failure> {
+    let station = Station::open(paths)?;
+    let bytes = std::fs::read(&args.file).map_err(|e| {
+        Failure::new(
+            "read-file",
+            format!("cannot read {}: {e}", args.file.display()),
+        )
+    })?;
+    let der = from_pem_or_der(&bytes).map_err(|e| Failure::new("certificate", e.to_string()))?;
+    let info =
+        CertificateInfo::parse(&der).map_err(|e| Failure::new("certificate", e.to_string()))?;
+    if info.public_key.is_none() {
+        return Err(Failure::new(
+            "certificate",
+            "the certificate's key is not an ECDSA P-256 key",
+        ));
+    }
+    // What this station knows about the card that carries it.
+    let enrolled = station.store.enrollment_by_fingerprint(&info.sha256)?;
+    let req = UploadRequest {
+        certificate: to_pem(&der),
+        card_serial: enrolled.as_ref().and_then(|e| e.card_serial),
+        chuid_guid: enrolled.as_ref().map(|e| e.new_guid.clone()),
+        slot: enrolled.as_ref().map(|e| e.slot.clone()),
+        label: args.label.clone(),
+        operator: station.operator.clone(),
+        station_id: station.station_id.clone(),
+    };
+    enqueue_and_sync(&station, &info.sha256, &req, args.json)
+}
+
+/// Shared by `upload` and `enroll --upload`.
+pub fn enqueue_and_sync(
+    station: &Station,
+    sha256: &str,
+    req: &UploadRequest,
+    json: bool,
+) -> Result<(), Failure> {
+    outbox::enqueue_upload(&station.store, sha256, req)?;
+    let _ = station.store.audit(
+        &station.operator,
+        &station.station_id,
+        "upload",
+        sha256,
+        "queued",
+        &serde_json::json!({"label": req.label}),
+    );
+    let report = try_sync(station);
+    report_sync(&report, json, Some(sha256));
+    Ok(())
+}
+
+/// Deliver what is due; never fails the command because the console is away.
+fn try_sync(station: &Station) -> SyncReport {
+    match ConsoleClient::new(&station.config.console) {
+        Ok(client) => match outbox::sync(&station.store, &client) {
+            Ok(r) => r,
+            Err(e) => SyncReport {
+                error: Some(e.to_string()),
+                error_code: Some("outbox".into()),
+                pending: station.store.outbox_pending().unwrap_or(-1),
+                ..Default::default()
+            },
+        },
+        Err(e) => SyncReport {
+            error: Some(e.to_string()),
+            error_code: Some(e.code().into()),
+            pending: station.store.outbox_pending().unwrap_or(-1),
+            ..Default::default()
+        },
+    }
+}
+
+fn report_sync(r: &SyncReport, json: bool, queued: Option<&str>) {
+    report_sync_with(r, json, queued, true)
+}
+
+fn report_sync_with(r: &SyncReport, json: bool, queued: Option<&str>, show_error: bool) {
+    if json {
+        print_json(&serde_json::json!({"ok": true, "queued": queued, "sync": r}));
+        return;
+    }
+    if let Some(fp) = queued {
+        println!("Queued {fp}");
+    }
+    println!(
+        "Delivered {}, refused {}, still queued {}",
+        r.delivered, r.rejected, r.pending
+    );
+    if let (true, Some(e)) = (show_error, &r.error) {
+        eprintln!("note: {e}");
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxCommand {
+    /// Everything waiting for the console, with attempts and the last error.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver everything queued now.
+    Sync {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn outbox_cmd(cmd: &OutboxCommand, paths: Paths) -> Result<(), Failure> {
+    let station = Station::open(paths)?;
+    match cmd {
+        OutboxCommand::List { json } => {
+            let items = station.store.outbox_items()?;
+            if *json {
+                print_json(&items);
+                return Ok(());
+            }
+            if items.is_empty() {
+                println!("The outbox is empty: everything was delivered.");
+            }
+            for i in items {
+                println!(
+                    "#{:<5} {:<7} {} {:<8} queued {} attempts {}{}",
+                    i.id,
+                    serde_json::to_value(i.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    i.fingerprint,
+                    i.state,
+                    format_unix(i.created_at),
+                    i.attempts,
+                    i.last_error
+                        .map(|e| format!("\n       last error: {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        OutboxCommand::Sync { json } => {
+            station.store.outbox_due_now(now())?;
+            let report = try_sync(&station);
+            let failed = report.error.is_some() && report.pending > 0;
+            report_sync_with(&report, *json, None, !failed);
+            match (&report.error_code, report.pending) {
+                (Some(code), p) if p > 0 => Err(Failure::new(
+                    code.clone(),
+                    report.error.clone().unwrap_or_default(),
+                )),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RevokeArgs {
+    /// SHA-256 fingerprint of the certificate (64 hex digits).
+    #[arg(long)]
+    pub fingerprint: String,
+    /// lost, stolen, damaged, replaced, expired or unspecified.
+    #[arg(long)]
+    pub reason: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn revoke(args: &RevokeArgs, paths: Paths) -> Result<(), Failure> {
+    let fp = args
+        .fingerprint
+        .trim()
+        .to_ascii_lowercase()
+        .replace(':', "");
+    if !cardstation::console::protocol::is_fingerprint(&fp) {
+        return Err(Failure::new(
+            "bad-fingerprint",
+            "give the SHA-256 fingerprint: 64 hex digits",
+        ));
+    }
+    if !REVOCATION_REASONS.contains(&args.reason.as_str()) {
+        return Err(Failure::new(
+            "bad-reason",
+            format!("reason must be one of {}", REVOCATION_REASONS.join(", ")),
+        ));
+    }
+    let station = Station::open(paths)?;
+    outbox::enqueue_revoke(&station.store, &fp, &args.reason)?;
+    let _ = station.store.audit(
+        &station.operator,
+        &station.station_id,
+        "revoke",
+        &fp,
+        "queued",
+        &serde_json::json!({"reason": args.reason}),
+    );
+    let report = try_sync(&station);
+    report_sync(&report, args.json, Some(&fp));
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrustCommand {
+    /// Download the console's trust bundle, verify it with the pinned key and keep it.
+    Sync {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The trust bundle this station holds: version, age, list sizes.
+    Show {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
+    let station = Station::open(paths)?;
+    let key = trust::load_key(station.config.console.bundle_key.as_deref())?;
+    match cmd {
+        TrustCommand::Sync { json } => {
+            let client = ConsoleClient::new(&station.config.console)?;
+            let outcome = trust::sync(&station.store, &client, &key, now())?;
+            let status = trust::status(&station.store, &key, now())?;
+            if *json {
+                print_json(&serde_json::json!({"ok": true, "outcome": outcome, "bundle": status}));
+            } else {
+                match outcome {
+                    BundleOutcome::Updated { from, to } => println!(
+                        "Trust bundle updated: version {} -> {to}",
+                        from.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+                    ),
+                    BundleOutcome::Unchanged { version } => {
+                        println!("Trust bundle unchanged: version {version}")
+                    }
+                }
+            }
+            Ok(())
+        }
+        TrustCommand::Show { json } => {
+            let status = trust::status(&station.store, &key, now())?;
+            let payload = trust::current(&station.store, &key)?;
+            if *json {
+                print_json(&serde_json::json!({"bundle": status, "payload": payload}));
+                return Ok(());
+            }
+            let (Some(s), Some(p)) = (status, payload) else {
+                println!("No trust bundle yet: run `cardstation trust sync` while the console is reachable.");
+                return Ok(());
+            };
+            println!("Version    {}", s.version);
+            println!(
+                "Issued     {} ({} ago)",
+                format_unix(s.issued_at),
+                human_age(s.age_secs)
+            );
+            println!(
+                "Expires    {}{}",
+                format_unix(s.expires_at),
+                if s.expired {
+                    " — EXPIRED: sync with the console"
+                } else {
+                    ""
+                }
+            );
+            println!("Fetched    {}", format_unix(s.fetched_at));
+            println!("Allowed    {}", s.allowed);
+            println!("Revoked    {}", s.revoked);
+            for r in &p.revoked {
+                println!(
+                    "  {} {} ({})",
+                    r.sha256,
+                    r.reason,
+                    format_unix(r.revoked_at)
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn human_age(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}

@@ -1,0 +1,228 @@
+//! HTTPS client of the management console (blocking; runs on worker threads and
+//! in the CLI). The server certificate is always verified against the configured
+//! CA — there is no switch to turn that off — and the station presents its own
+//! client certificate.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::de::DeserializeOwned;
+
+use crate::config::ConsoleConfig;
+
+use super::protocol::{CertificateRecord, ErrorBody, RevokeRequest, SignedBundle, UploadRequest};
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ConsoleError {
+    #[error("no console is configured. Set [console] url, ca, client_cert and client_key in the config file")]
+    NotConfigured,
+    #[error("console settings: {0}")]
+    Settings(String),
+    #[error("the console at {url} cannot be reached ({detail}). Check the network and that the console is running; queued items are kept and sent later")]
+    Unreachable { url: String, detail: String },
+    #[error("the TLS connection to the console failed: {detail}. Check that [console] ca is the console's CA and that this station's certificate was issued by it")]
+    Tls { detail: String },
+    #[error("the console did not answer in time ({0})")]
+    Timeout(String),
+    #[error("the console refused the request ({status} {code}): {message}")]
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("the console failed ({status}): {message}. It will be tried again")]
+    ServerError { status: u16, message: String },
+    #[error("the console sent an answer that cannot be read: {0}")]
+    Malformed(String),
+}
+
+impl ConsoleError {
+    /// Worth retrying later (network, timeouts, server trouble), as opposed to a refusal.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ConsoleError::Unreachable { .. }
+                | ConsoleError::Timeout(_)
+                | ConsoleError::ServerError { .. }
+        )
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConsoleError::NotConfigured => "console-not-configured",
+            ConsoleError::Settings(_) => "console-settings",
+            ConsoleError::Unreachable { .. } => "console-unreachable",
+            ConsoleError::Tls { .. } => "console-tls",
+            ConsoleError::Timeout(_) => "console-timeout",
+            ConsoleError::Rejected { .. } => "console-rejected",
+            ConsoleError::ServerError { .. } => "console-server-error",
+            ConsoleError::Malformed(_) => "console-malformed",
+        }
+    }
+}
+
+pub struct ConsoleClient {
+    http: reqwest::blocking::Client,
+    base: String,
+}
+
+fn read(path: &Option<std::path::PathBuf>, what: &str) -> Result<Vec<u8>, ConsoleError> {
+    let path = path
+        .as_deref()
+        .ok_or_else(|| ConsoleError::Settings(format!("[console] {what} is not set")))?;
+    read_file(path, what)
+}
+
+fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, ConsoleError> {
+    std::fs::read(path)
+        .map_err(|e| ConsoleError::Settings(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+impl ConsoleClient {
+    pub fn new(cfg: &ConsoleConfig) -> Result<Self, ConsoleError> {
+        let url = cfg.url.as_deref().ok_or(ConsoleError::NotConfigured)?;
+        if !url.starts_with("https://") {
+            return Err(ConsoleError::Settings(format!(
+                "[console] url must start with https:// (got {url})"
+            )));
+        }
+        let settings = |e: &dyn std::fmt::Display| ConsoleError::Settings(e.to_string());
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = read(&cfg.ca, "ca")?;
+        for cert in CertificateDer::pem_slice_iter(&ca) {
+            roots
+                .add(cert.map_err(|e| settings(&format!("[console] ca: {e}")))?)
+                .map_err(|e| settings(&format!("[console] ca: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(ConsoleError::Settings(
+                "[console] ca holds no certificate".into(),
+            ));
+        }
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&read(&cfg.client_cert, "client_cert")?)
+                .collect::<Result<_, _>>()
+                .map_err(|e| settings(&format!("[console] client_cert: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(&read(&cfg.client_key, "client_key")?)
+            .map_err(|e| settings(&format!("[console] client_key: {e}")))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| settings(&e))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| settings(&format!("client certificate and key do not match: {e}")))?;
+        let http = reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
+            .timeout(Duration::from_secs(cfg.request_timeout_secs))
+            .user_agent(concat!("cardstation/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| settings(&e))?;
+        Ok(ConsoleClient {
+            http,
+            base: url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// `POST /v1/certificates` (idempotent by fingerprint).
+    pub fn upload(&self, req: &UploadRequest) -> Result<CertificateRecord, ConsoleError> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/certificates", self.base))
+                .json(req),
+        )
+    }
+
+    pub fn get(&self, sha256: &str) -> Result<CertificateRecord, ConsoleError> {
+        self.send(
+            self.http
+                .get(format!("{}/v1/certificates/{sha256}", self.base)),
+        )
+    }
+
+    pub fn revoke(&self, sha256: &str, reason: &str) -> Result<CertificateRecord, ConsoleError> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/certificates/{sha256}/revoke", self.base))
+                .json(&RevokeRequest {
+                    reason: reason.to_string(),
+                }),
+        )
+    }
+
+    pub fn trust_bundle(&self) -> Result<SignedBundle, ConsoleError> {
+        self.send(self.http.get(format!("{}/v1/trust-bundle", self.base)))
+    }
+
+    fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> Result<T, ConsoleError> {
+        let rsp = req.send().map_err(|e| self.classify(&e))?;
+        let status = rsp.status();
+        let body = rsp.bytes().map_err(|e| self.classify(&e))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| ConsoleError::Malformed(e.to_string()));
+        }
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(b) => (b.error.code, b.error.message),
+            Err(_) => (
+                "http".to_string(),
+                String::from_utf8_lossy(&body).chars().take(200).collect(),
+            ),
+        };
+        if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+            Err(ConsoleError::ServerError {
+                status: status.as_u16(),
+                message,
+            })
+        } else {
+            Err(ConsoleError::Rejected {
+                status: status.as_u16(),
+                code,
+                message,
+            })
+        }
+    }
+
+    /// Tell TLS failures (wrong CA, refused client certificate) from a console that is down.
+    fn classify(&self, e: &reqwest::Error) -> ConsoleError {
+        let mut detail = e.to_string();
+        let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+        let mut tls = None;
+        while let Some(s) = source {
+            detail = s.to_string();
+            if let Some(r) = s.downcast_ref::<rustls::Error>() {
+                tls = Some(r.to_string());
+            }
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                if let Some(r) = io
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                {
+                    tls = Some(r.to_string());
+                }
+            }
+            source = s.source();
+        }
+        if let Some(detail) = tls {
+            return ConsoleError::Tls { detail };
+        }
+        if e.is_timeout() {
+            return ConsoleError::Timeout(detail);
+        }
+        ConsoleError::Unreachable {
+            url: self.base.clone(),
+            detail,
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Delivery of queued uploads and revocations. An item is a committed database
+//! row before anything is sent and leaves the outbox only when the console
+//! acknowledged it; the console is idempotent by fingerprint, so a retry after a
+//! lost acknowledgement creates no duplicate.
+
+use serde::Serialize;
+
+use crate::store::{OutboxItem, OutboxKind, Store, StoreError};
+
+use super::client::{ConsoleClient, ConsoleError};
+use super::protocol::{RevokeRequest, UploadRequest};
+
+/// First retry after this long; doubled each time, up to `MAX_BACKOFF_SECS`.
+pub const FIRST_BACKOFF_SECS: i64 = 5;
+pub const MAX_BACKOFF_SECS: i64 = 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot encode the request: {0}")]
+    Encode(String),
+}
+
+/// What one sync did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SyncReport {
+    pub delivered: usize,
+    pub rejected: usize,
+    /// Still waiting (not due yet, or the console was unreachable).
+    pub pending: i64,
+    /// Why delivery stopped, if it did.
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+}
+
+pub fn backoff_secs(attempts: i64) -> i64 {
+    let shift = attempts.clamp(0, 20) as u32;
+    FIRST_BACKOFF_SECS
+        .saturating_mul(1i64 << shift)
+        .min(MAX_BACKOFF_SECS)
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub fn enqueue_upload(
+    store: &Store,
+    fingerprint: &str,
+    req: &UploadRequest,
+) -> Result<i64, OutboxError> {
+    let body = serde_json::to_string(req).map_err(|e| OutboxError::Encode(e.to_string()))?;
+    Ok(store.outbox_enqueue(OutboxKind::Upload, fingerprint, &body, now())?)
+}
+
+pub fn enqueue_revoke(store: &Store, fingerprint: &str, reason: &str) -> Result<i64, OutboxError> {
+    let body = serde_json::to_string(&RevokeRequest {
+        reason: reason.to_string(),
+    })
+    .map_err(|e| OutboxError::Encode(e.to_string()))?;
+    Ok(store.outbox_enqueue(OutboxKind::Revoke, fingerprint, &body, now())?)
+}
+
+/// Send every due item, oldest first. Stops at the first transient failure (the
+/// console is down: the rest would fail too) and schedules a retry with backoff.
+pub fn sync(store: &Store, client: &ConsoleClient) -> Result<SyncReport, OutboxError> {
+    let mut report = SyncReport::default();
+    for item in store.outbox_due(now())? {
+        match deliver(client, &item) {
+            Ok(()) => {
+                store.outbox_ack(item.id)?;
+                report.delivered += 1;
+            }
+            Err(e) if e.is_transient() => {
+                store.outbox_retry_later(
+                    item.id,
+                    &e.to_string(),
+                    now() + backoff_secs(item.attempts),
+                )?;
+                report.error = Some(e.to_string());
+                report.error_code = Some(e.code().to_string());
+                break;
+            }
+            Err(e @ ConsoleError::Tls { .. }) | Err(e @ ConsoleError::Settings(_)) => {
+                // Our side is misconfigured: keep the item, retry later, say why.
+                store.outbox_retry_later(
+                    item.id,
+                    &e.to_string(),
+                    now() + backoff_secs(item.attempts),
+                )?;
+                report.error = Some(e.to_string());
+                report.error_code = Some(e.code().to_string());
+                break;
+            }
+            Err(e) => {
+                store.outbox_reject(item.id, &e.to_string())?;
+                report.rejected += 1;
+                report.error = Some(e.to_string());
+                report.error_code = Some(e.code().to_string());
+            }
+        }
+    }
+    report.pending = store.outbox_pending()?;
+    Ok(report)
+}
+
+fn deliver(client: &ConsoleClient, item: &OutboxItem) -> Result<(), ConsoleError> {
+    match item.kind {
+        OutboxKind::Upload => {
+            let req: UploadRequest = serde_json::from_str(&item.body)
+                .map_err(|e| ConsoleError::Malformed(format!("queued upload {}: {e}", item.id)))?;
+            let rec = client.upload(&req)?;
+            if rec.sha256 != item.fingerprint {
+                return Err(ConsoleError::Malformed(format!(
+                    "the console acknowledged {} for {}",
+                    rec.sha256, item.fingerprint
+                )));
+            }
+            Ok(())
+        }
+        OutboxKind::Revoke => {
+            let req: RevokeRequest = serde_json::from_str(&item.body).map_err(|e| {
+                ConsoleError::Malformed(format!("queued revocation {}: {e}", item.id))
+            })?;
+            client.revoke(&item.fingerprint, &req.reason).map(|_| ())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff_secs(0), 5);
+        assert_eq!(backoff_secs(1), 10);
+        assert_eq!(backoff_secs(3), 40);
+        assert_eq!(backoff_secs(100), MAX_BACKOFF_SECS);
+        assert_eq!(backoff_secs(-1), 5);
+    }
+}

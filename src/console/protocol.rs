@@ -1,0 +1,106 @@
+//! The console contract: JSON bodies shared by the station client and the
+//! reference console server. See README "Console API".
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/certificates`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UploadRequest {
+    /// The certificate, PEM.
+    pub certificate: String,
+    pub card_serial: Option<u32>,
+    pub chuid_guid: Option<String>,
+    pub slot: Option<String>,
+    pub label: Option<String>,
+    pub operator: String,
+    pub station_id: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateStatus {
+    Active,
+    Revoked,
+}
+
+/// A certificate as the console holds it (`GET /v1/certificates/{sha256}` and upload answers).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertificateRecord {
+    pub sha256: String,
+    pub subject: String,
+    pub not_after: i64,
+    pub card_serial: Option<u32>,
+    pub chuid_guid: Option<String>,
+    pub slot: Option<String>,
+    pub label: Option<String>,
+    pub operator: String,
+    pub station_id: String,
+    pub uploaded_at: i64,
+    pub status: CertificateStatus,
+    pub revocation_reason: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+/// `POST /v1/certificates/{sha256}/revoke`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RevokeRequest {
+    pub reason: String,
+}
+
+/// Revocation reasons the console accepts.
+pub const REVOCATION_REASONS: [&str; 6] = [
+    "lost",
+    "stolen",
+    "damaged",
+    "replaced",
+    "expired",
+    "unspecified",
+];
+
+/// `GET /v1/trust-bundle`: the signed envelope. The signature is ECDSA P-256 with
+/// SHA-256, DER-encoded, over exactly the bytes of `payload` after base64 decoding
+/// (standard alphabet, padded). Those bytes are the JSON of [`BundlePayload`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignedBundle {
+    pub payload: String,
+    pub signature: String,
+    /// SHA-256 of the signing key's SubjectPublicKeyInfo (hex), to spot a key change.
+    pub key_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BundlePayload {
+    /// Only ever increases.
+    pub version: u64,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// SHA-256 fingerprints (lower-case hex) of active certificates.
+    pub allowed: Vec<String>,
+    pub revoked: Vec<RevokedEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RevokedEntry {
+    pub sha256: String,
+    pub reason: String,
+    pub revoked_at: i64,
+}
+
+/// Every error answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// Whether `s` looks like a SHA-256 fingerprint (64 lower-case hex digits).
+pub fn is_fingerprint(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}

@@ -1,0 +1,166 @@
+//! The reference management console: a small real HTTPS server (rustls, mutual
+//! TLS, SQLite) that tests, demos and small sites can run. Only clients with a
+//! certificate issued by the console's station CA may call it.
+
+mod db;
+mod routes;
+pub mod setup;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+pub use routes::MAX_BODY;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Setup(#[from] setup::SetupError),
+    #[error("console database {path}: {source}")]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct ServeOptions {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    pub bundle_validity: Duration,
+}
+
+/// Run the console until SIGINT/SIGTERM, then shut down gracefully.
+/// `on_listening` is told the bound address (useful with port 0).
+pub async fn serve(
+    opts: ServeOptions,
+    on_listening: impl FnOnce(SocketAddr, &setup::ConsoleFiles),
+) -> Result<(), ServeError> {
+    let files = setup::ensure(&opts.data)?;
+    let db_path = opts.data.join("console.db");
+    let db = db::ConsoleDb::open(&db_path).map_err(|source| ServeError::Database {
+        path: db_path.clone(),
+        source,
+    })?;
+    if let Ok(n) = db.count() {
+        tracing::info!("{n} certificates stored in {}", db_path.display());
+    }
+    let state = routes::AppState {
+        db: Arc::new(Mutex::new(db)),
+        signing_key: Arc::new(files.bundle_signing_key()?),
+        bundle_validity_secs: i64::try_from(opts.bundle_validity.as_secs()).unwrap_or(i64::MAX / 2),
+    };
+    let tls = tls_config(&files)?;
+    let app = routes::router(state).layer(axum::middleware::from_fn(log_request));
+
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let server = axum_server::bind_rustls(
+        opts.listen,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )
+    .handle(handle.clone())
+    .serve(app.into_make_service_with_connect_info::<SocketAddr>());
+    let listen = opts.listen;
+    let announce = async {
+        if let Some(addr) = handle.listening().await {
+            on_listening(addr, &files);
+        }
+    };
+    let (result, ()) = tokio::join!(server, announce);
+    result.map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })
+}
+
+/// Server identity plus mandatory client certificates from the console CA.
+fn tls_config(files: &setup::ConsoleFiles) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    let tls = |e: &dyn std::fmt::Display| ServeError::Tls(e.to_string());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&files.read(setup::SERVER_CERT)?)
+            .collect::<Result<_, _>>()
+            .map_err(|e| tls(&e))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&files.read(setup::SERVER_KEY)?).map_err(|e| tls(&e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(&files.read(setup::CA_CERT)?) {
+        roots.add(ca.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| tls(&e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| tls(&e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let response = next.run(req).await;
+    tracing::info!(
+        "{peer} {method} {path} -> {} ({} ms)",
+        response.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    response
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
