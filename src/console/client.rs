@@ -214,6 +214,22 @@ impl ConsoleClient {
             }
             source = s.source();
         }
+        // The TLS error may arrive wrapped in types of the HTTP stack that hide the
+        // rustls error; its wording is stable enough to recognise.
+        let lower = detail.to_ascii_lowercase();
+        if tls.is_none()
+            && [
+                "invalid peer certificate",
+                "certificate",
+                "handshake",
+                "alert",
+                "tls",
+            ]
+            .iter()
+            .any(|w| lower.contains(w))
+        {
+            tls = Some(detail.clone());
+        }
         if let Some(detail) = tls {
             return ConsoleError::Tls { detail };
         }

@@ -1,0 +1,375 @@
+//! The station against the real reference console on loopback, over real mutual TLS.
+
+mod console_support;
+
+use std::time::{Duration, Instant};
+
+use console_support::{
+    certificate_file, copy_dir, free_port, outbox_rows, BlackHole, Console, ConsoleFiles, Station,
+};
+
+fn console() -> (tempfile::TempDir, Console) {
+    let dir = tempfile::tempdir().expect("console dir");
+    let console = Console::start(dir.path(), free_port());
+    (dir, console)
+}
+
+#[test]
+fn upload_is_stored_once_and_readable() {
+    let (_d, console) = console();
+    let station = Station::new(console.port, &console.dir);
+    let (file, fp) = certificate_file(station.dir.path(), "gw-1");
+    let file = file.to_str().expect("path");
+
+    let v = station.json(&["upload", file, "--label", "gw-1", "--json"]);
+    assert_eq!(v["sync"]["delivered"], 1, "{v}");
+    assert_eq!(v["queued"], fp.as_str());
+    assert_eq!(station.outbox_len(), 0);
+
+    // The same certificate again: acknowledged, still one record.
+    let v = station.json(&["upload", file, "--json"]);
+    assert_eq!(v["sync"]["delivered"], 1, "{v}");
+    assert_eq!(console.records(), 1);
+
+    // The record is there, active, with what the station sent.
+    let client = cardstation::console::ConsoleClient::new(
+        &cardstation::config::Config::load(&station.dir.path().join("cardstation.toml"), true)
+            .expect("config")
+            .console,
+    )
+    .expect("client");
+    let rec = client.get(&fp).expect("record");
+    assert_eq!(
+        rec.status,
+        cardstation::console::protocol::CertificateStatus::Active
+    );
+    assert_eq!(rec.label.as_deref(), Some("gw-1"));
+    assert_eq!(rec.station_id, "st-1");
+    let missing = client.get(&"0".repeat(64)).unwrap_err();
+    assert!(
+        matches!(
+            missing,
+            cardstation::console::ConsoleError::Rejected { status: 404, .. }
+        ),
+        "{missing}"
+    );
+}
+
+#[test]
+fn offline_station_queues_and_delivers_exactly_once_when_the_console_is_back() {
+    let dir = tempfile::tempdir().expect("console dir");
+    let port = free_port();
+    // Create the console's files, then take it down.
+    Console::start(dir.path(), port).stop();
+    let station = Station::new(port, dir.path());
+
+    let mut fps = Vec::new();
+    for i in 0..3 {
+        let (file, fp) = certificate_file(station.dir.path(), &format!("gw-{i}"));
+        let v = station.json(&["upload", file.to_str().expect("path"), "--json"]);
+        assert_eq!(v["sync"]["delivered"], 0);
+        assert_eq!(v["sync"]["error_code"], "console-unreachable", "{v}");
+        fps.push(fp);
+    }
+    assert_eq!(station.outbox_len(), 3);
+    let out = station.run(&["outbox", "sync"]);
+    assert_eq!(out.status.code(), Some(1), "sync must say delivery failed");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be reached"));
+
+    let console = Console::start(dir.path(), port);
+    let v = station.json(&["outbox", "sync", "--json"]);
+    assert_eq!(v["sync"]["delivered"], 3, "{v}");
+    assert_eq!(station.outbox_len(), 0);
+    assert_eq!(console.records(), 3);
+    // Nothing left to send twice.
+    let v = station.json(&["outbox", "sync", "--json"]);
+    assert_eq!(v["sync"]["delivered"], 0);
+    assert_eq!(console.records(), 3);
+}
+
+#[test]
+fn station_killed_between_commit_and_send_delivers_after_restart() {
+    let dir = tempfile::tempdir().expect("console dir");
+    let port = free_port();
+    Console::start(dir.path(), port).stop();
+    let station = Station::new(port, dir.path());
+    let (file, fp) = certificate_file(station.dir.path(), "gw-k");
+
+    // The console hangs: the station commits the row, then waits on the network.
+    let hole = BlackHole::listen(port);
+    let mut child = station
+        .command(&["upload", file.to_str().expect("path")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start upload");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox_rows(station.dir.path()) == 0 {
+        assert!(Instant::now() < deadline, "the upload was never committed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL the station");
+    let _ = child.wait();
+    drop(hole);
+
+    let console = Console::start(dir.path(), port);
+    let items = station.json(&["outbox", "list", "--json"]);
+    assert_eq!(items[0]["fingerprint"], fp.as_str());
+    let v = station.json(&["outbox", "sync", "--json"]);
+    assert_eq!(v["sync"]["delivered"], 1, "{v}");
+    assert_eq!(console.records(), 1);
+}
+
+#[test]
+fn a_lost_acknowledgement_creates_no_duplicate() {
+    let dir = tempfile::tempdir().expect("console dir");
+    let port = free_port();
+    Console::start(dir.path(), port).stop();
+    let station = Station::new(port, dir.path());
+    let (file, _fp) = certificate_file(station.dir.path(), "gw-ack");
+    station.run(&["upload", file.to_str().expect("path")]);
+    assert_eq!(station.outbox_len(), 1);
+
+    // Remember the station as it was with the request still queued...
+    let before = tempfile::tempdir().expect("snapshot");
+    copy_dir(&station.dir.path().join("data"), before.path());
+    let console = Console::start(dir.path(), port);
+    station.run(&["outbox", "sync"]);
+    assert_eq!(console.records(), 1);
+    // ...and put it back: the console acted, the station never heard the answer.
+    std::fs::remove_dir_all(station.dir.path().join("data")).expect("remove");
+    copy_dir(before.path(), &station.dir.path().join("data"));
+    assert_eq!(station.outbox_len(), 1);
+
+    let v = station.json(&["outbox", "sync", "--json"]);
+    assert_eq!(v["sync"]["delivered"], 1, "{v}");
+    assert_eq!(station.outbox_len(), 0);
+    assert_eq!(console.records(), 1);
+}
+
+#[test]
+fn wrong_server_certificate_and_missing_client_certificate_are_refused() {
+    let (_d, console) = console();
+    let other = tempfile::tempdir().expect("other console");
+    Console::start(other.path(), free_port()).stop();
+
+    // The station trusts another console's CA: the server certificate does not verify.
+    let station = Station::with_files(
+        console.port,
+        ConsoleFiles {
+            ca: &other.path().join("ca.pem"),
+            cert: &console.dir.join("station.pem"),
+            key: &console.dir.join("station.key"),
+            bundle_key: &console.dir.join("bundle-signing.pub.pem"),
+        },
+    );
+    let (file, _) = certificate_file(station.dir.path(), "gw-x");
+    let v = station.json(&["upload", file.to_str().expect("path"), "--json"]);
+    assert_eq!(v["sync"]["error_code"], "console-tls", "{v}");
+    assert!(
+        v["sync"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("[console] ca"),
+        "{v}"
+    );
+    assert_eq!(station.outbox_len(), 1, "kept for later");
+
+    // A client certificate from another CA: the console refuses the station.
+    let stranger = Station::with_files(
+        console.port,
+        ConsoleFiles {
+            ca: &console.dir.join("ca.pem"),
+            cert: &other.path().join("station.pem"),
+            key: &other.path().join("station.key"),
+            bundle_key: &console.dir.join("bundle-signing.pub.pem"),
+        },
+    );
+    let v = stranger.json(&["upload", file.to_str().expect("path"), "--json"]);
+    assert_eq!(v["sync"]["delivered"], 0);
+    assert_eq!(v["sync"]["error_code"], "console-tls", "{v}");
+
+    // No client certificate at all (curl, as any other program would try).
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(console.dir.join("ca.pem"))
+        .arg(format!(
+            "https://localhost:{}/v1/trust-bundle",
+            console.port
+        ))
+        .output()
+        .expect("curl is needed for this test");
+    assert!(
+        !out.status.success(),
+        "the console answered a client without a certificate"
+    );
+    assert_eq!(console.records(), 0);
+}
+
+#[test]
+fn revocation_reaches_the_trust_bundle_and_tampering_or_rollback_is_refused() {
+    let dir = tempfile::tempdir().expect("console dir");
+    let port = free_port();
+    let console = Console::start(dir.path(), port);
+    let station = Station::new(port, dir.path());
+    let (file, fp) = certificate_file(station.dir.path(), "gw-r");
+    station.json(&["upload", file.to_str().expect("path"), "--json"]);
+    let v = station.json(&["trust", "sync", "--json"]);
+    let first = v["bundle"]["version"].as_u64().expect("version");
+    assert_eq!(v["bundle"]["allowed"], 1);
+
+    // A snapshot of the console as it is now (to restore an "old backup" later).
+    console.stop();
+    let backup = tempfile::tempdir().expect("backup");
+    copy_dir(dir.path(), backup.path());
+    let console = Console::start(dir.path(), port);
+
+    let v = station.json(&["revoke", "--fingerprint", &fp, "--reason", "lost", "--json"]);
+    assert_eq!(v["sync"]["delivered"], 1, "{v}");
+    let v = station.json(&["trust", "sync", "--json"]);
+    assert!(v["bundle"]["version"].as_u64().expect("version") > first);
+    let shown = station.json(&["trust", "show", "--json"]);
+    assert_eq!(shown["payload"]["revoked"][0]["sha256"], fp.as_str());
+    assert_eq!(shown["payload"]["revoked"][0]["reason"], "lost");
+    assert_eq!(shown["bundle"]["allowed"], 0);
+
+    // The console restored from the old backup offers an older bundle: refused.
+    console.stop();
+    let restored = Console::start(backup.path(), port);
+    let out = station.run(&["trust", "sync", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["error"]["code"], "bundle-rollback", "{v}");
+    restored.stop();
+
+    // A bundle signed with another key (what a tampered bundle looks like to the
+    // station): refused, and the stored bundle is unchanged.
+    let impostor = tempfile::tempdir().expect("impostor");
+    let impostor_console = Console::start(impostor.path(), free_port());
+    let fooled = Station::with_files(
+        impostor_console.port,
+        ConsoleFiles {
+            ca: &impostor.path().join("ca.pem"),
+            cert: &impostor.path().join("station.pem"),
+            key: &impostor.path().join("station.key"),
+            bundle_key: &dir.path().join("bundle-signing.pub.pem"),
+        },
+    );
+    let out = fooled.run(&["trust", "sync", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["error"]["code"], "bundle-bad-signature", "{v}");
+    let shown = station.json(&["trust", "show", "--json"]);
+    assert_eq!(shown["payload"]["revoked"][0]["sha256"], fp.as_str());
+}
+
+#[test]
+fn bad_input_gets_json_errors_and_stores_nothing() {
+    let (_d, console) = console();
+    let client_cfg = cardstation::config::ConsoleConfig {
+        url: Some(format!("https://localhost:{}", console.port)),
+        ca: Some(console.dir.join("ca.pem")),
+        client_cert: Some(console.dir.join("station.pem")),
+        client_key: Some(console.dir.join("station.key")),
+        bundle_key: None,
+        ..Default::default()
+    };
+    let client = cardstation::console::ConsoleClient::new(&client_cfg).expect("client");
+    let upload = |certificate: String| {
+        client.upload(&cardstation::console::protocol::UploadRequest {
+            certificate,
+            card_serial: None,
+            chuid_guid: None,
+            slot: None,
+            label: None,
+            operator: "op".into(),
+            station_id: "st".into(),
+        })
+    };
+    let code = |r: Result<_, cardstation::console::ConsoleError>| match r {
+        Err(cardstation::console::ConsoleError::Rejected { code, status, .. }) => (status, code),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(
+        code(upload("not pem".into())),
+        (400, "malformed-pem".into())
+    );
+    assert_eq!(
+        code(upload(
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into()
+        )),
+        (400, "not-a-certificate".into())
+    );
+    // An RSA certificate is a certificate, but not a P-256 one.
+    let rsa = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "/dev/null",
+            "-subj",
+            "/CN=rsa",
+            "-days",
+            "1",
+        ])
+        .output()
+        .expect("openssl is needed for this test");
+    assert_eq!(
+        code(upload(String::from_utf8_lossy(&rsa.stdout).into_owned())),
+        (400, "not-p256".into())
+    );
+    assert_eq!(code(client.get("xyz")), (400, "bad-fingerprint".into()));
+    assert_eq!(
+        code(client.revoke(&"a".repeat(64), "lost")),
+        (404, "unknown-certificate".into())
+    );
+    assert_eq!(
+        code(client.revoke(&"a".repeat(64), "bored")),
+        (400, "bad-reason".into())
+    );
+    assert_eq!(console.records(), 0);
+
+    // Wrong content type and an oversized body, through curl with the station's identity.
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(console.dir.join("ca.pem"))
+            .arg("--cert")
+            .arg(console.dir.join("station.pem"))
+            .arg("--key")
+            .arg(console.dir.join("station.key"))
+            .args(["-o", "-", "-w", "\n%{http_code}"])
+            .args(args)
+            .arg(format!(
+                "https://localhost:{}/v1/certificates",
+                console.port
+            ))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = curl(&["-H", "content-type: text/plain", "-d", "hello"]);
+    assert!(
+        text.ends_with("415") && text.contains("wrong-content-type"),
+        "{text}"
+    );
+    let big = format!(
+        "{{\"certificate\": \"{}\"}}",
+        "A".repeat(cardstation::console_server::MAX_BODY + 10)
+    );
+    let big_file = _d.path().join("big.json");
+    std::fs::write(&big_file, big).expect("write");
+    let text = curl(&[
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        &format!("@{}", big_file.display()),
+    ]);
+    assert!(
+        text.ends_with("413") && text.contains("body-too-large"),
+        "{text}"
+    );
+    assert_eq!(console.records(), 0);
+}

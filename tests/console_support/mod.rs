@@ -1,0 +1,236 @@
+//! The reference console as a real process on loopback, and a station configured for it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `cardstation-console serve` on 127.0.0.1:`port`.
+pub struct Console {
+    child: Child,
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl Console {
+    pub fn start(dir: &Path, port: u16) -> Console {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cardstation-console"))
+            .args(["serve", "--data"])
+            .arg(dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cardstation-console");
+        let stdout = child.stdout.take().expect("console stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            assert!(Instant::now() < deadline, "the console did not start");
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("listening on") => break,
+                Some(Ok(_)) => continue,
+                _ => panic!("the console exited before listening"),
+            }
+        }
+        // Keep draining stdout so the console never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Console {
+            child,
+            dir: dir.to_path_buf(),
+            port,
+        }
+    }
+
+    /// Graceful stop (SIGTERM), as an operator or init system would.
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: sending a signal to our own child process.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Number of certificate records the console holds (read from its database).
+    pub fn records(&self) -> i64 {
+        let conn = rusqlite::Connection::open(self.dir.join("console.db")).expect("console db");
+        conn.query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get(0))
+            .expect("count")
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+/// A station directory whose config points at a console.
+pub struct Station {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct ConsoleFiles<'a> {
+    pub ca: &'a Path,
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    pub bundle_key: &'a Path,
+}
+
+impl Station {
+    pub fn new(port: u16, console_dir: &Path) -> Station {
+        Self::with_files(
+            port,
+            ConsoleFiles {
+                ca: &console_dir.join("ca.pem"),
+                cert: &console_dir.join("station.pem"),
+                key: &console_dir.join("station.key"),
+                bundle_key: &console_dir.join("bundle-signing.pub.pem"),
+            },
+        )
+    }
+
+    pub fn with_files(port: u16, f: ConsoleFiles<'_>) -> Station {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("cardstation.toml"),
+            format!(
+                "[station]\nid = \"st-1\"\noperator = \"op\"\n\n[console]\nurl = \"https://localhost:{port}\"\n\
+                 ca = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nbundle_key = {:?}\n\
+                 connect_timeout_secs = 2\nrequest_timeout_secs = 3\n",
+                f.ca, f.cert, f.key, f.bundle_key
+            ),
+        )
+        .expect("config");
+        Station { dir }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cardstation"));
+        cmd.arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--config")
+            .arg(self.dir.path().join("cardstation.toml"))
+            .args(args);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run cardstation")
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.run(args);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "cardstation {args:?}: {e}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.json(&["outbox", "list", "--json"])
+            .as_array()
+            .map(|a| a.len())
+            .unwrap_or(usize::MAX)
+    }
+}
+
+/// A P-256 certificate file made with rcgen (as a card would have), and its fingerprint.
+pub fn certificate_file(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let params = rcgen::CertificateParams::new(vec![format!("{name}.example")]).expect("params");
+    let cert = params.self_signed(&key).expect("certificate");
+    let path = dir.join(format!("{name}.pem"));
+    std::fs::write(&path, cert.pem()).expect("write certificate");
+    (path, cardstation::pki::fingerprint(cert.der()))
+}
+
+/// A TCP server on `port` that accepts connections and never answers: a console
+/// that hangs. Dropping it frees the port.
+pub struct BlackHole {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BlackHole {
+    pub fn listen(port: u16) -> BlackHole {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the black hole");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !s.load(Ordering::SeqCst) && Instant::now() < deadline {
+                if let Ok((c, _)) = listener.accept() {
+                    held.push(c);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        BlackHole {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Rows in a station's outbox, read straight from its database.
+pub fn outbox_rows(station_dir: &Path) -> i64 {
+    let db = station_dir.join("data").join("station.db");
+    rusqlite::Connection::open(db)
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)))
+        .unwrap_or(0)
+}
+
+/// Copy a directory tree (a station's data, to put it back later).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
