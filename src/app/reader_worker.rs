@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use crate::card::pcsc_reader::Pcsc;
 use crate::card::virtual_reader::VirtualReader;
 use crate::card::{CardError, Transport};
-use crate::config::Paths;
+use crate::config::{Config, Paths};
 
 use super::card_status::{inspect, CardReport};
 use super::enroll::{enroll, EnrollContext, EnrollOutcome, EnrollRequest, EnrollStep};
@@ -91,6 +91,7 @@ impl ReaderWorker {
     pub fn spawn(
         source: CardSource,
         paths: Paths,
+        config: Config,
         notify: impl Fn(JobEvent) + Send + 'static,
     ) -> std::io::Result<ReaderWorker> {
         let (jobs, rx) = mpsc::channel();
@@ -98,7 +99,7 @@ impl ReaderWorker {
         let c = cancel.clone();
         let thread = std::thread::Builder::new()
             .name(format!("reader {}", source.name()))
-            .spawn(move || work(source, paths, rx, c, notify))?;
+            .spawn(move || work(source, paths, config, rx, c, notify))?;
         Ok(ReaderWorker {
             jobs,
             cancel,
@@ -133,6 +134,7 @@ impl Drop for ReaderWorker {
 fn work(
     source: CardSource,
     paths: Paths,
+    config: Config,
     jobs: Receiver<Job>,
     cancel: Arc<AtomicBool>,
     notify: impl Fn(JobEvent),
@@ -150,7 +152,7 @@ fn work(
             }
             Job::Enroll(request) => {
                 if station.is_none() {
-                    match Station::open(paths.clone()) {
+                    match Station::with_config(paths.clone(), config.clone()) {
                         Ok(s) => station = Some(s),
                         Err(e) => {
                             notify(JobEvent::EnrollFailed(JobFailure::new("station", e)));

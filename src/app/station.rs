@@ -34,6 +34,11 @@ pub struct Station {
 impl Station {
     pub fn open(paths: Paths) -> Result<Self, StationError> {
         let config = Config::load(&paths.config_file, paths.config_explicit)?;
+        Self::with_config(paths, config)
+    }
+
+    /// Open with settings already loaded (the window loads them once at start).
+    pub fn with_config(paths: Paths, config: Config) -> Result<Self, StationError> {
         create_private_dir(&paths.data_dir)?;
         let store = Store::open(&paths.database())?;
         let operator = config.operator();

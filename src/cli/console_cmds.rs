@@ -10,7 +10,7 @@ use cardstation::console::outbox::{self, SyncReport};
 use cardstation::console::protocol::{UploadRequest, REVOCATION_REASONS};
 use cardstation::console::trust::{self, BundleOutcome, TrustError};
 use cardstation::console::{ConsoleClient, ConsoleError};
-use cardstation::pki::certificate::{format_unix, from_pem_or_der, to_pem};
+use cardstation::pki::certificate::{format_age, format_unix, from_pem_or_der, to_pem};
 use cardstation::pki::CertificateInfo;
 
 use super::output::{print_json, Failure};
@@ -307,7 +307,7 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
             println!(
                 "Issued     {} ({} ago)",
                 format_unix(s.issued_at),
-                human_age(s.age_secs)
+                format_age(s.age_secs)
             );
             println!(
                 "Expires    {}{}",
@@ -331,14 +331,5 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
             }
             Ok(())
         }
-    }
-}
-
-pub fn human_age(secs: i64) -> String {
-    match secs {
-        s if s < 120 => format!("{s} s"),
-        s if s < 7200 => format!("{} min", s / 60),
-        s if s < 172_800 => format!("{} h", s / 3600),
-        s => format!("{} days", s / 86_400),
     }
 }

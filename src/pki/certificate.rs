@@ -148,6 +148,16 @@ pub fn from_pem_or_der(bytes: &[u8]) -> Result<Vec<u8>, CertError> {
     ))
 }
 
+/// A duration in seconds as people say it: "40 s", "12 min", "5 h", "3 days".
+pub fn format_age(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
+
 /// Unix time as "YYYY-MM-DD HH:MM:SS UTC".
 pub fn format_unix(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use eframe::egui;
 
+use crate::app::console_worker::{ConsoleJob, ConsoleStatus, ConsoleWorker};
+use crate::app::enroll::EnrollOutcome;
 use crate::app::reader_worker::{CardSource, Job, JobEvent, ReaderWorker};
 use crate::card::pcsc_reader::{CardPresence, ReaderStatus};
 use crate::card::virtual_card::{CardStorage, VirtualCard};
@@ -20,6 +22,8 @@ use crate::card::virtual_reader::{VirtualReader, DEMO_READER_NAME};
 use crate::card::watcher::{WatchEvent, Watcher};
 use crate::card::Transport;
 use crate::config::{Config, Paths};
+use crate::console::protocol::UploadRequest;
+use crate::pki::certificate::to_pem;
 
 pub use wizard::{Stage, Wizard};
 
@@ -45,6 +49,7 @@ pub enum AppEvent {
         reader: String,
         result: Result<String, String>,
     },
+    Console(ConsoleStatus),
 }
 
 /// Wakes the window from worker threads; set once the first frame has a context.
@@ -96,6 +101,9 @@ pub struct StationApp {
     events_rx: Receiver<AppEvent>,
     waker: Waker,
     watcher: Option<Watcher>,
+    console: Option<ConsoleWorker>,
+    pub console_status: ConsoleStatus,
+    pub show_outbox: bool,
     demo: Option<VirtualReader>,
     /// The demo card while it is out of the reader.
     demo_out: Option<Arc<VirtualCard>>,
@@ -119,6 +127,9 @@ impl StationApp {
             events_rx,
             waker: Waker::default(),
             watcher: None,
+            console: None,
+            console_status: ConsoleStatus::default(),
+            show_outbox: false,
             demo: None,
             demo_out: None,
             pcsc_problem: None,
@@ -146,6 +157,15 @@ impl StationApp {
             return;
         }
         self.started = true;
+        let tx = self.events_tx.clone();
+        let waker = self.waker.clone();
+        match ConsoleWorker::spawn(self.paths.clone(), self.config.clone(), move |status| {
+            let _ = tx.send(AppEvent::Console(status));
+            waker.wake();
+        }) {
+            Ok(w) => self.console = Some(w),
+            Err(e) => self.notice = Some(format!("cannot start the console link: {e}")),
+        }
         match self.mode {
             ReaderMode::DemoOnly | ReaderMode::Manual => self.set_readers(Vec::new()),
             ReaderMode::Pcsc => {
@@ -178,6 +198,7 @@ impl StationApp {
                     self.set_readers(Vec::new());
                 }
                 AppEvent::Job { reader, event } => self.on_job_event(&reader, event),
+                AppEvent::Console(status) => self.console_status = status,
                 AppEvent::Exported { reader, result } => {
                     if let Some(p) = self.pane_mut(&reader) {
                         p.wizard.export_result = Some(result);
@@ -346,13 +367,18 @@ impl StationApp {
         let tx = self.events_tx.clone();
         let waker = self.waker.clone();
         let reader = source.name();
-        ReaderWorker::spawn(source, self.paths.clone(), move |event| {
-            let _ = tx.send(AppEvent::Job {
-                reader: reader.clone(),
-                event,
-            });
-            waker.wake();
-        })
+        ReaderWorker::spawn(
+            source,
+            self.paths.clone(),
+            self.config.clone(),
+            move |event| {
+                let _ = tx.send(AppEvent::Job {
+                    reader: reader.clone(),
+                    event,
+                });
+                waker.wake();
+            },
+        )
     }
 
     fn new_pane(
@@ -406,6 +432,7 @@ impl StationApp {
     fn on_job_event(&mut self, reader: &str, event: JobEvent) {
         let mut enrolled = false;
         let mut refresh = false;
+        let mut upload: Option<Box<EnrollOutcome>> = None;
         let desk_mode = self.desk.desk_mode;
         {
             let Some(p) = self.pane_mut(reader) else {
@@ -425,6 +452,9 @@ impl StationApp {
                 }
                 JobEvent::Step(step) => p.wizard.on_step(step),
                 JobEvent::Enrolled(outcome) => {
+                    if p.wizard.upload_when_done {
+                        upload = Some(outcome.clone());
+                    }
                     p.wizard.on_enrolled(outcome);
                     enrolled = true;
                 }
@@ -442,10 +472,36 @@ impl StationApp {
             // Tries left and slot contents may have changed.
             self.inspect(reader);
         }
+        if let Some(outcome) = upload {
+            self.upload(&outcome);
+        }
         if enrolled {
             self.desk.cards_done += 1;
             // Refresh the card details so they show what is now on the card.
             self.inspect(reader);
+        }
+    }
+
+    /// Queue an enrolled card's certificate for the console.
+    pub fn upload(&mut self, outcome: &EnrollOutcome) {
+        let Some(console) = &self.console else { return };
+        console.submit(ConsoleJob::Upload {
+            fingerprint: outcome.fingerprint.clone(),
+            request: Box::new(UploadRequest {
+                certificate: to_pem(&outcome.certificate_der),
+                card_serial: outcome.card_serial,
+                chuid_guid: Some(outcome.chuid_guid.clone()),
+                slot: Some(outcome.slot.short().to_string()),
+                label: None,
+                operator: self.config.operator(),
+                station_id: self.config.station_id(),
+            }),
+        });
+    }
+
+    pub fn sync_console(&self) {
+        if let Some(c) = &self.console {
+            c.submit(ConsoleJob::SyncNow);
         }
     }
 
@@ -489,6 +545,30 @@ impl StationApp {
                 ui.checkbox(&mut self.desk.desk_mode, "Desk mode")
                     .on_hover_text("Many cards in a row: after a card is done, remove it and insert the next blank card");
                 ui.label(format!("Cards done this session: {}", self.desk.cards_done));
+                ui.separator();
+                let c = &self.console_status;
+                let text = match (c.configured, c.reachable) {
+                    (false, _) => "Console: not configured".to_string(),
+                    (true, None) => "Console: connecting…".to_string(),
+                    (true, Some(true)) => "Console: reachable".to_string(),
+                    (true, Some(false)) => "Console: unreachable".to_string(),
+                };
+                let colour = match c.reachable {
+                    Some(false) => ui.visuals().warn_fg_color,
+                    _ => ui.visuals().text_color(),
+                };
+                let hover = c
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "Uploads go to the management console; the trust bundle comes back".into());
+                ui.colored_label(colour, text).on_hover_text(hover);
+                if ui
+                    .selectable_label(self.show_outbox, format!("Outbox: {}", c.pending()))
+                    .on_hover_text("Uploads and revocations waiting for the console")
+                    .clicked()
+                {
+                    self.show_outbox = !self.show_outbox;
+                }
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     let label = if self.dark { "Light theme" } else { "Dark theme" };
                     if ui.button(label).clicked() {
@@ -537,19 +617,73 @@ impl StationApp {
                 }
             });
         }
+        if self.show_outbox {
+            self.outbox_view(ui);
+            ui.separator();
+        }
         let desk = self.desk.desk_mode;
         let events = self.events_tx.clone();
         let waker = self.waker.clone();
+        let console = self.console_status.clone();
         let Some(pane) = self.selected_pane_mut() else {
             ui.label("No reader selected.");
             return;
         };
+        let mut action = None;
         egui::ScrollArea::vertical().show(ui, |ui| {
-            wizard::show(pane, ui, desk, &events, &waker);
+            action = wizard::show(pane, ui, desk, &events, &waker, &console);
             ui.add_space(12.0);
             ui.separator();
             card_details::show(pane, ui);
         });
+        if let Some(wizard::Action::Upload(outcome)) = action {
+            self.upload(&outcome);
+        }
+    }
+
+    fn outbox_view(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.heading("Console outbox");
+            if ui.button("Sync now").clicked() {
+                self.sync_console();
+            }
+        });
+        let c = &self.console_status;
+        if !c.configured {
+            ui.label("No console is configured: set [console] url, ca, client_cert, client_key and bundle_key in the config file.");
+        }
+        if let Some(e) = &c.last_error {
+            ui.colored_label(ui.visuals().warn_fg_color, e);
+        }
+        if let Some(b) = &c.bundle {
+            ui.label(format!(
+                "Trust bundle version {}: {} allowed, {} revoked, issued {} ago{}",
+                b.version,
+                b.allowed,
+                b.revoked,
+                crate::pki::certificate::format_age(b.age_secs),
+                if b.expired { " — EXPIRED" } else { "" }
+            ));
+        }
+        if c.outbox.is_empty() {
+            ui.label("Nothing waiting: everything was delivered.");
+            return;
+        }
+        egui::Grid::new("outbox")
+            .num_columns(4)
+            .striped(true)
+            .show(ui, |ui| {
+                for i in &c.outbox {
+                    ui.label(format!("{:?}", i.kind));
+                    ui.label(
+                        egui::RichText::new(&i.fingerprint[..16.min(i.fingerprint.len())])
+                            .monospace(),
+                    );
+                    ui.label(format!("{} ({} attempts)", i.state, i.attempts));
+                    ui.label(i.last_error.as_deref().unwrap_or(""));
+                    ui.end_row();
+                }
+            });
     }
 }
 

@@ -8,6 +8,7 @@ use eframe::egui;
 use zeroize::Zeroizing;
 
 use crate::app::card_status::CardReport;
+use crate::app::console_worker::ConsoleStatus;
 use crate::app::enroll::{EnrollOutcome, EnrollRequest, EnrollStep};
 use crate::app::reader_worker::{export_file_name, Job, JobFailure};
 use crate::card::pcsc_reader::CardPresence;
@@ -43,8 +44,15 @@ pub enum Stage {
     },
 }
 
+/// What the wizard asks the window to do beyond the reader's own worker.
+pub enum Action {
+    Upload(Box<EnrollOutcome>),
+}
+
 pub struct Wizard {
     pub stage: Stage,
+    /// Queue the certificate for the console as soon as the card is enrolled.
+    pub upload_when_done: bool,
     pub slot: Slot,
     pub subject: String,
     pub days: String,
@@ -62,6 +70,7 @@ impl Wizard {
     pub fn new(config: &Config) -> Self {
         Wizard {
             stage: Stage::Check,
+            upload_when_done: true,
             slot: config
                 .enroll
                 .slot
@@ -237,7 +246,9 @@ pub fn show(
     desk_mode: bool,
     events: &Sender<AppEvent>,
     waker: &Waker,
-) {
+    console: &ConsoleStatus,
+) -> Option<Action> {
+    let mut action = None;
     ui.heading(format!("Enroll — {}", pane.name));
     step_indicator(ui, &pane.wizard);
     ui.add_space(8.0);
@@ -250,7 +261,7 @@ pub fn show(
 
     match &pane.wizard.stage {
         Stage::Check => check_stage(pane, ui, desk_mode, card_present, enter),
-        Stage::Credentials => credentials_stage(pane, ui, card_present, enter, escape),
+        Stage::Credentials => credentials_stage(pane, ui, card_present, enter, escape, console),
         Stage::Running { step, cancelling } => {
             let (step, cancelling) = (*step, *cancelling);
             ui.horizontal(|ui| {
@@ -271,7 +282,9 @@ pub fn show(
         }
         Stage::Done(outcome) => {
             let outcome = outcome.clone();
-            done_stage(pane, ui, desk_mode, &outcome, events, waker, escape);
+            action = done_stage(
+                pane, ui, desk_mode, &outcome, events, waker, escape, console,
+            );
         }
         Stage::Failed { failure, .. } => {
             let failure = failure.clone();
@@ -294,6 +307,7 @@ pub fn show(
             });
         }
     }
+    action
 }
 
 /// The steps with their state: a filled green dot when done, the accent colour
@@ -420,6 +434,7 @@ fn credentials_stage(
     card_present: bool,
     enter: bool,
     escape: bool,
+    console: &ConsoleStatus,
 ) {
     let w = &mut pane.wizard;
     egui::Grid::new("credentials")
@@ -503,6 +518,12 @@ fn credentials_stage(
             "Replace it (the old key and certificate are destroyed)",
         );
     }
+    if console.configured {
+        ui.checkbox(
+            &mut pane.wizard.upload_when_done,
+            "Upload the certificate to the console when enrolled",
+        );
+    }
     let problem = pane.wizard.request(pane.report.as_deref()).err();
     if let Some(p) = &problem {
         ui.colored_label(ui.visuals().warn_fg_color, p);
@@ -533,6 +554,7 @@ fn submit(pane: &mut ReaderPane, req: EnrollRequest) {
     pane.worker.submit(Job::Enroll(Box::new(req)));
 }
 
+#[allow(clippy::too_many_arguments)]
 fn done_stage(
     pane: &mut ReaderPane,
     ui: &mut egui::Ui,
@@ -541,7 +563,9 @@ fn done_stage(
     events: &Sender<AppEvent>,
     waker: &Waker,
     escape: bool,
-) {
+    console: &ConsoleStatus,
+) -> Option<Action> {
+    let mut action = None;
     let green = egui::Color32::from_rgb(0x2e, 0xa0, 0x5a);
     ui.colored_label(
         green,
@@ -606,8 +630,28 @@ fn done_stage(
         }
         None => {}
     }
-    ui.label("Upload to the console: not configured at this station.");
+    let fp = &outcome.fingerprint;
+    if !console.configured {
+        ui.label("Console upload: no console is configured at this station ([console] in the config file).");
+    } else if console.delivered.contains(fp) {
+        ui.label("Uploaded to the console.");
+    } else if let Some(item) = console.outbox.iter().find(|i| &i.fingerprint == fp) {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!(
+                "Queued for the console ({} attempts){}",
+                item.attempts,
+                item.last_error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+        );
+    } else if ui.button("Upload to console").clicked() {
+        action = Some(Action::Upload(Box::new(outcome.clone())));
+    }
     if ui.button("Enroll another").clicked() || escape {
         pane.wizard.stage = Stage::Check;
     }
+    action
 }

@@ -1,0 +1,211 @@
+//! The window's link to the management console, on a thread of its own: it queues
+//! uploads, delivers the outbox (retrying with backoff while something is
+//! pending, sleeping without a timer when nothing is) and refreshes the trust
+//! bundle. Without a configured console it only reports that.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::{Config, Paths};
+use crate::console::outbox;
+use crate::console::protocol::UploadRequest;
+use crate::console::trust::{self, TrustStatus};
+use crate::console::ConsoleClient;
+use crate::store::OutboxItem;
+
+use super::station::Station;
+
+pub enum ConsoleJob {
+    /// Queue this certificate and try to deliver everything.
+    Upload {
+        fingerprint: String,
+        request: Box<UploadRequest>,
+    },
+    /// Deliver now and refresh the trust bundle.
+    SyncNow,
+}
+
+/// Where the console link stands, as the window shows it.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleStatus {
+    pub configured: bool,
+    /// `None` until the first contact.
+    pub reachable: Option<bool>,
+    pub last_error: Option<String>,
+    pub outbox: Vec<OutboxItem>,
+    pub bundle: Option<TrustStatus>,
+    /// Fingerprints delivered in this session.
+    pub delivered: Vec<String>,
+}
+
+impl ConsoleStatus {
+    pub fn pending(&self) -> usize {
+        self.outbox.iter().filter(|i| i.state == "pending").count()
+    }
+}
+
+pub struct ConsoleWorker {
+    jobs: Sender<ConsoleJob>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ConsoleWorker {
+    pub fn spawn(
+        paths: Paths,
+        config: Config,
+        notify: impl Fn(ConsoleStatus) + Send + 'static,
+    ) -> std::io::Result<ConsoleWorker> {
+        let (jobs, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("console".into())
+            .spawn(move || work(paths, config, rx, notify))?;
+        Ok(ConsoleWorker {
+            jobs,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn submit(&self, job: ConsoleJob) {
+        let _ = self.jobs.send(job);
+    }
+}
+
+impl Drop for ConsoleWorker {
+    fn drop(&mut self) {
+        let (dead, _) = mpsc::channel();
+        self.jobs = dead;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn work(paths: Paths, config: Config, jobs: Receiver<ConsoleJob>, notify: impl Fn(ConsoleStatus)) {
+    let station = match Station::with_config(paths, config) {
+        Ok(s) => s,
+        Err(e) => {
+            notify(ConsoleStatus {
+                last_error: Some(e.to_string()),
+                ..Default::default()
+            });
+            return;
+        }
+    };
+    let mut status = ConsoleStatus {
+        configured: station.config.console.url.is_some(),
+        ..Default::default()
+    };
+    let client = if status.configured {
+        match ConsoleClient::new(&station.config.console) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                status.last_error = Some(e.to_string());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // Deliver whatever an earlier session left behind.
+    let mut job = Some(ConsoleJob::SyncNow);
+    loop {
+        if let Some(j) = job.take() {
+            run_job(&station, client.as_ref(), j, &mut status);
+            status.outbox = station.store.outbox_items().unwrap_or_default();
+            notify(status.clone());
+        }
+        // Wait for work; while items are pending, also for their next retry.
+        let wait = match (&client, station.store.outbox_next_attempt()) {
+            (Some(_), Ok(Some(at))) => Some(Duration::from_secs(
+                u64::try_from((at - now()).max(1)).unwrap_or(1),
+            )),
+            _ => None,
+        };
+        let next = match wait {
+            Some(d) => match jobs.recv_timeout(d) {
+                Ok(j) => Ok(Some(j)),
+                Err(RecvTimeoutError::Timeout) => Ok(None),
+                Err(RecvTimeoutError::Disconnected) => Err(()),
+            },
+            None => jobs.recv().map(Some).map_err(|_| ()),
+        };
+        match next {
+            Ok(Some(j)) => job = Some(j),
+            Ok(None) => job = Some(ConsoleJob::SyncNow),
+            Err(()) => return,
+        }
+    }
+}
+
+fn run_job(
+    station: &Station,
+    client: Option<&ConsoleClient>,
+    job: ConsoleJob,
+    status: &mut ConsoleStatus,
+) {
+    if let ConsoleJob::Upload {
+        fingerprint,
+        request,
+    } = &job
+    {
+        match outbox::enqueue_upload(&station.store, fingerprint, request) {
+            Ok(_) => {
+                let _ = station.store.audit(
+                    &station.operator,
+                    &station.station_id,
+                    "upload",
+                    fingerprint,
+                    "queued",
+                    &serde_json::json!({"label": request.label}),
+                );
+            }
+            Err(e) => status.last_error = Some(e.to_string()),
+        }
+    }
+    let Some(client) = client else { return };
+    if matches!(job, ConsoleJob::SyncNow) {
+        let _ = station.store.outbox_due_now(now());
+    }
+    let before: Vec<String> = station
+        .store
+        .outbox_items()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i.fingerprint)
+        .collect();
+    match outbox::sync(&station.store, client) {
+        Ok(report) => {
+            status.reachable = Some(!matches!(
+                report.error_code.as_deref(),
+                Some("console-unreachable" | "console-timeout" | "console-tls")
+            ));
+            status.last_error = report.error;
+            let after: Vec<String> = station
+                .store
+                .outbox_items()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| i.fingerprint)
+                .collect();
+            status
+                .delivered
+                .extend(before.into_iter().filter(|fp| !after.contains(fp)));
+        }
+        Err(e) => status.last_error = Some(e.to_string()),
+    }
+    // The trust bundle rides along with every contact.
+    if status.reachable == Some(true) {
+        if let Ok(key) = trust::load_key(station.config.console.bundle_key.as_deref()) {
+            match trust::sync(&station.store, client, &key, now()) {
+                Ok(_) => {}
+                Err(e) => status.last_error = Some(e.to_string()),
+            }
+            status.bundle = trust::status(&station.store, &key, now()).ok().flatten();
+        }
+    }
+}
