@@ -25,6 +25,16 @@ pub struct Config {
     pub enroll: EnrollConfig,
     pub card: CardConfig,
     pub console: ConsoleConfig,
+    pub verify: VerifyConfig,
+}
+
+/// Spot checks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// The CA that issues the site's card certificates (PEM). Unset: card-signed
+    /// (self-signed) certificates are expected.
+    pub issuing_ca: Option<PathBuf>,
 }
 
 /// The management console. Without `url` the station works offline only.

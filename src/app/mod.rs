@@ -5,4 +5,5 @@ pub mod console_worker;
 pub mod enroll;
 pub mod reader_worker;
 pub mod site_keys;
+pub mod spot_check;
 pub mod station;

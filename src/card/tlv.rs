@@ -24,6 +24,8 @@ pub enum TlvError {
     LengthTooLong,
     #[error("TLV data is empty where an object was expected")]
     Empty,
+    #[error("expected TLV tag {expected:X}, found {found:X}")]
+    UnexpectedTag { expected: u32, found: u32 },
 }
 
 /// One data object: tag (up to 3 bytes, as written, e.g. 0x5FC102) and raw value.
@@ -102,7 +104,10 @@ pub fn find(input: &[u8], tag: u32) -> Result<Option<&[u8]>, TlvError> {
 pub fn expect_outer(input: &[u8], tag: u32) -> Result<&[u8], TlvError> {
     let (tlv, _trailing) = parse_one(input)?;
     if tlv.tag != tag {
-        return Err(TlvError::Empty);
+        return Err(TlvError::UnexpectedTag {
+            expected: tag,
+            found: tlv.tag,
+        });
     }
     Ok(tlv.value)
 }

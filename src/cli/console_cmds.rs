@@ -78,16 +78,18 @@ pub fn upload(args: &UploadArgs, paths: Paths) -> Result<(), Failure> {
         operator: station.operator.clone(),
         station_id: station.station_id.clone(),
     };
-    enqueue_and_sync(&station, &info.sha256, &req, args.json)
+    let report = enqueue_and_sync(&station, &info.sha256, &req)?;
+    report_sync(&report, args.json, Some(&info.sha256));
+    Ok(())
 }
 
-/// Shared by `upload` and `enroll --upload`.
+/// Queue an upload (committed first) and try to deliver the outbox. Shared by
+/// `upload` and `enroll --upload`; the caller reports.
 pub fn enqueue_and_sync(
     station: &Station,
     sha256: &str,
     req: &UploadRequest,
-    json: bool,
-) -> Result<(), Failure> {
+) -> Result<SyncReport, Failure> {
     outbox::enqueue_upload(&station.store, sha256, req)?;
     let _ = station.store.audit(
         &station.operator,
@@ -97,16 +99,23 @@ pub fn enqueue_and_sync(
         "queued",
         &serde_json::json!({"label": req.label}),
     );
-    let report = try_sync(station);
-    report_sync(&report, json, Some(sha256));
-    Ok(())
+    Ok(try_sync(station))
 }
 
 /// Deliver what is due; never fails the command because the console is away.
 fn try_sync(station: &Station) -> SyncReport {
     match ConsoleClient::new(&station.config.console) {
         Ok(client) => match outbox::sync(&station.store, &client) {
-            Ok(r) => r,
+            Ok(r) => {
+                // The console was reached: bring the trust bundle up to date too, so a
+                // spot check right after sees what was just delivered.
+                if r.error.is_none() {
+                    if let Ok(key) = trust::load_key(station.config.console.bundle_key.as_deref()) {
+                        let _ = trust::sync(&station.store, &client, &key, now());
+                    }
+                }
+                r
+            }
             Err(e) => SyncReport {
                 error: Some(e.to_string()),
                 error_code: Some("outbox".into()),
@@ -123,7 +132,7 @@ fn try_sync(station: &Station) -> SyncReport {
     }
 }
 
-fn report_sync(r: &SyncReport, json: bool, queued: Option<&str>) {
+pub fn report_sync(r: &SyncReport, json: bool, queued: Option<&str>) {
     report_sync_with(r, json, queued, true)
 }
 

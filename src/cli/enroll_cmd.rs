@@ -16,7 +16,7 @@ use cardstation::pki::certificate::format_unix;
 use cardstation::pki::certificate::to_pem;
 
 use super::card_cmds::write_certificate_file;
-use super::console_cmds::enqueue_and_sync;
+use super::console_cmds::{enqueue_and_sync, report_sync};
 use super::output::{print_json, Failure};
 
 #[derive(Args, Debug)]
@@ -125,10 +125,17 @@ pub fn run(args: &EnrollArgs, paths: Paths) -> Result<(), Failure> {
             operator: station.operator.clone(),
             station_id: station.station_id.clone(),
         };
-        if !json {
+        let report = enqueue_and_sync(&station, &outcome.fingerprint, &req)?;
+        if json {
+            print_json(&serde_json::json!({
+                "ok": true, "enrollment": outcome, "file": args.out,
+                "file_error": file_error, "upload": report,
+            }));
+        } else {
             print_outcome(&outcome, args);
+            report_sync(&report, false, Some(&outcome.fingerprint));
         }
-        return enqueue_and_sync(&station, &outcome.fingerprint, &req, json);
+        return Ok(());
     }
     if json {
         print_json(
@@ -183,7 +190,7 @@ fn print_outcome(outcome: &EnrollOutcome, args: &EnrollArgs) {
     println!("SHA-256 {}", outcome.fingerprint);
 }
 
-fn read_pin() -> Result<Pin, Failure> {
+pub fn read_pin() -> Result<Pin, Failure> {
     let mut line = zeroize::Zeroizing::new(String::new());
     std::io::stdin().lock().read_line(&mut line).map_err(|e| {
         Failure::new(

@@ -4,6 +4,7 @@ mod card_cmds;
 mod console_cmds;
 mod enroll_cmd;
 mod output;
+mod verify_cmd;
 mod virtual_card_cmd;
 
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ pub enum Command {
     Export(card_cmds::ExportArgs),
     /// List this station's enrollment records, newest first.
     Enrollments(card_cmds::EnrollmentsArgs),
+    /// Spot check: the gateway's challenge-response and policy, with the verdict and reasons.
+    /// Exit code 0 only on PASS (3: signature valid, trust unknown).
+    Verify(verify_cmd::VerifyArgs),
     /// Queue a certificate for the console and try to deliver it.
     Upload(console_cmds::UploadArgs),
     /// The console outbox: what waits for delivery.
@@ -116,6 +120,12 @@ pub fn run(cli: Cli) -> i32 {
         Command::Enroll(a) => (a.json, enroll_cmd::run(&a, paths)),
         Command::Export(a) => (a.json, card_cmds::export(&a)),
         Command::Enrollments(a) => (a.json, card_cmds::enrollments(&a, paths)),
+        Command::Verify(a) => {
+            return match verify_cmd::run(&a, paths) {
+                Ok(code) => code,
+                Err(f) => output::report(&f, a.json),
+            }
+        }
         Command::Upload(a) => (a.json, console_cmds::upload(&a, paths)),
         Command::Outbox(c) => (
             matches!(

@@ -113,6 +113,11 @@ impl<T: Transport> PivSession<T> {
         if !rsp.sw.is_success() {
             return Err(PivError::NotPiv(rsp.sw));
         }
+        // The answer is the application property template (61); anything else means
+        // the card is not speaking PIV, whatever its status word says.
+        if !rsp.data.is_empty() {
+            tlv::expect_outer(&rsp.data, 0x61).map_err(PivError::tlv("SELECT"))?;
+        }
         Ok(rsp.data)
     }
 
