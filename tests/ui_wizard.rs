@@ -345,3 +345,41 @@ fn unplugged_reader_disappears_and_the_demo_card_takes_over() {
     h.get_by_label("Card readers are not available");
     h.get_by_label("PC/SC service: not available");
 }
+
+#[test]
+fn spot_check_screen_gives_a_verdict_and_checks_inserted_cards_at_once() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    h.get_by_label("Spot check").click();
+    settle(h);
+    h.get_by_label("Check card").click();
+    wait_until(h, "the blank card is checked", |a| !a.checks.is_empty());
+    h.get_by_label("FAIL — a gateway refuses this card");
+    h.get_by_label(
+        "FAIL  slot 9e (Card Authentication) holds no certificate: the card is not enrolled",
+    );
+
+    // Enrol it, then come back: the card proves its key, but this station has no bundle.
+    h.get_by_label("Enrollment").click();
+    settle(h);
+    h.get_by_label("Start enrollment").click();
+    settle(h);
+    h.get_by_label("Enroll").click();
+    wait_until(h, "the enrollment finishes", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+    h.get_by_label("Spot check").click();
+    settle(h);
+    h.get_by_label("Check card").click();
+    wait_until(h, "the second check is done", |a| a.checks.len() == 2);
+    h.get_by_label("SIGNATURE VALID, TRUST UNKNOWN — no trust bundle at this station");
+
+    // On this screen a newly inserted card is checked without a click.
+    h.get_by_label("Insert new blank card").click();
+    wait_until(h, "the new card is checked", |a| a.checks.len() == 3);
+    assert_eq!(
+        h.state().checks[0].1.verdict,
+        cardstation::app::spot_check::Verdict::Fail
+    );
+}

@@ -14,7 +14,9 @@ use crate::config::{Config, Paths};
 
 use super::card_status::{inspect, CardReport};
 use super::enroll::{enroll, EnrollContext, EnrollOutcome, EnrollRequest, EnrollStep};
+use super::spot_check::{check_with_station, ChallengeBook, SpotCheck};
 use super::station::Station;
+use crate::piv::{Pin, Slot};
 
 /// Where a reader's card is.
 #[derive(Clone)]
@@ -69,6 +71,11 @@ impl JobFailure {
 pub enum Job {
     Inspect,
     Enroll(Box<EnrollRequest>),
+    /// The gateway's check on `slot` (PIN for slots that need it).
+    SpotCheck {
+        slot: Slot,
+        pin: Option<Pin>,
+    },
 }
 
 #[derive(Debug)]
@@ -78,6 +85,8 @@ pub enum JobEvent {
     Step(EnrollStep),
     Enrolled(Box<EnrollOutcome>),
     EnrollFailed(JobFailure),
+    Checked(Box<SpotCheck>),
+    CheckFailed(JobFailure),
 }
 
 pub struct ReaderWorker {
@@ -140,6 +149,7 @@ fn work(
     notify: impl Fn(JobEvent),
 ) {
     let mut station: Option<Station> = None;
+    let mut book = ChallengeBook::default();
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Inspect => {
@@ -150,21 +160,45 @@ fn work(
                     Err(e) => JobEvent::InspectFailed(JobFailure::new(e.code(), &e)),
                 });
             }
-            Job::Enroll(request) => {
-                if station.is_none() {
-                    match Station::with_config(paths.clone(), config.clone()) {
-                        Ok(s) => station = Some(s),
-                        Err(e) => {
-                            notify(JobEvent::EnrollFailed(JobFailure::new("station", e)));
-                            continue;
-                        }
+            Job::Enroll(request) => match open_station(&mut station, &paths, &config) {
+                Ok(st) => notify(run_enroll(&source, st, &request, &cancel, &notify)),
+                Err(f) => notify(JobEvent::EnrollFailed(f)),
+            },
+            Job::SpotCheck { slot, pin } => {
+                let st = match open_station(&mut station, &paths, &config) {
+                    Ok(st) => st,
+                    Err(f) => {
+                        notify(JobEvent::CheckFailed(f));
+                        continue;
                     }
-                }
-                let Some(st) = station.as_ref() else { continue };
-                notify(run_enroll(&source, st, &request, &cancel, &notify));
+                };
+                let result =
+                    source.with_card(|t| check_with_station(t, st, slot, pin.as_ref(), &mut book));
+                notify(match result {
+                    Ok(Ok((check, _))) => JobEvent::Checked(Box::new(check)),
+                    Ok(Err(e)) => JobEvent::CheckFailed(JobFailure::new("verify-setup", e)),
+                    Err(e) => JobEvent::CheckFailed(JobFailure::new(e.code(), &e)),
+                });
             }
         }
     }
+}
+
+/// The station database, opened on first use by this worker.
+fn open_station<'s>(
+    station: &'s mut Option<Station>,
+    paths: &Paths,
+    config: &Config,
+) -> Result<&'s Station, JobFailure> {
+    if station.is_none() {
+        *station = Some(
+            Station::with_config(paths.clone(), config.clone())
+                .map_err(|e| JobFailure::new("station", e))?,
+        );
+    }
+    station
+        .as_ref()
+        .ok_or_else(|| JobFailure::new("station", "the station database is not open"))
 }
 
 fn run_enroll(

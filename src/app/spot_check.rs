@@ -314,6 +314,71 @@ fn run<T: Transport>(
     })
 }
 
+/// Write the check to the audit trail (no secrets: identities, verdict, reasons).
+pub fn record(store: &crate::store::Store, operator: &str, station_id: &str, check: &SpotCheck) {
+    let reasons: Vec<&str> = check.failures().map(|f| f.message.as_str()).collect();
+    let _ = store.audit(
+        operator,
+        station_id,
+        "spot-check",
+        check.fingerprint.as_deref().unwrap_or("(no certificate)"),
+        match check.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::TrustUnknown => "trust-unknown",
+        },
+        &serde_json::json!({
+            "reader": check.reader, "slot": check.slot.short(), "subject": check.subject,
+            "reasons": reasons, "bundle_version": check.bundle_version,
+        }),
+    );
+}
+
+/// Run a spot check with the station's own policy: its cached trust bundle
+/// (verified again with the pinned key) and its configured issuing CA; record it.
+pub fn check_with_station<T: Transport>(
+    transport: T,
+    station: &super::station::Station,
+    slot: Slot,
+    pin: Option<&Pin>,
+    book: &mut ChallengeBook,
+) -> Result<(SpotCheck, Option<CapturedExchange>), String> {
+    use crate::console::trust;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (payload, status) = match trust::load_key(station.config.console.bundle_key.as_deref()) {
+        Ok(key) => (
+            trust::current(&station.store, &key).map_err(|e| e.to_string())?,
+            trust::status(&station.store, &key, now).map_err(|e| e.to_string())?,
+        ),
+        Err(trust::TrustError::NoKey) => (None, None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let issuing_ca = match &station.config.verify.issuing_ca {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("[verify] issuing_ca {}: {e}", path.display()))?;
+            Some(
+                certificate::from_pem_or_der(&bytes)
+                    .map_err(|e| format!("[verify] issuing_ca: {e}"))?,
+            )
+        }
+        None => None,
+    };
+    let policy = Policy {
+        bundle: payload.as_ref().zip(status.as_ref()),
+        issuing_ca: issuing_ca.as_deref(),
+        now,
+    };
+    let (check, captured) = spot_check(transport, slot, pin, &policy, book);
+    record(
+        &station.store,
+        &station.operator,
+        &station.station_id,
+        &check,
+    );
+    Ok((check, captured))
+}
+
 /// Card-signed certificates must carry a valid self-signature; CA-issued ones must
 /// chain to the configured issuing CA.
 fn chain_finding(der: &[u8], issuing_ca: Option<&[u8]>) -> Finding {

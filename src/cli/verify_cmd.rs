@@ -3,14 +3,12 @@
 use clap::Args;
 
 use cardstation::app::spot_check::{
-    replay_findings, spot_check, ChallengeBook, Finding, Policy, SpotCheck, Verdict,
+    check_with_station, replay_findings, ChallengeBook, Finding, SpotCheck, Verdict,
 };
 use cardstation::app::station::Station;
 use cardstation::card::pcsc_reader::Pcsc;
 use cardstation::config::Paths;
-use cardstation::console::trust;
 use cardstation::piv::Slot;
-use cardstation::pki::certificate::from_pem_or_der;
 
 use super::enroll_cmd::read_pin;
 use super::output::{print_json, Failure};
@@ -37,55 +35,23 @@ pub struct VerifyArgs {
 /// Exit codes: 0 PASS, 1 FAIL (or error), 3 signature valid but trust unknown (no bundle).
 pub fn run(args: &VerifyArgs, paths: Paths) -> Result<i32, Failure> {
     let station = Station::open(paths)?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    // The cached trust bundle, verified again with the pinned key.
-    let (payload, status) = match trust::load_key(station.config.console.bundle_key.as_deref()) {
-        Ok(key) => (
-            trust::current(&station.store, &key)
-                .map_err(|e| Failure::new(e.code(), e.to_string()))?,
-            trust::status(&station.store, &key, now)
-                .map_err(|e| Failure::new(e.code(), e.to_string()))?,
-        ),
-        Err(trust::TrustError::NoKey) => (None, None),
-        Err(e) => return Err(Failure::new(e.code(), e.to_string())),
-    };
-    let issuing_ca = match &station.config.verify.issuing_ca {
-        Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| {
-                Failure::new(
-                    "config",
-                    format!("[verify] issuing_ca {}: {e}", path.display()),
-                )
-            })?;
-            Some(
-                from_pem_or_der(&bytes)
-                    .map_err(|e| Failure::new("config", format!("[verify] issuing_ca: {e}")))?,
-            )
-        }
-        None => None,
-    };
     let pin = if args.pin_stdin {
         Some(read_pin()?)
     } else {
         None
     };
-    let policy = Policy {
-        bundle: payload.as_ref().zip(status.as_ref()),
-        issuing_ca: issuing_ca.as_deref(),
-        now,
-    };
-
     let pcsc = Pcsc::establish()?;
     let name = pcsc.resolve(&args.reader)?;
     let mut conn = pcsc.connect(&name)?;
     let mut book = ChallengeBook::default();
-    let (check, captured) = spot_check(
+    let (check, captured) = check_with_station(
         conn.transaction()?,
+        &station,
         args.slot,
         pin.as_ref(),
-        &policy,
         &mut book,
-    );
+    )
+    .map_err(|e| Failure::new("verify-setup", e))?;
     let replay = match (args.replay_test, &captured) {
         (true, Some(c)) => Some(replay_findings(&mut book, c)),
         (true, None) => Some(vec![Finding {
@@ -95,7 +61,6 @@ pub fn run(args: &VerifyArgs, paths: Paths) -> Result<i32, Failure> {
         }]),
         (false, _) => None,
     };
-    audit(&station, &check);
 
     let replay_ok = replay.as_ref().is_none_or(|r| r.iter().all(|f| f.ok));
     if args.json {
@@ -108,25 +73,6 @@ pub fn run(args: &VerifyArgs, paths: Paths) -> Result<i32, Failure> {
         (Verdict::TrustUnknown, true) => 3,
         _ => 1,
     })
-}
-
-fn audit(station: &Station, check: &SpotCheck) {
-    let reasons: Vec<&str> = check.failures().map(|f| f.message.as_str()).collect();
-    let _ = station.store.audit(
-        &station.operator,
-        &station.station_id,
-        "spot-check",
-        check.fingerprint.as_deref().unwrap_or("(no certificate)"),
-        match check.verdict {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::TrustUnknown => "trust-unknown",
-        },
-        &serde_json::json!({
-            "reader": check.reader, "slot": check.slot.short(), "subject": check.subject,
-            "reasons": reasons, "bundle_version": check.bundle_version,
-        }),
-    );
 }
 
 fn print_human(check: &SpotCheck, replay: Option<&[Finding]>) {

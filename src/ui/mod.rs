@@ -6,6 +6,7 @@
 mod card_details;
 mod export;
 mod readers_panel;
+mod spot_check;
 mod wizard;
 
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -83,6 +84,14 @@ pub struct ReaderPane {
     pub report_error: Option<crate::app::reader_worker::JobFailure>,
     pub inspecting: bool,
     pub wizard: Wizard,
+    pub spot: spot_check::SpotState,
+}
+
+/// The main area's screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Enroll,
+    SpotCheck,
 }
 
 /// The operator's session at this station.
@@ -113,6 +122,9 @@ pub struct StationApp {
     pub desk: DeskSession,
     pub dark: bool,
     pub notice: Option<String>,
+    pub screen: Screen,
+    /// Spot checks of this session, newest first, with the time they ran.
+    pub checks: Vec<(i64, Box<crate::app::spot_check::SpotCheck>)>,
     started: bool,
 }
 
@@ -138,6 +150,8 @@ impl StationApp {
             desk: DeskSession::default(),
             dark: true,
             notice: None,
+            screen: Screen::Enroll,
+            checks: Vec::new(),
             started: false,
         }
     }
@@ -398,6 +412,7 @@ impl StationApp {
                 report_error: None,
                 inspecting: false,
                 wizard: Wizard::new(&self.config),
+                spot: spot_check::SpotState::default(),
             }),
             Err(e) => {
                 self.notice = Some(format!("cannot start a worker for {name}: {e}"));
@@ -408,6 +423,7 @@ impl StationApp {
 
     fn on_presence_change(&mut self, reader: &str, now: CardPresence) {
         let desk_mode = self.desk.desk_mode;
+        let spot_screen = self.screen == Screen::SpotCheck;
         let Some(p) = self.pane_mut(reader) else {
             return;
         };
@@ -416,6 +432,12 @@ impl StationApp {
         match now {
             CardPresence::Present => {
                 p.wizard.on_card_inserted(desk_mode);
+                p.spot.last = None;
+                p.spot.error = None;
+                // On the Spot check screen, a card is checked the moment it is inserted.
+                if spot_screen && !p.wizard.is_running() {
+                    spot_check::start(p);
+                }
                 self.inspect(reader);
             }
             _ => p.wizard.on_card_removed(desk_mode),
@@ -433,6 +455,8 @@ impl StationApp {
         let mut enrolled = false;
         let mut refresh = false;
         let mut upload: Option<Box<EnrollOutcome>> = None;
+        let console_configured = self.console_status.configured;
+        let mut checked = None;
         let desk_mode = self.desk.desk_mode;
         {
             let Some(p) = self.pane_mut(reader) else {
@@ -452,7 +476,7 @@ impl StationApp {
                 }
                 JobEvent::Step(step) => p.wizard.on_step(step),
                 JobEvent::Enrolled(outcome) => {
-                    if p.wizard.upload_when_done {
+                    if p.wizard.upload_when_done && console_configured {
                         upload = Some(outcome.clone());
                     }
                     p.wizard.on_enrolled(outcome);
@@ -461,6 +485,16 @@ impl StationApp {
                 JobEvent::EnrollFailed(f) => {
                     p.wizard.on_failed(f);
                     refresh = true;
+                }
+                JobEvent::Checked(check) => {
+                    p.spot.running = false;
+                    p.spot.error = None;
+                    checked = Some(check.clone());
+                    p.spot.last = Some(check);
+                }
+                JobEvent::CheckFailed(f) => {
+                    p.spot.running = false;
+                    p.spot.error = Some(f);
                 }
             }
         }
@@ -474,6 +508,11 @@ impl StationApp {
         }
         if let Some(outcome) = upload {
             self.upload(&outcome);
+        }
+        if let Some(check) = checked {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            self.checks.insert(0, (now, check));
+            self.checks.truncate(200);
         }
         if enrolled {
             self.desk.cards_done += 1;
@@ -621,17 +660,34 @@ impl StationApp {
             self.outbox_view(ui);
             ui.separator();
         }
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.screen, Screen::Enroll, "Enrollment");
+            ui.selectable_value(&mut self.screen, Screen::SpotCheck, "Spot check");
+        });
+        ui.separator();
         let desk = self.desk.desk_mode;
         let events = self.events_tx.clone();
         let waker = self.waker.clone();
         let console = self.console_status.clone();
-        let Some(pane) = self.selected_pane_mut() else {
+        if self.selected_pane_mut().is_none() {
             ui.label("No reader selected.");
             return;
-        };
+        }
         let mut action = None;
+        let screen = self.screen;
+        let history = &self.checks;
+        let Some(pane) = self
+            .readers
+            .iter_mut()
+            .find(|p| Some(&p.name) == self.selected.as_ref())
+        else {
+            return;
+        };
         egui::ScrollArea::vertical().show(ui, |ui| {
-            action = wizard::show(pane, ui, desk, &events, &waker, &console);
+            match screen {
+                Screen::Enroll => action = wizard::show(pane, ui, desk, &events, &waker, &console),
+                Screen::SpotCheck => spot_check::show(pane, history, ui),
+            }
             ui.add_space(12.0);
             ui.separator();
             card_details::show(pane, ui);
