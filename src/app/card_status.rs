@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::card::atr::Atr;
+use crate::card::trace::ApduTrace;
 use crate::card::Transport;
 use crate::piv::{Algorithm, ManagementKey, PinReference, PinStatus, PivError, PivSession, Slot};
 use crate::pki::CertificateInfo;
@@ -49,12 +50,30 @@ impl CardReport {
 
 /// Read everything an operator needs to know about the card. Changes nothing on it.
 pub fn inspect<T: Transport>(transport: T) -> Result<CardReport, PivError> {
+    inspect_traced(transport).0
+}
+
+/// `inspect`, also returning the APDU exchanges (secrets redacted) for diagnostics.
+pub fn inspect_traced<T: Transport>(transport: T) -> (Result<CardReport, PivError>, ApduTrace) {
     let reader = transport.reader().to_string();
     let atr = transport.atr();
     let protocols = Atr::parse(&atr)
         .map(|a| a.protocol_names())
         .unwrap_or_default();
-    let mut s = PivSession::open(transport)?;
+    let mut s = match PivSession::open(transport) {
+        Ok(s) => s,
+        Err(e) => return (Err(e), ApduTrace::default()),
+    };
+    let result = read_report(&mut s, reader, atr, protocols);
+    (result, s.channel().trace().clone())
+}
+
+fn read_report<T: Transport>(
+    s: &mut PivSession<T>,
+    reader: String,
+    atr: Vec<u8>,
+    protocols: Vec<String>,
+) -> Result<CardReport, PivError> {
     let serial = s.serial()?;
     let version = s.version()?.map(|(a, b, c)| format!("{a}.{b}.{c}"));
     let chuid_guid = s.read_chuid()?.map(|c| hex::encode_upper(c.guid));
@@ -85,7 +104,7 @@ pub fn inspect<T: Transport>(transport: T) -> Result<CardReport, PivError> {
         });
     }
 
-    let management_key = management_key_report(&mut s)?;
+    let management_key = management_key_report(s)?;
     Ok(CardReport {
         reader,
         atr,

@@ -249,8 +249,14 @@ pub fn enroll<T: Transport>(
             .map(|c| c.guid.clone())
             .unwrap_or_default(),
     };
-    let factory_key =
-        authenticate_current(&mut session, ctx, mgmt, &identity_now, old_guid.as_deref())?;
+    let factory_key = authenticate_current(
+        &mut session,
+        ctx.store,
+        ctx.site_secret,
+        mgmt,
+        &identity_now,
+        old_guid.as_deref(),
+    )?;
     // A key without a certificate on a card still on its factory management key was put
     // there by the manufacturer (Nitrokey cards ship with a 9E key); any other is someone's.
     if key_without_certificate && !factory_key {
@@ -476,19 +482,19 @@ fn check_slot_free<T: Transport>(
 /// Returns whether the factory key was the one that worked.
 fn authenticate_current<T: Transport>(
     session: &mut PivSession<T>,
-    ctx: &EnrollContext<'_>,
+    store: &Store,
+    secret: &SiteSecret,
     mgmt: ManagementKeyState,
     identity: &CardIdentity,
     guid_hex: Option<&str>,
 ) -> Result<bool, EnrollError> {
     let (alg, metadata_default) = (mgmt.algorithm, mgmt.is_default);
-    let ours = ctx
-        .site_secret
+    let ours = secret
         .management_key(identity, alg)
         .map_err(PivError::from)?;
     let factory = ManagementKey::factory_default(alg);
     let known = match guid_hex {
-        Some(g) => ctx.store.knows_guid(g)?,
+        Some(g) => store.knows_guid(g)?,
         None => false,
     };
     let mut candidates: Vec<ManagementKey> = Vec::new();
@@ -496,7 +502,7 @@ fn authenticate_current<T: Transport>(
         (Some(true), _) => candidates.extend(factory),
         (Some(false), _) | (None, true) => {
             candidates.push(ours);
-            candidates.extend(interrupted_keys(ctx, identity, alg)?);
+            candidates.extend(interrupted_keys(store, secret, identity, alg)?);
             if metadata_default.is_none() {
                 candidates.extend(factory);
             }
@@ -504,7 +510,7 @@ fn authenticate_current<T: Transport>(
         (None, false) => {
             candidates.extend(factory);
             candidates.push(ours);
-            candidates.extend(interrupted_keys(ctx, identity, alg)?);
+            candidates.extend(interrupted_keys(store, secret, identity, alg)?);
         }
     }
     for key in &candidates {
@@ -517,26 +523,42 @@ fn authenticate_current<T: Transport>(
     Err(EnrollError::ManagementKeyUnknown)
 }
 
+/// Authenticate with the management key this station expects the card to have
+/// (its derived key, the factory key on a blank card). Returns whether it was
+/// the factory key.
+pub fn authenticate_for_station<T: Transport>(
+    session: &mut PivSession<T>,
+    store: &Store,
+    secret: &SiteSecret,
+) -> Result<bool, EnrollError> {
+    let serial = session.serial()?;
+    let chuid = session.read_chuid()?;
+    let guid_hex = chuid.as_ref().map(|c| hex::encode_upper(&c.guid));
+    let identity = CardIdentity {
+        serial,
+        guid: chuid.map(|c| c.guid).unwrap_or_default(),
+    };
+    let mgmt = session.management_key_state()?;
+    authenticate_current(session, store, secret, mgmt, &identity, guid_hex.as_deref())
+}
+
 /// Keys derived from GUIDs of interrupted enrollments of this card: an enrollment
 /// cut off between writing the CHUID and finishing leaves one of these.
 fn interrupted_keys(
-    ctx: &EnrollContext<'_>,
+    store: &Store,
+    secret: &SiteSecret,
     identity: &CardIdentity,
     alg: Algorithm,
 ) -> Result<Vec<ManagementKey>, EnrollError> {
     let mut keys = Vec::new();
-    for guid in ctx.store.interrupted_guids(identity.serial)? {
+    for guid in store.interrupted_guids(identity.serial)? {
         if let Ok(bytes) = hex::decode(&guid) {
             if bytes != identity.guid {
                 let id = CardIdentity {
                     serial: identity.serial,
                     guid: bytes,
                 };
-                keys.push(
-                    ctx.site_secret
-                        .management_key(&id, alg)
-                        .map_err(PivError::from)?,
-                );
+                keys.push(secret.management_key(&id, alg).map_err(PivError::from)?);
             }
         }
     }

@@ -2,8 +2,11 @@
 
 pub mod card_status;
 pub mod console_worker;
+pub mod doctor;
 pub mod enroll;
+pub mod pin_care;
 pub mod reader_worker;
+pub mod replace;
 pub mod site_keys;
 pub mod spot_check;
 pub mod station;

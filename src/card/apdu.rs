@@ -200,6 +200,7 @@ impl StatusWord {
         }
         match self.0 {
             0x9000 => "success",
+            0x6300 => "verification failed",
             0x6281 => "returned data may be corrupted",
             0x6700 => "wrong length",
             0x6882 => "secure messaging not supported",

@@ -198,7 +198,8 @@ pub struct ExportArgs {
     pub json: bool,
 }
 
-pub fn export(args: &ExportArgs) -> Result<(), Failure> {
+pub fn export(args: &ExportArgs, paths: Paths) -> Result<(), Failure> {
+    let station = Station::open(paths)?;
     let pcsc = Pcsc::establish()?;
     let name = pcsc.resolve(&args.reader)?;
     let mut conn = pcsc.connect(&name)?;
@@ -215,6 +216,14 @@ pub fn export(args: &ExportArgs) -> Result<(), Failure> {
     let info =
         CertificateInfo::parse(&obj.der).map_err(|e| Failure::new("certificate", e.to_string()))?;
     write_certificate_file(&args.out, &obj.der, args.overwrite)?;
+    let _ = station.store.audit(
+        &station.operator,
+        &station.station_id,
+        "export",
+        &info.sha256,
+        "ok",
+        &serde_json::json!({"reader": name, "slot": args.slot.short(), "file": args.out}),
+    );
     if args.json {
         print_json(&serde_json::json!({"ok": true, "file": args.out, "certificate": info}));
     } else {

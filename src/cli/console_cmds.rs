@@ -102,6 +102,11 @@ pub fn enqueue_and_sync(
     Ok(try_sync(station))
 }
 
+/// Deliver what is due (for commands that queued something).
+pub fn sync_quietly(station: &Station) -> SyncReport {
+    try_sync(station)
+}
+
 /// Deliver what is due; never fails the command because the console is away.
 fn try_sync(station: &Station) -> SyncReport {
     match ConsoleClient::new(&station.config.console) {

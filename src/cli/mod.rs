@@ -1,9 +1,13 @@
 //! The headless command line: every operator action, scriptable, with `--json`.
 
+mod audit_cmd;
 mod card_cmds;
 mod console_cmds;
+mod doctor_cmd;
 mod enroll_cmd;
 mod output;
+mod pin_cmd;
+mod replace_cmd;
 mod verify_cmd;
 mod virtual_card_cmd;
 
@@ -67,6 +71,17 @@ pub enum Command {
     /// The console's trust bundle (allow-list and revocation list) kept for offline use.
     #[command(subcommand)]
     Trust(console_cmds::TrustCommand),
+    /// Replace a card (lost, stolen, damaged, expiring) or renew it: revoke the old
+    /// certificate (queued if the console is away), enrol the new card, link both.
+    Replace(replace_cmd::ReplaceArgs),
+    /// Field diagnostics: PC/SC, readers, card, console (DNS/TCP/TLS/HTTP), trust bundle,
+    /// outbox — each finding with what to do. Exit 1 when something fails.
+    Doctor(doctor_cmd::DoctorArgs),
+    /// PIN care: status, change PIN/PUK, unblock with the PUK, try counters, reset a blocked card.
+    Pin(pin_cmd::PinArgs),
+    /// The audit trail: verify the hash chain, export as CSV, search.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
     /// Serve a virtual PIV card to pcscd through vsmartcard-vpcd (tests, demos).
     VirtualCard(virtual_card_cmd::VirtualCardArgs),
 }
@@ -118,7 +133,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Readers(a) => (a.json, card_cmds::readers(a.json)),
         Command::Card(a) => (a.json, card_cmds::card(&a)),
         Command::Enroll(a) => (a.json, enroll_cmd::run(&a, paths)),
-        Command::Export(a) => (a.json, card_cmds::export(&a)),
+        Command::Export(a) => (a.json, card_cmds::export(&a, paths)),
         Command::Enrollments(a) => (a.json, card_cmds::enrollments(&a, paths)),
         Command::Verify(a) => {
             return match verify_cmd::run(&a, paths) {
@@ -143,6 +158,22 @@ pub fn run(cli: Cli) -> i32 {
                     | console_cmds::TrustCommand::Show { json: true }
             ),
             console_cmds::trust_cmd(&c, paths),
+        ),
+        Command::Doctor(a) => {
+            return match doctor_cmd::run(&a, paths) {
+                Ok(code) => code,
+                Err(f) => output::report(&f, a.json),
+            }
+        }
+        Command::Replace(a) => (a.json, replace_cmd::run(&a, paths)),
+        Command::Pin(a) => (a.json, pin_cmd::run(&a, paths)),
+        Command::Audit(c) => (
+            matches!(
+                c,
+                audit_cmd::AuditCommand::Verify { json: true }
+                    | audit_cmd::AuditCommand::List { json: true, .. }
+            ),
+            audit_cmd::run(&c, paths),
         ),
         Command::VirtualCard(a) => (false, virtual_card_cmd::run(&a)),
     };

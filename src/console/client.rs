@@ -81,6 +81,37 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, ConsoleError> {
         .map_err(|e| ConsoleError::Settings(format!("cannot read {what} {}: {e}", path.display())))
 }
 
+/// The TLS settings of the console connection: only the configured CA is trusted,
+/// and the station presents its client certificate.
+pub fn tls_config(cfg: &ConsoleConfig) -> Result<rustls::ClientConfig, ConsoleError> {
+    let settings = |e: &dyn std::fmt::Display| ConsoleError::Settings(e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = read(&cfg.ca, "ca")?;
+    for cert in CertificateDer::pem_slice_iter(&ca) {
+        roots
+            .add(cert.map_err(|e| settings(&format!("[console] ca: {e}")))?)
+            .map_err(|e| settings(&format!("[console] ca: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(ConsoleError::Settings(
+            "[console] ca holds no certificate".into(),
+        ));
+    }
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&read(&cfg.client_cert, "client_cert")?)
+            .collect::<Result<_, _>>()
+            .map_err(|e| settings(&format!("[console] client_cert: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(&read(&cfg.client_key, "client_key")?)
+        .map_err(|e| settings(&format!("[console] client_key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| settings(&e))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| settings(&format!("client certificate and key do not match: {e}")))
+}
+
 impl ConsoleClient {
     pub fn new(cfg: &ConsoleConfig) -> Result<Self, ConsoleError> {
         let url = cfg.url.as_deref().ok_or(ConsoleError::NotConfigured)?;
@@ -90,31 +121,7 @@ impl ConsoleClient {
             )));
         }
         let settings = |e: &dyn std::fmt::Display| ConsoleError::Settings(e.to_string());
-        let mut roots = rustls::RootCertStore::empty();
-        let ca = read(&cfg.ca, "ca")?;
-        for cert in CertificateDer::pem_slice_iter(&ca) {
-            roots
-                .add(cert.map_err(|e| settings(&format!("[console] ca: {e}")))?)
-                .map_err(|e| settings(&format!("[console] ca: {e}")))?;
-        }
-        if roots.is_empty() {
-            return Err(ConsoleError::Settings(
-                "[console] ca holds no certificate".into(),
-            ));
-        }
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(&read(&cfg.client_cert, "client_cert")?)
-                .collect::<Result<_, _>>()
-                .map_err(|e| settings(&format!("[console] client_cert: {e}")))?;
-        let key = PrivateKeyDer::from_pem_slice(&read(&cfg.client_key, "client_key")?)
-            .map_err(|e| settings(&format!("[console] client_key: {e}")))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| settings(&e))?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| settings(&format!("client certificate and key do not match: {e}")))?;
+        let tls = tls_config(cfg)?;
         let http = reqwest::blocking::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))

@@ -15,6 +15,8 @@ pub enum PivError {
     NotPiv(StatusWord),
     #[error("wrong {}: {retries} {} left before it is blocked", .which.name(), if *.retries == 1 { "try" } else { "tries" })]
     WrongPin { which: PinReference, retries: u8 },
+    #[error("wrong {}; the card does not say how many tries are left", .0.name())]
+    WrongPinCountUnknown(PinReference),
     #[error("the {} is blocked. {}", .0.name(), match .0 { PinReference::Pin => "Unblock it with the PUK", PinReference::Puk => "With PIN and PUK both blocked the card can only be reset to blank" })]
     Blocked(PinReference),
     #[error("a {} must be {min} to 8 characters", .which.name())]
@@ -47,6 +49,10 @@ pub enum PivError {
     },
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error("this card does not support {0}")]
+    Unsupported(&'static str),
+    #[error("the card refused to reset: it resets only when both the PIN and the PUK are blocked")]
+    ResetRefused,
 }
 
 impl PivError {
@@ -78,7 +84,7 @@ impl PivError {
         match self {
             PivError::Card(e) => e.code(),
             PivError::NotPiv(_) => "not-piv",
-            PivError::WrongPin { .. } => "wrong-pin",
+            PivError::WrongPin { .. } | PivError::WrongPinCountUnknown(_) => "wrong-pin",
             PivError::Blocked(_) => "blocked",
             PivError::PinFormat { .. } => "pin-format",
             PivError::ManagementKeyRejected => "management-key-rejected",
@@ -89,6 +95,8 @@ impl PivError {
             PivError::Status { .. } => "card-status",
             PivError::Malformed { .. } => "malformed-response",
             PivError::Key(_) => "management-key",
+            PivError::Unsupported(_) => "unsupported",
+            PivError::ResetRefused => "reset-refused",
         }
     }
 }

@@ -205,7 +205,7 @@ impl<T: Transport> PivSession<T> {
                 .with_data(pin.padded().to_vec())
                 .secret(),
         )?;
-        check_pin_answer(rsp.sw, pin.which(), "VERIFY")
+        self.pin_answer(rsp.sw, pin.which(), "VERIFY")
     }
 
     /// CHANGE REFERENCE DATA: change the PIN or the PUK.
@@ -217,7 +217,7 @@ impl<T: Transport> PivSession<T> {
                 .with_data(data.to_vec())
                 .secret(),
         )?;
-        check_pin_answer(rsp.sw, old.which(), "CHANGE REFERENCE DATA")
+        self.pin_answer(rsp.sw, old.which(), "CHANGE REFERENCE DATA")
     }
 
     /// RESET RETRY COUNTER: unblock the PIN with the PUK and set a new PIN.
@@ -229,7 +229,41 @@ impl<T: Transport> PivSession<T> {
                 .with_data(data.to_vec())
                 .secret(),
         )?;
-        check_pin_answer(rsp.sw, PinReference::Puk, "RESET RETRY COUNTER")
+        self.pin_answer(rsp.sw, PinReference::Puk, "RESET RETRY COUNTER")
+    }
+
+    /// Interpret the answer to a PIN/PUK command. Some cards answer a wrong value with
+    /// a bare 6300 (no counter): then ask the card how many tries are left.
+    fn pin_answer(
+        &mut self,
+        sw: StatusWord,
+        which: PinReference,
+        during: &'static str,
+    ) -> Result<(), PivError> {
+        if sw != StatusWord(0x6300) {
+            return check_pin_answer(sw, which, during);
+        }
+        let left = match which {
+            PinReference::Pin => match self.pin_status(PinReference::Pin)? {
+                PinStatus::Retries(n) => Some(n),
+                PinStatus::Blocked => Some(0),
+                PinStatus::Verified => None,
+            },
+            PinReference::Puk => self
+                .metadata(PinReference::Puk.reference())?
+                .and_then(|m| m.retries)
+                .map(|(_, left)| left)
+                .or_else(|| match self.pin_status(PinReference::Puk) {
+                    Ok(PinStatus::Retries(n)) => Some(n),
+                    Ok(PinStatus::Blocked) => Some(0),
+                    _ => None,
+                }),
+        };
+        match left {
+            Some(0) => Err(PivError::Blocked(which)),
+            Some(retries) => Err(PivError::WrongPin { which, retries }),
+            None => Err(PivError::WrongPinCountUnknown(which)),
+        }
     }
 
     /// GET METADATA (YubiKey 5.3+). `None` when the card does not support it or
@@ -429,6 +463,36 @@ impl<T: Transport> PivSession<T> {
             .ok_or_else(|| PivError::malformed(during, "no signature (82) in the reply"))?;
         Signature::from_der(der)
             .map_err(|_| PivError::malformed(during, "the signature is not a DER ECDSA signature"))
+    }
+
+    /// SET PIN RETRIES (YubiKey extension): PIN and PUK try counters. Needs the
+    /// management key and the PIN in this session; resets both to their defaults.
+    pub fn set_pin_retries(&mut self, pin_tries: u8, puk_tries: u8) -> Result<(), PivError> {
+        let rsp = self.send(&Command::new(0, 0xFA, pin_tries, puk_tries))?;
+        match rsp.sw {
+            StatusWord::SUCCESS => Ok(()),
+            StatusWord::INS_NOT_SUPPORTED | StatusWord::FUNCTION_NOT_SUPPORTED => Err(
+                PivError::Unsupported("setting the PIN and PUK try counters"),
+            ),
+            sw => Err(PivError::from_status("SET PIN RETRIES", sw)),
+        }
+    }
+
+    /// RESET (YubiKey extension): back to a blank card — every key and certificate
+    /// gone, PIN, PUK and management key back to the factory values. Cards allow it
+    /// only once PIN and PUK are both blocked.
+    pub fn reset_card(&mut self) -> Result<(), PivError> {
+        let rsp = self.send(&Command::new(0, 0xFB, 0x00, 0x00))?;
+        match rsp.sw {
+            StatusWord::SUCCESS => Ok(()),
+            StatusWord::CONDITIONS_NOT_SATISFIED | StatusWord::SECURITY_STATUS_NOT_SATISFIED => {
+                Err(PivError::ResetRefused)
+            }
+            StatusWord::INS_NOT_SUPPORTED | StatusWord::FUNCTION_NOT_SUPPORTED => {
+                Err(PivError::Unsupported("resetting the card"))
+            }
+            sw => Err(PivError::from_status("RESET", sw)),
+        }
     }
 
     /// SET MANAGEMENT KEY (YubiKey extension, widely implemented): replace the 9B key.

@@ -166,6 +166,35 @@ impl Store {
             .transpose()
     }
 
+    /// Link a replaced certificate to its successor.
+    pub fn record_replacement(
+        &self,
+        old_fingerprint: &str,
+        new_fingerprint: &str,
+        reason: &str,
+        enrollment_id: i64,
+        operator: &str,
+    ) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO replacements (at, old_fingerprint, new_fingerprint, reason, enrollment_id, operator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![now_unix(), old_fingerprint, new_fingerprint, reason, enrollment_id, operator],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The certificate that replaced `old_fingerprint`, if any.
+    pub fn replacement_of(&self, old_fingerprint: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT new_fingerprint FROM replacements WHERE old_fingerprint = ?1 ORDER BY id DESC LIMIT 1",
+                [old_fingerprint],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Most recent first.
     pub fn enrollments(&self, limit: usize) -> Result<Vec<EnrollmentRecord>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(

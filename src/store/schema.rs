@@ -57,6 +57,16 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL,
         fetched_at INTEGER NOT NULL
     );",
+    // 3: card replacements, old and new linked.
+    "CREATE TABLE replacements (
+        id              INTEGER PRIMARY KEY,
+        at              INTEGER NOT NULL,
+        old_fingerprint TEXT NOT NULL,
+        new_fingerprint TEXT NOT NULL,
+        reason          TEXT NOT NULL,
+        enrollment_id   INTEGER NOT NULL REFERENCES enrollments(id),
+        operator        TEXT NOT NULL
+    );",
 ];
 
 pub fn migrate(conn: &rusqlite::Connection) -> Result<(), StoreError> {

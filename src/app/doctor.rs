@@ -1,0 +1,564 @@
+//! Field diagnostics: what is wrong with this station, reader, card or console link,
+//! each finding with what to do. Nothing here changes a card.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::card::atr::Atr;
+use crate::card::pcsc_reader::{CardPresence, Pcsc};
+use crate::card::trace::ApduTrace;
+use crate::console::{client, trust, ConsoleClient};
+use crate::piv::PinStatus;
+use crate::pki::certificate::{format_age, format_unix};
+
+use super::card_status::{inspect_traced, CardReport};
+use super::station::Station;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Info,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub area: String,
+    pub level: Level,
+    pub what: String,
+    /// What to do about it (empty when nothing needs doing).
+    pub todo: String,
+}
+
+fn finding(area: &str, level: Level, what: impl Into<String>, todo: impl Into<String>) -> Finding {
+    Finding {
+        area: area.into(),
+        level,
+        what: what.into(),
+        todo: todo.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorReport {
+    pub findings: Vec<Finding>,
+    pub cards: Vec<CardReport>,
+    /// APDU exchanges of the card checks (secrets are redacted by the tracer).
+    pub traces: Vec<(String, ApduTrace)>,
+}
+
+impl DoctorReport {
+    pub fn worst(&self) -> Level {
+        self.findings
+            .iter()
+            .map(|f| f.level)
+            .max()
+            .unwrap_or(Level::Ok)
+    }
+}
+
+/// Run every check; `reader` limits the card checks to one reader.
+pub fn diagnose(station: &Station, reader: Option<&str>) -> DoctorReport {
+    let mut report = DoctorReport {
+        findings: Vec::new(),
+        cards: Vec::new(),
+        traces: Vec::new(),
+    };
+    pcsc_checks(&mut report, reader);
+    console_checks(&mut report, station);
+    trust_checks(&mut report, station);
+    outbox_checks(&mut report, station);
+    report
+}
+
+fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>) {
+    let f = &mut report.findings;
+    let installed = ["/usr/sbin/pcscd", "/usr/bin/pcscd", "/usr/local/sbin/pcscd"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists());
+    if cfg!(target_os = "linux") && !installed {
+        f.push(finding(
+            "pcsc",
+            Level::Fail,
+            "the PC/SC daemon (pcscd) is not installed",
+            "sudo apt-get install pcscd",
+        ));
+    }
+    let pcsc = match Pcsc::establish().and_then(|p| p.readers().map(|r| (p, r))) {
+        Ok(ok) => ok,
+        Err(e) => {
+            f.push(finding(
+                "pcsc",
+                Level::Fail,
+                "the PC/SC service is not running or not reachable",
+                e.to_string(),
+            ));
+            return;
+        }
+    };
+    let (pcsc, readers) = pcsc;
+    f.push(finding(
+        "pcsc",
+        Level::Ok,
+        "the PC/SC service is running",
+        "",
+    ));
+    if readers.is_empty() {
+        f.push(finding(
+            "reader",
+            Level::Warn,
+            "no reader is connected",
+            "plug in a reader; check `lsusb` shows it and that its driver (e.g. libccid) is installed",
+        ));
+    }
+    for r in readers {
+        if only.is_some_and(|o| !r.name.to_lowercase().contains(&o.to_lowercase())) {
+            continue;
+        }
+        let area = format!("reader {}", r.name);
+        let f = &mut report.findings;
+        match r.card {
+            CardPresence::Absent => f.push(finding(&area, Level::Info, "no card in the reader", "insert a card to check it")),
+            CardPresence::InUse => f.push(finding(
+                &area,
+                Level::Warn,
+                "the card is held exclusively by another program",
+                "close the other program (browser, middleware, another station)",
+            )),
+            CardPresence::Mute => f.push(finding(
+                &area,
+                Level::Fail,
+                "the card does not answer to reset (mute)",
+                "reinsert it the right way round; if it stays mute the card or its contacts are faulty",
+            )),
+            CardPresence::Present => card_checks(report, &pcsc, &r.name, &r.atr),
+        }
+    }
+}
+
+fn card_checks(report: &mut DoctorReport, pcsc: &Pcsc, name: &str, atr: &[u8]) {
+    let area = format!("card in {name}");
+    let f = &mut report.findings;
+    match Atr::parse(atr) {
+        Ok(a) => f.push(finding(
+            &area,
+            Level::Info,
+            format!(
+                "ATR {} — {}{}{}",
+                hex::encode_upper(atr),
+                a.protocol_names().join(", "),
+                a.historical_text()
+                    .map(|t| format!(", \"{t}\""))
+                    .unwrap_or_default(),
+                if a.extended_length() {
+                    ", extended length"
+                } else {
+                    ""
+                }
+            ),
+            "",
+        )),
+        Err(e) => f.push(finding(
+            &area,
+            Level::Warn,
+            format!("the ATR cannot be decoded: {e}"),
+            "",
+        )),
+    }
+    let mut conn = match pcsc.connect(name) {
+        Ok(c) => c,
+        Err(e) => {
+            f.push(finding(
+                &area,
+                Level::Fail,
+                "cannot connect to the card",
+                e.to_string(),
+            ));
+            return;
+        }
+    };
+    let tx = match conn.transaction() {
+        Ok(t) => t,
+        Err(e) => {
+            f.push(finding(
+                &area,
+                Level::Fail,
+                "cannot start a transaction",
+                e.to_string(),
+            ));
+            return;
+        }
+    };
+    let (result, trace) = inspect_traced(tx);
+    report.traces.push((name.to_string(), trace));
+    let card = match result {
+        Ok(c) => c,
+        Err(crate::piv::PivError::NotPiv(sw)) => {
+            f.push(finding(
+                &area,
+                Level::Fail,
+                format!("no PIV application (SELECT answered {sw})"),
+                "only PIV cards can be enrolled; check it is the right card",
+            ));
+            return;
+        }
+        Err(e) => {
+            f.push(finding(
+                &area,
+                Level::Fail,
+                "the card could not be read",
+                e.to_string(),
+            ));
+            return;
+        }
+    };
+    f.push(finding(&area, Level::Ok, "PIV application present", ""));
+    match card.pin {
+        PinStatus::Blocked => f.push(finding(
+            &area,
+            Level::Fail,
+            "the PIN is blocked",
+            "unblock it with the PUK: cardstation pin unblock",
+        )),
+        PinStatus::Retries(1) => f.push(finding(
+            &area,
+            Level::Warn,
+            "only 1 PIN try left",
+            "make sure the holder knows the PIN before the next try",
+        )),
+        PinStatus::Retries(n) => {
+            f.push(finding(&area, Level::Ok, format!("{n} PIN tries left"), ""))
+        }
+        PinStatus::Verified => f.push(finding(
+            &area,
+            Level::Ok,
+            "PIN verified in this session",
+            "",
+        )),
+    }
+    match card.management_key.is_default {
+        Some(true) => f.push(finding(
+            &area,
+            Level::Warn,
+            "the management key is the factory default",
+            "enrol the card (which gives it its own key) before it leaves the desk",
+        )),
+        Some(false) => f.push(finding(
+            &area,
+            Level::Ok,
+            "the management key is not the factory default",
+            "",
+        )),
+        None => f.push(finding(
+            &area,
+            Level::Info,
+            "the management key state could not be determined",
+            "",
+        )),
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for s in &card.slots {
+        if let Some(c) = &s.certificate {
+            let left = c.not_after - now;
+            let (level, todo) = if left < 0 {
+                (
+                    Level::Fail,
+                    "replace the card's certificate: cardstation replace --reason expired",
+                )
+            } else if left < 30 * 86_400 {
+                (
+                    Level::Warn,
+                    "renew it soon: cardstation replace --reason expired",
+                )
+            } else {
+                (Level::Ok, "")
+            };
+            f.push(finding(
+                &area,
+                level,
+                format!(
+                    "slot {}: \"{}\" valid until {}",
+                    s.slot.short(),
+                    c.subject,
+                    format_unix(c.not_after)
+                ),
+                todo,
+            ));
+        }
+        if let Some(e) = &s.certificate_error {
+            f.push(finding(
+                &area,
+                Level::Fail,
+                format!("slot {}: unreadable certificate: {e}", s.slot.short()),
+                "re-enrol the slot",
+            ));
+        }
+    }
+    if card.is_blank() {
+        f.push(finding(
+            &area,
+            Level::Info,
+            "the card is blank (no certificate)",
+            "enrol it",
+        ));
+    }
+    report.cards.push(card);
+}
+
+/// DNS, TCP, TLS and HTTP to the console, each reported on its own.
+fn console_checks(report: &mut DoctorReport, station: &Station) {
+    let f = &mut report.findings;
+    let cfg = &station.config.console;
+    let Some(url) = cfg.url.as_deref() else {
+        f.push(finding(
+            "console",
+            Level::Info,
+            "no console is configured",
+            "set [console] in the config file to upload and check against the console",
+        ));
+        return;
+    };
+    let Some((host, port)) = host_port(url) else {
+        f.push(finding(
+            "console",
+            Level::Fail,
+            format!("the console URL {url} cannot be read"),
+            "use https://host:port",
+        ));
+        return;
+    };
+    let timeout = Duration::from_secs(cfg.connect_timeout_secs.max(1));
+    let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            f.push(finding(
+                "console DNS",
+                Level::Fail,
+                format!("{host} does not resolve: {e}"),
+                "check the host name and the DNS settings",
+            ));
+            return;
+        }
+    };
+    f.push(finding(
+        "console DNS",
+        Level::Ok,
+        format!(
+            "{host} resolves to {}",
+            addrs
+                .iter()
+                .map(|a| a.ip().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        "",
+    ));
+    let Some(mut sock) = addrs
+        .iter()
+        .find_map(|a| TcpStream::connect_timeout(a, timeout).ok())
+    else {
+        f.push(finding(
+            "console TCP",
+            Level::Fail,
+            format!("nothing answers on {host}:{port}"),
+            "check the console is running and no firewall blocks the port",
+        ));
+        return;
+    };
+    f.push(finding(
+        "console TCP",
+        Level::Ok,
+        format!("{host}:{port} accepts connections"),
+        "",
+    ));
+    match tls_handshake(&mut sock, &host, cfg, timeout) {
+        Ok(()) => f.push(finding(
+            "console TLS",
+            Level::Ok,
+            "the console's certificate verifies against [console] ca",
+            "",
+        )),
+        Err(e) => {
+            f.push(finding(
+                "console TLS",
+                Level::Fail,
+                format!("TLS failed: {e}"),
+                "check [console] ca is the console's CA, and the clock",
+            ));
+            return;
+        }
+    }
+    match ConsoleClient::new(cfg).and_then(|c| c.trust_bundle()) {
+        Ok(_) => f.push(finding(
+            "console HTTP",
+            Level::Ok,
+            "the console answers this station",
+            "",
+        )),
+        Err(e) => f.push(finding(
+            "console HTTP",
+            Level::Fail,
+            e.to_string(),
+            "check this station's client certificate was issued by the console's CA",
+        )),
+    }
+}
+
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split('/').next()?;
+    match authority.rsplit_once(':') {
+        Some((h, p)) => Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?)),
+        None => Some((authority.to_string(), 443)),
+    }
+}
+
+fn tls_handshake(
+    sock: &mut TcpStream,
+    host: &str,
+    cfg: &crate::config::ConsoleConfig,
+    timeout: Duration,
+) -> Result<(), String> {
+    let config = client::tls_config(cfg).map_err(|e| e.to_string())?;
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    sock.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    while conn.is_handshaking() {
+        conn.complete_io(sock).map_err(|e| e.to_string())?;
+    }
+    // Close politely; the HTTP check makes its own connection.
+    conn.send_close_notify();
+    let _ = conn.complete_io(sock);
+    let _ = sock.flush();
+    let mut sink = [0u8; 1];
+    let _ = sock.read(&mut sink);
+    Ok(())
+}
+
+fn trust_checks(report: &mut DoctorReport, station: &Station) {
+    let f = &mut report.findings;
+    let key = match trust::load_key(station.config.console.bundle_key.as_deref()) {
+        Ok(k) => k,
+        Err(trust::TrustError::NoKey) => {
+            f.push(finding(
+                "trust bundle",
+                Level::Info,
+                "no console key is pinned, so no trust bundle is kept",
+                "set [console] bundle_key to check cards against the console's lists",
+            ));
+            return;
+        }
+        Err(e) => {
+            f.push(finding(
+                "trust bundle",
+                Level::Fail,
+                e.to_string(),
+                "check [console] bundle_key",
+            ));
+            return;
+        }
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    match trust::status(&station.store, &key, now) {
+        Ok(Some(s)) if s.expired => f.push(finding(
+            "trust bundle",
+            Level::Warn,
+            format!(
+                "version {} expired; it is {} old",
+                s.version,
+                format_age(s.age_secs)
+            ),
+            "cardstation trust sync",
+        )),
+        Ok(Some(s)) => f.push(finding(
+            "trust bundle",
+            Level::Ok,
+            format!(
+                "version {}, {} old, {} allowed, {} revoked",
+                s.version,
+                format_age(s.age_secs),
+                s.allowed,
+                s.revoked
+            ),
+            "",
+        )),
+        Ok(None) => f.push(finding(
+            "trust bundle",
+            Level::Warn,
+            "no trust bundle yet",
+            "cardstation trust sync",
+        )),
+        Err(e) => f.push(finding(
+            "trust bundle",
+            Level::Fail,
+            e.to_string(),
+            "cardstation trust sync",
+        )),
+    }
+}
+
+fn outbox_checks(report: &mut DoctorReport, station: &Station) {
+    let items = station.store.outbox_items().unwrap_or_default();
+    let pending: Vec<_> = items.iter().filter(|i| i.state == "pending").collect();
+    let rejected = items.iter().filter(|i| i.state == "rejected").count();
+    let f = &mut report.findings;
+    if let Some(oldest) = pending.first() {
+        let age = time::OffsetDateTime::now_utc().unix_timestamp() - oldest.created_at;
+        f.push(finding(
+            "outbox",
+            Level::Warn,
+            format!(
+                "{} item(s) wait for the console, the oldest for {}",
+                pending.len(),
+                format_age(age)
+            ),
+            "cardstation outbox sync when the console is reachable",
+        ));
+    } else {
+        f.push(finding(
+            "outbox",
+            Level::Ok,
+            "nothing waits for the console",
+            "",
+        ));
+    }
+    if rejected > 0 {
+        f.push(finding(
+            "outbox",
+            Level::Warn,
+            format!("{rejected} item(s) were refused by the console"),
+            "cardstation outbox list shows why",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_urls_split_into_host_and_port() {
+        assert_eq!(
+            host_port("https://localhost:8443/x"),
+            Some(("localhost".into(), 8443))
+        );
+        assert_eq!(
+            host_port("https://console.example"),
+            Some(("console.example".into(), 443))
+        );
+        assert_eq!(host_port("https://[::1]:9"), Some(("::1".into(), 9)));
+        assert_eq!(host_port("http://x"), None);
+        assert_eq!(host_port("https://x:notaport"), None);
+    }
+}

@@ -1,0 +1,162 @@
+//! PIN care: change PIN and PUK, unblock the PIN with the PUK, set try counters,
+//! and — when PIN and PUK are both blocked — reset the card to blank. Tries left
+//! are always read first, and the last try is never spent without the operator
+//! saying so. Nothing secret is recorded; the audit row says what was done.
+
+use serde::Serialize;
+
+use crate::card::Transport;
+use crate::piv::{Pin, PinReference, PinStatus, PivError, PivSession};
+use crate::store::Store;
+
+use super::enroll::authenticate_for_station;
+use super::site_keys::SiteSecret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinCareError {
+    #[error(transparent)]
+    Piv(#[from] PivError),
+    #[error("only one {0} try is left: a wrong value now blocks it. Repeat with the last-try confirmation if you are sure")]
+    LastTry(&'static str),
+    #[error("the PIN is blocked: unblock it with the PUK first")]
+    PinBlocked,
+    #[error("the confirmation does not match: type exactly \"{expected}\"")]
+    Confirmation { expected: String },
+    #[error(
+        "the card's PIN is not blocked: it can only be reset once PIN and PUK are both blocked"
+    )]
+    NotBlocked,
+    #[error("{0}")]
+    Station(String),
+}
+
+impl PinCareError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PinCareError::Piv(e) => e.code(),
+            PinCareError::LastTry(_) => "last-try",
+            PinCareError::PinBlocked => "blocked",
+            PinCareError::Confirmation { .. } => "confirmation",
+            PinCareError::NotBlocked => "not-blocked",
+            PinCareError::Station(_) => "station",
+        }
+    }
+}
+
+/// PIN state as the operator sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PinReport {
+    pub pin: PinStatus,
+    /// PUK tries left where the card tells (GET METADATA), else `None`.
+    pub puk_retries: Option<u8>,
+}
+
+pub fn status<T: Transport>(transport: T) -> Result<PinReport, PivError> {
+    let mut s = PivSession::open(transport)?;
+    pin_report(&mut s)
+}
+
+fn pin_report<T: Transport>(s: &mut PivSession<T>) -> Result<PinReport, PivError> {
+    let pin = s.pin_status(PinReference::Pin)?;
+    let puk_retries = s
+        .metadata(PinReference::Puk.reference())?
+        .and_then(|m| m.retries)
+        .map(|(_, left)| left);
+    Ok(PinReport { pin, puk_retries })
+}
+
+/// Refuse to spend the last PIN try unless the operator confirmed it.
+fn guard_pin<T: Transport>(s: &mut PivSession<T>, last_try_ok: bool) -> Result<(), PinCareError> {
+    match s.pin_status(PinReference::Pin)? {
+        PinStatus::Blocked => Err(PinCareError::PinBlocked),
+        PinStatus::Retries(1) if !last_try_ok => Err(PinCareError::LastTry("PIN")),
+        _ => Ok(()),
+    }
+}
+
+fn guard_puk<T: Transport>(s: &mut PivSession<T>, last_try_ok: bool) -> Result<(), PinCareError> {
+    match pin_report(s)?.puk_retries {
+        Some(0) => Err(PivError::Blocked(PinReference::Puk).into()),
+        Some(1) if !last_try_ok => Err(PinCareError::LastTry("PUK")),
+        _ => Ok(()),
+    }
+}
+
+pub fn change_pin<T: Transport>(
+    transport: T,
+    old: &Pin,
+    new: &Pin,
+    last_try_ok: bool,
+) -> Result<(), PinCareError> {
+    let mut s = PivSession::open(transport)?;
+    guard_pin(&mut s, last_try_ok)?;
+    s.change_reference(old, new)?;
+    Ok(())
+}
+
+pub fn change_puk<T: Transport>(
+    transport: T,
+    old: &Pin,
+    new: &Pin,
+    last_try_ok: bool,
+) -> Result<(), PinCareError> {
+    let mut s = PivSession::open(transport)?;
+    guard_puk(&mut s, last_try_ok)?;
+    s.change_reference(old, new)?;
+    Ok(())
+}
+
+pub fn unblock_pin<T: Transport>(
+    transport: T,
+    puk: &Pin,
+    new_pin: &Pin,
+    last_try_ok: bool,
+) -> Result<(), PinCareError> {
+    let mut s = PivSession::open(transport)?;
+    guard_puk(&mut s, last_try_ok)?;
+    s.reset_retry_counter(puk, new_pin)?;
+    Ok(())
+}
+
+/// Set the PIN and PUK try counters (where the card supports it). Both codes go
+/// back to their factory values, as the card resets them.
+pub fn set_retries<T: Transport>(
+    transport: T,
+    pin: &Pin,
+    pin_tries: u8,
+    puk_tries: u8,
+    store: &Store,
+    secret: &SiteSecret,
+) -> Result<(), PinCareError> {
+    let mut s = PivSession::open(transport)?;
+    guard_pin(&mut s, false)?;
+    authenticate_for_station(&mut s, store, secret)
+        .map_err(|e| PinCareError::Station(e.to_string()))?;
+    s.verify_pin(pin)?;
+    s.set_pin_retries(pin_tries, puk_tries)?;
+    Ok(())
+}
+
+/// What a reset destroys, said plainly before the operator confirms it.
+pub const RESET_WARNING: &str = "Resetting deletes every key and certificate on the card, sets the PIN, PUK \
+     and management key back to the factory values and gives the card a new identity. Gateways will no longer \
+     accept it until it is enrolled again. This cannot be undone.";
+
+/// The text the operator must type to reset the card in `reader`.
+pub fn reset_confirmation(reader: &str) -> String {
+    format!("RESET {reader}")
+}
+
+/// Reset a card whose PIN and PUK are both blocked, after the typed confirmation.
+pub fn reset<T: Transport>(transport: T, confirmation: &str) -> Result<(), PinCareError> {
+    let expected = reset_confirmation(transport.reader());
+    if confirmation.trim() != expected {
+        return Err(PinCareError::Confirmation { expected });
+    }
+    let mut s = PivSession::open(transport)?;
+    if s.pin_status(PinReference::Pin)? != PinStatus::Blocked {
+        return Err(PinCareError::NotBlocked);
+    }
+    s.reset_card()?;
+    Ok(())
+}

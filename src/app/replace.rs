@@ -1,0 +1,151 @@
+//! Card replacement (lost, stolen, damaged, expiring) and renewal onto the same
+//! card: the old certificate is revoked on the console (queued, so an offline
+//! station loses nothing), a new card is enrolled for the same holder or device,
+//! and old and new are linked in the station database and the audit trail.
+
+use std::ops::ControlFlow;
+
+use serde::Serialize;
+
+use crate::card::Transport;
+use crate::console::outbox;
+use crate::console::protocol::{UploadRequest, REVOCATION_REASONS};
+use crate::piv::{PivSession, Slot};
+use crate::pki::certificate::to_pem;
+use crate::pki::CertificateInfo;
+
+use super::enroll::{enroll, EnrollContext, EnrollError, EnrollOutcome, EnrollRequest, EnrollStep};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplaceError {
+    #[error("reason must be one of {}", REVOCATION_REASONS.join(", "))]
+    BadReason,
+    #[error("this station has no record of certificate {0}. Give the subject for the new card explicitly")]
+    UnknownOld(String),
+    #[error(transparent)]
+    Enroll(#[from] EnrollError),
+    #[error("{0}")]
+    Queue(String),
+}
+
+impl ReplaceError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReplaceError::BadReason => "bad-reason",
+            ReplaceError::UnknownOld(_) => "unknown-certificate",
+            ReplaceError::Enroll(e) => e.code(),
+            ReplaceError::Queue(_) => "outbox",
+        }
+    }
+}
+
+pub struct ReplaceRequest {
+    pub old_fingerprint: String,
+    pub reason: String,
+    /// Slot, validity, PIN for the new card; the subject is the old one unless
+    /// `subject_override` is given.
+    pub enroll: EnrollRequest,
+    pub subject_override: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplaceOutcome {
+    pub old_fingerprint: String,
+    pub new_fingerprint: String,
+    pub reason: String,
+    /// The new card is the old card, re-issued.
+    pub renewal: bool,
+    pub enrollment: EnrollOutcome,
+}
+
+pub fn replace<T: Transport>(
+    mut transport: T,
+    req: &ReplaceRequest,
+    ctx: &EnrollContext<'_>,
+    on_step: &mut dyn FnMut(EnrollStep) -> ControlFlow<()>,
+) -> Result<ReplaceOutcome, ReplaceError> {
+    if !REVOCATION_REASONS.contains(&req.reason.as_str()) {
+        return Err(ReplaceError::BadReason);
+    }
+    let old = req
+        .old_fingerprint
+        .trim()
+        .to_ascii_lowercase()
+        .replace(':', "");
+    let record = ctx
+        .store
+        .enrollment_by_fingerprint(&old)
+        .map_err(EnrollError::from)?;
+    let subject = match (&req.subject_override, &record) {
+        (Some(s), _) => s.clone(),
+        (None, Some(r)) => r.subject.clone(),
+        (None, None) => return Err(ReplaceError::UnknownOld(old)),
+    };
+    let slot = record
+        .as_ref()
+        .and_then(|r| r.slot.parse::<Slot>().ok())
+        .unwrap_or(req.enroll.slot);
+
+    // Renewal: the card in the reader still carries the old certificate.
+    let renewal = {
+        let mut s = PivSession::open(&mut transport).map_err(EnrollError::from)?;
+        s.read_certificate(slot)
+            .map_err(EnrollError::from)?
+            .and_then(|o| CertificateInfo::parse(&o.der).ok())
+            .is_some_and(|i| i.sha256 == old)
+    };
+
+    // The old certificate is out of service from now on: queue its revocation first.
+    outbox::enqueue_revoke(ctx.store, &old, &req.reason)
+        .map_err(|e| ReplaceError::Queue(e.to_string()))?;
+
+    let enroll_req = EnrollRequest {
+        slot,
+        subject_template: subject,
+        force: req.enroll.force || renewal,
+        ..req.enroll.clone()
+    };
+    let new = enroll(transport, &enroll_req, ctx, on_step)?;
+
+    // The successor goes to the console too, and the two are linked.
+    let upload = UploadRequest {
+        certificate: to_pem(&new.certificate_der),
+        card_serial: new.card_serial,
+        chuid_guid: Some(new.chuid_guid.clone()),
+        slot: Some(new.slot.short().to_string()),
+        label: None,
+        operator: ctx.operator.to_string(),
+        station_id: ctx.station_id.to_string(),
+    };
+    outbox::enqueue_upload(ctx.store, &new.fingerprint, &upload)
+        .map_err(|e| ReplaceError::Queue(e.to_string()))?;
+    ctx.store
+        .record_replacement(
+            &old,
+            &new.fingerprint,
+            &req.reason,
+            new.enrollment_id,
+            ctx.operator,
+        )
+        .map_err(EnrollError::from)?;
+    ctx.store
+        .audit(
+            ctx.operator,
+            ctx.station_id,
+            "replace",
+            &old,
+            "replaced",
+            &serde_json::json!({
+                "old": old, "new": new.fingerprint, "reason": req.reason,
+                "renewal": renewal, "reader": new.reader, "enrollment": new.enrollment_id,
+            }),
+        )
+        .map_err(EnrollError::from)?;
+    Ok(ReplaceOutcome {
+        old_fingerprint: old,
+        new_fingerprint: new.fingerprint.clone(),
+        reason: req.reason.clone(),
+        renewal,
+        enrollment: new,
+    })
+}

@@ -1,0 +1,111 @@
+//! `cardstation doctor`: what is wrong with this station, reader, card or console link.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use cardstation::app::doctor::{diagnose, DoctorReport, Level};
+use cardstation::app::station::Station;
+use cardstation::config::Paths;
+
+use super::output::{print_json, Failure};
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Check only the readers whose name contains this.
+    #[arg(long, short)]
+    pub reader: Option<String>,
+    /// Also write everything (findings, card reports, APDU traces, recent audit rows,
+    /// outbox) to this file for a technician. It holds no PIN, PUK or key.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// Show the APDU exchanges of the card checks.
+    #[arg(long)]
+    pub trace: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit 0 when nothing failed, 1 otherwise.
+pub fn run(args: &DoctorArgs, paths: Paths) -> Result<i32, Failure> {
+    let station = Station::open(paths)?;
+    let report = diagnose(&station, args.reader.as_deref());
+    if let Some(path) = &args.bundle {
+        write_bundle(path, &station, &report)?;
+    }
+    if args.json {
+        print_json(&report);
+    } else {
+        print_human(&report, args.trace);
+        if let Some(path) = &args.bundle {
+            println!(
+                "Diagnostic bundle written to {} (no secrets in it).",
+                path.display()
+            );
+        }
+    }
+    Ok(if report.worst() == Level::Fail { 1 } else { 0 })
+}
+
+fn print_human(report: &DoctorReport, trace: bool) {
+    for f in &report.findings {
+        let mark = match f.level {
+            Level::Ok => "ok  ",
+            Level::Info => "info",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        };
+        println!("{mark} [{}] {}", f.area, f.what);
+        if !f.todo.is_empty() && f.level != Level::Ok {
+            println!("       → {}", f.todo);
+        }
+    }
+    if trace {
+        for (reader, t) in &report.traces {
+            println!("APDU trace, {reader}:");
+            for e in &t.entries {
+                println!("{e}");
+            }
+        }
+    }
+}
+
+fn write_bundle(
+    path: &std::path::Path,
+    station: &Station,
+    report: &DoctorReport,
+) -> Result<(), Failure> {
+    let audit = station.store.audit_rows().unwrap_or_default();
+    let recent: Vec<_> = audit.iter().rev().take(100).collect();
+    let outbox: Vec<_> = station
+        .store
+        .outbox_items()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| {
+            serde_json::json!({"id": i.id, "kind": i.kind, "fingerprint": i.fingerprint, "state": i.state,
+                               "attempts": i.attempts, "last_error": i.last_error, "created_at": i.created_at})
+        })
+        .collect();
+    let bundle = serde_json::json!({
+        "cardstation": env!("CARGO_PKG_VERSION"),
+        "created_at": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "station_id": station.station_id,
+        "operator": station.operator,
+        "os": std::env::consts::OS,
+        "settings": station.config,
+        "doctor": report,
+        "audit_recent": recent,
+        "audit_chain": station.store.verify_audit().ok(),
+        "outbox": outbox,
+    });
+    let text =
+        serde_json::to_string_pretty(&bundle).map_err(|e| Failure::new("bundle", e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| {
+        Failure::new(
+            "write-file",
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })
+}

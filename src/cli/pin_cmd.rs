@@ -1,0 +1,206 @@
+//! `cardstation pin …`: PIN care for a card holder at the desk. PINs and PUKs are
+//! read from standard input, one per line, never from the command line.
+
+use std::io::BufRead;
+
+use clap::{Args, Subcommand};
+use zeroize::Zeroizing;
+
+use cardstation::app::pin_care::{self, PinCareError, PinReport};
+use cardstation::app::station::Station;
+use cardstation::card::pcsc_reader::Pcsc;
+use cardstation::config::Paths;
+use cardstation::piv::{Pin, PinStatus};
+
+use super::output::{print_json, Failure};
+
+impl From<PinCareError> for Failure {
+    fn from(e: PinCareError) -> Self {
+        Failure::new(e.code(), e.to_string())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PinArgs {
+    /// Reader: the exact name or a part that matches exactly one reader.
+    #[arg(long, short, global = true, default_value = "")]
+    pub reader: String,
+    /// Allow spending the last PIN/PUK try.
+    #[arg(long, global = true)]
+    pub last_try: bool,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: PinCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PinCommand {
+    /// PIN tries left (and PUK tries where the card tells).
+    Status,
+    /// Change the PIN. Standard input: current PIN, new PIN.
+    Change,
+    /// Change the PUK. Standard input: current PUK, new PUK.
+    ChangePuk,
+    /// Unblock the PIN with the PUK. Standard input: PUK, new PIN.
+    Unblock,
+    /// Set the PIN and PUK try counters (cards with the YubiKey extension); PIN and PUK
+    /// return to the factory values. Standard input: current PIN.
+    SetRetries {
+        #[arg(long)]
+        pin_tries: u8,
+        #[arg(long)]
+        puk_tries: u8,
+    },
+    /// Reset a card whose PIN and PUK are both blocked to blank. Destroys every key
+    /// and certificate. Needs --confirm "RESET <reader name>".
+    Reset {
+        #[arg(long)]
+        confirm: Option<String>,
+    },
+}
+
+fn read_secret_lines(n: usize) -> Result<Vec<Zeroizing<String>>, Failure> {
+    let stdin = std::io::stdin();
+    let mut lines = Vec::new();
+    for _ in 0..n {
+        let mut line = Zeroizing::new(String::new());
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::new("pin", format!("cannot read standard input: {e}")))?;
+        let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+        if trimmed.is_empty() {
+            return Err(Failure::new(
+                "pin",
+                format!("expected {n} line(s) on standard input (see --help), got fewer"),
+            ));
+        }
+        lines.push(trimmed);
+    }
+    Ok(lines)
+}
+
+pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
+    if args.reader.is_empty() {
+        return Err(Failure::new("usage", "give the reader with --reader"));
+    }
+    let station = Station::open(paths)?;
+    let pcsc = Pcsc::establish()?;
+    let name = pcsc.resolve(&args.reader)?;
+    let mut conn = pcsc.connect(&name)?;
+    let tx = conn.transaction()?;
+    let (action, result): (&str, Result<(), PinCareError>) = match &args.command {
+        PinCommand::Status => {
+            let report = pin_care::status(tx)?;
+            print_status(&report, args.json);
+            return Ok(());
+        }
+        PinCommand::Change => {
+            let l = read_secret_lines(2)?;
+            let (old, new) = (Pin::card_pin(&l[0])?, Pin::card_pin(&l[1])?);
+            (
+                "pin-change",
+                pin_care::change_pin(tx, &old, &new, args.last_try),
+            )
+        }
+        PinCommand::ChangePuk => {
+            let l = read_secret_lines(2)?;
+            let (old, new) = (Pin::puk(&l[0])?, Pin::puk(&l[1])?);
+            (
+                "puk-change",
+                pin_care::change_puk(tx, &old, &new, args.last_try),
+            )
+        }
+        PinCommand::Unblock => {
+            let l = read_secret_lines(2)?;
+            let (puk, new) = (Pin::puk(&l[0])?, Pin::card_pin(&l[1])?);
+            (
+                "pin-unblock",
+                pin_care::unblock_pin(tx, &puk, &new, args.last_try),
+            )
+        }
+        PinCommand::SetRetries {
+            pin_tries,
+            puk_tries,
+        } => {
+            if !(1..=15).contains(pin_tries) || !(1..=15).contains(puk_tries) {
+                return Err(Failure::new(
+                    "usage",
+                    "try counters must be between 1 and 15",
+                ));
+            }
+            let l = read_secret_lines(1)?;
+            let pin = Pin::card_pin(&l[0])?;
+            let secret = station.site_secret()?;
+            (
+                "pin-set-retries",
+                pin_care::set_retries(tx, &pin, *pin_tries, *puk_tries, &station.store, &secret),
+            )
+        }
+        PinCommand::Reset { confirm } => {
+            let expected = pin_care::reset_confirmation(&name);
+            let Some(confirm) = confirm else {
+                return Err(Failure::new(
+                    "confirmation",
+                    format!(
+                        "{} To go ahead, repeat with --confirm \"{expected}\"",
+                        pin_care::RESET_WARNING
+                    ),
+                ));
+            };
+            ("card-reset", pin_care::reset(tx, confirm))
+        }
+    };
+    let outcome = match &result {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.code().to_string(),
+    };
+    let _ = station.store.audit(
+        &station.operator,
+        &station.station_id,
+        action,
+        &name,
+        &outcome,
+        &serde_json::json!({"error": result.as_ref().err().map(|e| e.to_string())}),
+    );
+    result?;
+    if args.json {
+        print_json(&serde_json::json!({"ok": true, "action": action}));
+    } else {
+        println!(
+            "{}",
+            match action {
+                "pin-change" => "PIN changed.",
+                "puk-change" => "PUK changed.",
+                "pin-unblock" => "PIN unblocked and set.",
+                "pin-set-retries" => "Try counters set; PIN and PUK are back to the factory values — change them now.",
+                _ => "The card is blank again: PIN 123456, PUK 12345678, factory management key. Enrol it again.",
+            }
+        );
+    }
+    Ok(())
+}
+
+fn print_status(r: &PinReport, json: bool) {
+    if json {
+        print_json(r);
+        return;
+    }
+    match r.pin {
+        PinStatus::Verified => println!("PIN  verified in this session"),
+        PinStatus::Retries(1) => println!("PIN  1 try left — the next wrong PIN blocks it"),
+        PinStatus::Retries(n) => println!("PIN  {n} tries left"),
+        PinStatus::Blocked => {
+            println!("PIN  BLOCKED — unblock it with the PUK: cardstation pin unblock")
+        }
+    }
+    match r.puk_retries {
+        Some(0) => println!(
+            "PUK  BLOCKED — with the PIN blocked too, only a reset helps: cardstation pin reset"
+        ),
+        Some(n) => println!("PUK  {n} tries left"),
+        None => println!("PUK  tries left not reported by this card"),
+    }
+}

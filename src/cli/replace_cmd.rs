@@ -1,0 +1,114 @@
+//! `cardstation replace`: revoke the old card's certificate, enrol the new card for
+//! the same holder or device, link the two.
+
+use std::ops::ControlFlow;
+
+use clap::Args;
+
+use cardstation::app::enroll::{EnrollContext, EnrollRequest};
+use cardstation::app::replace::{replace, ReplaceError, ReplaceRequest};
+use cardstation::app::station::Station;
+use cardstation::card::pcsc_reader::Pcsc;
+use cardstation::config::Paths;
+use cardstation::piv::Slot;
+
+use super::console_cmds::{report_sync, sync_quietly};
+use super::enroll_cmd::read_pin;
+use super::output::{print_json, Failure};
+
+impl From<ReplaceError> for Failure {
+    fn from(e: ReplaceError) -> Self {
+        Failure::new(e.code(), e.to_string())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ReplaceArgs {
+    /// Reader holding the new card (or the same card, for a renewal).
+    #[arg(long, short)]
+    pub reader: String,
+    /// SHA-256 fingerprint of the certificate being replaced.
+    #[arg(long)]
+    pub old: String,
+    /// Why: lost, stolen, damaged, replaced, expired or unspecified.
+    #[arg(long)]
+    pub reason: String,
+    /// Subject for the new certificate (default: the old one's).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Slot for a card this station has no record of (default: the old card's slot).
+    #[arg(long, default_value = "9e")]
+    pub slot: Slot,
+    /// Validity in days, 1 to 36500.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub days: u32,
+    /// Read the new card's PIN from standard input (slots 9a/9c/9d).
+    #[arg(long)]
+    pub pin_stdin: bool,
+    /// Replace what the new card's slot holds (a renewal onto the same card needs no flag).
+    #[arg(long)]
+    pub force: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
+    let station = Station::open(paths)?;
+    let secret = station.site_secret()?;
+    let pin = if args.pin_stdin {
+        Some(read_pin()?)
+    } else {
+        None
+    };
+    let req = ReplaceRequest {
+        old_fingerprint: args.old.clone(),
+        reason: args.reason.clone(),
+        subject_override: args.subject.clone(),
+        enroll: EnrollRequest {
+            slot: args.slot,
+            subject_template: String::new(),
+            valid_days: args.days,
+            pin,
+            force: args.force,
+            max_object_size: station.config.card.max_object_size,
+        },
+    };
+    let ctx = EnrollContext {
+        store: &station.store,
+        site_secret: &secret,
+        operator: &station.operator,
+        station_id: &station.station_id,
+    };
+    let pcsc = Pcsc::establish()?;
+    let name = pcsc.resolve(&args.reader)?;
+    let mut conn = pcsc.connect(&name)?;
+    let json = args.json;
+    let outcome = replace(conn.transaction()?, &req, &ctx, &mut |step| {
+        if !json {
+            eprintln!("… {step}");
+        }
+        ControlFlow::Continue(())
+    })?;
+    let sync = sync_quietly(&station);
+    if json {
+        print_json(&serde_json::json!({"ok": true, "replacement": outcome, "sync": sync}));
+    } else {
+        println!(
+            "{} ({}):",
+            if outcome.renewal {
+                "Renewed"
+            } else {
+                "Replaced"
+            },
+            outcome.reason
+        );
+        println!("  old  {}  revocation queued", outcome.old_fingerprint);
+        println!(
+            "  new  {}  on the card in \"{}\"",
+            outcome.new_fingerprint, outcome.enrollment.reader
+        );
+        report_sync(&sync, false, None);
+    }
+    Ok(())
+}
