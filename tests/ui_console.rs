@@ -35,6 +35,7 @@ fn enrolled_card_is_uploaded_and_the_header_shows_the_console() {
     let dir = tempfile::tempdir().expect("station dir");
     let mut config = Config::default();
     config.station.id = Some("ui-console".into());
+    config.station.operator = Some("tester".into());
     config.console = ConsoleConfig {
         url: Some(format!("https://localhost:{}", console.port)),
         ca: Some(console.dir.join("ca.pem")),

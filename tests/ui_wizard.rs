@@ -383,3 +383,99 @@ fn spot_check_screen_gives_a_verdict_and_checks_inserted_cards_at_once() {
         cardstation::app::spot_check::Verdict::Fail
     );
 }
+
+#[test]
+fn card_care_changes_the_pin_and_counts_wrong_tries() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    h.get_by_label("Card care").click();
+    settle(h);
+    h.get_by_label("3 PIN tries left.");
+    for (field, value) in [("Current PIN", "123456"), ("New PIN", "24682468")] {
+        h.get_by_label(field).focus();
+        settle(h);
+        h.get_by_label(field).type_text(value);
+        settle(h);
+    }
+    h.get_by_label("Change PIN").click();
+    wait_until(h, "the PIN is changed", |a| {
+        a.readers
+            .iter()
+            .any(|p| p.care.result.as_ref().is_some_and(|r| r.is_ok()))
+    });
+    h.get_by_label("PIN changed.");
+    // The fields are empty again, and a wrong PIN now costs a try that is shown.
+    let pane = h.state().readers.iter().find(|p| p.is_demo).expect("demo");
+    assert!(pane.care.old_pin.is_empty() && pane.care.new_pin.is_empty());
+    for (field, value) in [("Current PIN", "123456"), ("New PIN", "11112222")] {
+        h.get_by_label(field).focus();
+        settle(h);
+        h.get_by_label(field).type_text(value);
+        settle(h);
+    }
+    h.get_by_label("Change PIN").click();
+    wait_until(h, "the wrong PIN is reported", |a| {
+        a.readers
+            .iter()
+            .any(|p| p.care.result.as_ref().is_some_and(|r| r.is_err()))
+    });
+    let shown = h
+        .state()
+        .readers
+        .iter()
+        .find_map(|p| p.care.result.clone())
+        .and_then(|r| r.err())
+        .map(|f| f.message)
+        .unwrap_or_default();
+    assert_eq!(shown, "wrong PIN: 2 tries left before it is blocked");
+    h.get_by_label(&shown);
+}
+
+#[test]
+fn diagnostics_and_audit_screens_show_findings_and_an_intact_trail() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    h.get_by_label("Start enrollment").click();
+    settle(h);
+    h.get_by_label("Enroll").click();
+    wait_until(h, "the enrollment finishes", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+
+    h.get_by_label("Audit").click();
+    wait_until(h, "the trail is loaded", |a| a.audit.loaded);
+    h.get_by_label_contains("Chain intact");
+    h.get_by_label("enroll");
+
+    h.get_by_label("Diagnostics").click();
+    settle(h);
+    h.get_by_label("Run diagnostics").click();
+    wait_until(h, "the doctor is done", |a| a.diag.report.is_some());
+    h.get_by_label("pcsc");
+    h.get_by_label("Save diagnostic bundle…");
+}
+
+#[test]
+fn the_operator_is_asked_once_when_the_settings_do_not_name_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let paths = Paths {
+        data_dir: dir.path().join("data"),
+        config_file: dir.path().join("cardstation.toml"),
+        config_explicit: false,
+    };
+    let app = StationApp::new(paths, Config::default(), ReaderMode::DemoOnly);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_ui_state(|ui, app: &mut StationApp| app.frame(ui), app);
+    h.run_steps(2);
+    h.get_by_label("Operator name").focus();
+    h.run_steps(2);
+    h.get_by_label("Operator name").type_text("Dana");
+    h.run_steps(2);
+    h.get_by_label("Start session").click();
+    h.run_steps(3);
+    assert_eq!(h.state().operator(), "Dana");
+    h.get_by_label("Operator Dana");
+}

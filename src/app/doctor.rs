@@ -543,6 +543,41 @@ fn outbox_checks(report: &mut DoctorReport, station: &Station) {
     }
 }
 
+/// Write one file a technician can send: findings, card reports, APDU traces,
+/// recent audit rows, outbox state and settings. It holds no PIN, PUK or key.
+pub fn write_bundle(
+    path: &std::path::Path,
+    station: &Station,
+    report: &DoctorReport,
+) -> Result<(), String> {
+    let audit = station.store.audit_rows().unwrap_or_default();
+    let recent: Vec<_> = audit.iter().rev().take(100).collect();
+    let outbox: Vec<_> = station
+        .store
+        .outbox_items()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| {
+            serde_json::json!({"id": i.id, "kind": i.kind, "fingerprint": i.fingerprint, "state": i.state,
+                               "attempts": i.attempts, "last_error": i.last_error, "created_at": i.created_at})
+        })
+        .collect();
+    let bundle = serde_json::json!({
+        "cardstation": env!("CARGO_PKG_VERSION"),
+        "created_at": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "station_id": station.station_id,
+        "operator": station.operator,
+        "os": std::env::consts::OS,
+        "settings": station.config,
+        "doctor": report,
+        "audit_recent": recent,
+        "audit_chain": station.store.verify_audit().ok(),
+        "outbox": outbox,
+    });
+    let text = serde_json::to_string_pretty(&bundle).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

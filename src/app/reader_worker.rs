@@ -14,6 +14,8 @@ use crate::config::{Config, Paths};
 
 use super::card_status::{inspect, CardReport};
 use super::enroll::{enroll, EnrollContext, EnrollOutcome, EnrollRequest, EnrollStep};
+use super::pin_care;
+use super::replace::{replace, ReplaceOutcome, ReplaceRequest};
 use super::spot_check::{check_with_station, ChallengeBook, SpotCheck};
 use super::station::Station;
 use crate::piv::{Pin, Slot};
@@ -37,14 +39,30 @@ impl CardSource {
 
     /// Run `f` inside an exclusive transaction with the card.
     pub fn with_card<R>(&self, f: impl FnOnce(&mut dyn Transport) -> R) -> Result<R, CardError> {
+        self.with_card_session(false, f)
+    }
+
+    /// Like `with_card`; with `fresh`, the card is reset first, so PIN state and
+    /// tries left read as after a new insertion (PIN care wants exactly that).
+    pub fn with_card_session<R>(
+        &self,
+        fresh: bool,
+        f: impl FnOnce(&mut dyn Transport) -> R,
+    ) -> Result<R, CardError> {
         match self {
             CardSource::Pcsc(name) => {
                 let pcsc = Pcsc::establish()?;
                 let mut card = pcsc.connect(name)?;
+                if fresh {
+                    card.reset()?;
+                }
                 let mut tx = card.transaction()?;
                 Ok(f(&mut tx))
             }
             CardSource::Virtual(v) => {
+                if fresh {
+                    v.reset()?;
+                }
                 let mut v = v.clone();
                 Ok(f(&mut v))
             }
@@ -76,6 +94,43 @@ pub enum Job {
         slot: Slot,
         pin: Option<Pin>,
     },
+    /// A PIN care operation.
+    PinCare(Box<PinCareOp>),
+    /// Replace a card (or renew it) onto the card in this reader.
+    Replace(Box<ReplaceRequest>),
+}
+
+/// PIN care as the window asks for it.
+pub enum PinCareOp {
+    ChangePin {
+        old: Pin,
+        new: Pin,
+        last_try: bool,
+    },
+    ChangePuk {
+        old: Pin,
+        new: Pin,
+        last_try: bool,
+    },
+    Unblock {
+        puk: Pin,
+        new_pin: Pin,
+        last_try: bool,
+    },
+    Reset {
+        confirmation: String,
+    },
+}
+
+impl PinCareOp {
+    fn action(&self) -> &'static str {
+        match self {
+            PinCareOp::ChangePin { .. } => "pin-change",
+            PinCareOp::ChangePuk { .. } => "puk-change",
+            PinCareOp::Unblock { .. } => "pin-unblock",
+            PinCareOp::Reset { .. } => "card-reset",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -87,6 +142,10 @@ pub enum JobEvent {
     EnrollFailed(JobFailure),
     Checked(Box<SpotCheck>),
     CheckFailed(JobFailure),
+    /// A PIN care operation finished: what was done, or why not.
+    PinCareDone(Result<&'static str, JobFailure>),
+    Replaced(Box<ReplaceOutcome>),
+    ReplaceFailed(JobFailure),
 }
 
 pub struct ReaderWorker {
@@ -180,7 +239,94 @@ fn work(
                     Err(e) => JobEvent::CheckFailed(JobFailure::new(e.code(), &e)),
                 });
             }
+            Job::PinCare(op) => {
+                let st = match open_station(&mut station, &paths, &config) {
+                    Ok(st) => st,
+                    Err(f) => {
+                        notify(JobEvent::PinCareDone(Err(f)));
+                        continue;
+                    }
+                };
+                notify(JobEvent::PinCareDone(run_pin_care(&source, st, &op)));
+            }
+            Job::Replace(req) => {
+                let st = match open_station(&mut station, &paths, &config) {
+                    Ok(st) => st,
+                    Err(f) => {
+                        notify(JobEvent::ReplaceFailed(f));
+                        continue;
+                    }
+                };
+                notify(run_replace(&source, st, &req, &cancel, &notify));
+            }
         }
+    }
+}
+
+fn run_pin_care(
+    source: &CardSource,
+    station: &Station,
+    op: &PinCareOp,
+) -> Result<&'static str, JobFailure> {
+    let result = source.with_card_session(true, |t| match op {
+        PinCareOp::ChangePin { old, new, last_try } => pin_care::change_pin(t, old, new, *last_try),
+        PinCareOp::ChangePuk { old, new, last_try } => pin_care::change_puk(t, old, new, *last_try),
+        PinCareOp::Unblock {
+            puk,
+            new_pin,
+            last_try,
+        } => pin_care::unblock_pin(t, puk, new_pin, *last_try),
+        PinCareOp::Reset { confirmation } => pin_care::reset(t, confirmation),
+    });
+    let outcome = match &result {
+        Ok(Ok(())) => Ok(op.action()),
+        Ok(Err(e)) => Err(JobFailure::new(e.code(), e)),
+        Err(e) => Err(JobFailure::new(e.code(), e)),
+    };
+    let _ = station.store.audit(
+        &station.operator,
+        &station.station_id,
+        op.action(),
+        &source.name(),
+        outcome
+            .as_ref()
+            .map(|_| "ok")
+            .unwrap_or_else(|f| f.code.as_str()),
+        &serde_json::json!({"error": outcome.as_ref().err().map(|f| f.message.clone())}),
+    );
+    outcome
+}
+
+fn run_replace(
+    source: &CardSource,
+    station: &Station,
+    req: &ReplaceRequest,
+    cancel: &AtomicBool,
+    notify: &dyn Fn(JobEvent),
+) -> JobEvent {
+    let secret = match station.site_secret() {
+        Ok(s) => s,
+        Err(e) => return JobEvent::ReplaceFailed(JobFailure::new("site-secret", e)),
+    };
+    let ctx = EnrollContext {
+        store: &station.store,
+        site_secret: &secret,
+        operator: &station.operator,
+        station_id: &station.station_id,
+    };
+    let result = source.with_card(|t| {
+        replace(t, req, &ctx, &mut |step| {
+            if cancel.load(Ordering::SeqCst) {
+                return std::ops::ControlFlow::Break(());
+            }
+            notify(JobEvent::Step(step));
+            std::ops::ControlFlow::Continue(())
+        })
+    });
+    match result {
+        Ok(Ok(outcome)) => JobEvent::Replaced(Box::new(outcome)),
+        Ok(Err(e)) => JobEvent::ReplaceFailed(JobFailure::new(e.code(), &e)),
+        Err(e) => JobEvent::ReplaceFailed(JobFailure::new(e.code(), &e)),
     }
 }
 

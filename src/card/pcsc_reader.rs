@@ -168,6 +168,17 @@ pub struct PcscCard {
 }
 
 impl PcscCard {
+    /// Reset the card (a fresh power-up: PIN verification and selections forgotten).
+    pub fn reset(&mut self) -> Result<(), CardError> {
+        self.card
+            .reconnect(
+                pcsc::ShareMode::Shared,
+                pcsc::Protocols::ANY,
+                pcsc::Disposition::ResetCard,
+            )
+            .map_err(|e| CardError::from_pcsc(&self.reader, e))
+    }
+
     /// Begin an exclusive transaction: no other program can interleave commands
     /// until it is dropped (SCardEndTransaction with "leave card").
     pub fn transaction(&mut self) -> Result<PcscTransaction<'_>, CardError> {

@@ -43,6 +43,16 @@ impl VirtualReader {
         }
     }
 
+    /// Reset the card in the reader, as a fresh insertion does.
+    pub fn reset(&self) -> Result<(), CardError> {
+        match self.card() {
+            Some(card) => card.reset().map_err(|e| CardError::Virtual(e.to_string())),
+            None => Err(CardError::CardRemoved {
+                reader: self.name.clone(),
+            }),
+        }
+    }
+
     pub fn is_present(&self) -> bool {
         self.card().is_some()
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use cardstation::app::doctor::{diagnose, DoctorReport, Level};
+use cardstation::app::doctor::{diagnose, write_bundle, DoctorReport, Level};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
 
@@ -32,7 +32,7 @@ pub fn run(args: &DoctorArgs, paths: Paths) -> Result<i32, Failure> {
     let station = Station::open(paths)?;
     let report = diagnose(&station, args.reader.as_deref());
     if let Some(path) = &args.bundle {
-        write_bundle(path, &station, &report)?;
+        write_bundle(path, &station, &report).map_err(|e| Failure::new("write-file", e))?;
     }
     if args.json {
         print_json(&report);
@@ -69,43 +69,4 @@ fn print_human(report: &DoctorReport, trace: bool) {
             }
         }
     }
-}
-
-fn write_bundle(
-    path: &std::path::Path,
-    station: &Station,
-    report: &DoctorReport,
-) -> Result<(), Failure> {
-    let audit = station.store.audit_rows().unwrap_or_default();
-    let recent: Vec<_> = audit.iter().rev().take(100).collect();
-    let outbox: Vec<_> = station
-        .store
-        .outbox_items()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| {
-            serde_json::json!({"id": i.id, "kind": i.kind, "fingerprint": i.fingerprint, "state": i.state,
-                               "attempts": i.attempts, "last_error": i.last_error, "created_at": i.created_at})
-        })
-        .collect();
-    let bundle = serde_json::json!({
-        "cardstation": env!("CARGO_PKG_VERSION"),
-        "created_at": time::OffsetDateTime::now_utc().unix_timestamp(),
-        "station_id": station.station_id,
-        "operator": station.operator,
-        "os": std::env::consts::OS,
-        "settings": station.config,
-        "doctor": report,
-        "audit_recent": recent,
-        "audit_chain": station.store.verify_audit().ok(),
-        "outbox": outbox,
-    });
-    let text =
-        serde_json::to_string_pretty(&bundle).map_err(|e| Failure::new("bundle", e.to_string()))?;
-    std::fs::write(path, text).map_err(|e| {
-        Failure::new(
-            "write-file",
-            format!("cannot write {}: {e}", path.display()),
-        )
-    })
 }

@@ -90,6 +90,8 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
     let pcsc = Pcsc::establish()?;
     let name = pcsc.resolve(&args.reader)?;
     let mut conn = pcsc.connect(&name)?;
+    // A fresh card session: PIN state and tries left read as after insertion.
+    conn.reset()?;
     let tx = conn.transaction()?;
     let (action, result): (&str, Result<(), PinCareError>) = match &args.command {
         PinCommand::Status => {

@@ -3,8 +3,12 @@
 //! `app::reader_worker` per reader, file dialogs on their own threads. Events come
 //! back by channel and wake the window with `request_repaint`; nothing polls.
 
+mod audit_view;
 mod card_details;
+mod care;
+mod diagnostics;
 mod export;
+mod icon;
 mod readers_panel;
 mod spot_check;
 mod wizard;
@@ -51,6 +55,9 @@ pub enum AppEvent {
         result: Result<String, String>,
     },
     Console(ConsoleStatus),
+    Diagnosed(Box<crate::app::doctor::DoctorReport>),
+    BundleSaved(Result<String, String>),
+    Audit(Result<(Vec<crate::store::AuditRow>, crate::store::AuditVerdict), String>),
 }
 
 /// Wakes the window from worker threads; set once the first frame has a context.
@@ -85,6 +92,7 @@ pub struct ReaderPane {
     pub inspecting: bool,
     pub wizard: Wizard,
     pub spot: spot_check::SpotState,
+    pub care: care::CareState,
 }
 
 /// The main area's screens.
@@ -92,6 +100,9 @@ pub struct ReaderPane {
 pub enum Screen {
     Enroll,
     SpotCheck,
+    CardCare,
+    Diagnostics,
+    Audit,
 }
 
 /// The operator's session at this station.
@@ -125,6 +136,10 @@ pub struct StationApp {
     pub screen: Screen,
     /// Spot checks of this session, newest first, with the time they ran.
     pub checks: Vec<(i64, Box<crate::app::spot_check::SpotCheck>)>,
+    pub diag: diagnostics::DiagState,
+    pub audit: audit_view::AuditState,
+    /// Who is at the desk, asked once per session when the settings do not say.
+    pub operator_prompt: Option<String>,
     started: bool,
 }
 
@@ -152,6 +167,9 @@ impl StationApp {
             notice: None,
             screen: Screen::Enroll,
             checks: Vec::new(),
+            diag: diagnostics::DiagState::default(),
+            audit: audit_view::AuditState::default(),
+            operator_prompt: None,
             started: false,
         }
     }
@@ -213,6 +231,22 @@ impl StationApp {
                 }
                 AppEvent::Job { reader, event } => self.on_job_event(&reader, event),
                 AppEvent::Console(status) => self.console_status = status,
+                AppEvent::Diagnosed(report) => {
+                    self.diag.running = false;
+                    self.diag.report = Some(report);
+                }
+                AppEvent::BundleSaved(result) => self.diag.saved = Some(result),
+                AppEvent::Audit(result) => {
+                    self.audit.loading = false;
+                    self.audit.loaded = true;
+                    match result {
+                        Ok((rows, verdict)) => {
+                            self.audit.rows = rows;
+                            self.audit.verdict = Some(Ok(verdict));
+                        }
+                        Err(e) => self.audit.verdict = Some(Err(e)),
+                    }
+                }
                 AppEvent::Exported { reader, result } => {
                     if let Some(p) = self.pane_mut(&reader) {
                         p.wizard.export_result = Some(result);
@@ -413,6 +447,7 @@ impl StationApp {
                 inspecting: false,
                 wizard: Wizard::new(&self.config),
                 spot: spot_check::SpotState::default(),
+                care: care::CareState::default(),
             }),
             Err(e) => {
                 self.notice = Some(format!("cannot start a worker for {name}: {e}"));
@@ -457,6 +492,7 @@ impl StationApp {
         let mut upload: Option<Box<EnrollOutcome>> = None;
         let console_configured = self.console_status.configured;
         let mut checked = None;
+        let mut replaced = false;
         let desk_mode = self.desk.desk_mode;
         {
             let Some(p) = self.pane_mut(reader) else {
@@ -496,6 +532,21 @@ impl StationApp {
                     p.spot.running = false;
                     p.spot.error = Some(f);
                 }
+                JobEvent::PinCareDone(result) => {
+                    p.care.on_done(result);
+                    refresh = true;
+                }
+                JobEvent::Replaced(outcome) => {
+                    p.care.busy = false;
+                    p.care.replaced = Some(outcome);
+                    refresh = true;
+                    replaced = true;
+                }
+                JobEvent::ReplaceFailed(f) => {
+                    p.care.busy = false;
+                    p.care.result = Some(Err(f));
+                    refresh = true;
+                }
             }
         }
         if refresh
@@ -508,6 +559,11 @@ impl StationApp {
         }
         if let Some(outcome) = upload {
             self.upload(&outcome);
+        }
+        if replaced {
+            // The revocation and the new upload are queued: deliver them now.
+            self.sync_console();
+            self.audit.loaded = false;
         }
         if let Some(check) = checked {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -563,6 +619,10 @@ impl StationApp {
 
     /// One frame: take in events, then draw. Used by eframe and by the UI tests.
     pub fn frame(&mut self, ui: &mut egui::Ui) {
+        if self.config.station.operator.is_none() {
+            self.ask_operator(ui);
+            return;
+        }
         self.start(ui.ctx());
         self.pump();
         ui.ctx().set_theme(if self.dark {
@@ -574,6 +634,41 @@ impl StationApp {
         self.status_bar(ui);
         readers_panel::show(self, ui);
         egui::CentralPanel::default().show(ui, |ui| self.main_area(ui));
+    }
+
+    /// Once per session: who is at the desk (every audit row carries the name).
+    fn ask_operator(&mut self, ui: &mut egui::Ui) {
+        let name = self
+            .operator_prompt
+            .get_or_insert_with(|| std::env::var("USER").unwrap_or_default());
+        let mut start = false;
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.add_space(120.0);
+            ui.vertical_centered(|ui| {
+                ui.heading("Cardstation");
+                ui.label(
+                    "Who is at the desk? Every action of this session is recorded under this name.",
+                );
+                let l = ui.label("Operator name");
+                let field = ui
+                    .add(egui::TextEdit::singleline(name).desired_width(240.0))
+                    .labelled_by(l.id);
+                field.request_focus();
+                let enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
+                let ok = !name.trim().is_empty();
+                if ui
+                    .add_enabled(ok, egui::Button::new("Start session"))
+                    .clicked()
+                    || (enter && ok)
+                {
+                    start = true;
+                }
+            });
+        });
+        if start {
+            self.config.station.operator =
+                self.operator_prompt.take().map(|n| n.trim().to_string());
+        }
     }
 
     fn top_bar(&mut self, ui: &mut egui::Ui) {
@@ -663,8 +758,35 @@ impl StationApp {
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.screen, Screen::Enroll, "Enrollment");
             ui.selectable_value(&mut self.screen, Screen::SpotCheck, "Spot check");
+            ui.selectable_value(&mut self.screen, Screen::CardCare, "Card care");
+            ui.selectable_value(&mut self.screen, Screen::Diagnostics, "Diagnostics");
+            if ui
+                .selectable_value(&mut self.screen, Screen::Audit, "Audit")
+                .clicked()
+            {
+                self.audit.loaded = false;
+            }
         });
         ui.separator();
+        match self.screen {
+            Screen::Diagnostics => {
+                let (paths, config) = (self.paths.clone(), self.config.clone());
+                let (events, waker) = (self.events_tx.clone(), self.waker.clone());
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    diagnostics::show(&mut self.diag, ui, &paths, &config, &events, &waker);
+                });
+                return;
+            }
+            Screen::Audit => {
+                let (paths, config) = (self.paths.clone(), self.config.clone());
+                let (events, waker) = (self.events_tx.clone(), self.waker.clone());
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    audit_view::show(&mut self.audit, ui, &paths, &config, &events, &waker);
+                });
+                return;
+            }
+            _ => {}
+        }
         let desk = self.desk.desk_mode;
         let events = self.events_tx.clone();
         let waker = self.waker.clone();
@@ -687,6 +809,8 @@ impl StationApp {
             match screen {
                 Screen::Enroll => action = wizard::show(pane, ui, desk, &events, &waker, &console),
                 Screen::SpotCheck => spot_check::show(pane, history, ui),
+                Screen::CardCare => care::show(pane, ui),
+                Screen::Diagnostics | Screen::Audit => {}
             }
             ui.add_space(12.0);
             ui.separator();
@@ -751,12 +875,16 @@ impl eframe::App for StationApp {
 
 /// Open the station window. Returns when the window is closed.
 pub fn run(paths: Paths, config: Config, mode: ReaderMode) -> Result<(), String> {
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("Cardstation")
+        .with_app_id("cardstation")
+        .with_inner_size([1280.0, 800.0])
+        .with_min_inner_size([900.0, 600.0]);
+    if let Some(icon) = icon::window_icon() {
+        viewport = viewport.with_icon(icon);
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("Cardstation")
-            .with_app_id("cardstation")
-            .with_inner_size([1280.0, 800.0])
-            .with_min_inner_size([900.0, 600.0]),
+        viewport,
         ..Default::default()
     };
     eframe::run_native(
