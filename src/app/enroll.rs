@@ -13,6 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::card::Transport;
+use crate::console::protocol::UploadRequest;
 use crate::piv::objects::{CertificateObject, Chuid};
 use crate::piv::session::ManagementKeyState;
 use crate::piv::{Algorithm, ManagementKey, Pin, PivError, PivSession, Slot};
@@ -122,6 +123,13 @@ pub struct EnrollRequest {
     pub force: bool,
     /// Override of the card's object size limit (from the config).
     pub max_object_size: Option<usize>,
+    /// Queue the certificate for the console together with the enrollment record.
+    pub upload: Option<UploadOptions>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    pub label: Option<String>,
 }
 
 /// Longest validity accepted, in days (100 years).
@@ -308,8 +316,28 @@ pub fn enroll<T: Transport>(
 
     // 7. Record: only now is the card enrolled.
     step(EnrollStep::Record)?;
-    ctx.store
-        .complete_enrollment(enrollment_id, &info.sha256, &der, info.not_after)?;
+    let upload = match &req.upload {
+        Some(opts) => Some(
+            serde_json::to_string(&UploadRequest {
+                certificate: certificate::to_pem(&der),
+                card_serial: serial,
+                chuid_guid: Some(new_guid_hex.clone()),
+                slot: Some(req.slot.short().to_string()),
+                label: opts.label.clone(),
+                operator: ctx.operator.to_string(),
+                station_id: ctx.station_id.to_string(),
+            })
+            .map_err(|e| EnrollError::InvalidRequest(e.to_string()))?,
+        ),
+        None => None,
+    };
+    ctx.store.complete_enrollment(
+        enrollment_id,
+        &info.sha256,
+        &der,
+        info.not_after,
+        upload.as_deref(),
+    )?;
     ctx.store.audit(
         ctx.operator,
         ctx.station_id,
@@ -647,6 +675,7 @@ mod tests {
             pin: None,
             force: false,
             max_object_size: None,
+            upload: None,
         };
         assert!(ok.validate().is_ok());
         for days in [0, MAX_VALID_DAYS + 1, 99_999_999] {

@@ -9,9 +9,8 @@ use serde::Serialize;
 
 use crate::card::Transport;
 use crate::console::outbox;
-use crate::console::protocol::{UploadRequest, REVOCATION_REASONS};
+use crate::console::protocol::REVOCATION_REASONS;
 use crate::piv::{PivSession, Slot};
-use crate::pki::certificate::to_pem;
 use crate::pki::CertificateInfo;
 
 use super::enroll::{enroll, EnrollContext, EnrollError, EnrollOutcome, EnrollRequest, EnrollStep};
@@ -103,22 +102,12 @@ pub fn replace<T: Transport>(
         slot,
         subject_template: subject,
         force: req.enroll.force || renewal,
+        upload: Some(req.enroll.upload.clone().unwrap_or_default()),
         ..req.enroll.clone()
     };
     let new = enroll(transport, &enroll_req, ctx, on_step)?;
 
-    // The successor goes to the console too, and the two are linked.
-    let upload = UploadRequest {
-        certificate: to_pem(&new.certificate_der),
-        card_serial: new.card_serial,
-        chuid_guid: Some(new.chuid_guid.clone()),
-        slot: Some(new.slot.short().to_string()),
-        label: None,
-        operator: ctx.operator.to_string(),
-        station_id: ctx.station_id.to_string(),
-    };
-    outbox::enqueue_upload(ctx.store, &new.fingerprint, &upload)
-        .map_err(|e| ReplaceError::Queue(e.to_string()))?;
+    // The successor's upload was queued with its enrollment record; link the two.
     ctx.store
         .record_replacement(
             &old,

@@ -6,17 +6,17 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use cardstation::app::enroll::{enroll, EnrollContext, EnrollOutcome, EnrollRequest};
+use cardstation::app::enroll::{
+    enroll, EnrollContext, EnrollOutcome, EnrollRequest, UploadOptions,
+};
 use cardstation::app::station::Station;
 use cardstation::card::pcsc_reader::Pcsc;
 use cardstation::config::Paths;
-use cardstation::console::protocol::UploadRequest;
 use cardstation::piv::{Pin, Slot};
 use cardstation::pki::certificate::format_unix;
-use cardstation::pki::certificate::to_pem;
 
 use super::card_cmds::write_certificate_file;
-use super::console_cmds::{enqueue_and_sync, report_sync};
+use super::console_cmds::{report_sync, sync_quietly};
 use super::output::{print_json, Failure};
 
 #[derive(Args, Debug)]
@@ -80,6 +80,9 @@ pub fn run(args: &EnrollArgs, paths: Paths) -> Result<(), Failure> {
         pin,
         force: args.force,
         max_object_size: station.config.card.max_object_size,
+        upload: args.upload.then(|| UploadOptions {
+            label: args.label.clone(),
+        }),
     };
     let ctx = EnrollContext {
         store: &station.store,
@@ -116,16 +119,8 @@ pub fn run(args: &EnrollArgs, paths: Paths) -> Result<(), Failure> {
         eprintln!("warning: {e}");
     }
     if args.upload {
-        let req = UploadRequest {
-            certificate: to_pem(&outcome.certificate_der),
-            card_serial: outcome.card_serial,
-            chuid_guid: Some(outcome.chuid_guid.clone()),
-            slot: Some(outcome.slot.short().to_string()),
-            label: args.label.clone(),
-            operator: station.operator.clone(),
-            station_id: station.station_id.clone(),
-        };
-        let report = enqueue_and_sync(&station, &outcome.fingerprint, &req)?;
+        // The upload was queued with the enrollment record; deliver it now.
+        let report = sync_quietly(&station);
         if json {
             print_json(&serde_json::json!({
                 "ok": true, "enrollment": outcome, "file": args.out,

@@ -72,6 +72,7 @@ pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
             pin,
             force: args.force,
             max_object_size: station.config.card.max_object_size,
+            upload: Some(Default::default()),
         },
     };
     let ctx = EnrollContext {

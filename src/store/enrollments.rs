@@ -115,18 +115,30 @@ impl Store {
     }
 
     /// Mark an enrollment done: only called after the self-test passed.
+    /// With `upload`, the certificate's upload is queued in the same transaction:
+    /// an enrolled card is never left without its upload, whenever the station dies.
     pub fn complete_enrollment(
         &self,
         id: i64,
         fingerprint: &str,
         certificate: &[u8],
         not_after: i64,
+        upload: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
             "UPDATE enrollments SET state = 'enrolled', finished_at = ?2, fingerprint = ?3,
                  certificate = ?4, not_after = ?5 WHERE id = ?1",
             params![id, now_unix(), fingerprint, certificate, not_after],
         )?;
+        if let Some(body) = upload {
+            tx.execute(
+                "INSERT INTO outbox (kind, fingerprint, body, created_at, next_attempt_at)
+                 VALUES ('upload', ?1, ?2, ?3, ?3)",
+                params![fingerprint, body, now_unix()],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -214,15 +226,27 @@ impl Store {
         )?)
     }
 
-    /// GUIDs of enrollments of this card that were interrupted: the card may carry
-    /// a management key derived from one of them.
+    /// GUIDs of enrollments of this card that were interrupted, before and after:
+    /// the card may carry a management key derived from either (the CHUID and the
+    /// key are written one after the other).
     pub fn interrupted_guids(&self, card_serial: Option<u32>) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT new_guid FROM enrollments
-             WHERE state != 'enrolled' AND card_serial IS ?1 ORDER BY id DESC LIMIT 5",
+            "SELECT new_guid, old_guid FROM enrollments
+             WHERE state != 'enrolled' AND card_serial IS ?1 ORDER BY id DESC LIMIT 10",
         )?;
-        let rows = stmt.query_map([card_serial.map(i64::from)], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = stmt.query_map([card_serial.map(i64::from)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        let mut guids: Vec<String> = Vec::new();
+        for row in rows {
+            let (new, old) = row?;
+            for g in std::iter::once(new).chain(old) {
+                if !guids.contains(&g) {
+                    guids.push(g);
+                }
+            }
+        }
+        Ok(guids)
     }
 }
 
@@ -252,7 +276,9 @@ mod tests {
             EnrollmentState::InProgress
         );
         assert_eq!(s.interrupted_guids(Some(7)).unwrap(), ["AA"]);
-        s.complete_enrollment(id, "ff", &[1, 2], 99).unwrap();
+        s.complete_enrollment(id, "ff", &[1, 2], 99, Some("{}"))
+            .unwrap();
+        assert_eq!(s.outbox_pending().unwrap(), 1);
         let rec = s.enrollment(id).unwrap().unwrap();
         assert_eq!(rec.state, EnrollmentState::Enrolled);
         assert_eq!(rec.fingerprint.as_deref(), Some("ff"));

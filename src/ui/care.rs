@@ -235,6 +235,7 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
                 pin: None,
                 force: false,
                 max_object_size: None,
+                upload: Some(Default::default()),
             },
         };
         pane.worker.submit(Job::Replace(Box::new(req)));

@@ -489,7 +489,7 @@ impl StationApp {
     fn on_job_event(&mut self, reader: &str, event: JobEvent) {
         let mut enrolled = false;
         let mut refresh = false;
-        let mut upload: Option<Box<EnrollOutcome>> = None;
+        let mut deliver = false;
         let console_configured = self.console_status.configured;
         let mut checked = None;
         let mut replaced = false;
@@ -512,9 +512,8 @@ impl StationApp {
                 }
                 JobEvent::Step(step) => p.wizard.on_step(step),
                 JobEvent::Enrolled(outcome) => {
-                    if p.wizard.upload_when_done && console_configured {
-                        upload = Some(outcome.clone());
-                    }
+                    // Its upload (if asked for) was queued with the record: deliver it.
+                    deliver = p.wizard.upload_when_done && console_configured;
                     p.wizard.on_enrolled(outcome);
                     enrolled = true;
                 }
@@ -557,8 +556,8 @@ impl StationApp {
             // Tries left and slot contents may have changed.
             self.inspect(reader);
         }
-        if let Some(outcome) = upload {
-            self.upload(&outcome);
+        if deliver {
+            self.sync_console();
         }
         if replaced {
             // The revocation and the new upload are queued: deliver them now.

@@ -53,6 +53,8 @@ pub struct Wizard {
     pub stage: Stage,
     /// Queue the certificate for the console as soon as the card is enrolled.
     pub upload_when_done: bool,
+    /// Whether a console is configured (kept current by the window).
+    pub console_configured: bool,
     pub slot: Slot,
     pub subject: String,
     pub days: String,
@@ -71,6 +73,7 @@ impl Wizard {
         Wizard {
             stage: Stage::Check,
             upload_when_done: true,
+            console_configured: false,
             slot: config
                 .enroll
                 .slot
@@ -203,6 +206,8 @@ impl Wizard {
             pin,
             force: self.replace_confirmed,
             max_object_size: self.max_object_size,
+            // Queued together with the enrollment record, delivered by the console link.
+            upload: (self.upload_when_done && self.console_configured).then(Default::default),
         })
     }
 }
@@ -249,6 +254,7 @@ pub fn show(
     console: &ConsoleStatus,
 ) -> Option<Action> {
     let mut action = None;
+    pane.wizard.console_configured = console.configured;
     ui.heading(format!("Enroll — {}", pane.name));
     step_indicator(ui, &pane.wizard);
     ui.add_space(8.0);

@@ -49,6 +49,7 @@ pub fn request(slot: Slot) -> EnrollRequest {
         pin: None,
         force: false,
         max_object_size: None,
+        upload: None,
     }
 }
 
