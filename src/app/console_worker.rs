@@ -24,6 +24,13 @@ pub enum ConsoleJob {
     },
     /// Deliver now and refresh the trust bundle.
     SyncNow,
+    /// Record an operator action of the window that has no worker of its own
+    /// (e.g. a certificate exported through the save dialog).
+    Audit {
+        action: &'static str,
+        subject: String,
+        details: serde_json::Value,
+    },
 }
 
 /// Where the console link stands, as the window shows it.
@@ -148,6 +155,22 @@ fn run_job(
     job: ConsoleJob,
     status: &mut ConsoleStatus,
 ) {
+    if let ConsoleJob::Audit {
+        action,
+        subject,
+        details,
+    } = &job
+    {
+        let _ = station.store.audit(
+            &station.operator,
+            &station.station_id,
+            action,
+            subject,
+            "ok",
+            details,
+        );
+        return;
+    }
     if let ConsoleJob::Upload {
         fingerprint,
         request,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use cardstation::card::virtual_card::{serve_vpcd, CardStorage};
+use cardstation::card::virtual_card::{serve_vpcd_counting, CardStorage, VirtualCard};
 
 use super::output::Failure;
 
@@ -21,6 +21,9 @@ pub struct VirtualCardArgs {
     /// Keep the card's state in this directory across runs (default: a fresh blank card in memory).
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// Write the number of APDUs served so far to this file after each one (benchmarks).
+    #[arg(long, value_name = "FILE")]
+    pub count_apdus: Option<PathBuf>,
 }
 
 pub fn run(args: &VirtualCardArgs) -> Result<(), Failure> {
@@ -31,7 +34,10 @@ pub fn run(args: &VirtualCardArgs) -> Result<(), Failure> {
     let stop = Arc::new(AtomicBool::new(false));
     let addr = format!("{}:{}", args.host, args.port);
     eprintln!("Virtual PIV card: serving vpcd at {addr} (stop with Ctrl-C)");
-    let result = serve_vpcd(&addr, storage, stop.clone());
+    let result = match VirtualCard::start(storage) {
+        Ok(card) => serve_vpcd_counting(&card, &addr, &stop, args.count_apdus.as_deref()),
+        Err(e) => Err(e),
+    };
     stop.store(true, Ordering::SeqCst);
     result.map_err(|e| Failure::new("virtual-card", e.to_string()))
 }

@@ -248,6 +248,22 @@ impl StationApp {
                     }
                 }
                 AppEvent::Exported { reader, result } => {
+                    if let (Ok(path), Some(console)) = (&result, &self.console) {
+                        let fingerprint = self
+                            .readers
+                            .iter()
+                            .find(|p| p.name == reader)
+                            .and_then(|p| match &p.wizard.stage {
+                                Stage::Done(o) => Some(o.fingerprint.clone()),
+                                _ => None,
+                            })
+                            .unwrap_or_default();
+                        console.submit(ConsoleJob::Audit {
+                            action: "export",
+                            subject: fingerprint,
+                            details: serde_json::json!({"reader": reader, "file": path}),
+                        });
+                    }
                     if let Some(p) = self.pane_mut(&reader) {
                         p.wizard.export_result = Some(result);
                     }

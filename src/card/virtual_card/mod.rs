@@ -37,7 +37,7 @@ use trussed::virt::{StorageConfig, Store};
 use apdu_framing::ApduFraming;
 use platform::CardApp;
 
-pub use vpcd::{serve_vpcd, serve_vpcd_with, DEFAULT_VPCD_ADDR};
+pub use vpcd::{serve_vpcd, serve_vpcd_counting, serve_vpcd_with, DEFAULT_VPCD_ADDR};
 
 /// Where the card keeps its persistent state.
 #[derive(Debug, Clone, PartialEq, Eq)]

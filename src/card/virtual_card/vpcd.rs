@@ -50,7 +50,19 @@ pub fn serve_vpcd_with(
     addr: &str,
     stop: &AtomicBool,
 ) -> Result<(), VirtualCardError> {
+    serve_vpcd_counting(card, addr, stop, None)
+}
+
+/// Like [`serve_vpcd_with`]; with `count_file`, the number of APDUs served so far is
+/// written there after each one (benchmarks count other clients' APDUs with it).
+pub fn serve_vpcd_counting(
+    card: &VirtualCard,
+    addr: &str,
+    stop: &AtomicBool,
+    count_file: Option<&std::path::Path>,
+) -> Result<(), VirtualCardError> {
     let addrs = resolve(addr)?;
+    let mut served: u64 = 0;
     let mut told_waiting = false;
     while !stop.load(Ordering::Relaxed) {
         let stream = match connect(&addrs) {
@@ -68,7 +80,7 @@ pub fn serve_vpcd_with(
         };
         told_waiting = false;
         tracing::info!("virtual card connected to vpcd at {addr}");
-        match serve_connection(card, stream, stop) {
+        match serve_connection(card, stream, stop, &mut served, count_file) {
             ConnectionEnd::Stopped => break,
             ConnectionEnd::CardStopped => return Err(VirtualCardError::Stopped),
             ConnectionEnd::Lost(err) => {
@@ -122,7 +134,13 @@ enum ConnectionEnd {
     Lost(std::io::Error),
 }
 
-fn serve_connection(card: &VirtualCard, mut stream: TcpStream, stop: &AtomicBool) -> ConnectionEnd {
+fn serve_connection(
+    card: &VirtualCard,
+    mut stream: TcpStream,
+    stop: &AtomicBool,
+    served: &mut u64,
+    count_file: Option<&std::path::Path>,
+) -> ConnectionEnd {
     // Our replies are single writes; no reason to let Nagle hold them back.
     let setup = stream
         .set_nodelay(true)
@@ -151,7 +169,14 @@ fn serve_connection(card: &VirtualCard, mut stream: TcpStream, stop: &AtomicBool
             }
             // Anything else is an APDU; a malformed one gets an error SW from the card.
             apdu => match card.transmit(apdu) {
-                Ok(response) => Some(response),
+                Ok(response) => {
+                    *served += 1;
+                    if let Some(path) = count_file {
+                        // Best effort: a benchmark aid, never a reason to drop the card.
+                        let _ = std::fs::write(path, served.to_string());
+                    }
+                    Some(response)
+                }
                 Err(_) => return ConnectionEnd::CardStopped,
             },
         };
