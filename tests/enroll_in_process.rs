@@ -260,3 +260,86 @@ fn enrollment_survives_a_fault_at_every_apdu() {
         }
     }
 }
+
+/// The same sweep for a replacement: whatever APDU fails, nothing unverified is
+/// recorded as enrolled, the replacement is never linked half-done, and the
+/// replacement then succeeds on the same card.
+#[test]
+fn replacement_survives_a_fault_at_every_apdu() {
+    use cardstation::app::replace::{replace, ReplaceRequest};
+    let total = {
+        let station = TestStation::new();
+        let old = enroll(
+            virtual_reader(),
+            &request(Slot::CardAuthentication),
+            &station.ctx(),
+            &mut go,
+        )
+        .unwrap();
+        let req = ReplaceRequest {
+            old_fingerprint: old.fingerprint,
+            reason: "lost".into(),
+            enroll: request(Slot::CardAuthentication),
+            subject_override: None,
+        };
+        replace(virtual_reader(), &req, &station.ctx(), &mut go)
+            .unwrap()
+            .enrollment
+            .apdus
+    };
+    for fault in [Fault::CardRemoved, Fault::Garbage] {
+        for k in 1..=total + 2 {
+            let station = TestStation::new();
+            let old = enroll(
+                virtual_reader(),
+                &request(Slot::CardAuthentication),
+                &station.ctx(),
+                &mut go,
+            )
+            .unwrap();
+            let new_card = virtual_reader();
+            let req = ReplaceRequest {
+                old_fingerprint: old.fingerprint.clone(),
+                reason: "lost".into(),
+                enroll: request(Slot::CardAuthentication),
+                subject_override: None,
+            };
+            let result = replace(
+                FaultyTransport::new(new_card.clone(), k, fault),
+                &req,
+                &station.ctx(),
+                &mut go,
+            );
+            let enrolled = station
+                .store
+                .enrollments(50)
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.state == EnrollmentState::Enrolled)
+                .count();
+            match &result {
+                Ok(_) => assert_eq!(enrolled, 2),
+                Err(e) => {
+                    assert!(!e.to_string().is_empty());
+                    assert_eq!(enrolled, 1, "fault {fault:?} at {k}: {e}");
+                    assert_eq!(
+                        station.store.replacement_of(&old.fingerprint).unwrap(),
+                        None
+                    );
+                }
+            }
+            let mut again = req;
+            again.enroll.force = true;
+            let done = replace(new_card, &again, &station.ctx(), &mut go)
+                .unwrap_or_else(|e| panic!("replacement after {fault:?} at APDU {k}: {e}"));
+            assert_eq!(
+                station
+                    .store
+                    .replacement_of(&old.fingerprint)
+                    .unwrap()
+                    .as_deref(),
+                Some(done.new_fingerprint.as_str())
+            );
+        }
+    }
+}
