@@ -220,7 +220,14 @@ fn work(
                 });
             }
             Job::Enroll(request) => match open_station(&mut station, &paths, &config) {
-                Ok(st) => notify(run_enroll(&source, st, &request, &cancel, &notify)),
+                Ok(st) => notify(
+                    match run_card_workflow(&source, st, &cancel, &notify, |t, ctx, step| {
+                        enroll(t, &request, ctx, step)
+                    }) {
+                        Ok(outcome) => JobEvent::Enrolled(Box::new(outcome)),
+                        Err(f) => JobEvent::EnrollFailed(f),
+                    },
+                ),
                 Err(f) => notify(JobEvent::EnrollFailed(f)),
             },
             Job::SpotCheck { slot, pin } => {
@@ -257,7 +264,14 @@ fn work(
                         continue;
                     }
                 };
-                notify(run_replace(&source, st, &req, &cancel, &notify));
+                notify(
+                    match run_card_workflow(&source, st, &cancel, &notify, |t, ctx, step| {
+                        replace(t, &req, ctx, step)
+                    }) {
+                        Ok(outcome) => JobEvent::Replaced(Box::new(outcome)),
+                        Err(f) => JobEvent::ReplaceFailed(f),
+                    },
+                );
             }
         }
     }
@@ -297,39 +311,6 @@ fn run_pin_care(
     outcome
 }
 
-fn run_replace(
-    source: &CardSource,
-    station: &Station,
-    req: &ReplaceRequest,
-    cancel: &AtomicBool,
-    notify: &dyn Fn(JobEvent),
-) -> JobEvent {
-    let secret = match station.site_secret() {
-        Ok(s) => s,
-        Err(e) => return JobEvent::ReplaceFailed(JobFailure::new("site-secret", e)),
-    };
-    let ctx = EnrollContext {
-        store: &station.store,
-        site_secret: &secret,
-        operator: &station.operator,
-        station_id: &station.station_id,
-    };
-    let result = source.with_card(|t| {
-        replace(t, req, &ctx, &mut |step| {
-            if cancel.load(Ordering::SeqCst) {
-                return std::ops::ControlFlow::Break(());
-            }
-            notify(JobEvent::Step(step));
-            std::ops::ControlFlow::Continue(())
-        })
-    });
-    match result {
-        Ok(Ok(outcome)) => JobEvent::Replaced(Box::new(outcome)),
-        Ok(Err(e)) => JobEvent::ReplaceFailed(JobFailure::new(e.code(), &e)),
-        Err(e) => JobEvent::ReplaceFailed(JobFailure::new(e.code(), &e)),
-    }
-}
-
 /// The station database, opened on first use by this worker.
 fn open_station<'s>(
     station: &'s mut Option<Station>,
@@ -347,17 +328,22 @@ fn open_station<'s>(
         .ok_or_else(|| JobFailure::new("station", "the station database is not open"))
 }
 
-fn run_enroll(
+/// Run a card-changing workflow (enrollment, replacement) with the station's
+/// context, reporting each step and stopping at the next step once cancelled.
+fn run_card_workflow<R, E: std::fmt::Display + HasCode>(
     source: &CardSource,
     station: &Station,
-    request: &EnrollRequest,
     cancel: &AtomicBool,
     notify: &dyn Fn(JobEvent),
-) -> JobEvent {
-    let secret = match station.site_secret() {
-        Ok(s) => s,
-        Err(e) => return JobEvent::EnrollFailed(JobFailure::new("site-secret", e)),
-    };
+    workflow: impl FnOnce(
+        &mut dyn Transport,
+        &EnrollContext<'_>,
+        &mut dyn FnMut(EnrollStep) -> std::ops::ControlFlow<()>,
+    ) -> Result<R, E>,
+) -> Result<R, JobFailure> {
+    let secret = station
+        .site_secret()
+        .map_err(|e| JobFailure::new("site-secret", e))?;
     let ctx = EnrollContext {
         store: &station.store,
         site_secret: &secret,
@@ -365,7 +351,7 @@ fn run_enroll(
         station_id: &station.station_id,
     };
     let result = source.with_card(|t| {
-        enroll(t, request, &ctx, &mut |step| {
+        workflow(t, &ctx, &mut |step| {
             if cancel.load(Ordering::SeqCst) {
                 return std::ops::ControlFlow::Break(());
             }
@@ -374,9 +360,26 @@ fn run_enroll(
         })
     });
     match result {
-        Ok(Ok(outcome)) => JobEvent::Enrolled(Box::new(outcome)),
-        Ok(Err(e)) => JobEvent::EnrollFailed(JobFailure::new(e.code(), &e)),
-        Err(e) => JobEvent::EnrollFailed(JobFailure::new(e.code(), &e)),
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(e)) => Err(JobFailure::new(e.code(), &e)),
+        Err(e) => Err(JobFailure::new(e.code(), &e)),
+    }
+}
+
+/// Errors that carry a stable code for the window.
+trait HasCode {
+    fn code(&self) -> &'static str;
+}
+
+impl HasCode for super::enroll::EnrollError {
+    fn code(&self) -> &'static str {
+        super::enroll::EnrollError::code(self)
+    }
+}
+
+impl HasCode for super::replace::ReplaceError {
+    fn code(&self) -> &'static str {
+        super::replace::ReplaceError::code(self)
     }
 }
 

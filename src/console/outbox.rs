@@ -72,18 +72,12 @@ pub fn sync(store: &Store, client: &ConsoleClient) -> Result<SyncReport, OutboxE
                 store.outbox_ack(item.id)?;
                 report.delivered += 1;
             }
-            Err(e) if e.is_transient() => {
-                store.outbox_retry_later(
-                    item.id,
-                    &e.to_string(),
-                    now() + backoff_secs(item.attempts),
-                )?;
-                report.error = Some(e.to_string());
-                report.error_code = Some(e.code().to_string());
-                break;
-            }
-            Err(e @ ConsoleError::Tls { .. }) | Err(e @ ConsoleError::Settings(_)) => {
-                // Our side is misconfigured: keep the item, retry later, say why.
+            // The console is away, or our own TLS settings are wrong: keep the item,
+            // retry later with backoff, say why, and stop (the rest would fail too).
+            Err(e)
+                if e.is_transient()
+                    || matches!(e, ConsoleError::Tls { .. } | ConsoleError::Settings(_)) =>
+            {
                 store.outbox_retry_later(
                     item.id,
                     &e.to_string(),
