@@ -140,6 +140,8 @@ pub struct StationApp {
     pub audit: audit_view::AuditState,
     /// Who is at the desk, asked once per session when the settings do not say.
     pub operator_prompt: Option<String>,
+    /// Read once: the host name comes from a file, and frames do no disk I/O.
+    station_id: String,
     started: bool,
 }
 
@@ -148,7 +150,7 @@ impl StationApp {
         let (events_tx, events_rx) = mpsc::channel();
         StationApp {
             paths,
-            config,
+            config: config.clone(),
             mode,
             events_tx,
             events_rx,
@@ -170,6 +172,7 @@ impl StationApp {
             diag: diagnostics::DiagState::default(),
             audit: audit_view::AuditState::default(),
             operator_prompt: None,
+            station_id: config.station_id(),
             started: false,
         }
     }
@@ -604,7 +607,7 @@ impl StationApp {
                 slot: Some(outcome.slot.short().to_string()),
                 label: None,
                 operator: self.config.operator(),
-                station_id: self.config.station_id(),
+                station_id: self.station_id.clone(),
             }),
         });
     }
@@ -731,7 +734,7 @@ impl StationApp {
     fn status_bar(&mut self, ui: &mut egui::Ui) {
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
-                ui.label(format!("Station {}", self.config.station_id()));
+                ui.label(format!("Station {}", self.station_id));
                 ui.separator();
                 ui.label(format!("Operator {}", self.config.operator()));
                 ui.separator();
