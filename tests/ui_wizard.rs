@@ -54,6 +54,24 @@ fn wait_until(
     }
 }
 
+/// Start the wizard on the demo card and enrol it with the default profile.
+fn enroll_with_defaults(h: &mut Harness<'static, StationApp>) {
+    h.get_by_label("Start enrollment").click();
+    settle(h);
+    h.get_by_label("Enroll").click();
+    wait_until(h, "the enrollment finishes", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+}
+
+/// Type into the text field labelled `field`.
+fn type_into(h: &mut Harness<'static, StationApp>, field: &str, text: &str) {
+    h.get_by_label(field).focus();
+    settle(h);
+    h.get_by_label(field).type_text(text);
+    settle(h);
+}
+
 /// Let a click or key take effect and the next frame show its result.
 fn settle(h: &mut Harness<'static, StationApp>) {
     h.run_steps(3);
@@ -186,12 +204,7 @@ fn a_new_card_clears_the_previous_result() {
     let mut f = open(ReaderMode::DemoOnly);
     let h = &mut f.harness;
     wait_until(h, "the demo card is read", card_read);
-    h.get_by_label("Start enrollment").click();
-    settle(h);
-    h.get_by_label("Enroll").click();
-    wait_until(h, "the enrollment finishes", |a| {
-        matches!(demo_stage(a), Some(Stage::Done(_)))
-    });
+    enroll_with_defaults(h);
     h.get_by_label("Insert new blank card").click();
     wait_until(h, "the new card is read", |a| {
         card_read(a) && matches!(demo_stage(a), Some(Stage::Check))
@@ -363,12 +376,7 @@ fn spot_check_screen_gives_a_verdict_and_checks_inserted_cards_at_once() {
     // Enrol it, then come back: the card proves its key, but this station has no bundle.
     h.get_by_label("Enrollment").click();
     settle(h);
-    h.get_by_label("Start enrollment").click();
-    settle(h);
-    h.get_by_label("Enroll").click();
-    wait_until(h, "the enrollment finishes", |a| {
-        matches!(demo_stage(a), Some(Stage::Done(_)))
-    });
+    enroll_with_defaults(h);
     h.get_by_label("Spot check").click();
     settle(h);
     h.get_by_label("Check card").click();
@@ -392,12 +400,8 @@ fn card_care_changes_the_pin_and_counts_wrong_tries() {
     h.get_by_label("Card care").click();
     settle(h);
     h.get_by_label("3 PIN tries left.");
-    for (field, value) in [("Current PIN", "123456"), ("New PIN", "24682468")] {
-        h.get_by_label(field).focus();
-        settle(h);
-        h.get_by_label(field).type_text(value);
-        settle(h);
-    }
+    type_into(h, "Current PIN", "123456");
+    type_into(h, "New PIN", "24682468");
     h.get_by_label("Change PIN").click();
     wait_until(h, "the PIN is changed", |a| {
         a.readers
@@ -408,12 +412,8 @@ fn card_care_changes_the_pin_and_counts_wrong_tries() {
     // The fields are empty again, and a wrong PIN now costs a try that is shown.
     let pane = h.state().readers.iter().find(|p| p.is_demo).expect("demo");
     assert!(pane.care.old_pin.is_empty() && pane.care.new_pin.is_empty());
-    for (field, value) in [("Current PIN", "123456"), ("New PIN", "11112222")] {
-        h.get_by_label(field).focus();
-        settle(h);
-        h.get_by_label(field).type_text(value);
-        settle(h);
-    }
+    type_into(h, "Current PIN", "123456");
+    type_into(h, "New PIN", "11112222");
     h.get_by_label("Change PIN").click();
     wait_until(h, "the wrong PIN is reported", |a| {
         a.readers
@@ -437,12 +437,7 @@ fn diagnostics_and_audit_screens_show_findings_and_an_intact_trail() {
     let mut f = open(ReaderMode::DemoOnly);
     let h = &mut f.harness;
     wait_until(h, "the demo card is read", card_read);
-    h.get_by_label("Start enrollment").click();
-    settle(h);
-    h.get_by_label("Enroll").click();
-    wait_until(h, "the enrollment finishes", |a| {
-        matches!(demo_stage(a), Some(Stage::Done(_)))
-    });
+    enroll_with_defaults(h);
 
     h.get_by_label("Audit").click();
     wait_until(h, "the trail is loaded", |a| a.audit.loaded);
