@@ -4,28 +4,10 @@
 mod console_support;
 mod pcscd;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use console_support::{free_port, Console, ConsoleFiles, Station};
 use pcscd::{exclusive, require_pcscd, CardProcess, PORT_0, PORT_1, READER_0, READER_1};
-
-fn with_stdin(station: &Station, args: &[&str], input: &str) -> Output {
-    let mut child = station
-        .command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cardstation");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("output")
-}
 
 fn error_of(out: &Output) -> (String, String) {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -144,8 +126,7 @@ fn pin_care_counts_down_guards_the_last_try_and_resets_a_blocked_card() {
     let r = READER_0;
 
     // Change the PIN, then change it back.
-    let out = with_stdin(
-        &station,
+    let out = station.run_with_stdin(
         &["pin", "change", "--reader", r, "--json"],
         "123456\n654321\n",
     );
@@ -154,16 +135,14 @@ fn pin_care_counts_down_guards_the_last_try_and_resets_a_blocked_card() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let out = with_stdin(
-        &station,
+    let out = station.run_with_stdin(
         &["pin", "change", "--reader", r, "--json"],
         "654321\n123456\n",
     );
     assert!(out.status.success());
 
     // Wrong PIN: tries count down; the last try is not spent without confirmation.
-    let out = with_stdin(
-        &station,
+    let out = station.run_with_stdin(
         &["pin", "change", "--reader", r, "--json"],
         "000000\n111111\n",
     );
@@ -174,8 +153,7 @@ fn pin_care_counts_down_guards_the_last_try_and_resets_a_blocked_card() {
             "wrong PIN: 2 tries left before it is blocked".into()
         )
     );
-    let out = with_stdin(
-        &station,
+    let out = station.run_with_stdin(
         &["pin", "change", "--reader", r, "--json"],
         "000000\n111111\n",
     );
@@ -183,14 +161,12 @@ fn pin_care_counts_down_guards_the_last_try_and_resets_a_blocked_card() {
         error_of(&out).1,
         "wrong PIN: 1 try left before it is blocked"
     );
-    let out = with_stdin(
-        &station,
+    let out = station.run_with_stdin(
         &["pin", "change", "--reader", r, "--json"],
         "000000\n111111\n",
     );
     assert_eq!(error_of(&out).0, "last-try");
-    let out = with_stdin(
-        &station,
+    let out = station.run_with_stdin(
         &["pin", "change", "--reader", r, "--last-try", "--json"],
         "000000\n111111\n",
     );
@@ -199,8 +175,7 @@ fn pin_care_counts_down_guards_the_last_try_and_resets_a_blocked_card() {
     assert_eq!(status["pin"]["state"], "blocked");
 
     // A wrong PUK counts down too.
-    let out = with_stdin(
-        &station,
+    let out = station.run_with_stdin(
         &["pin", "unblock", "--reader", r, "--json"],
         "99887766\n123456\n",
     );
@@ -211,8 +186,7 @@ fn pin_care_counts_down_guards_the_last_try_and_resets_a_blocked_card() {
             "wrong PUK: 2 tries left before it is blocked".into()
         )
     );
-    let out = with_stdin(
-        &station,
+    let out = station.run_with_stdin(
         &["pin", "unblock", "--reader", r, "--json"],
         "99887766\n123456\n",
     );
@@ -220,8 +194,7 @@ fn pin_care_counts_down_guards_the_last_try_and_resets_a_blocked_card() {
         error_of(&out).1,
         "wrong PUK: 1 try left before it is blocked"
     );
-    let out = with_stdin(
-        &station,
+    let out = station.run_with_stdin(
         &["pin", "unblock", "--reader", r, "--last-try", "--json"],
         "99887766\n123456\n",
     );

@@ -409,6 +409,12 @@ fn card_care_changes_the_pin_and_counts_wrong_tries() {
             .any(|p| p.care.result.as_ref().is_some_and(|r| r.is_ok()))
     });
     h.get_by_label("PIN changed.");
+    // The card details are read again after a PIN change; type only once that settled.
+    wait_until(h, "the card is read again", |a| {
+        a.readers
+            .iter()
+            .all(|p| !p.inspecting && p.report.is_some())
+    });
     // The fields are empty again, and a wrong PIN now costs a try that is shown.
     let pane = h.state().readers.iter().find(|p| p.is_demo).expect("demo");
     assert!(pane.care.old_pin.is_empty() && pane.care.new_pin.is_empty());

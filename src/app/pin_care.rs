@@ -82,26 +82,18 @@ fn guard_puk<T: Transport>(s: &mut PivSession<T>, last_try_ok: bool) -> Result<(
     }
 }
 
-pub fn change_pin<T: Transport>(
+/// Change the PIN or the PUK (which one: `old.which()`), guarding that code's last try.
+pub fn change<T: Transport>(
     transport: T,
     old: &Pin,
     new: &Pin,
     last_try_ok: bool,
 ) -> Result<(), PinCareError> {
     let mut s = PivSession::open(transport)?;
-    guard_pin(&mut s, last_try_ok)?;
-    s.change_reference(old, new)?;
-    Ok(())
-}
-
-pub fn change_puk<T: Transport>(
-    transport: T,
-    old: &Pin,
-    new: &Pin,
-    last_try_ok: bool,
-) -> Result<(), PinCareError> {
-    let mut s = PivSession::open(transport)?;
-    guard_puk(&mut s, last_try_ok)?;
+    match old.which() {
+        PinReference::Pin => guard_pin(&mut s, last_try_ok)?,
+        PinReference::Puk => guard_puk(&mut s, last_try_ok)?,
+    }
     s.change_reference(old, new)?;
     Ok(())
 }

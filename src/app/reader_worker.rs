@@ -283,8 +283,8 @@ fn run_pin_care(
     op: &PinCareOp,
 ) -> Result<&'static str, JobFailure> {
     let result = source.with_card_session(true, |t| match op {
-        PinCareOp::ChangePin { old, new, last_try } => pin_care::change_pin(t, old, new, *last_try),
-        PinCareOp::ChangePuk { old, new, last_try } => pin_care::change_puk(t, old, new, *last_try),
+        PinCareOp::ChangePin { old, new, last_try } => pin_care::change(t, old, new, *last_try),
+        PinCareOp::ChangePuk { old, new, last_try } => pin_care::change(t, old, new, *last_try),
         PinCareOp::Unblock {
             puk,
             new_pin,

@@ -104,7 +104,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
             let (old, new) = (Pin::card_pin(&l[0])?, Pin::card_pin(&l[1])?);
             (
                 "pin-change",
-                pin_care::change_pin(tx, &old, &new, args.last_try),
+                pin_care::change(tx, &old, &new, args.last_try),
             )
         }
         PinCommand::ChangePuk => {
@@ -112,7 +112,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
             let (old, new) = (Pin::puk(&l[0])?, Pin::puk(&l[1])?);
             (
                 "puk-change",
-                pin_care::change_puk(tx, &old, &new, args.last_try),
+                pin_care::change(tx, &old, &new, args.last_try),
             )
         }
         PinCommand::Unblock => {

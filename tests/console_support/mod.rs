@@ -141,6 +141,22 @@ impl Station {
         cmd
     }
 
+    /// Run with `input` on standard input (PINs and PUKs travel that way).
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cardstation");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        child.wait_with_output().expect("output")
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run cardstation")
     }
