@@ -12,12 +12,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cardstation::app::station::Station;
-use cardstation::card::pcsc_reader::CardPresence;
-use cardstation::card::watcher::{WatchEvent, Watcher};
 use cardstation::config::Paths;
 use cardstation::console::outbox;
-use cardstation::console::protocol::UploadRequest;
 use cardstation::console::ConsoleClient;
+use cardstation_pcsc::watcher::{WatchEvent, Watcher};
+use cardstation_pcsc::CardPresence;
+use cardstation_protocol::messages::UploadRequest;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -126,7 +126,7 @@ fn outbox_load(args: &[String]) -> Result<serde_json::Value, String> {
         };
         outbox::enqueue_upload(
             &station.store,
-            &cardstation::pki::fingerprint(cert.der()),
+            &cardstation_pki::fingerprint(cert.der()),
             &req,
         )
         .map_err(|e| e.to_string())?;

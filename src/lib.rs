@@ -1,16 +1,15 @@
-//! Cardstation: a smart-card enrollment station for PIV cards used by IoT gateways.
+//! Cardstation: the enrollment station for PIV cards used by IoT gateways.
 //!
-//! Layers, each calling only the ones below it:
-//! `app` (workflows) → `pki` (certificates) → `piv` (card application) → `card` (transport);
-//! `store` keeps the station database; `config` the settings; `ui` is the window.
+//! This package is the station: operator workflows (`app`), the station database
+//! (`store`), the console client (`console`), settings (`config`) and the window
+//! (`ui`); the CLI is the binary. The layers below live in their own crates:
+//! `cardstation-card` (APDU transport) ← `cardstation-pcsc` / `cardstation-virtual-card`
+//! (backends) and `cardstation-piv` (the card application) ← `cardstation-pki`
+//! (certificates) ← `cardstation-verifier` (the gateway's check), with
+//! `cardstation-protocol` (the console contract) beside them.
 
 pub mod app;
-pub mod card;
 pub mod config;
 pub mod console;
-pub mod console_server;
-pub mod piv;
-pub mod pki;
 pub mod store;
 pub mod ui;
-pub mod util;

@@ -1,4 +1,5 @@
 //! The station against the real reference console on loopback, over real mutual TLS.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod console_support;
 
@@ -41,7 +42,7 @@ fn upload_is_stored_once_and_readable() {
     let rec = client.get(&fp).expect("record");
     assert_eq!(
         rec.status,
-        cardstation::console::protocol::CertificateStatus::Active
+        cardstation_protocol::messages::CertificateStatus::Active
     );
     assert_eq!(rec.label.as_deref(), Some("gw-1"));
     assert_eq!(rec.station_id, "st-1");
@@ -275,7 +276,7 @@ fn bad_input_gets_json_errors_and_stores_nothing() {
     };
     let client = cardstation::console::ConsoleClient::new(&client_cfg).expect("client");
     let upload = |certificate: String| {
-        client.upload(&cardstation::console::protocol::UploadRequest {
+        client.upload(&cardstation_protocol::messages::UploadRequest {
             certificate,
             card_serial: None,
             chuid_guid: None,
@@ -357,7 +358,7 @@ fn bad_input_gets_json_errors_and_stores_nothing() {
     );
     let big = format!(
         "{{\"certificate\": \"{}\"}}",
-        "A".repeat(cardstation::console_server::MAX_BODY + 10)
+        "A".repeat(cardstation_console::MAX_BODY + 10)
     );
     let big_file = _d.path().join("big.json");
     std::fs::write(&big_file, big).expect("write");

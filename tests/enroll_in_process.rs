@@ -1,4 +1,5 @@
 //! Enrollment against the in-process virtual card: fast, and covers the edge cases.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -6,9 +7,9 @@ use std::ops::ControlFlow;
 
 use cardstation::app::card_status::inspect;
 use cardstation::app::enroll::{enroll, EnrollError, EnrollStep};
-use cardstation::piv::{ManagementKey, Pin, PinStatus, PivError, PivSession, Slot};
-use cardstation::pki::CertificateInfo;
 use cardstation::store::EnrollmentState;
+use cardstation_piv::{ManagementKey, Pin, PinStatus, PivError, PivSession, Slot};
+use cardstation_pki::CertificateInfo;
 
 use common::{request, virtual_reader, Fault, FaultyTransport, TestStation};
 
@@ -55,7 +56,7 @@ fn enrolls_a_blank_card_in_slot_9e() {
     // The factory key no longer works.
     let mut s = PivSession::open(reader).expect("session");
     let default =
-        ManagementKey::factory_default(cardstation::piv::Algorithm::TripleDes).expect("3des");
+        ManagementKey::factory_default(cardstation_piv::Algorithm::TripleDes).expect("3des");
     assert!(matches!(
         s.authenticate(&default),
         Err(PivError::ManagementKeyRejected)
@@ -150,7 +151,7 @@ fn pin_slots_need_the_pin_and_report_tries_left() {
     let ok = enroll(reader.clone(), &req, &station.ctx(), &mut go).expect("enroll 9a with PIN");
     let mut s = PivSession::open(reader).unwrap();
     // Verified in this card session, or 3 tries: the wrong attempt was reset by the right PIN.
-    let status = s.pin_status(cardstation::piv::PinReference::Pin).unwrap();
+    let status = s.pin_status(cardstation_piv::PinReference::Pin).unwrap();
     assert!(
         matches!(status, PinStatus::Verified | PinStatus::Retries(3)),
         "{status:?}"

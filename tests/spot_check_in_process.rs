@@ -1,4 +1,5 @@
 //! Spot checks against the in-process virtual card, with a fault at every APDU.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -6,7 +7,7 @@ use std::ops::ControlFlow;
 
 use cardstation::app::enroll::enroll;
 use cardstation::app::spot_check::{spot_check, ChallengeBook, Policy, Verdict};
-use cardstation::piv::Slot;
+use cardstation_piv::Slot;
 
 use common::{request, virtual_reader, Fault, FaultyTransport, TestStation};
 

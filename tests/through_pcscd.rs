@@ -1,12 +1,13 @@
 //! End to end through the real pcscd, vsmartcard's vpcd driver and the virtual card,
 //! cross-checked with independent PIV clients (yubico-piv-tool, OpenSC).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod pcscd;
 
 use std::process::Command;
 
-use cardstation::pki::certificate::{from_pem_or_der, verify_prehash};
-use cardstation::pki::CertificateInfo;
+use cardstation_pki::certificate::{from_pem_or_der, verify_prehash};
+use cardstation_pki::CertificateInfo;
 use p256::ecdsa::Signature;
 use sha2::{Digest, Sha256};
 

@@ -1,5 +1,6 @@
 //! Replacement, PIN care, doctor and the audit trail, through the real pcscd and
 //! the virtual card, with the real console.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod console_support;
 mod pcscd;

@@ -2,6 +2,7 @@
 //! enroll-and-upload loop. Afterwards the console holds every certificate the
 //! station committed exactly once, nothing committed is lost, the database is
 //! intact and the audit chain verifies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod console_support;
 mod pcscd;

@@ -1,14 +1,15 @@
 //! No secret reaches a log, a trace, an audit row or a database file: enrol (with
 //! a PIN), change the PIN and spot-check with full tracing on, then search every
 //! byte the station wrote for the PIN, the PUK and the management keys.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod pcscd;
 
 use std::process::Stdio;
 
 use cardstation::app::site_keys::{CardIdentity, SiteSecret};
-use cardstation::piv::management_key::DEFAULT_MANAGEMENT_KEY;
-use cardstation::piv::Algorithm;
+use cardstation_piv::management_key::DEFAULT_MANAGEMENT_KEY;
+use cardstation_piv::Algorithm;
 use pcscd::{exclusive, require_pcscd, CardProcess, StationDir, PORT_0, READER_0};
 
 fn run_traced(

@@ -1,15 +1,16 @@
 //! Spot checks through the real pcscd and the virtual card, judged against the
 //! trust bundle of a real console.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod console_support;
 mod pcscd;
 
 use cardstation::app::site_keys::{CardIdentity, SiteSecret};
-use cardstation::card::pcsc_reader::Pcsc;
-use cardstation::piv::{Algorithm, PivSession, Slot};
-use cardstation::pki::certificate::{self, CertificateProfile};
-use cardstation::pki::subject::parse_subject;
-use cardstation::pki::CardSigner;
+use cardstation_pcsc::Pcsc;
+use cardstation_piv::{Algorithm, PivSession, Slot};
+use cardstation_pki::certificate::{self, CertificateProfile};
+use cardstation_pki::subject::parse_subject;
+use cardstation_pki::CardSigner;
 use console_support::{free_port, Console, Station};
 use pcscd::{exclusive, require_pcscd, CardProcess, PORT_0, PORT_1, READER_0, READER_1};
 
@@ -55,7 +56,7 @@ fn enroll(station: &Station, reader: &str, upload: bool) -> serde_json::Value {
 
 /// The 9e certificate of the card in `reader`, read with an independent client.
 fn card_certificate(reader: &str) -> Vec<u8> {
-    cardstation::pki::certificate::from_pem_or_der(&pcscd::tool(
+    cardstation_pki::certificate::from_pem_or_der(&pcscd::tool(
         "yubico-piv-tool",
         &["-r", reader, "-a", "read-certificate", "-s", "9e"],
     ))
@@ -67,7 +68,7 @@ fn card_certificate(reader: &str) -> Vec<u8> {
 fn replace_certificate(
     station: &Station,
     reader: &str,
-    f: impl FnOnce(&mut PivSession<cardstation::card::pcsc_reader::PcscTransaction<'_>>) -> Vec<u8>,
+    f: impl FnOnce(&mut PivSession<cardstation_pcsc::PcscTransaction<'_>>) -> Vec<u8>,
 ) {
     let secret = SiteSecret::load(&station.dir.path().join("data").join("site-secret"))
         .expect("site secret");
@@ -145,7 +146,7 @@ fn verdicts_follow_the_console_and_the_card() {
     );
 
     // Card A with a certificate for its own key that expired a year ago: FAIL (expired).
-    let a_key = cardstation::pki::CertificateInfo::parse(&a_der)
+    let a_key = cardstation_pki::CertificateInfo::parse(&a_der)
         .expect("A's certificate")
         .p256_key()
         .expect("P-256");

@@ -1,4 +1,5 @@
 //! The window with a real console: the wizard's upload step and the console status.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod console_support;
 

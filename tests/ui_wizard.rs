@@ -1,15 +1,16 @@
 //! The station window driven through its accessibility tree (egui_kittest): controls
 //! are found by their labels and clicked, the demo card does the card work in-process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
-use cardstation::card::pcsc_reader::{CardPresence, ReaderStatus};
-use cardstation::card::virtual_reader::{VirtualReader, DEMO_READER_NAME};
-use cardstation::card::watcher::WatchEvent;
 use cardstation::config::{Config, Paths};
-use cardstation::piv::{PivSession, Slot};
-use cardstation::pki::CertificateInfo;
 use cardstation::ui::{AppEvent, ReaderMode, Stage, StationApp};
+use cardstation_pcsc::watcher::WatchEvent;
+use cardstation_pcsc::{CardPresence, ReaderStatus};
+use cardstation_piv::{PivSession, Slot};
+use cardstation_pki::CertificateInfo;
+use cardstation_virtual_card::{VirtualReader, DEMO_READER_NAME};
 use eframe::egui;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
@@ -193,7 +194,7 @@ fn wrong_pin_shows_the_tries_left() {
         a.readers.iter().any(|p| {
             p.report
                 .as_ref()
-                .is_some_and(|r| r.pin == cardstation::piv::PinStatus::Retries(2))
+                .is_some_and(|r| r.pin == cardstation_piv::PinStatus::Retries(2))
         })
     });
     h.get_by_label("2 PIN tries left.");

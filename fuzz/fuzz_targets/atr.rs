@@ -1,5 +1,5 @@
 #![no_main]
-use cardstation::card::atr::Atr;
+use cardstation_card::atr::Atr;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

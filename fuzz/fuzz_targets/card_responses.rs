@@ -1,8 +1,8 @@
 #![no_main]
 //! A card that answers every command with bytes from the fuzzer: every PIV
 //! operation the station performs must end in a result or an error, never a panic.
-use cardstation::card::{CardError, Transport};
-use cardstation::piv::{ManagementKey, Algorithm, Pin, PivSession, Slot, PinReference};
+use cardstation_card::{CardError, Transport};
+use cardstation_piv::{ManagementKey, Algorithm, Pin, PivSession, Slot, PinReference};
 use libfuzzer_sys::fuzz_target;
 
 struct FuzzCard<'a> {

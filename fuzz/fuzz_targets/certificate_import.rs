@@ -1,5 +1,5 @@
 #![no_main]
-use cardstation::pki::certificate::{from_pem_or_der, CertificateInfo};
+use cardstation_pki::certificate::{from_pem_or_der, CertificateInfo};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

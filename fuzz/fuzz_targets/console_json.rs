@@ -1,5 +1,5 @@
 #![no_main]
-use cardstation::console::protocol::{BundlePayload, CertificateRecord, ErrorBody, SignedBundle, UploadRequest};
+use cardstation_protocol::messages::{BundlePayload, CertificateRecord, ErrorBody, SignedBundle, UploadRequest};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

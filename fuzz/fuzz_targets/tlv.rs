@@ -1,5 +1,5 @@
 #![no_main]
-use cardstation::card::tlv;
+use cardstation_card::tlv;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 #![no_main]
 //! Bundles from a console are untrusted: verification must refuse, not panic.
-use cardstation::console::bundle;
-use cardstation::console::protocol::SignedBundle;
+use cardstation_protocol::bundle;
+use cardstation_protocol::messages::SignedBundle;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,5 +11,5 @@ fuzz_target!(|data: &[u8]| {
     }
     // Also as raw payload bytes under a correct signature: the JSON parser's turn.
     let text = String::from_utf8_lossy(data);
-    let _ = serde_json::from_str::<cardstation::console::protocol::BundlePayload>(&text);
+    let _ = serde_json::from_str::<cardstation_protocol::messages::BundlePayload>(&text);
 });

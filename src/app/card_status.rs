@@ -2,11 +2,13 @@
 
 use serde::Serialize;
 
-use crate::card::atr::Atr;
-use crate::card::trace::ApduTrace;
-use crate::card::Transport;
-use crate::piv::{Algorithm, ManagementKey, PinReference, PinStatus, PivError, PivSession, Slot};
-use crate::pki::CertificateInfo;
+use cardstation_card::atr::Atr;
+use cardstation_card::trace::ApduTrace;
+use cardstation_card::Transport;
+use cardstation_piv::{
+    Algorithm, ManagementKey, PinReference, PinStatus, PivError, PivSession, Slot,
+};
+use cardstation_pki::CertificateInfo;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SlotReport {
@@ -29,7 +31,7 @@ pub struct ManagementKeyReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct CardReport {
     pub reader: String,
-    #[serde(serialize_with = "crate::util::serialize_hex")]
+    #[serde(serialize_with = "cardstation_card::hex_serde::serialize_hex")]
     pub atr: Vec<u8>,
     pub protocols: Vec<String>,
     pub serial: Option<u32>,

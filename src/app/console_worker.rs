@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use crate::config::{Config, Paths};
 use crate::console::outbox;
-use crate::console::protocol::UploadRequest;
 use crate::console::trust::{self, TrustStatus};
 use crate::console::ConsoleClient;
 use crate::store::OutboxItem;
+use cardstation_protocol::messages::UploadRequest;
 
 use super::station::Station;
 

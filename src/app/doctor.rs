@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::card::atr::Atr;
-use crate::card::pcsc_reader::{CardPresence, Pcsc};
-use crate::card::trace::ApduTrace;
 use crate::console::{client, trust, ConsoleClient};
-use crate::piv::PinStatus;
-use crate::pki::certificate::{format_age, format_unix};
+use cardstation_card::atr::Atr;
+use cardstation_card::trace::ApduTrace;
+use cardstation_pcsc::{CardPresence, Pcsc};
+use cardstation_piv::PinStatus;
+use cardstation_pki::certificate::{format_age, format_unix};
 
 use super::card_status::{inspect_traced, CardReport};
 use super::station::Station;
@@ -199,7 +199,7 @@ fn card_checks(report: &mut DoctorReport, pcsc: &Pcsc, name: &str, atr: &[u8]) {
     report.traces.push((name.to_string(), trace));
     let card = match result {
         Ok(c) => c,
-        Err(crate::piv::PivError::NotPiv(sw)) => {
+        Err(cardstation_piv::PivError::NotPiv(sw)) => {
             f.push(finding(
                 &area,
                 Level::Fail,

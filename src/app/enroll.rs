@@ -12,15 +12,15 @@ use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::card::Transport;
-use crate::console::protocol::UploadRequest;
-use crate::piv::objects::{CertificateObject, Chuid};
-use crate::piv::session::ManagementKeyState;
-use crate::piv::{Algorithm, ManagementKey, Pin, PivError, PivSession, Slot};
-use crate::pki::certificate::{self, CertificateInfo, CertificateProfile};
-use crate::pki::subject::{parse_subject, SubjectError};
-use crate::pki::{CardSigner, CertError};
 use crate::store::{NewEnrollment, Store, StoreError};
+use cardstation_card::Transport;
+use cardstation_piv::objects::{CertificateObject, Chuid};
+use cardstation_piv::session::ManagementKeyState;
+use cardstation_piv::{Algorithm, ManagementKey, Pin, PivError, PivSession, Slot};
+use cardstation_pki::certificate::{self, CertificateInfo, CertificateProfile};
+use cardstation_pki::subject::{parse_subject, SubjectError};
+use cardstation_pki::{CardSigner, CertError};
+use cardstation_protocol::messages::UploadRequest;
 
 use super::site_keys::{CardIdentity, SiteSecret};
 

@@ -5,9 +5,9 @@
 
 use serde::Serialize;
 
-use crate::card::Transport;
-use crate::piv::{Pin, PinReference, PinStatus, PivError, PivSession};
 use crate::store::Store;
+use cardstation_card::Transport;
+use cardstation_piv::{Pin, PinReference, PinStatus, PivError, PivSession};
 
 use super::enroll::authenticate_for_station;
 use super::site_keys::SiteSecret;

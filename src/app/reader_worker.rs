@@ -7,10 +7,10 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::card::pcsc_reader::Pcsc;
-use crate::card::virtual_reader::VirtualReader;
-use crate::card::{CardError, Transport};
 use crate::config::{Config, Paths};
+use cardstation_card::{CardError, Transport};
+use cardstation_pcsc::Pcsc;
+use cardstation_virtual_card::VirtualReader;
 
 use super::card_status::{inspect, CardReport};
 use super::enroll::{enroll, EnrollContext, EnrollOutcome, EnrollRequest, EnrollStep};
@@ -18,7 +18,7 @@ use super::pin_care;
 use super::replace::{replace, ReplaceOutcome, ReplaceRequest};
 use super::spot_check::{check_with_station, ChallengeBook, SpotCheck};
 use super::station::Station;
-use crate::piv::{Pin, Slot};
+use cardstation_piv::{Pin, Slot};
 
 /// Where a reader's card is.
 #[derive(Clone)]

@@ -7,11 +7,11 @@ use std::ops::ControlFlow;
 
 use serde::Serialize;
 
-use crate::card::Transport;
 use crate::console::outbox;
-use crate::console::protocol::REVOCATION_REASONS;
-use crate::piv::{PivSession, Slot};
-use crate::pki::CertificateInfo;
+use cardstation_card::Transport;
+use cardstation_piv::{PivSession, Slot};
+use cardstation_pki::CertificateInfo;
+use cardstation_protocol::messages::REVOCATION_REASONS;
 
 use super::enroll::{enroll, EnrollContext, EnrollError, EnrollOutcome, EnrollRequest, EnrollStep};
 

@@ -13,8 +13,8 @@ use rand::RngCore;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::piv::management_key::{key_length, KeyError};
-use crate::piv::{Algorithm, ManagementKey};
+use cardstation_piv::management_key::{key_length, KeyError};
+use cardstation_piv::{Algorithm, ManagementKey};
 
 const SECRET_LEN: usize = 32;
 const SALT: &[u8] = b"cardstation/piv-management-key/v1";

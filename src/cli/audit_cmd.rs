@@ -6,8 +6,8 @@ use clap::Subcommand;
 
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
-use cardstation::pki::certificate::format_unix;
 use cardstation::store::AuditVerdict;
+use cardstation_pki::certificate::format_unix;
 
 use super::output::{print_json, Failure};
 

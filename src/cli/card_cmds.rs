@@ -7,12 +7,12 @@ use serde::Serialize;
 
 use cardstation::app::card_status::{self, CardSummary};
 use cardstation::app::station::Station;
-use cardstation::card::atr::Atr;
-use cardstation::card::pcsc_reader::{CardPresence, Pcsc, ReaderStatus};
 use cardstation::config::Paths;
-use cardstation::piv::{PinStatus, PivSession, Slot};
-use cardstation::pki::certificate::{format_unix, to_pem};
-use cardstation::pki::CertificateInfo;
+use cardstation_card::atr::Atr;
+use cardstation_pcsc::{CardPresence, Pcsc, ReaderStatus};
+use cardstation_piv::{PinStatus, PivSession, Slot};
+use cardstation_pki::certificate::{format_unix, to_pem};
+use cardstation_pki::CertificateInfo;
 
 use super::output::{print_json, Failure};
 use super::ReaderArgs;

@@ -7,11 +7,11 @@ use clap::{Args, Subcommand};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
 use cardstation::console::outbox::{self, SyncReport};
-use cardstation::console::protocol::{UploadRequest, REVOCATION_REASONS};
 use cardstation::console::trust::{self, BundleOutcome, TrustError};
 use cardstation::console::{ConsoleClient, ConsoleError};
-use cardstation::pki::certificate::{format_age, format_unix, from_pem_or_der, to_pem};
-use cardstation::pki::CertificateInfo;
+use cardstation_pki::certificate::{format_age, format_unix, from_pem_or_der, to_pem};
+use cardstation_pki::CertificateInfo;
+use cardstation_protocol::messages::{UploadRequest, REVOCATION_REASONS};
 
 use super::output::{print_json, Failure};
 
@@ -240,7 +240,7 @@ pub fn revoke(args: &RevokeArgs, paths: Paths) -> Result<(), Failure> {
         .trim()
         .to_ascii_lowercase()
         .replace(':', "");
-    if !cardstation::console::protocol::is_fingerprint(&fp) {
+    if !cardstation_protocol::messages::is_fingerprint(&fp) {
         return Err(Failure::new(
             "bad-fingerprint",
             "give the SHA-256 fingerprint: 64 hex digits",

@@ -10,10 +10,10 @@ use cardstation::app::enroll::{
     enroll, EnrollContext, EnrollOutcome, EnrollRequest, UploadOptions,
 };
 use cardstation::app::station::Station;
-use cardstation::card::pcsc_reader::Pcsc;
 use cardstation::config::Paths;
-use cardstation::piv::{Pin, Slot};
-use cardstation::pki::certificate::format_unix;
+use cardstation_pcsc::Pcsc;
+use cardstation_piv::{Pin, Slot};
+use cardstation_pki::certificate::format_unix;
 
 use super::card_cmds::write_certificate_file;
 use super::console_cmds::{report_sync, sync_quietly};

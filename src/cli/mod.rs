@@ -117,7 +117,7 @@ pub fn run(cli: Cli) -> i32 {
     if let Err(e) = Config::load(&paths.config_file, paths.config_explicit).and_then(|c| {
         c.enroll
             .slot
-            .parse::<cardstation::piv::Slot>()
+            .parse::<cardstation_piv::Slot>()
             .map(|_| ())
             .map_err(|message| cardstation::config::ConfigError::Parse {
                 path: paths.config_file.clone(),
@@ -209,7 +209,7 @@ fn init_logging(verbose: u8) {
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // The virtual card's firmware logs command bytes (PINs, keys included): never show them.
-    for target in cardstation::card::virtual_card::LOG_TARGETS_TO_SILENCE {
+    for target in cardstation_virtual_card::LOG_TARGETS_TO_SILENCE {
         if let Ok(directive) = format!("{target}=off").parse() {
             filter = filter.add_directive(directive);
         }

@@ -28,8 +28,8 @@ macro_rules! failure_from {
     )*};
 }
 failure_from!(
-    cardstation::card::CardError,
-    cardstation::piv::PivError,
+    cardstation_card::CardError,
+    cardstation_piv::PivError,
     cardstation::app::enroll::EnrollError
 );
 

@@ -8,9 +8,9 @@ use zeroize::Zeroizing;
 
 use cardstation::app::pin_care::{self, PinCareError, PinReport};
 use cardstation::app::station::Station;
-use cardstation::card::pcsc_reader::Pcsc;
 use cardstation::config::Paths;
-use cardstation::piv::{Pin, PinStatus};
+use cardstation_pcsc::Pcsc;
+use cardstation_piv::{Pin, PinStatus};
 
 use super::output::{print_json, Failure};
 

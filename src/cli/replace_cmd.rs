@@ -8,9 +8,9 @@ use clap::Args;
 use cardstation::app::enroll::{EnrollContext, EnrollRequest};
 use cardstation::app::replace::{replace, ReplaceError, ReplaceRequest};
 use cardstation::app::station::Station;
-use cardstation::card::pcsc_reader::Pcsc;
 use cardstation::config::Paths;
-use cardstation::piv::Slot;
+use cardstation_pcsc::Pcsc;
+use cardstation_piv::Slot;
 
 use super::console_cmds::{report_sync, sync_quietly};
 use super::enroll_cmd::read_pin;

@@ -6,9 +6,9 @@ use cardstation::app::spot_check::{
     check_with_station, replay_findings, ChallengeBook, Finding, SpotCheck, Verdict,
 };
 use cardstation::app::station::Station;
-use cardstation::card::pcsc_reader::Pcsc;
 use cardstation::config::Paths;
-use cardstation::piv::Slot;
+use cardstation_pcsc::Pcsc;
+use cardstation_piv::Slot;
 
 use super::enroll_cmd::read_pin;
 use super::output::{print_json, Failure};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use cardstation::card::virtual_card::{serve_vpcd_counting, CardStorage, VirtualCard};
+use cardstation_virtual_card::{serve_vpcd_counting, CardStorage, VirtualCard};
 
 use super::output::Failure;
 

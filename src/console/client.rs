@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 
 use crate::config::ConsoleConfig;
 
-use super::protocol::{CertificateRecord, ErrorBody, RevokeRequest, SignedBundle, UploadRequest};
+use cardstation_protocol::messages::{
+    CertificateRecord, ErrorBody, RevokeRequest, SignedBundle, UploadRequest,
+};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConsoleError {

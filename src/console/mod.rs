@@ -1,10 +1,8 @@
 //! The station's side of the management console: the HTTPS client, the outbox
 //! that delivers uploads and revocations exactly once, and the trust bundle cache.
 
-pub mod bundle;
 pub mod client;
 pub mod outbox;
-pub mod protocol;
 pub mod trust;
 
 pub use client::{ConsoleClient, ConsoleError};

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::store::{OutboxItem, OutboxKind, Store, StoreError};
 
 use super::client::{ConsoleClient, ConsoleError};
-use super::protocol::{RevokeRequest, UploadRequest};
+use cardstation_protocol::messages::{RevokeRequest, UploadRequest};
 
 /// First retry after this long; doubled each time, up to `MAX_BACKOFF_SECS`.
 pub const FIRST_BACKOFF_SECS: i64 = 5;

@@ -8,9 +8,10 @@ use serde::Serialize;
 
 use crate::store::{Store, StoreError, StoredBundle};
 
-use super::bundle::{self, BundleError};
 use super::client::{ConsoleClient, ConsoleError};
-use super::protocol::{BundlePayload, SignedBundle};
+pub use cardstation_protocol::bundle::TrustStatus;
+use cardstation_protocol::bundle::{self, BundleError};
+use cardstation_protocol::messages::{BundlePayload, SignedBundle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -47,20 +48,6 @@ impl TrustError {
 pub enum BundleOutcome {
     Updated { from: Option<u64>, to: u64 },
     Unchanged { version: u64 },
-}
-
-/// What the station holds, as shown to the operator.
-#[derive(Debug, Clone, Serialize)]
-pub struct TrustStatus {
-    pub version: u64,
-    pub issued_at: i64,
-    pub expires_at: i64,
-    pub fetched_at: i64,
-    pub age_secs: i64,
-    pub expired: bool,
-    pub allowed: usize,
-    pub revoked: usize,
-    pub key_id: String,
 }
 
 pub fn load_key(path: Option<&Path>) -> Result<VerifyingKey, TrustError> {

@@ -7,8 +7,8 @@ use eframe::egui;
 
 use crate::app::station::Station;
 use crate::config::{Config, Paths};
-use crate::pki::certificate::format_unix;
 use crate::store::{AuditRow, AuditVerdict};
+use cardstation_pki::certificate::format_unix;
 
 use super::{AppEvent, Waker};
 

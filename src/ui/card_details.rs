@@ -2,8 +2,8 @@
 
 use eframe::egui;
 
-use crate::piv::PinStatus;
-use crate::pki::certificate::format_unix;
+use cardstation_piv::PinStatus;
+use cardstation_pki::certificate::format_unix;
 
 use super::ReaderPane;
 
@@ -12,7 +12,7 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
         ui.heading("Card details");
         let can = !pane.inspecting
             && !pane.wizard.is_running()
-            && pane.status.card == crate::card::pcsc_reader::CardPresence::Present;
+            && pane.status.card == cardstation_pcsc::CardPresence::Present;
         if ui
             .add_enabled(can, egui::Button::new("Refresh"))
             .on_hover_text("Read the card again (e.g. after another program changed it)")

@@ -8,9 +8,9 @@ use crate::app::enroll::EnrollRequest;
 use crate::app::pin_care::{reset_confirmation, RESET_WARNING};
 use crate::app::reader_worker::{Job, JobFailure, PinCareOp};
 use crate::app::replace::{ReplaceOutcome, ReplaceRequest};
-use crate::card::pcsc_reader::CardPresence;
-use crate::console::protocol::REVOCATION_REASONS;
-use crate::piv::{Pin, PinStatus, Slot};
+use cardstation_pcsc::CardPresence;
+use cardstation_piv::{Pin, PinStatus, Slot};
+use cardstation_protocol::messages::REVOCATION_REASONS;
 
 use super::ReaderPane;
 
@@ -216,7 +216,7 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
             .response
             .labelled_by(l.id);
     });
-    let fp_ok = crate::console::protocol::is_fingerprint(pane.care.replace_old.trim());
+    let fp_ok = cardstation_protocol::messages::is_fingerprint(pane.care.replace_old.trim());
     if ui
         .add_enabled(idle && fp_ok, egui::Button::new("Replace card"))
         .clicked()

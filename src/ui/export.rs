@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 
-use crate::pki::certificate::to_pem;
+use cardstation_pki::certificate::to_pem;
 
 use super::{AppEvent, Waker};
 

@@ -21,14 +21,14 @@ use eframe::egui;
 use crate::app::console_worker::{ConsoleJob, ConsoleStatus, ConsoleWorker};
 use crate::app::enroll::EnrollOutcome;
 use crate::app::reader_worker::{CardSource, Job, JobEvent, ReaderWorker};
-use crate::card::pcsc_reader::{CardPresence, ReaderStatus};
-use crate::card::virtual_card::{CardStorage, VirtualCard};
-use crate::card::virtual_reader::{VirtualReader, DEMO_READER_NAME};
-use crate::card::watcher::{WatchEvent, Watcher};
-use crate::card::Transport;
 use crate::config::{Config, Paths};
-use crate::console::protocol::UploadRequest;
-use crate::pki::certificate::to_pem;
+use cardstation_card::Transport;
+use cardstation_pcsc::watcher::{WatchEvent, Watcher};
+use cardstation_pcsc::{CardPresence, ReaderStatus};
+use cardstation_pki::certificate::to_pem;
+use cardstation_protocol::messages::UploadRequest;
+use cardstation_virtual_card::{CardStorage, VirtualCard};
+use cardstation_virtual_card::{VirtualReader, DEMO_READER_NAME};
 
 pub use wizard::{Stage, Wizard};
 
@@ -859,7 +859,7 @@ impl StationApp {
                 b.version,
                 b.allowed,
                 b.revoked,
-                crate::pki::certificate::format_age(b.age_secs),
+                cardstation_pki::certificate::format_age(b.age_secs),
                 if b.expired { " — EXPIRED" } else { "" }
             ));
         }

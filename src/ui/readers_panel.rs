@@ -2,7 +2,7 @@
 
 use eframe::egui;
 
-use crate::card::pcsc_reader::CardPresence;
+use cardstation_pcsc::CardPresence;
 
 use super::StationApp;
 

@@ -6,9 +6,9 @@ use zeroize::Zeroizing;
 
 use crate::app::reader_worker::{Job, JobFailure};
 use crate::app::spot_check::{SpotCheck, Verdict};
-use crate::card::pcsc_reader::CardPresence;
-use crate::piv::{Pin, Slot};
-use crate::pki::certificate::format_unix;
+use cardstation_pcsc::CardPresence;
+use cardstation_piv::{Pin, Slot};
+use cardstation_pki::certificate::format_unix;
 
 use super::ReaderPane;
 

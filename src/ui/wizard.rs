@@ -11,11 +11,11 @@ use crate::app::card_status::CardReport;
 use crate::app::console_worker::ConsoleStatus;
 use crate::app::enroll::{EnrollOutcome, EnrollRequest, EnrollStep};
 use crate::app::reader_worker::{export_file_name, Job, JobFailure};
-use crate::card::pcsc_reader::CardPresence;
 use crate::config::Config;
-use crate::piv::{Pin, PinStatus, Slot};
-use crate::pki::certificate::format_unix;
-use crate::pki::subject::parse_subject;
+use cardstation_pcsc::CardPresence;
+use cardstation_piv::{Pin, PinStatus, Slot};
+use cardstation_pki::certificate::format_unix;
+use cardstation_pki::subject::parse_subject;
 
 use super::{export, AppEvent, ReaderPane, Waker};
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use cardstation::app::enroll::{EnrollContext, EnrollRequest};
 use cardstation::app::site_keys::SiteSecret;
-use cardstation::card::virtual_card::{CardStorage, VirtualCard};
-use cardstation::card::virtual_reader::VirtualReader;
-use cardstation::card::{CardError, Transport};
-use cardstation::piv::Slot;
 use cardstation::store::Store;
+use cardstation_card::{CardError, Transport};
+use cardstation_piv::Slot;
+use cardstation_virtual_card::VirtualReader;
+use cardstation_virtual_card::{CardStorage, VirtualCard};
 
 /// A station with its own temporary data directory.
 pub struct TestStation {
@@ -89,9 +89,9 @@ impl<T: Transport> Transport for FaultyTransport<T> {
                 Fault::CardRemoved => Err(CardError::CardRemoved {
                     reader: self.inner.reader().into(),
                 }),
-                Fault::TransmitError => Err(CardError::Pcsc {
+                Fault::TransmitError => Err(CardError::Backend {
                     reader: self.inner.reader().into(),
-                    source: pcsc::Error::CommError,
+                    detail: "PC/SC error 0x80100013: communication error".into(),
                 }),
                 Fault::Garbage => Ok(vec![0x42, 0x13, 0x37, 0x90, 0x00]),
                 Fault::Truncated => Ok(vec![0x90]),

@@ -14,6 +14,18 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The console binary, built beside the station's (it is its own workspace crate, so
+/// cargo gives no `CARGO_BIN_EXE_` for it here; `cargo test` at the root builds it).
+pub fn console_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_cardstation")).with_file_name("cardstation-console");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p cardstation-console` (cargo test at the workspace root does)",
+        path.display()
+    );
+    path
+}
+
 /// `cardstation-console serve` on 127.0.0.1:`port`.
 pub struct Console {
     child: Child,
@@ -23,7 +35,7 @@ pub struct Console {
 
 impl Console {
     pub fn start(dir: &Path, port: u16) -> Console {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cardstation-console"))
+        let mut child = Command::new(console_binary())
             .args(["serve", "--data"])
             .arg(dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -187,7 +199,7 @@ pub fn certificate_file(dir: &Path, name: &str) -> (PathBuf, String) {
     let cert = params.self_signed(&key).expect("certificate");
     let path = dir.join(format!("{name}.pem"));
     std::fs::write(&path, cert.pem()).expect("write certificate");
-    (path, cardstation::pki::fingerprint(cert.der()))
+    (path, cardstation_pki::fingerprint(cert.der()))
 }
 
 /// A TCP server on `port` that accepts connections and never answers: a console

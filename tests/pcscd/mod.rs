@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use cardstation::card::pcsc_reader::{CardPresence, Pcsc};
+use cardstation_pcsc::{CardPresence, Pcsc};
 
 pub const READER_0: &str = "Virtual PCD 00 00";
 pub const READER_1: &str = "Virtual PCD 00 01";

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::card::tlv::{self, TlvError};
+use cardstation_card::tlv::{self, TlvError};
 
 pub const CHUID: u32 = 0x5FC102;
 pub const DISCOVERY: u32 = 0x7E;
@@ -16,7 +16,7 @@ const PLACEHOLDER_FASCN: [u8; 25] = [
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Chuid {
-    #[serde(serialize_with = "crate::util::serialize_hex")]
+    #[serde(serialize_with = "cardstation_card::hex_serde::serialize_hex")]
     pub guid: Vec<u8>,
     pub expiration: Option<String>,
     #[serde(skip)]
@@ -104,9 +104,9 @@ impl CertificateObject {
 /// The discovery object: which application, and the PIN usage policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Discovery {
-    #[serde(serialize_with = "crate::util::serialize_hex")]
+    #[serde(serialize_with = "cardstation_card::hex_serde::serialize_hex")]
     pub aid: Vec<u8>,
-    #[serde(serialize_with = "crate::util::serialize_hex")]
+    #[serde(serialize_with = "cardstation_card::hex_serde::serialize_hex")]
     pub pin_usage_policy: Vec<u8>,
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use cardstation::console_server::{self, setup, ServeOptions};
+use cardstation_console::{self as console_server, setup, ServeOptions};
 
 #[derive(Parser)]
 #[command(

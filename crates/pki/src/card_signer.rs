@@ -7,8 +7,8 @@ use p256::PublicKey;
 use rcgen::{PublicKeyData, SignatureAlgorithm, SigningKey, PKCS_ECDSA_P256_SHA256};
 use sha2::{Digest, Sha256};
 
-use crate::card::Transport;
-use crate::piv::{PivError, PivSession, Slot};
+use cardstation_card::Transport;
+use cardstation_piv::{PivError, PivSession, Slot};
 
 use super::certificate::verify_prehash;
 

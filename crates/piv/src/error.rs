@@ -1,8 +1,8 @@
 //! PIV-level failures: what the card refused, and what the operator can do about it.
 
-use crate::card::apdu::StatusWord;
-use crate::card::tlv::TlvError;
-use crate::card::CardError;
+use cardstation_card::apdu::StatusWord;
+use cardstation_card::tlv::TlvError;
+use cardstation_card::CardError;
 
 use super::management_key::KeyError;
 use super::slot::PinReference;

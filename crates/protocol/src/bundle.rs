@@ -4,9 +4,10 @@ use base64::Engine as _;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::protocol::{BundlePayload, SignedBundle};
+use super::messages::{BundlePayload, SignedBundle};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BundleError {
@@ -61,6 +62,20 @@ pub fn key_id(key: &VerifyingKey) -> Result<String, BundleError> {
 /// Read a PEM public key ("PUBLIC KEY") such as bundle-signing.pub.pem.
 pub fn verifying_key_from_pem(pem: &str) -> Result<VerifyingKey, BundleError> {
     VerifyingKey::from_public_key_pem(pem).map_err(|e| BundleError::Key(e.to_string()))
+}
+
+/// A held trust bundle as an operator (or a gateway's status) sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrustStatus {
+    pub version: u64,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub fetched_at: i64,
+    pub age_secs: i64,
+    pub expired: bool,
+    pub allowed: usize,
+    pub revoked: usize,
+    pub key_id: String,
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@
 
 mod apdu_framing;
 mod platform;
+mod reader;
 mod vpcd;
 
 use std::fs::File;
@@ -37,6 +38,7 @@ use trussed::virt::{StorageConfig, Store};
 use apdu_framing::ApduFraming;
 use platform::CardApp;
 
+pub use reader::{VirtualReader, DEMO_READER_NAME};
 pub use vpcd::{serve_vpcd, serve_vpcd_counting, serve_vpcd_with, DEFAULT_VPCD_ADDR};
 
 /// Where the card keeps its persistent state.

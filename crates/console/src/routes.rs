@@ -14,12 +14,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use p256::ecdsa::SigningKey;
 
-use crate::console::bundle;
-use crate::console::protocol::{
+use cardstation_pki::certificate::{from_pem_or_der, to_pem, CertificateInfo};
+use cardstation_protocol::bundle;
+use cardstation_protocol::messages::{
     is_fingerprint, BundlePayload, ErrorBody, ErrorDetail, RevokeRequest, UploadRequest,
     REVOCATION_REASONS,
 };
-use crate::pki::certificate::{from_pem_or_der, to_pem, CertificateInfo};
 
 use super::db::{ConsoleDb, Stored};
 

@@ -91,7 +91,7 @@ impl ApduTrace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::apdu::StatusWord;
+    use crate::apdu::StatusWord;
 
     #[test]
     fn secret_commands_are_redacted_in_both_directions() {

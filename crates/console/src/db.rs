@@ -4,7 +4,9 @@ use std::path::Path;
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::console::protocol::{CertificateRecord, CertificateStatus, RevokedEntry, UploadRequest};
+use cardstation_protocol::messages::{
+    CertificateRecord, CertificateStatus, RevokedEntry, UploadRequest,
+};
 
 pub struct ConsoleDb {
     conn: rusqlite::Connection,

@@ -4,9 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::error::CardError;
-use super::transport::Transport;
-use super::virtual_card::VirtualCard;
+use cardstation_card::{CardError, Transport};
+
+use crate::VirtualCard;
 
 /// Name under which the built-in demo card appears when no real reader is attached.
 pub const DEMO_READER_NAME: &str = "Cardstation demo card (virtual)";
@@ -46,10 +46,17 @@ impl VirtualReader {
     /// Reset the card in the reader, as a fresh insertion does.
     pub fn reset(&self) -> Result<(), CardError> {
         match self.card() {
-            Some(card) => card.reset().map_err(|e| CardError::Virtual(e.to_string())),
+            Some(card) => card.reset().map_err(|e| self.fault(e)),
             None => Err(CardError::CardRemoved {
                 reader: self.name.clone(),
             }),
+        }
+    }
+
+    fn fault(&self, e: crate::VirtualCardError) -> CardError {
+        CardError::Backend {
+            reader: self.name.clone(),
+            detail: format!("virtual card: {e}"),
         }
     }
 
@@ -63,8 +70,7 @@ impl Transport for VirtualReader {
         let card = self.card().ok_or_else(|| CardError::CardRemoved {
             reader: self.name.clone(),
         })?;
-        card.transmit(apdu)
-            .map_err(|e| CardError::Virtual(e.to_string()))
+        card.transmit(apdu).map_err(|e| self.fault(e))
     }
     fn reader(&self) -> &str {
         &self.name
@@ -77,7 +83,7 @@ impl Transport for VirtualReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::card::virtual_card::CardStorage;
+    use crate::CardStorage;
 
     #[test]
     fn removed_card_fails_like_a_physical_one() {

@@ -34,37 +34,13 @@ pub enum CardError {
     Malformed(String),
     #[error("could not encode the command: {0}")]
     Encoding(#[from] ApduError),
-    #[error("PC/SC error on \"{reader}\": {source}")]
-    Pcsc {
-        reader: String,
-        #[source]
-        source: pcsc::Error,
-    },
-    #[error("virtual card: {0}")]
-    Virtual(String),
+    /// Any other failure the backend reports (a PC/SC code, a virtual card fault),
+    /// kept as words: the card layer does not depend on any backend's types.
+    #[error("reader \"{reader}\": {detail}")]
+    Backend { reader: String, detail: String },
 }
 
 impl CardError {
-    /// Map a PC/SC error for `reader` to the error an operator can act on.
-    pub fn from_pcsc(reader: &str, err: pcsc::Error) -> Self {
-        let reader = reader.to_string();
-        match err {
-            pcsc::Error::NoService | pcsc::Error::ServiceStopped => CardError::ServiceUnavailable,
-            pcsc::Error::NoReadersAvailable => CardError::NoReaders,
-            pcsc::Error::NoSmartcard => CardError::NoCard { reader },
-            pcsc::Error::SharingViolation => CardError::ReaderBusy { reader },
-            pcsc::Error::RemovedCard => CardError::CardRemoved { reader },
-            pcsc::Error::ResetCard => CardError::CardReset { reader },
-            pcsc::Error::UnresponsiveCard | pcsc::Error::UnpoweredCard => {
-                CardError::CardMute { reader }
-            }
-            pcsc::Error::ReaderUnavailable | pcsc::Error::UnknownReader => {
-                CardError::ReaderRemoved { reader }
-            }
-            source => CardError::Pcsc { reader, source },
-        }
-    }
-
     /// A short stable code for JSON output and scripts.
     pub fn code(&self) -> &'static str {
         match self {
@@ -80,32 +56,7 @@ impl CardError {
             CardError::ReaderRemoved { .. } => "reader-removed",
             CardError::Malformed(_) => "malformed-response",
             CardError::Encoding(_) => "encoding",
-            CardError::Pcsc { .. } => "pcsc",
-            CardError::Virtual(_) => "virtual-card",
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pcsc_errors_map_to_actionable_errors() {
-        let cases = [
-            (pcsc::Error::NoService, "pcsc-service-unavailable"),
-            (pcsc::Error::NoReadersAvailable, "no-readers"),
-            (pcsc::Error::SharingViolation, "reader-busy"),
-            (pcsc::Error::RemovedCard, "card-removed"),
-            (pcsc::Error::NoSmartcard, "no-card"),
-            (pcsc::Error::UnresponsiveCard, "card-mute"),
-            (pcsc::Error::ReaderUnavailable, "reader-removed"),
-        ];
-        for (err, code) in cases {
-            let mapped = CardError::from_pcsc("R", err);
-            assert_eq!(mapped.code(), code);
-            // Every message tells the operator something to do, not a bare code.
-            assert!(mapped.to_string().len() > 40, "{mapped}");
+            CardError::Backend { .. } => "reader-error",
         }
     }
 }

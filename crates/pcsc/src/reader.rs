@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::error::CardError;
-use super::transport::Transport;
+use cardstation_card::{CardError, Transport};
 
 /// Largest response we accept in one transmit (extended APDU maximum + SW).
 const RECEIVE_BUFFER: usize = 65_538;
@@ -28,8 +27,31 @@ pub struct ReaderStatus {
     pub name: String,
     #[serde(rename = "presence")]
     pub card: CardPresence,
-    #[serde(serialize_with = "crate::util::serialize_hex")]
+    #[serde(serialize_with = "cardstation_card::hex_serde::serialize_hex")]
     pub atr: Vec<u8>,
+}
+
+/// Map a PC/SC error for `reader` to the card layer's error an operator can act on.
+pub fn card_error(reader: &str, err: pcsc::Error) -> CardError {
+    let reader = reader.to_string();
+    match err {
+        pcsc::Error::NoService | pcsc::Error::ServiceStopped => CardError::ServiceUnavailable,
+        pcsc::Error::NoReadersAvailable => CardError::NoReaders,
+        pcsc::Error::NoSmartcard => CardError::NoCard { reader },
+        pcsc::Error::SharingViolation => CardError::ReaderBusy { reader },
+        pcsc::Error::RemovedCard => CardError::CardRemoved { reader },
+        pcsc::Error::ResetCard => CardError::CardReset { reader },
+        pcsc::Error::UnresponsiveCard | pcsc::Error::UnpoweredCard => {
+            CardError::CardMute { reader }
+        }
+        pcsc::Error::ReaderUnavailable | pcsc::Error::UnknownReader => {
+            CardError::ReaderRemoved { reader }
+        }
+        other => CardError::Backend {
+            reader,
+            detail: format!("PC/SC error 0x{:08X}: {other}", other as u32),
+        },
+    }
 }
 
 /// An established PC/SC context, with errors mapped to operator messages.
@@ -39,8 +61,7 @@ pub struct Pcsc {
 
 impl Pcsc {
     pub fn establish() -> Result<Self, CardError> {
-        let ctx =
-            pcsc::Context::establish(pcsc::Scope::User).map_err(|e| CardError::from_pcsc("", e))?;
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| card_error("", e))?;
         Ok(Pcsc { ctx })
     }
 
@@ -56,7 +77,7 @@ impl Pcsc {
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect()),
             Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
-            Err(e) => Err(CardError::from_pcsc("", e)),
+            Err(e) => Err(card_error("", e)),
         }
     }
 
@@ -73,7 +94,7 @@ impl Pcsc {
             .collect();
         self.ctx
             .get_status_change(Duration::ZERO, &mut states)
-            .map_err(|e| CardError::from_pcsc("", e))?;
+            .map_err(|e| card_error("", e))?;
         Ok(states.iter().map(reader_status).collect())
     }
 
@@ -92,11 +113,11 @@ impl Pcsc {
         let card = self
             .ctx
             .connect(&cname, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
-            .map_err(|e| CardError::from_pcsc(reader, e))?;
+            .map_err(|e| card_error(reader, e))?;
         let atr = card
             .status2_owned()
             .map(|s| s.atr().to_vec())
-            .map_err(|e| CardError::from_pcsc(reader, e))?;
+            .map_err(|e| card_error(reader, e))?;
         Ok(PcscCard {
             card,
             reader: reader.to_string(),
@@ -176,7 +197,7 @@ impl PcscCard {
                 pcsc::Protocols::ANY,
                 pcsc::Disposition::ResetCard,
             )
-            .map_err(|e| CardError::from_pcsc(&self.reader, e))
+            .map_err(|e| card_error(&self.reader, e))
     }
 
     /// Begin an exclusive transaction: no other program can interleave commands
@@ -187,7 +208,7 @@ impl PcscCard {
         let tx = self
             .card
             .transaction()
-            .map_err(|e| CardError::from_pcsc(&reader, e))?;
+            .map_err(|e| card_error(&reader, e))?;
         Ok(PcscTransaction { tx, reader, atr })
     }
 }
@@ -196,7 +217,7 @@ fn transmit(card: &pcsc::Card, reader: &str, apdu: &[u8]) -> Result<Vec<u8>, Car
     let mut buf = vec![0u8; RECEIVE_BUFFER];
     card.transmit(apdu, &mut buf)
         .map(|rsp| rsp.to_vec())
-        .map_err(|e| CardError::from_pcsc(reader, e))
+        .map_err(|e| card_error(reader, e))
 }
 
 impl Transport for PcscCard {
@@ -239,6 +260,26 @@ mod tests {
             "Virtual PCD 00 01".to_string(),
             "Yubico YubiKey OTP+FIDO+CCID 01 00".to_string(),
         ]
+    }
+
+    #[test]
+    fn pcsc_errors_map_to_actionable_errors() {
+        let cases = [
+            (pcsc::Error::NoService, "pcsc-service-unavailable"),
+            (pcsc::Error::NoReadersAvailable, "no-readers"),
+            (pcsc::Error::SharingViolation, "reader-busy"),
+            (pcsc::Error::RemovedCard, "card-removed"),
+            (pcsc::Error::NoSmartcard, "no-card"),
+            (pcsc::Error::UnresponsiveCard, "card-mute"),
+            (pcsc::Error::ReaderUnavailable, "reader-removed"),
+            (pcsc::Error::InternalError, "reader-error"),
+        ];
+        for (err, code) in cases {
+            let mapped = card_error("R", err);
+            assert_eq!(mapped.code(), code);
+            // Every message tells the operator something to do, not a bare code.
+            assert!(mapped.to_string().len() > 20, "{mapped}");
+        }
     }
 
     #[test]

@@ -7,9 +7,9 @@ use p256::PublicKey;
 use rand::RngCore;
 use serde::Serialize;
 
-use crate::card::apdu::{Command, StatusWord};
-use crate::card::tlv;
-use crate::card::{CardChannel, Transport};
+use cardstation_card::apdu::{Command, StatusWord};
+use cardstation_card::tlv;
+use cardstation_card::{CardChannel, Transport};
 
 use super::error::PivError;
 use super::management_key::{block_length, ManagementKey};
@@ -98,7 +98,7 @@ impl<T: Transport> PivSession<T> {
         self.ch
     }
 
-    fn send(&mut self, cmd: &Command) -> Result<crate::card::apdu::Response, PivError> {
+    fn send(&mut self, cmd: &Command) -> Result<cardstation_card::apdu::Response, PivError> {
         self.pending_witness = None;
         Ok(self.ch.send(cmd)?)
     }

@@ -178,7 +178,7 @@ pub fn format_unix(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::subject::parse_subject;
+    use crate::subject::parse_subject;
 
     fn profile() -> CertificateProfile {
         CertificateProfile {

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::error::CardError;
-use super::pcsc_reader::{reader_status, ReaderStatus};
+use cardstation_card::CardError;
+
+use crate::reader::{reader_status, ReaderStatus};
 
 /// What the watcher reports.
 #[derive(Debug, Clone)]
@@ -72,7 +73,7 @@ fn watch(
         let ctx = match pcsc::Context::establish(pcsc::Scope::User) {
             Ok(ctx) => Arc::new(ctx),
             Err(e) => {
-                let msg = CardError::from_pcsc("", e).to_string();
+                let msg = crate::card_error("", e).to_string();
                 if last_unavailable.as_ref() != Some(&msg) {
                     on_event(WatchEvent::Unavailable(msg.clone()));
                     last_unavailable = Some(msg);
@@ -112,7 +113,7 @@ fn watch_with(
         let names = match ctx.list_readers_owned() {
             Ok(n) => n,
             Err(pcsc::Error::NoReadersAvailable) => Vec::new(),
-            Err(e) => return Err(CardError::from_pcsc("", e)),
+            Err(e) => return Err(crate::card_error("", e)),
         };
         let mut states: Vec<pcsc::ReaderState> = names
             .into_iter()
@@ -131,13 +132,8 @@ fn watch_with(
             for s in states.iter_mut() {
                 s.sync_current_state();
             }
-            match status_change(ctx, &mut states, None) {
-                Ok(()) => {}
-                Err(CardError::Pcsc {
-                    source: pcsc::Error::Cancelled,
-                    ..
-                }) => return Ok(()),
-                Err(e) => return Err(e),
+            if status_change(ctx, &mut states, None)? == Wait::Cancelled {
+                return Ok(());
             }
             if stop.load(Ordering::SeqCst) {
                 return Ok(());
@@ -157,13 +153,22 @@ fn watch_with(
     }
 }
 
+/// How a wait in SCardGetStatusChange ended.
+#[derive(PartialEq, Eq)]
+enum Wait {
+    Changed,
+    /// SCardCancel: the watcher is being stopped.
+    Cancelled,
+}
+
 fn status_change(
     ctx: &pcsc::Context,
     states: &mut [pcsc::ReaderState],
     timeout: Option<Duration>,
-) -> Result<(), CardError> {
+) -> Result<Wait, CardError> {
     match ctx.get_status_change(timeout, states) {
-        Ok(()) | Err(pcsc::Error::Timeout) => Ok(()),
-        Err(e) => Err(CardError::from_pcsc("", e)),
+        Ok(()) | Err(pcsc::Error::Timeout) => Ok(Wait::Changed),
+        Err(pcsc::Error::Cancelled) => Ok(Wait::Cancelled),
+        Err(e) => Err(crate::card_error("", e)),
     }
 }

@@ -1,0 +1,439 @@
+//! The gateway's check, run at the desk: read the slot's certificate, send a fresh
+//! random challenge, have the card sign it, verify the signature against the
+//! certificate's key, then apply the console's policy from the cached trust bundle.
+//! PASS only when every check passed.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use p256::ecdsa::Signature;
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use cardstation_card::Transport;
+use cardstation_piv::{Pin, PivError, PivSession, Slot};
+use cardstation_pki::certificate::{self, format_age, format_unix, CertificateInfo};
+use cardstation_protocol::bundle::TrustStatus;
+use cardstation_protocol::messages::BundlePayload;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// A gateway would accept the card.
+    Pass,
+    /// A gateway would refuse it; `reasons` say why.
+    Fail,
+    /// The card proved its key, but there is no trust bundle to judge it by.
+    TrustUnknown,
+}
+
+/// One finding, with a stable code for scripts and words for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub ok: bool,
+    pub message: String,
+}
+
+impl Finding {
+    fn ok(code: &'static str, message: impl Into<String>) -> Self {
+        Finding {
+            code,
+            ok: true,
+            message: message.into(),
+        }
+    }
+    fn fail(code: &'static str, message: impl Into<String>) -> Self {
+        Finding {
+            code,
+            ok: false,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SpotCheck {
+    pub verdict: Verdict,
+    pub reader: String,
+    pub slot: Slot,
+    pub fingerprint: Option<String>,
+    pub subject: Option<String>,
+    pub findings: Vec<Finding>,
+    pub bundle_version: Option<u64>,
+    pub apdus: usize,
+    pub millis: u128,
+}
+
+impl SpotCheck {
+    /// The reasons it did not pass.
+    pub fn failures(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| !f.ok)
+    }
+}
+
+/// What the check is judged against.
+pub struct Policy<'a> {
+    /// The cached trust bundle (already verified with the pinned key), and its status.
+    pub bundle: Option<(&'a BundlePayload, &'a TrustStatus)>,
+    /// The issuing CA for CA-issued certificates (DER); `None` accepts card-signed ones.
+    pub issuing_ca: Option<&'a [u8]>,
+    pub now: i64,
+}
+
+/// Challenges issued and not yet answered: a signature is accepted only for the
+/// challenge just issued, and only once.
+#[derive(Default)]
+pub struct ChallengeBook {
+    outstanding: HashMap<u64, [u8; 32]>,
+    next_id: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Challenge {
+    pub id: u64,
+    pub bytes: [u8; 32],
+}
+
+impl ChallengeBook {
+    /// A fresh challenge from the OS generator.
+    pub fn issue(&mut self) -> Challenge {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        self.next_id += 1;
+        self.outstanding.insert(self.next_id, bytes);
+        Challenge {
+            id: self.next_id,
+            bytes,
+        }
+    }
+
+    /// Accept `sig` over the challenge `id` once; any later use of `id` is a replay.
+    pub fn redeem(
+        &mut self,
+        id: u64,
+        sig: &Signature,
+        key: &p256::PublicKey,
+    ) -> Result<(), &'static str> {
+        let bytes = self
+            .outstanding
+            .remove(&id)
+            .ok_or("replay: this challenge was already answered (or never issued)")?;
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        if certificate::verify_prehash(key, &digest, sig) {
+            Ok(())
+        } else {
+            Err("the signature does not match the certificate's public key for this challenge")
+        }
+    }
+}
+
+/// One captured exchange, as a replaying attacker would hold it.
+#[derive(Debug, Clone)]
+pub struct CapturedExchange {
+    pub challenge: Challenge,
+    pub signature: Signature,
+    pub key: p256::PublicKey,
+}
+
+/// Run the gateway's check on the card behind `transport`.
+pub fn spot_check<T: Transport>(
+    transport: T,
+    slot: Slot,
+    pin: Option<&Pin>,
+    policy: &Policy<'_>,
+    book: &mut ChallengeBook,
+) -> (SpotCheck, Option<CapturedExchange>) {
+    let started = Instant::now();
+    let mut check = SpotCheck {
+        verdict: Verdict::Fail,
+        reader: transport.reader().to_string(),
+        slot,
+        fingerprint: None,
+        subject: None,
+        findings: Vec::new(),
+        bundle_version: policy.bundle.map(|(p, _)| p.version),
+        apdus: 0,
+        millis: 0,
+    };
+    let mut session = match PivSession::open(transport) {
+        Ok(s) => s,
+        Err(e) => {
+            check.findings.push(card_failure(&e));
+            check.millis = started.elapsed().as_millis();
+            return (check, None);
+        }
+    };
+    let captured = run(&mut session, slot, pin, policy, book, &mut check);
+    check.apdus = session.channel().apdu_count();
+    check.millis = started.elapsed().as_millis();
+    check.verdict = if check.findings.iter().any(|f| !f.ok) {
+        Verdict::Fail
+    } else if policy.bundle.is_none() {
+        Verdict::TrustUnknown
+    } else {
+        Verdict::Pass
+    };
+    (check, captured)
+}
+
+fn run<T: Transport>(
+    session: &mut PivSession<T>,
+    slot: Slot,
+    pin: Option<&Pin>,
+    policy: &Policy<'_>,
+    book: &mut ChallengeBook,
+    check: &mut SpotCheck,
+) -> Option<CapturedExchange> {
+    let f = &mut check.findings;
+    // The certificate the card presents.
+    let der = match session.read_certificate(slot) {
+        Ok(Some(obj)) => obj.der,
+        Ok(None) => {
+            f.push(Finding::fail(
+                "no-certificate",
+                format!("slot {slot} holds no certificate: the card is not enrolled"),
+            ));
+            return None;
+        }
+        Err(e) => {
+            f.push(card_failure(&e));
+            return None;
+        }
+    };
+    let info = match CertificateInfo::parse(&der) {
+        Ok(i) => i,
+        Err(e) => {
+            f.push(Finding::fail(
+                "bad-certificate",
+                format!("the certificate on the card cannot be read: {e}"),
+            ));
+            return None;
+        }
+    };
+    check.fingerprint = Some(info.sha256.clone());
+    check.subject = Some(info.subject.clone());
+    let Some(key) = info.public_key else {
+        f.push(Finding::fail(
+            "not-p256",
+            "the certificate's key is not ECDSA P-256",
+        ));
+        return None;
+    };
+
+    // Challenge-response with a fresh challenge.
+    if let Some(pin) = pin {
+        if let Err(e) = session.verify_pin(pin) {
+            f.push(card_failure(&e));
+            return None;
+        }
+    }
+    let challenge = book.issue();
+    let digest: [u8; 32] = Sha256::digest(challenge.bytes).into();
+    let signature = match session.sign_p256(slot, &digest) {
+        Ok(s) => s,
+        Err(PivError::NotAuthorized { .. }) => {
+            f.push(Finding::fail(
+                "pin-required",
+                format!("slot {slot} signs only after the PIN: give the card's PIN to check it"),
+            ));
+            return None;
+        }
+        Err(e) => {
+            f.push(card_failure(&e));
+            return None;
+        }
+    };
+    match book.redeem(challenge.id, &signature, &key) {
+        Ok(()) => f.push(Finding::ok(
+            "signature",
+            "the card signed a fresh challenge with the certificate's key",
+        )),
+        Err(why) => f.push(Finding::fail("signature-mismatch", why)),
+    }
+
+    // The certificate itself.
+    if info.not_before > policy.now {
+        f.push(Finding::fail(
+            "not-yet-valid",
+            format!(
+                "the certificate is valid only from {}",
+                format_unix(info.not_before)
+            ),
+        ));
+    } else if info.not_after < policy.now {
+        f.push(Finding::fail(
+            "expired",
+            format!("the certificate expired on {}", format_unix(info.not_after)),
+        ));
+    } else {
+        f.push(Finding::ok(
+            "validity",
+            format!("valid until {}", format_unix(info.not_after)),
+        ));
+    }
+    f.push(chain_finding(&der, policy.issuing_ca));
+
+    // The console's policy.
+    match policy.bundle {
+        None => f.push(Finding::ok(
+            "no-trust-bundle",
+            "no trust bundle at this station: signature valid, trust unknown (run `cardstation trust sync`)",
+        )),
+        Some((bundle, status)) => {
+            if let Some(r) = bundle.revoked.iter().find(|r| r.sha256 == info.sha256) {
+                f.push(Finding::fail(
+                    "revoked",
+                    format!("revoked ({}) on {}", r.reason, format_unix(r.revoked_at)),
+                ));
+            } else if bundle.allowed.contains(&info.sha256) {
+                f.push(Finding::ok("allowed", "on the console's allow-list"));
+            } else {
+                f.push(Finding::fail(
+                    "not-allowed",
+                    "not on the console's allow-list: the certificate was never uploaded (or not yet delivered)",
+                ));
+            }
+            if status.expired {
+                f.push(Finding::fail(
+                    "bundle-expired",
+                    format!(
+                        "the trust bundle (version {}) expired; it is {} old. Sync with the console",
+                        status.version,
+                        format_age(status.age_secs)
+                    ),
+                ));
+            }
+        }
+    }
+    Some(CapturedExchange {
+        challenge,
+        signature,
+        key,
+    })
+}
+
+/// Card-signed certificates must carry a valid self-signature; CA-issued ones must
+/// chain to the configured issuing CA.
+fn chain_finding(der: &[u8], issuing_ca: Option<&[u8]>) -> Finding {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Finding::fail("bad-certificate", "the certificate cannot be parsed");
+    };
+    match issuing_ca {
+        None => {
+            if cert.subject() != cert.issuer() {
+                return Finding::fail(
+                    "unknown-issuer",
+                    format!(
+                        "issued by \"{}\", but no issuing CA is configured",
+                        cert.issuer()
+                    ),
+                );
+            }
+            match cert.verify_signature(None) {
+                Ok(()) => Finding::ok(
+                    "chain",
+                    "card-signed certificate with a valid self-signature",
+                ),
+                Err(_) => Finding::fail(
+                    "bad-self-signature",
+                    "the certificate's self-signature is invalid",
+                ),
+            }
+        }
+        Some(ca_der) => {
+            let Ok((_, ca)) = x509_parser::parse_x509_certificate(ca_der) else {
+                return Finding::fail(
+                    "bad-issuing-ca",
+                    "the configured issuing CA cannot be parsed",
+                );
+            };
+            if cert.issuer() != ca.subject() {
+                return Finding::fail(
+                    "wrong-issuer",
+                    format!(
+                        "issued by \"{}\", not by the configured CA \"{}\"",
+                        cert.issuer(),
+                        ca.subject()
+                    ),
+                );
+            }
+            match cert.verify_signature(Some(ca.public_key())) {
+                Ok(()) => Finding::ok("chain", format!("issued by \"{}\"", ca.subject())),
+                Err(_) => Finding::fail(
+                    "bad-chain",
+                    "the issuing CA's signature on the certificate is invalid",
+                ),
+            }
+        }
+    }
+}
+
+fn card_failure(e: &PivError) -> Finding {
+    Finding::fail("card", format!("the card could not be checked: {e}"))
+}
+
+/// The replay demonstration: one exchange is captured, then presented again as a
+/// gateway that does not issue fresh challenges would see it. Both replays fail.
+pub fn replay_findings(book: &mut ChallengeBook, captured: &CapturedExchange) -> Vec<Finding> {
+    let key = &captured.key;
+    let mut out = Vec::new();
+    // 1. The same challenge id again: already answered.
+    match book.redeem(captured.challenge.id, &captured.signature, key) {
+        Ok(()) => out.push(Finding::fail(
+            "replay-accepted",
+            "a replayed answer was accepted",
+        )),
+        Err(why) => out.push(Finding::ok(
+            "replay-rejected",
+            format!("same challenge again: {why}"),
+        )),
+    }
+    // 2. The old signature against a fresh challenge.
+    let fresh = book.issue();
+    match book.redeem(fresh.id, &captured.signature, key) {
+        Ok(()) => out.push(Finding::fail(
+            "replay-accepted",
+            "an old signature passed for a new challenge",
+        )),
+        Err(why) => out.push(Finding::ok(
+            "replay-rejected",
+            format!("old signature, fresh challenge: {why}"),
+        )),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_challenge_is_redeemed_once() {
+        let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let public = p256::PublicKey::from(key.verifying_key());
+        let mut book = ChallengeBook::default();
+        let c = book.issue();
+        let digest: [u8; 32] = Sha256::digest(c.bytes).into();
+        let sig: Signature =
+            p256::ecdsa::signature::hazmat::PrehashSigner::sign_prehash(&key, &digest).unwrap();
+        assert!(book.redeem(c.id, &sig, &public).is_ok());
+        assert!(book
+            .redeem(c.id, &sig, &public)
+            .unwrap_err()
+            .starts_with("replay"));
+        let captured = CapturedExchange {
+            challenge: c,
+            signature: sig,
+            key: public,
+        };
+        let findings = replay_findings(&mut book, &captured);
+        assert!(
+            findings.iter().all(|f| f.ok && f.code == "replay-rejected"),
+            "{findings:?}"
+        );
+        // Two fresh challenges are never the same.
+        assert_ne!(book.issue().bytes, book.issue().bytes);
+    }
+}
