@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, Paths};
 use cardstation_card::{CardError, Transport};
@@ -78,6 +79,27 @@ pub struct JobFailure {
 }
 
 impl JobFailure {
+    /// A job that ran past its time limit and was stopped.
+    pub fn timed_out(limit: Duration) -> Self {
+        JobFailure::new(
+            "timeout",
+            format!(
+                "The card did not finish within {} seconds and the work was stopped. \
+                 Remove the card, put it back and try again; if it happens again, try another reader.",
+                limit.as_secs()
+            ),
+        )
+    }
+
+    /// A job cancelled by the operator that did not stop by itself and was abandoned.
+    pub fn cancel_forced() -> Self {
+        JobFailure::new(
+            "cancelled",
+            "Cancelled: the card stopped answering, so the work was abandoned. \
+             Remove the card and put it back before using it again.",
+        )
+    }
+
     fn new(code: impl Into<String>, message: impl ToString) -> Self {
         JobFailure {
             code: code.into(),
@@ -98,6 +120,44 @@ pub enum Job {
     PinCare(Box<PinCareOp>),
     /// Replace a card (or renew it) onto the card in this reader.
     Replace(Box<ReplaceRequest>),
+}
+
+impl Job {
+    /// How long the job may take before the station gives up on the card. Generous:
+    /// a slow card generates a key in a few seconds, a hung one never answers.
+    pub fn time_limit(&self) -> Duration {
+        match self {
+            Job::Inspect | Job::SpotCheck { .. } | Job::PinCare(_) => Duration::from_secs(30),
+            Job::Enroll(_) | Job::Replace(_) => Duration::from_secs(120),
+        }
+    }
+}
+
+/// How long a cancelled job may take to reach its next step before it is abandoned.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a job was stopped from outside (see `ReaderWorker::stalled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    TimedOut(Duration),
+    CancelIgnored,
+}
+
+impl Stall {
+    pub fn failure(self) -> JobFailure {
+        match self {
+            Stall::TimedOut(limit) => JobFailure::timed_out(limit),
+            Stall::CancelIgnored => JobFailure::cancel_forced(),
+        }
+    }
+}
+
+/// The job running on a worker thread right now, as the window's watchdog sees it.
+#[derive(Default)]
+struct Running {
+    /// Started at, with its limit; `None` between jobs.
+    job: Option<(Instant, Duration)>,
+    cancelled_at: Option<Instant>,
 }
 
 /// PIN care as the window asks for it.
@@ -148,10 +208,57 @@ pub enum JobEvent {
     ReplaceFailed(JobFailure),
 }
 
-pub struct ReaderWorker {
+type Notify = Arc<dyn Fn(JobEvent) + Send + Sync>;
+
+/// One thread working for a reader. A thread stuck on a card that stopped answering
+/// is abandoned (`ReaderWorker::abandon`): it is detached, and whatever it reports
+/// later is dropped.
+struct Lane {
     jobs: Sender<Job>,
     cancel: Arc<AtomicBool>,
+    running: Arc<Mutex<Running>>,
+    live: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl Lane {
+    fn spawn(
+        source: CardSource,
+        paths: Paths,
+        config: Config,
+        notify: Notify,
+    ) -> std::io::Result<Lane> {
+        let (jobs, rx) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(Mutex::new(Running::default()));
+        let live = Arc::new(AtomicBool::new(true));
+        let (c, r, l) = (cancel.clone(), running.clone(), live.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("reader {}", source.name()))
+            .spawn(move || {
+                let notify = move |e: JobEvent| {
+                    if l.load(Ordering::SeqCst) {
+                        notify(e);
+                    }
+                };
+                work(source, paths, config, rx, c, r, notify)
+            })?;
+        Ok(Lane {
+            jobs,
+            cancel,
+            running,
+            live,
+            thread: Some(thread),
+        })
+    }
+}
+
+pub struct ReaderWorker {
+    source: CardSource,
+    paths: Paths,
+    config: Config,
+    notify: Notify,
+    lane: Lane,
 }
 
 impl ReaderWorker {
@@ -160,34 +267,84 @@ impl ReaderWorker {
         source: CardSource,
         paths: Paths,
         config: Config,
-        notify: impl Fn(JobEvent) + Send + 'static,
+        notify: impl Fn(JobEvent) + Send + Sync + 'static,
     ) -> std::io::Result<ReaderWorker> {
-        let (jobs, rx) = mpsc::channel();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let c = cancel.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("reader {}", source.name()))
-            .spawn(move || work(source, paths, config, rx, c, notify))?;
+        let notify: Notify = Arc::new(notify);
+        let lane = Lane::spawn(
+            source.clone(),
+            paths.clone(),
+            config.clone(),
+            notify.clone(),
+        )?;
         Ok(ReaderWorker {
-            jobs,
-            cancel,
-            thread: Some(thread),
+            source,
+            paths,
+            config,
+            notify,
+            lane,
         })
     }
 
     pub fn submit(&self, job: Job) {
-        self.cancel.store(false, Ordering::SeqCst);
+        self.lane.cancel.store(false, Ordering::SeqCst);
+        if let Ok(mut r) = self.lane.running.lock() {
+            r.cancelled_at = None;
+        }
         // A worker that has gone away has already reported why.
-        let _ = self.jobs.send(job);
+        let _ = self.lane.jobs.send(job);
     }
 
-    /// Ask a running enrollment to stop before its next step.
+    /// Ask the running job to stop before its next step. One that does not (a card
+    /// that stopped answering) is reported by `stalled` after `CANCEL_GRACE`.
     pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::SeqCst);
+        self.lane.cancel.store(true, Ordering::SeqCst);
+        if let Ok(mut r) = self.lane.running.lock() {
+            if r.job.is_some() {
+                r.cancelled_at.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+
+    /// Whether the running job is past its time limit, or ignored a cancel.
+    pub fn stalled(&self) -> Option<Stall> {
+        let r = self.lane.running.lock().ok()?;
+        let (started, limit) = r.job?;
+        if r.cancelled_at.is_some_and(|c| c.elapsed() >= CANCEL_GRACE) {
+            return Some(Stall::CancelIgnored);
+        }
+        (started.elapsed() >= limit).then_some(Stall::TimedOut(limit))
+    }
+
+    /// When `stalled` may next change its answer (the window wakes up then), if a job runs.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let r = self.lane.running.lock().ok()?;
+        let (started, limit) = r.job?;
+        let by_limit = limit.saturating_sub(started.elapsed());
+        let by_cancel = r
+            .cancelled_at
+            .map(|c| CANCEL_GRACE.saturating_sub(c.elapsed()));
+        Some(by_cancel.map_or(by_limit, |c| c.min(by_limit)))
+    }
+
+    /// Give up on the stuck thread and start a fresh one for this reader. Jobs queued
+    /// behind the stuck one are dropped with it.
+    pub fn abandon(&mut self) -> std::io::Result<()> {
+        let fresh = Lane::spawn(
+            self.source.clone(),
+            self.paths.clone(),
+            self.config.clone(),
+            self.notify.clone(),
+        )?;
+        let mut old = std::mem::replace(&mut self.lane, fresh);
+        old.live.store(false, Ordering::SeqCst);
+        old.cancel.store(true, Ordering::SeqCst);
+        // Detached: it ends when the card answers or the reader goes away.
+        drop(old.thread.take());
+        Ok(())
     }
 }
 
-impl Drop for ReaderWorker {
+impl Drop for Lane {
     fn drop(&mut self) {
         self.cancel.store(true, Ordering::SeqCst);
         // Closing the channel ends the loop once the current job is done.
@@ -205,74 +362,107 @@ fn work(
     config: Config,
     jobs: Receiver<Job>,
     cancel: Arc<AtomicBool>,
+    running: Arc<Mutex<Running>>,
     notify: impl Fn(JobEvent),
 ) {
     let mut station: Option<Station> = None;
     let mut book = ChallengeBook::default();
+    let set_running = |job: Option<(Instant, Duration)>| {
+        if let Ok(mut r) = running.lock() {
+            r.job = job;
+            if job.is_none() {
+                r.cancelled_at = None;
+            }
+        }
+    };
     while let Ok(job) = jobs.recv() {
-        match job {
-            Job::Inspect => {
-                let result = source.with_card(|t| inspect(t));
-                notify(match result {
-                    Ok(Ok(report)) => JobEvent::Inspected(Box::new(report)),
-                    Ok(Err(e)) => JobEvent::InspectFailed(JobFailure::new(e.code(), &e)),
-                    Err(e) => JobEvent::InspectFailed(JobFailure::new(e.code(), &e)),
-                });
-            }
-            Job::Enroll(request) => match open_station(&mut station, &paths, &config) {
-                Ok(st) => notify(
-                    match run_card_workflow(&source, st, &cancel, &notify, |t, ctx, step| {
-                        enroll(t, &request, ctx, step)
-                    }) {
-                        Ok(outcome) => JobEvent::Enrolled(Box::new(outcome)),
-                        Err(f) => JobEvent::EnrollFailed(f),
-                    },
-                ),
-                Err(f) => notify(JobEvent::EnrollFailed(f)),
-            },
-            Job::SpotCheck { slot, pin } => {
-                let st = match open_station(&mut station, &paths, &config) {
-                    Ok(st) => st,
-                    Err(f) => {
-                        notify(JobEvent::CheckFailed(f));
-                        continue;
-                    }
-                };
-                let result =
-                    source.with_card(|t| check_with_station(t, st, slot, pin.as_ref(), &mut book));
-                notify(match result {
-                    Ok(Ok((check, _))) => JobEvent::Checked(Box::new(check)),
-                    Ok(Err(e)) => JobEvent::CheckFailed(JobFailure::new("verify-setup", e)),
-                    Err(e) => JobEvent::CheckFailed(JobFailure::new(e.code(), &e)),
-                });
-            }
-            Job::PinCare(op) => {
-                let st = match open_station(&mut station, &paths, &config) {
-                    Ok(st) => st,
-                    Err(f) => {
-                        notify(JobEvent::PinCareDone(Err(f)));
-                        continue;
-                    }
-                };
-                notify(JobEvent::PinCareDone(run_pin_care(&source, st, &op)));
-            }
-            Job::Replace(req) => {
-                let st = match open_station(&mut station, &paths, &config) {
-                    Ok(st) => st,
-                    Err(f) => {
-                        notify(JobEvent::ReplaceFailed(f));
-                        continue;
-                    }
-                };
-                notify(
-                    match run_card_workflow(&source, st, &cancel, &notify, |t, ctx, step| {
-                        replace(t, &req, ctx, step)
-                    }) {
-                        Ok(outcome) => JobEvent::Replaced(Box::new(outcome)),
-                        Err(f) => JobEvent::ReplaceFailed(f),
-                    },
-                );
-            }
+        set_running(Some((Instant::now(), job.time_limit())));
+        run_job(
+            job,
+            &source,
+            &paths,
+            &config,
+            &cancel,
+            &mut station,
+            &mut book,
+            &notify,
+        );
+        set_running(None);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_job(
+    job: Job,
+    source: &CardSource,
+    paths: &Paths,
+    config: &Config,
+    cancel: &AtomicBool,
+    station: &mut Option<Station>,
+    book: &mut ChallengeBook,
+    notify: &dyn Fn(JobEvent),
+) {
+    match job {
+        Job::Inspect => {
+            let result = source.with_card(|t| inspect(t));
+            notify(match result {
+                Ok(Ok(report)) => JobEvent::Inspected(Box::new(report)),
+                Ok(Err(e)) => JobEvent::InspectFailed(JobFailure::new(e.code(), &e)),
+                Err(e) => JobEvent::InspectFailed(JobFailure::new(e.code(), &e)),
+            });
+        }
+        Job::Enroll(request) => match open_station(station, paths, config) {
+            Ok(st) => notify(
+                match run_card_workflow(source, st, cancel, notify, |t, ctx, step| {
+                    enroll(t, &request, ctx, step)
+                }) {
+                    Ok(outcome) => JobEvent::Enrolled(Box::new(outcome)),
+                    Err(f) => JobEvent::EnrollFailed(f),
+                },
+            ),
+            Err(f) => notify(JobEvent::EnrollFailed(f)),
+        },
+        Job::SpotCheck { slot, pin } => {
+            let st = match open_station(station, paths, config) {
+                Ok(st) => st,
+                Err(f) => {
+                    notify(JobEvent::CheckFailed(f));
+                    return;
+                }
+            };
+            let result = source.with_card(|t| check_with_station(t, st, slot, pin.as_ref(), book));
+            notify(match result {
+                Ok(Ok((check, _))) => JobEvent::Checked(Box::new(check)),
+                Ok(Err(e)) => JobEvent::CheckFailed(JobFailure::new("verify-setup", e)),
+                Err(e) => JobEvent::CheckFailed(JobFailure::new(e.code(), &e)),
+            });
+        }
+        Job::PinCare(op) => {
+            let st = match open_station(station, paths, config) {
+                Ok(st) => st,
+                Err(f) => {
+                    notify(JobEvent::PinCareDone(Err(f)));
+                    return;
+                }
+            };
+            notify(JobEvent::PinCareDone(run_pin_care(source, st, &op)));
+        }
+        Job::Replace(req) => {
+            let st = match open_station(station, paths, config) {
+                Ok(st) => st,
+                Err(f) => {
+                    notify(JobEvent::ReplaceFailed(f));
+                    return;
+                }
+            };
+            notify(
+                match run_card_workflow(source, st, cancel, notify, |t, ctx, step| {
+                    replace(t, &req, ctx, step)
+                }) {
+                    Ok(outcome) => JobEvent::Replaced(Box::new(outcome)),
+                    Err(f) => JobEvent::ReplaceFailed(f),
+                },
+            );
         }
     }
 }
