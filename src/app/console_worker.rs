@@ -22,6 +22,8 @@ pub enum ConsoleJob {
         fingerprint: String,
         request: Box<UploadRequest>,
     },
+    /// Revoke this certificate on the console (queued while it is away).
+    Revoke { fingerprint: String, reason: String },
     /// Deliver now and refresh the trust bundle.
     SyncNow,
     /// Record an operator action of the window that has no worker of its own
@@ -185,6 +187,25 @@ fn run_job(
                     fingerprint,
                     "queued",
                     &serde_json::json!({"label": request.label}),
+                );
+            }
+            Err(e) => status.last_error = Some(e.to_string()),
+        }
+    }
+    if let ConsoleJob::Revoke {
+        fingerprint,
+        reason,
+    } = &job
+    {
+        match outbox::enqueue_revoke(&station.store, fingerprint, reason) {
+            Ok(_) => {
+                let _ = station.store.audit(
+                    &station.operator,
+                    &station.station_id,
+                    "revoke",
+                    fingerprint,
+                    "queued",
+                    &serde_json::json!({"reason": reason}),
                 );
             }
             Err(e) => status.last_error = Some(e.to_string()),

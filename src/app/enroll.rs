@@ -157,6 +157,44 @@ impl EnrollRequest {
     }
 }
 
+impl EnrollRequest {
+    /// The station's enrollment profile from the settings (slot, subject, days,
+    /// object size limit); PIN, force and upload are the caller's to add.
+    pub fn from_settings(config: &crate::config::Config) -> Self {
+        EnrollRequest {
+            slot: config
+                .enroll
+                .slot
+                .parse()
+                .unwrap_or(Slot::CardAuthentication),
+            subject_template: config.enroll.subject.clone(),
+            valid_days: config.enroll.days,
+            pin: None,
+            force: false,
+            max_object_size: config.card.max_object_size,
+            upload: None,
+        }
+    }
+}
+
+/// What enrolling `slot` would destroy, judged from a card report before the card
+/// is touched — the same rule `enroll` applies on the card itself.
+pub fn slot_occupant(report: &super::card_status::CardReport, slot: Slot) -> Option<String> {
+    let s = report.slots.iter().find(|s| s.slot == slot)?;
+    if let Some(c) = &s.certificate {
+        return Some(format!("a certificate for \"{}\"", c.subject));
+    }
+    let factory = report.management_key.is_default == Some(true);
+    key_is_someones(s.key_present == Some(true), factory)
+        .then(|| "a key (without certificate)".to_string())
+}
+
+/// A key without a certificate on a card still on its factory management key was put
+/// there by the manufacturer (Nitrokey cards ship with a 9E key); any other is someone's.
+fn key_is_someones(key_without_certificate: bool, factory_management_key: bool) -> bool {
+    key_without_certificate && !factory_management_key
+}
+
 /// Only `{serial}` and `{guid}` may appear in braces.
 fn check_template(template: &str) -> Result<(), EnrollError> {
     let mut rest = template;
@@ -265,9 +303,7 @@ pub fn enroll<T: Transport>(
         &identity_now,
         old_guid.as_deref(),
     )?;
-    // A key without a certificate on a card still on its factory management key was put
-    // there by the manufacturer (Nitrokey cards ship with a 9E key); any other is someone's.
-    if key_without_certificate && !factory_key {
+    if key_is_someones(key_without_certificate, factory_key) {
         return Err(EnrollError::SlotInUse {
             slot: req.slot,
             what: "a key (without certificate)".into(),
