@@ -1,12 +1,17 @@
-//! The window with a real console: the wizard's upload step and the console status.
+//! The window with a real console: the wizard's upload step and the console status;
+//! the demo card and its in-process demo console, kept apart from the real one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod console_support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cardstation::config::{Config, ConsoleConfig, Paths};
-use cardstation::ui::{ReaderMode, Stage, StationApp};
+use cardstation::ui::{AppEvent, ReaderMode, Stage, StationApp};
+use cardstation_pcsc::watcher::WatchEvent;
+use cardstation_pcsc::{CardPresence, ReaderStatus};
+use cardstation_virtual_card::{CardStorage, VirtualCard, VirtualReader};
 use console_support::{free_port, Console};
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
@@ -29,11 +34,7 @@ fn wait_until(
     }
 }
 
-#[test]
-fn enrolled_card_is_uploaded_and_the_header_shows_the_console() {
-    let console_dir = tempfile::tempdir().expect("console dir");
-    let console = Console::start(console_dir.path(), free_port());
-    let dir = tempfile::tempdir().expect("station dir");
+fn configured_for(console: &Console) -> Config {
     let mut config = Config::default();
     config.station.id = Some("ui-console".into());
     config.station.operator = Some("tester".into());
@@ -45,21 +46,50 @@ fn enrolled_card_is_uploaded_and_the_header_shows_the_console() {
         bundle_key: Some(console.dir.join("bundle-signing.pub.pem")),
         ..Default::default()
     };
+    config
+}
+
+fn window(
+    dir: &tempfile::TempDir,
+    config: Config,
+    mode: ReaderMode,
+) -> Harness<'static, StationApp> {
     let paths = Paths {
         data_dir: dir.path().join("data"),
         config_file: dir.path().join("unused.toml"),
         config_explicit: false,
     };
-    let app = StationApp::new(paths, config, ReaderMode::DemoOnly);
-    let mut h = Harness::builder()
+    let app = StationApp::new(paths, config, mode);
+    Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
-        .build_ui_state(|ui, app: &mut StationApp| app.frame(ui), app);
+        .build_ui_state(|ui, app: &mut StationApp| app.frame(ui), app)
+}
+
+fn done_fingerprint(a: &StationApp) -> Option<String> {
+    a.readers.iter().find_map(|p| match &p.wizard.stage {
+        Stage::Done(o) => Some(o.fingerprint.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn enrolled_card_is_uploaded_and_the_header_shows_the_console() {
+    let console_dir = tempfile::tempdir().expect("console dir");
+    let console = Console::start(console_dir.path(), free_port());
+    let dir = tempfile::tempdir().expect("station dir");
+    let mut h = window(&dir, configured_for(&console), ReaderMode::Manual);
+    // A reader served in process stands for a hardware reader here.
+    let card = Arc::new(VirtualCard::start(CardStorage::Memory).expect("card"));
+    h.state_mut()
+        .attach_reader(VirtualReader::new(card, "Test Reader 00 00"));
 
     wait_until(&mut h, "the console is reached", |a| {
-        a.console_status.reachable == Some(true)
+        a.console_status().reachable == Some(true)
     });
     h.get_by_label("Console: reachable");
-    wait_until(&mut h, "the demo card is read", |a| {
+    // A console is configured and a reader attached: no demo card.
+    assert!(!h.state().readers.iter().any(|p| p.is_demo));
+    wait_until(&mut h, "the card is read", |a| {
         a.readers.iter().any(|p| p.report.is_some())
     });
     h.get_by_label("Start enrollment").click();
@@ -67,30 +97,142 @@ fn enrolled_card_is_uploaded_and_the_header_shows_the_console() {
     h.get_by_label("Upload the certificate to the console when enrolled");
     h.get_by_label("Enroll").click();
     wait_until(&mut h, "the enrollment finishes", |a| {
-        a.readers
-            .iter()
-            .any(|p| matches!(p.wizard.stage, Stage::Done(_)))
+        done_fingerprint(a).is_some()
     });
-    let fp = h
-        .state()
-        .readers
-        .iter()
-        .find_map(|p| match &p.wizard.stage {
-            Stage::Done(o) => Some(o.fingerprint.clone()),
-            _ => None,
-        })
-        .expect("fingerprint");
+    let fp = done_fingerprint(h.state()).expect("fingerprint");
     wait_until(&mut h, "the upload is acknowledged", |a| {
-        a.console_status.delivered.contains(&fp)
+        a.console_status().delivered.contains(&fp)
     });
     h.get_by_label("Uploaded to the console.");
     h.get_by_label("Outbox: 0");
     assert_eq!(console.records(), 1);
     // The trust bundle came back with the contact and lists the new certificate.
     wait_until(&mut h, "the trust bundle is held", |a| {
-        a.console_status
+        a.console_status()
             .bundle
             .as_ref()
             .is_some_and(|b| b.allowed == 1)
     });
+}
+
+#[test]
+fn a_configured_console_means_no_demo_card_and_empty_virtual_readers_are_not_hardware() {
+    let console_dir = tempfile::tempdir().expect("console dir");
+    let console = Console::start(console_dir.path(), free_port());
+    let dir = tempfile::tempdir().expect("station dir");
+    let mut h = window(&dir, configured_for(&console), ReaderMode::Manual);
+    h.run_steps(5);
+    // The PC/SC service gone: still no demo card, since a console is configured.
+    h.state()
+        .events()
+        .send(AppEvent::Watch(WatchEvent::Unavailable(
+            "pcscd stopped".into(),
+        )))
+        .expect("send");
+    wait_until(&mut h, "the problem is shown", |a| a.pcsc_problem.is_some());
+    std::thread::sleep(Duration::from_millis(300));
+    h.run_steps(5);
+    assert!(
+        h.state().readers.is_empty(),
+        "no demo card next to a production console"
+    );
+
+    // Without a console, the two empty readers of the virtual driver do not count.
+    let dir = tempfile::tempdir().expect("station dir");
+    let mut config = Config::default();
+    config.station.operator = Some("tester".into());
+    let mut h = window(&dir, config, ReaderMode::Manual);
+    let empty = |name: &str| ReaderStatus {
+        name: name.into(),
+        card: CardPresence::Absent,
+        atr: Vec::new(),
+    };
+    h.state()
+        .events()
+        .send(AppEvent::Watch(WatchEvent::Readers(vec![
+            empty("Virtual PCD 00 00"),
+            empty("Virtual PCD 00 01"),
+        ])))
+        .expect("send");
+    wait_until(&mut h, "the demo card is offered", |a| {
+        a.readers.iter().any(|p| p.is_demo)
+    });
+    assert_eq!(
+        h.state().readers.len(),
+        1,
+        "empty virtual readers are not listed"
+    );
+    h.get_by_label_contains("DEMO");
+    h.get_by_label_contains("Demo console");
+}
+
+#[test]
+fn the_demo_loop_runs_on_the_demo_console_and_never_reaches_the_configured_one() {
+    let console_dir = tempfile::tempdir().expect("console dir");
+    let console = Console::start(console_dir.path(), free_port());
+    let dir = tempfile::tempdir().expect("station dir");
+    // `--demo` at a station whose settings name a production console.
+    let mut h = window(&dir, configured_for(&console), ReaderMode::DemoOnly);
+    wait_until(&mut h, "the demo card is read", |a| {
+        a.readers.iter().any(|p| p.is_demo && p.report.is_some())
+            && a.demo_console_status().reachable == Some(true)
+    });
+    h.get_by_label("Demo console: running in this window");
+    h.get_by_label("Start enrollment").click();
+    h.run_steps(3);
+    h.get_by_label("Upload the certificate to the demo console when enrolled");
+    h.get_by_label("Enroll").click();
+    wait_until(&mut h, "the enrollment finishes", |a| {
+        done_fingerprint(a).is_some()
+    });
+    let fp = done_fingerprint(h.state()).expect("fingerprint");
+    wait_until(&mut h, "the demo console has it", |a| {
+        a.demo_console_status().delivered.contains(&fp)
+            && a.demo_console_status()
+                .bundle
+                .as_ref()
+                .is_some_and(|b| b.allowed == 1)
+    });
+    h.get_by_label("Uploaded to the demo console.");
+    h.get_by_label_contains("Demo card: recorded only in this window's throw-away demo database");
+
+    // PASS at the spot check, then revoke in Card care, then FAIL.
+    h.get_by_label("Spot check").click();
+    h.run_steps(3);
+    h.get_by_label("Check card").click();
+    wait_until(&mut h, "the check is done", |a| !a.checks.is_empty());
+    h.get_by_label("PASS — a gateway accepts this card");
+
+    h.get_by_label("Card care").click();
+    h.run_steps(3);
+    h.get_by_label("Gateways must refuse this card from now on")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("Revoke certificate").click();
+    wait_until(&mut h, "the revocation is in the bundle", |a| {
+        a.demo_console_status()
+            .bundle
+            .as_ref()
+            .is_some_and(|b| b.revoked == 1)
+    });
+    h.get_by_label_contains("Revoked on the console");
+    h.get_by_label("Spot check").click();
+    h.run_steps(3);
+    h.get_by_label("Check card").click();
+    wait_until(&mut h, "the second check is done", |a| a.checks.len() == 2);
+    h.get_by_label("FAIL — a gateway refuses this card");
+
+    // Nothing of it reached the console in the settings, nor the station's records.
+    assert_eq!(console.records(), 0);
+    let station = cardstation::app::station::Station::with_config(
+        Paths {
+            data_dir: dir.path().join("data"),
+            config_file: dir.path().join("unused.toml"),
+            config_explicit: false,
+        },
+        Config::default(),
+    )
+    .expect("station");
+    assert!(station.store.enrollments(10).expect("list").is_empty());
+    assert!(station.store.outbox_items().expect("outbox").is_empty());
 }

@@ -374,15 +374,21 @@ fn spot_check_screen_gives_a_verdict_and_checks_inserted_cards_at_once() {
         "FAIL  slot 9e (Card Authentication) holds no certificate: the card is not enrolled",
     );
 
-    // Enrol it, then come back: the card proves its key, but this station has no bundle.
+    // Enrol it, then come back: the demo console has it on its allow-list.
     h.get_by_label("Enrollment").click();
     settle(h);
     enroll_with_defaults(h);
+    wait_until(h, "the demo console's bundle lists the card", |a| {
+        a.demo_console_status()
+            .bundle
+            .as_ref()
+            .is_some_and(|b| b.allowed == 1)
+    });
     h.get_by_label("Spot check").click();
     settle(h);
     h.get_by_label("Check card").click();
     wait_until(h, "the second check is done", |a| a.checks.len() == 2);
-    h.get_by_label("SIGNATURE VALID, TRUST UNKNOWN — no trust bundle at this station");
+    h.get_by_label("PASS — a gateway accepts this card");
 
     // On this screen a newly inserted card is checked without a click.
     h.get_by_label("Insert new blank card").click();
@@ -455,7 +461,7 @@ fn diagnostics_and_audit_screens_show_findings_and_an_intact_trail() {
     settle(h);
     h.get_by_label("Run diagnostics").click();
     wait_until(h, "the doctor is done", |a| a.diag.report.is_some());
-    h.get_by_label("pcsc");
+    h.get_by_label("Card reader service");
     h.get_by_label("Save diagnostic bundle…");
 }
 
@@ -471,13 +477,134 @@ fn the_operator_is_asked_once_when_the_settings_do_not_name_one() {
     let mut h = Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
         .build_ui_state(|ui, app: &mut StationApp| app.frame(ui), app);
-    h.run_steps(2);
-    h.get_by_label("Operator name").focus();
-    h.run_steps(2);
-    h.get_by_label("Operator name").type_text("Dana");
-    h.run_steps(2);
-    h.get_by_label("Start session").click();
+    h.run();
+    // Typed as a keyboard types, without pointing at the field first: it has the focus.
+    assert_idle(&mut h, "the operator prompt");
+    h.event(egui::Event::Text("Dana".into()));
+    h.run();
+    h.get_by_label("Operator name");
+    // Backspace works too (focus requested every frame used to swallow keys).
+    h.key_press(egui::Key::Backspace);
+    h.event(egui::Event::Text("a".into()));
+    h.run();
+    assert_idle(&mut h, "the operator prompt after typing");
+    h.key_press(egui::Key::Enter);
     h.run_steps(3);
     assert_eq!(h.state().operator(), "Dana");
     h.get_by_label("Operator Dana");
+}
+
+#[test]
+fn the_start_session_button_takes_the_typed_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let paths = Paths {
+        data_dir: dir.path().join("data"),
+        config_file: dir.path().join("cardstation.toml"),
+        config_explicit: false,
+    };
+    let app = StationApp::new(paths, Config::default(), ReaderMode::DemoOnly);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_ui_state(|ui, app: &mut StationApp| app.frame(ui), app);
+    h.run();
+    h.event(egui::Event::Text("Sam".into()));
+    h.run();
+    h.get_by_label("Start session").click();
+    h.run_steps(3);
+    assert_eq!(h.state().operator(), "Sam");
+}
+
+/// After the UI settled, no repaint is pending: neither at once nor later. A
+/// window that keeps repainting while nothing happens burns CPU for nothing.
+fn assert_idle(h: &mut Harness<'static, StationApp>, what: &str) {
+    if let Err(e) = h.try_run() {
+        panic!("{what} never settles: {e}");
+    }
+    let delay = h
+        .output()
+        .viewport_output
+        .get(&egui::ViewportId::ROOT)
+        .map(|v| v.repaint_delay)
+        .unwrap_or(Duration::MAX);
+    assert_eq!(
+        delay,
+        Duration::MAX,
+        "{what} asks to be repainted in {delay:?} although nothing happens: {:?}",
+        h.ctx.repaint_causes()
+    );
+}
+
+#[test]
+fn no_screen_repaints_while_nothing_happens() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    wait_until(h, "the demo console answers", |a| {
+        a.demo_console_status().reachable == Some(true)
+    });
+    assert_idle(h, "the Check card step");
+    h.get_by_label("Start enrollment").click();
+    assert_idle(h, "the Credentials step");
+    // A slot that needs the PIN: the PIN field has the keyboard.
+    h.get_by_label("Slot").click();
+    settle(h);
+    h.get_all_by_label("9a (PIV Authentication)")
+        .find(|n| n.accesskit_node().role() != egui::accesskit::Role::Label)
+        .expect("slot 9a in the list")
+        .click();
+    assert_idle(h, "the Credentials step with the PIN field");
+    h.get_by_label("Cancel").click();
+    settle(h);
+    h.get_by_label("Start enrollment").click();
+    settle(h);
+    h.get_by_label("Slot").click();
+    settle(h);
+    h.get_all_by_label("9e (Card Authentication)")
+        .find(|n| n.accesskit_node().role() != egui::accesskit::Role::Label)
+        .expect("slot 9e in the list")
+        .click();
+    settle(h);
+    h.get_by_label("Enroll").click();
+    wait_until(h, "the enrollment finishes", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+    wait_until(h, "the upload is acknowledged", |a| {
+        a.demo_console_status().outbox.is_empty() && a.demo_console_status().bundle.is_some()
+    });
+    assert_idle(h, "the Done step");
+    for tab in ["Spot check", "Card care", "Diagnostics", "Audit"] {
+        h.get_by_label(tab).click();
+        wait_until(h, "the tab's work is done", |a| {
+            !a.audit.loading && !a.diag.running && a.readers.iter().all(|p| !p.busy())
+        });
+        assert_idle(h, tab);
+    }
+    h.get_by_label("Diagnostics").click();
+    settle(h);
+    h.get_by_label("Run diagnostics").click();
+    wait_until(h, "the doctor is done", |a| a.diag.report.is_some());
+    assert_idle(h, "the Diagnostics findings");
+    h.get_by_label("Outbox: 0").click();
+    assert_idle(h, "the outbox window");
+    h.get_by_label("Enrollment").click();
+    h.get_by_label("Remove card").click();
+    assert_idle(h, "the Check card step without a card");
+}
+
+#[test]
+fn banners_do_not_keep_the_window_busy() {
+    let mut f = open(ReaderMode::Manual);
+    let h = &mut f.harness;
+    wait_until(h, "the demo reader appears", |a| {
+        a.readers.iter().any(|p| p.is_demo)
+    });
+    let events = h.state().events();
+    events
+        .send(AppEvent::Watch(WatchEvent::Unavailable(
+            "the PC/SC service is not running".into(),
+        )))
+        .expect("send");
+    wait_until(h, "the problem is shown", |a| a.pcsc_problem.is_some());
+    wait_until(h, "the demo card is read", card_read);
+    assert_idle(h, "the PC/SC banner");
 }

@@ -5,130 +5,133 @@ use eframe::egui;
 use cardstation_piv::PinStatus;
 use cardstation_pki::certificate::format_unix;
 
-use super::ReaderPane;
+use super::command::{CardView, Command};
+use super::style::{self, CopyFeedback};
 
-pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
-    ui.horizontal(|ui| {
-        ui.heading("Card details");
-        let can = !pane.inspecting
-            && !pane.wizard.is_running()
-            && pane.status.card == cardstation_pcsc::CardPresence::Present;
-        if ui
-            .add_enabled(can, egui::Button::new("Refresh"))
-            .on_hover_text("Read the card again (e.g. after another program changed it)")
-            .clicked()
-        {
-            pane.inspecting = true;
-            pane.worker.submit(crate::app::reader_worker::Job::Inspect);
-        }
-    });
-    if pane.inspecting {
+/// Identity, PIN, management key, slots and certificates of the card in the reader.
+#[derive(Default)]
+pub struct CardDetails {
+    copy: CopyFeedback,
+}
+
+impl CardDetails {
+    pub fn show(&mut self, ui: &mut egui::Ui, card: &CardView<'_>) -> Option<Command> {
+        let mut command = None;
         ui.horizontal(|ui| {
-            ui.spinner();
-            ui.label("Reading the card…");
+            ui.heading("Card details");
+            let can = !card.inspecting && !card.busy && card.present;
+            if ui
+                .add_enabled(can, egui::Button::new("Refresh"))
+                .on_hover_text("Read the card again (e.g. after another program changed it)")
+                .clicked()
+            {
+                command = Some(Command::Inspect);
+            }
         });
-    }
-    if let Some(e) = &pane.report_error {
-        ui.colored_label(ui.visuals().error_fg_color, &e.message);
-    }
-    let Some(r) = &pane.report else {
-        if !pane.inspecting && pane.report_error.is_none() {
-            ui.label("Insert a card to see its details.");
+        if card.inspecting {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Reading the card…");
+            });
         }
-        return;
-    };
-    egui::Grid::new("card-details")
-        .num_columns(2)
-        .spacing([16.0, 4.0])
-        .striped(true)
-        .show(ui, |ui| {
-            row(ui, "Reader", &r.reader);
-            row(
-                ui,
-                "ATR",
-                &format!("{} ({})", hex::encode_upper(&r.atr), r.protocols.join(", ")),
-            );
-            if let Some(s) = r.serial {
-                row(ui, "Serial", &s.to_string());
+        if let Some(e) = card.report_error {
+            style::failure(ui, "details-failure", &e.message);
+        }
+        let Some(r) = card.report else {
+            if !card.inspecting && card.report_error.is_none() {
+                ui.label("Insert a card to see its details.");
             }
-            if let Some(v) = &r.version {
-                row(ui, "Version", v);
-            }
-            row(ui, "CHUID GUID", r.chuid_guid.as_deref().unwrap_or("none"));
-            row(
-                ui,
-                "PIN",
-                &match r.pin {
-                    PinStatus::Verified => "verified".to_string(),
-                    PinStatus::Retries(n) => format!("{n} tries left"),
-                    PinStatus::Blocked => "BLOCKED — unblock with the PUK".to_string(),
-                },
-            );
-            let mk = &r.management_key;
-            row(
-                ui,
-                "Management key",
-                &format!(
-                    "{}{}",
-                    mk.algorithm
-                        .map(|a| a.to_string())
-                        .unwrap_or_else(|| "unknown".into()),
-                    match mk.is_default {
-                        Some(true) => ", factory default",
-                        Some(false) => ", not the factory default",
-                        None => "",
-                    }
-                ),
-            );
-            row(ui, "State", if r.is_blank() { "blank" } else { "enrolled" });
-        });
-    ui.add_space(8.0);
-    ui.strong("Slots");
-    egui::Grid::new("slots")
-        .num_columns(2)
-        .spacing([16.0, 4.0])
-        .striped(true)
-        .show(ui, |ui| {
-            for s in &r.slots {
-                ui.label(s.slot.to_string());
-                ui.vertical(
-                    |ui| match (&s.certificate, &s.certificate_error, s.key_present) {
-                        (Some(c), _, _) => {
-                            ui.label(format!("Subject: {}", c.subject));
-                            ui.label(format!("Issuer: {}", c.issuer));
-                            ui.label(format!(
-                                "Valid: {} to {}",
-                                format_unix(c.not_before),
-                                format_unix(c.not_after)
-                            ));
-                            ui.horizontal(|ui| {
-                                ui.label(format!("SHA-256: {}", c.sha256));
-                                if ui
-                                    .small_button("Copy")
-                                    .on_hover_text("Copy the fingerprint")
-                                    .clicked()
-                                {
-                                    ui.ctx().copy_text(c.sha256.clone());
-                                }
-                            });
-                        }
-                        (None, Some(e), _) => {
-                            ui.colored_label(
-                                ui.visuals().error_fg_color,
-                                format!("unreadable certificate: {e}"),
-                            );
-                        }
-                        (None, None, Some(true)) => {
-                            ui.label("key, no certificate");
-                        }
-                        (None, None, _) => {
-                            ui.label("empty");
-                        }
+            return command;
+        };
+        let copy = &mut self.copy;
+        egui::Grid::new("card-details")
+            .num_columns(2)
+            .spacing([16.0, 4.0])
+            .striped(true)
+            .show(ui, |ui| {
+                row(ui, "Reader", &r.reader);
+                row(
+                    ui,
+                    "ATR",
+                    &format!("{} ({})", hex::encode_upper(&r.atr), r.protocols.join(", ")),
+                );
+                if let Some(s) = r.serial {
+                    row(ui, "Serial", &s.to_string());
+                }
+                if let Some(v) = &r.version {
+                    row(ui, "Version", v);
+                }
+                row(ui, "CHUID GUID", r.chuid_guid.as_deref().unwrap_or("none"));
+                row(
+                    ui,
+                    "PIN",
+                    &match r.pin {
+                        PinStatus::Verified => "verified".to_string(),
+                        PinStatus::Retries(n) => format!("{n} tries left"),
+                        PinStatus::Blocked => "BLOCKED — unblock with the PUK".to_string(),
                     },
                 );
-                ui.end_row();
-            }
-        });
+                let mk = &r.management_key;
+                row(
+                    ui,
+                    "Management key",
+                    &format!(
+                        "{}{}",
+                        mk.algorithm
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|| "unknown".into()),
+                        match mk.is_default {
+                            Some(true) => ", factory default",
+                            Some(false) => ", not the factory default",
+                            None => "",
+                        }
+                    ),
+                );
+                row(ui, "State", if r.is_blank() { "blank" } else { "enrolled" });
+            });
+        ui.add_space(8.0);
+        ui.strong("Slots");
+        egui::Grid::new("slots")
+            .num_columns(2)
+            .spacing([16.0, 4.0])
+            .striped(true)
+            .show(ui, |ui| {
+                for s in &r.slots {
+                    ui.label(s.slot.to_string());
+                    ui.vertical(
+                        |ui| match (&s.certificate, &s.certificate_error, s.key_present) {
+                            (Some(c), _, _) => {
+                                ui.label(format!("Subject: {}", c.subject));
+                                ui.label(format!("Issuer: {}", c.issuer));
+                                ui.label(format!(
+                                    "Valid: {} to {}",
+                                    format_unix(c.not_before),
+                                    format_unix(c.not_after)
+                                ));
+                                ui.horizontal_wrapped(|ui| {
+                                    ui.label(format!("SHA-256: {}", c.sha256));
+                                    copy.button(ui, "Copy", &c.sha256);
+                                });
+                            }
+                            (None, Some(e), _) => {
+                                ui.colored_label(
+                                    ui.visuals().error_fg_color,
+                                    format!("unreadable certificate: {e}"),
+                                );
+                            }
+                            (None, None, Some(true)) => {
+                                ui.label("key, no certificate");
+                            }
+                            (None, None, _) => {
+                                ui.label("empty");
+                            }
+                        },
+                    );
+                    ui.end_row();
+                }
+            });
+        command
+    }
 }
 
 fn row(ui: &mut egui::Ui, name: &str, value: &str) {

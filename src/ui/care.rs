@@ -1,21 +1,33 @@
 //! The Card care screen: PIN and PUK for the holder at the desk, reset of a
-//! blocked card, and card replacement (lost, stolen, damaged, expiring) or renewal.
+//! blocked card, revocation, and card replacement (lost, stolen, damaged,
+//! expiring) or renewal.
 
 use eframe::egui;
 use zeroize::Zeroizing;
 
+use crate::app::console_worker::ConsoleStatus;
 use crate::app::enroll::EnrollRequest;
 use crate::app::pin_care::{reset_confirmation, RESET_WARNING};
 use crate::app::reader_worker::{Job, JobFailure, PinCareOp};
 use crate::app::replace::{ReplaceOutcome, ReplaceRequest};
-use cardstation_pcsc::CardPresence;
-use cardstation_piv::{Pin, PinStatus, Slot};
-use cardstation_protocol::messages::REVOCATION_REASONS;
+use crate::config::Config;
+use crate::store::EnrollmentRecord;
+use cardstation_piv::{Pin, PinStatus};
+use cardstation_pki::certificate::format_unix;
+use cardstation_protocol::messages::{is_fingerprint, REVOCATION_REASONS};
 
-use super::ReaderPane;
+use super::command::{CardView, Command};
+use super::style::{self, GREEN};
 
-#[derive(Default)]
-pub struct CareState {
+/// What the station knows of the certificate a replacement revokes.
+enum OldCard {
+    LookingUp,
+    Known(Box<EnrollmentRecord>),
+    Unknown,
+    Failed(String),
+}
+
+pub struct CareScreen {
     pub old_pin: Zeroizing<String>,
     pub new_pin: Zeroizing<String>,
     pub puk: Zeroizing<String>,
@@ -24,18 +36,48 @@ pub struct CareState {
     pub confirm: String,
     pub replace_old: String,
     pub replace_reason: String,
+    /// The operator saw the old card and asked to go on.
+    replace_asked: bool,
+    old_card: Option<(String, OldCard)>,
+    revoke_reason: String,
+    revoke_confirmed: bool,
+    revoked: Vec<String>,
     pub busy: bool,
     pub result: Option<Result<String, JobFailure>>,
     pub replaced: Option<Box<ReplaceOutcome>>,
+    /// Replacement enrols with the station's profile from the settings.
+    profile: EnrollRequest,
 }
 
-impl CareState {
+impl CareScreen {
+    pub fn new(config: &Config) -> Self {
+        CareScreen {
+            old_pin: Zeroizing::default(),
+            new_pin: Zeroizing::default(),
+            puk: Zeroizing::default(),
+            new_puk: Zeroizing::default(),
+            last_try: false,
+            confirm: String::new(),
+            replace_old: String::new(),
+            replace_reason: "lost".into(),
+            replace_asked: false,
+            old_card: None,
+            revoke_reason: "lost".into(),
+            revoke_confirmed: false,
+            revoked: Vec::new(),
+            busy: false,
+            result: None,
+            replaced: None,
+            profile: EnrollRequest::from_settings(config),
+        }
+    }
+
     /// Secrets are for one attempt: cleared whatever the outcome.
     fn clear_secrets(&mut self) {
-        self.old_pin = Zeroizing::new(String::new());
-        self.new_pin = Zeroizing::new(String::new());
-        self.puk = Zeroizing::new(String::new());
-        self.new_puk = Zeroizing::new(String::new());
+        self.old_pin = Zeroizing::default();
+        self.new_pin = Zeroizing::default();
+        self.puk = Zeroizing::default();
+        self.new_puk = Zeroizing::default();
         self.last_try = false;
     }
 
@@ -51,6 +93,385 @@ impl CareState {
             .to_string()
         }));
     }
+
+    pub fn on_replaced(&mut self, outcome: Box<ReplaceOutcome>) {
+        self.busy = false;
+        self.replace_asked = false;
+        self.replaced = Some(outcome);
+    }
+
+    pub fn on_failed(&mut self, failure: JobFailure) {
+        self.busy = false;
+        self.replace_asked = false;
+        self.result = Some(Err(failure));
+    }
+
+    pub fn on_old_card(
+        &mut self,
+        fingerprint: &str,
+        record: Result<Option<Box<EnrollmentRecord>>, String>,
+    ) {
+        if let Some((fp, state)) = &mut self.old_card {
+            if fp == fingerprint {
+                *state = match record {
+                    Ok(Some(r)) => OldCard::Known(r),
+                    Ok(None) => OldCard::Unknown,
+                    Err(e) => OldCard::Failed(e),
+                };
+            }
+        }
+    }
+
+    fn submit(&mut self, op: PinCareOp) -> Command {
+        self.clear_secrets();
+        self.busy = true;
+        self.result = None;
+        Command::Job(Job::PinCare(Box::new(op)))
+    }
+
+    pub fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        card: &CardView<'_>,
+        console: &ConsoleStatus,
+    ) -> Option<Command> {
+        ui.heading(format!("Card care — {}", card.reader));
+        if !card.present {
+            ui.label("Insert the holder's card.");
+            return None;
+        }
+        let pin = card.report.map(|r| r.pin);
+        match pin {
+            Some(PinStatus::Retries(1)) => {
+                style::error(ui, "1 PIN try left: the next wrong PIN blocks it.");
+            }
+            Some(PinStatus::Retries(n)) => {
+                ui.label(format!("{n} PIN tries left."));
+            }
+            Some(PinStatus::Blocked) => {
+                style::error(ui, "The PIN is blocked: unblock it with the PUK below.");
+            }
+            Some(PinStatus::Verified) | None => {}
+        }
+        if self.busy {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Working with the card…");
+            });
+        }
+        match &self.result {
+            Some(Ok(text)) => {
+                style::good(ui, text.as_str());
+            }
+            Some(Err(f)) => {
+                style::failure(ui, "care-failure", &f.message);
+            }
+            None => {}
+        }
+        let idle = !self.busy && !card.busy;
+        let last = matches!(pin, Some(PinStatus::Retries(1)));
+        let mut command = None;
+
+        ui.add_space(8.0);
+        ui.strong("Change the PIN");
+        secret_field(ui, "Current PIN", &mut self.old_pin);
+        secret_field(ui, "New PIN", &mut self.new_pin);
+        if last {
+            ui.checkbox(&mut self.last_try, "I understand this is the last try");
+        }
+        if ui
+            .add_enabled(idle, egui::Button::new("Change PIN"))
+            .clicked()
+        {
+            match (Pin::card_pin(&self.old_pin), Pin::card_pin(&self.new_pin)) {
+                (Ok(old), Ok(new)) => {
+                    let last_try = self.last_try;
+                    command = Some(self.submit(PinCareOp::ChangePin { old, new, last_try }));
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    self.result = Some(Err(JobFailure {
+                        code: e.code().into(),
+                        message: e.to_string(),
+                    }))
+                }
+            }
+        }
+
+        ui.add_space(8.0);
+        ui.strong("Unblock the PIN with the PUK");
+        secret_field(ui, "PUK", &mut self.puk);
+        secret_field(ui, "New PIN for unblocking", &mut self.new_puk);
+        if ui
+            .add_enabled(idle, egui::Button::new("Unblock PIN"))
+            .clicked()
+        {
+            match (Pin::puk(&self.puk), Pin::card_pin(&self.new_puk)) {
+                (Ok(puk), Ok(new_pin)) => {
+                    let last_try = self.last_try;
+                    command = Some(self.submit(PinCareOp::Unblock {
+                        puk,
+                        new_pin,
+                        last_try,
+                    }));
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    self.result = Some(Err(JobFailure {
+                        code: e.code().into(),
+                        message: e.to_string(),
+                    }))
+                }
+            }
+        }
+
+        if pin == Some(PinStatus::Blocked) {
+            ui.add_space(8.0);
+            ui.strong("Reset the card (PIN and PUK both blocked)");
+            style::warn(ui, RESET_WARNING);
+            let expected = reset_confirmation(card.reader);
+            ui.horizontal(|ui| {
+                let l = ui.label(format!("Type \"{expected}\""));
+                ui.add(egui::TextEdit::singleline(&mut self.confirm).desired_width(260.0))
+                    .labelled_by(l.id);
+            });
+            let typed = self.confirm.trim() == expected;
+            if ui
+                .add_enabled(idle && typed, egui::Button::new("Reset card"))
+                .clicked()
+            {
+                let confirmation = std::mem::take(&mut self.confirm);
+                command = Some(self.submit(PinCareOp::Reset { confirmation }));
+            }
+        }
+
+        ui.add_space(12.0);
+        ui.separator();
+        if let Some(c) = self.revoke_section(ui, card, console) {
+            command = Some(c);
+        }
+        ui.add_space(12.0);
+        ui.separator();
+        if let Some(c) = self.replace_section(ui, card, idle) {
+            command = Some(c);
+        }
+        command
+    }
+
+    /// Revoke the certificate on the card in the reader: gateways refuse it once
+    /// they hold the next trust bundle.
+    fn revoke_section(
+        &mut self,
+        ui: &mut egui::Ui,
+        card: &CardView<'_>,
+        console: &ConsoleStatus,
+    ) -> Option<Command> {
+        ui.strong("Revoke this card");
+        let certs: Vec<_> = card
+            .report
+            .map(|r| {
+                r.slots
+                    .iter()
+                    .filter_map(|s| s.certificate.as_ref().map(|c| (s.slot, c)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some((slot, cert)) = certs.first() else {
+            ui.label("The card holds no certificate to revoke.");
+            return None;
+        };
+        if !console.configured {
+            style::wrapped(ui, "Revocation goes through the management console, and none is set up at this station.");
+            return None;
+        }
+        let fp = cert.sha256.clone();
+        if self.revoked.contains(&fp) {
+            if console.delivered.contains(&fp)
+                || !console.outbox.iter().any(|i| i.fingerprint == fp)
+            {
+                style::good(ui, "Revoked on the console: gateways refuse this card once they have the new trust bundle.");
+            } else {
+                style::warn(
+                    ui,
+                    "Revocation queued: it is sent as soon as the console answers.",
+                );
+            }
+            return None;
+        }
+        style::wrapped(
+            ui,
+            format!(
+                "Slot {}: \"{}\", valid until {}.",
+                slot.short(),
+                cert.subject,
+                format_unix(cert.not_after)
+            ),
+        );
+        let mut command = None;
+        ui.horizontal(|ui| {
+            let l = ui.label("Reason");
+            reason_combo(ui, "revoke-reason", &mut self.revoke_reason).labelled_by(l.id);
+            ui.checkbox(
+                &mut self.revoke_confirmed,
+                "Gateways must refuse this card from now on",
+            );
+            if ui
+                .add_enabled(
+                    self.revoke_confirmed,
+                    egui::Button::new("Revoke certificate"),
+                )
+                .clicked()
+            {
+                self.revoked.push(fp.clone());
+                self.revoke_confirmed = false;
+                command = Some(Command::Revoke {
+                    fingerprint: fp.clone(),
+                    reason: self.revoke_reason.clone(),
+                });
+            }
+        });
+        command
+    }
+
+    fn replace_section(
+        &mut self,
+        ui: &mut egui::Ui,
+        card: &CardView<'_>,
+        idle: bool,
+    ) -> Option<Command> {
+        ui.strong("Replace a card");
+        style::wrapped(ui, "Revokes the old certificate on the console (queued when it is away) and enrols the card in this reader for the same holder or device. With the old card itself in the reader, it is renewed.");
+        let mut command = None;
+        ui.horizontal(|ui| {
+            let l = ui.label("Old certificate (SHA-256)");
+            let r = ui
+                .add(egui::TextEdit::singleline(&mut self.replace_old).desired_width(480.0))
+                .labelled_by(l.id);
+            if r.changed() {
+                self.replace_asked = false;
+            }
+        });
+        ui.horizontal(|ui| {
+            let l = ui.label("Reason");
+            reason_combo(ui, "replace-reason", &mut self.replace_reason).labelled_by(l.id);
+        });
+        let fp = self
+            .replace_old
+            .trim()
+            .to_ascii_lowercase()
+            .replace(':', "");
+        let fp_ok = is_fingerprint(&fp);
+        if fp_ok && self.old_card.as_ref().is_none_or(|(f, _)| f != &fp) {
+            self.old_card = Some((fp.clone(), OldCard::LookingUp));
+            command = Some(Command::LookUp(fp.clone()));
+        }
+        // The old card as the station knows it, or as the card in the reader shows it.
+        let in_reader = card.report.and_then(|r| {
+            r.slots
+                .iter()
+                .filter_map(|s| s.certificate.as_ref())
+                .find(|c| c.sha256 == fp)
+        });
+        if fp_ok {
+            match (&self.old_card, in_reader) {
+                (_, Some(c)) => {
+                    style::wrapped(
+                        ui,
+                        format!(
+                            "Old card: \"{}\", in this reader now (renewal), valid until {}.",
+                            c.subject,
+                            format_unix(c.not_after)
+                        ),
+                    );
+                }
+                (Some((_, OldCard::Known(r))), None) => {
+                    style::wrapped(
+                        ui,
+                        format!(
+                            "Old card: \"{}\", enrolled {} at station {} by {}.",
+                            r.subject,
+                            format_unix(r.finished_at.unwrap_or(r.started_at)),
+                            r.station_id,
+                            r.operator
+                        ),
+                    );
+                }
+                (Some((_, OldCard::Unknown)), None) => {
+                    style::warn(ui, "This station has no record of that certificate: check the fingerprint. It is revoked all the same.");
+                }
+                (Some((_, OldCard::Failed(e))), None) => {
+                    style::failure(ui, "old-card", e);
+                }
+                (Some((_, OldCard::LookingUp)), None) | (None, None) => {
+                    ui.label("Looking up the old card…");
+                }
+            }
+        }
+        let can = idle && fp_ok && card.present;
+        if !self.replace_asked {
+            if ui
+                .add_enabled(can, egui::Button::new("Replace card…"))
+                .clicked()
+            {
+                self.replace_asked = true;
+            }
+        } else {
+            style::warn(
+                ui,
+                format!(
+                "Revoke the old certificate ({}) and enrol the card in {} with slot {}, {} days?",
+                self.replace_reason,
+                card.reader,
+                self.profile.slot.short(),
+                self.profile.valid_days
+            ),
+            );
+            ui.horizontal(|ui| {
+                if ui
+                    .add_enabled(can, egui::Button::new("Confirm replacement"))
+                    .clicked()
+                {
+                    self.busy = true;
+                    self.result = None;
+                    self.replaced = None;
+                    let req = ReplaceRequest {
+                        old_fingerprint: fp.clone(),
+                        reason: self.replace_reason.clone(),
+                        subject_override: None,
+                        enroll: EnrollRequest {
+                            upload: Some(Default::default()),
+                            ..self.profile.clone()
+                        },
+                    };
+                    command = Some(Command::Job(Job::Replace(Box::new(req))));
+                }
+                if ui.button("Back").clicked() {
+                    self.replace_asked = false;
+                }
+            });
+        }
+        if let Some(r) = &self.replaced {
+            ui.colored_label(GREEN, if r.renewal { "Renewed." } else { "Replaced." });
+            ui.label(
+                egui::RichText::new(format!(
+                    "old  {}  (revocation: {})",
+                    r.old_fingerprint, r.reason
+                ))
+                .monospace(),
+            );
+            ui.label(egui::RichText::new(format!("new  {}", r.new_fingerprint)).monospace());
+        }
+        command
+    }
+}
+
+fn reason_combo(ui: &mut egui::Ui, id: &str, reason: &mut String) -> egui::Response {
+    egui::ComboBox::from_id_salt(id)
+        .selected_text(reason.clone())
+        .show_ui(ui, |ui| {
+            for r in REVOCATION_REASONS {
+                ui.selectable_value(reason, r.to_string(), r);
+            }
+        })
+        .response
 }
 
 fn secret_field(ui: &mut egui::Ui, label: &str, value: &mut Zeroizing<String>) {
@@ -63,195 +484,4 @@ fn secret_field(ui: &mut egui::Ui, label: &str, value: &mut Zeroizing<String>) {
         )
         .labelled_by(l.id);
     });
-}
-
-fn submit(pane: &mut ReaderPane, op: PinCareOp) {
-    pane.care.clear_secrets();
-    pane.care.busy = true;
-    pane.care.result = None;
-    pane.worker.submit(Job::PinCare(Box::new(op)));
-}
-
-pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
-    ui.heading(format!("Card care — {}", pane.name));
-    if pane.status.card != CardPresence::Present {
-        ui.label("Insert the holder's card.");
-        return;
-    }
-    let pin = pane.report.as_ref().map(|r| r.pin);
-    match pin {
-        Some(PinStatus::Retries(1)) => {
-            ui.colored_label(
-                ui.visuals().error_fg_color,
-                "1 PIN try left: the next wrong PIN blocks it.",
-            );
-        }
-        Some(PinStatus::Retries(n)) => {
-            ui.label(format!("{n} PIN tries left."));
-        }
-        Some(PinStatus::Blocked) => {
-            ui.colored_label(
-                ui.visuals().error_fg_color,
-                "The PIN is blocked: unblock it with the PUK below.",
-            );
-        }
-        Some(PinStatus::Verified) | None => {}
-    }
-    if pane.care.busy {
-        ui.horizontal(|ui| {
-            ui.spinner();
-            ui.label("Working with the card…");
-        });
-    }
-    match &pane.care.result {
-        Some(Ok(text)) => {
-            ui.colored_label(egui::Color32::from_rgb(0x2e, 0xa0, 0x5a), text);
-        }
-        Some(Err(f)) => {
-            ui.colored_label(ui.visuals().error_fg_color, &f.message);
-        }
-        None => {}
-    }
-    let idle = !pane.care.busy && !pane.wizard.is_running();
-    let last = matches!(pin, Some(PinStatus::Retries(1)));
-
-    ui.add_space(8.0);
-    ui.strong("Change the PIN");
-    secret_field(ui, "Current PIN", &mut pane.care.old_pin);
-    secret_field(ui, "New PIN", &mut pane.care.new_pin);
-    if last {
-        ui.checkbox(&mut pane.care.last_try, "I understand this is the last try");
-    }
-    if ui
-        .add_enabled(idle, egui::Button::new("Change PIN"))
-        .clicked()
-    {
-        match (
-            Pin::card_pin(&pane.care.old_pin),
-            Pin::card_pin(&pane.care.new_pin),
-        ) {
-            (Ok(old), Ok(new)) => {
-                let last_try = pane.care.last_try;
-                submit(pane, PinCareOp::ChangePin { old, new, last_try });
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                pane.care.result = Some(Err(JobFailure {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                }))
-            }
-        }
-    }
-
-    ui.add_space(8.0);
-    ui.strong("Unblock the PIN with the PUK");
-    secret_field(ui, "PUK", &mut pane.care.puk);
-    secret_field(ui, "New PIN for unblocking", &mut pane.care.new_puk);
-    if ui
-        .add_enabled(idle, egui::Button::new("Unblock PIN"))
-        .clicked()
-    {
-        match (Pin::puk(&pane.care.puk), Pin::card_pin(&pane.care.new_puk)) {
-            (Ok(puk), Ok(new_pin)) => {
-                let last_try = pane.care.last_try;
-                submit(
-                    pane,
-                    PinCareOp::Unblock {
-                        puk,
-                        new_pin,
-                        last_try,
-                    },
-                );
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                pane.care.result = Some(Err(JobFailure {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                }))
-            }
-        }
-    }
-
-    if pin == Some(PinStatus::Blocked) {
-        ui.add_space(8.0);
-        ui.strong("Reset the card (PIN and PUK both blocked)");
-        ui.colored_label(ui.visuals().warn_fg_color, RESET_WARNING);
-        let expected = reset_confirmation(&pane.name);
-        ui.horizontal(|ui| {
-            let l = ui.label(format!("Type \"{expected}\""));
-            ui.add(egui::TextEdit::singleline(&mut pane.care.confirm).desired_width(260.0))
-                .labelled_by(l.id);
-        });
-        let typed = pane.care.confirm.trim() == expected;
-        if ui
-            .add_enabled(idle && typed, egui::Button::new("Reset card"))
-            .clicked()
-        {
-            let confirmation = std::mem::take(&mut pane.care.confirm);
-            submit(pane, PinCareOp::Reset { confirmation });
-        }
-    }
-
-    ui.add_space(12.0);
-    ui.separator();
-    ui.strong("Replace a card");
-    ui.label("Revokes the old certificate on the console (queued when it is away) and enrols the card in this reader for the same holder or device. With the old card itself in the reader, it is renewed.");
-    ui.horizontal(|ui| {
-        let l = ui.label("Old certificate (SHA-256)");
-        ui.add(egui::TextEdit::singleline(&mut pane.care.replace_old).desired_width(480.0))
-            .labelled_by(l.id);
-    });
-    if pane.care.replace_reason.is_empty() {
-        pane.care.replace_reason = "lost".into();
-    }
-    ui.horizontal(|ui| {
-        let l = ui.label("Reason");
-        egui::ComboBox::from_id_salt("replace-reason")
-            .selected_text(pane.care.replace_reason.clone())
-            .show_ui(ui, |ui| {
-                for r in REVOCATION_REASONS {
-                    ui.selectable_value(&mut pane.care.replace_reason, r.to_string(), r);
-                }
-            })
-            .response
-            .labelled_by(l.id);
-    });
-    let fp_ok = cardstation_protocol::messages::is_fingerprint(pane.care.replace_old.trim());
-    if ui
-        .add_enabled(idle && fp_ok, egui::Button::new("Replace card"))
-        .clicked()
-    {
-        pane.care.busy = true;
-        pane.care.result = None;
-        pane.care.replaced = None;
-        let req = ReplaceRequest {
-            old_fingerprint: pane.care.replace_old.trim().to_string(),
-            reason: pane.care.replace_reason.clone(),
-            subject_override: None,
-            enroll: EnrollRequest {
-                slot: Slot::CardAuthentication,
-                subject_template: String::new(),
-                valid_days: 365,
-                pin: None,
-                force: false,
-                max_object_size: None,
-                upload: Some(Default::default()),
-            },
-        };
-        pane.worker.submit(Job::Replace(Box::new(req)));
-    }
-    if let Some(r) = &pane.care.replaced {
-        ui.colored_label(
-            egui::Color32::from_rgb(0x2e, 0xa0, 0x5a),
-            if r.renewal { "Renewed." } else { "Replaced." },
-        );
-        ui.label(
-            egui::RichText::new(format!(
-                "old  {}  (revocation: {})",
-                r.old_fingerprint, r.reason
-            ))
-            .monospace(),
-        );
-        ui.label(egui::RichText::new(format!("new  {}", r.new_fingerprint)).monospace());
-    }
 }

@@ -1,58 +1,67 @@
-//! Certificate export through the native save dialog, on a thread of its own:
-//! the dialog blocks, and the window must not.
+//! Saving files the operator asked for (certificates, diagnostic bundles) through
+//! the desktop's save dialog, on a thread of its own: the dialog blocks, the window
+//! must not. Where the desktop has no dialog, the file goes to the Documents folder
+//! under its suggested name, and the window says where.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Sender;
 
 use cardstation_pki::certificate::to_pem;
 
-use super::{AppEvent, Waker};
+use super::events::Saved;
 
-pub fn save_with_dialog(
-    reader: String,
-    der: Vec<u8>,
-    default_name: PathBuf,
-    events: Sender<AppEvent>,
-    waker: Waker,
-) {
-    let spawned = std::thread::Builder::new()
-        .name("export dialog".into())
-        .spawn(move || {
-            let result = pick_and_write(&der, &default_name);
-            let _ = events.send(AppEvent::Exported { reader, result });
-            waker.wake();
-        });
-    if let Err(e) = spawned {
-        tracing::error!("cannot start the export dialog: {e}");
+/// What kind of file is saved: title and filters for the dialog.
+pub struct FileKind {
+    pub title: &'static str,
+    /// (description, extensions), the first is offered first.
+    pub filters: Vec<(&'static str, &'static [&'static str])>,
+}
+
+impl FileKind {
+    pub fn certificate(der: bool) -> Self {
+        let pem = ("PEM certificate", &["pem", "crt"][..]);
+        let derf = ("DER certificate", &["der", "cer"][..]);
+        FileKind {
+            title: "Export certificate",
+            filters: if der {
+                vec![derf, pem]
+            } else {
+                vec![pem, derf]
+            },
+        }
     }
 }
 
-fn pick_and_write(der: &[u8], default_name: &Path) -> Result<String, String> {
+/// Ask where, then write with `write`. Blocking: call it off the UI thread.
+pub fn save(
+    kind: &FileKind,
+    suggested: &Path,
+    write: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<Saved, String> {
     if !dialog_available() {
-        return Err(
-            "No file dialog is available on this desktop. Install one (`sudo apt-get install zenity`) \
-             or export from the command line: cardstation export --reader R --out FILE"
-                .into(),
-        );
+        let dir = fallback_dir();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("Cannot create the folder {}: {e}", dir.display()))?;
+        let path = unused_name(&dir, suggested);
+        write(&path)?;
+        return Ok(Saved {
+            path: path.display().to_string(),
+            without_dialog: true,
+        });
     }
-    let wants_der = default_name.extension().is_some_and(|e| e == "der");
-    let dialog = rfd::FileDialog::new()
-        .set_title("Export certificate")
-        .set_file_name(default_name.to_string_lossy());
-    let dialog = if wants_der {
-        dialog
-            .add_filter("DER certificate", &["der", "cer"])
-            .add_filter("PEM certificate", &["pem", "crt"])
-    } else {
-        dialog
-            .add_filter("PEM certificate", &["pem", "crt"])
-            .add_filter("DER certificate", &["der", "cer"])
-    };
+    let mut dialog = rfd::FileDialog::new()
+        .set_title(kind.title)
+        .set_file_name(suggested.to_string_lossy());
+    for (name, ext) in &kind.filters {
+        dialog = dialog.add_filter(*name, ext);
+    }
     let Some(path) = dialog.save_file() else {
-        return Err("Export cancelled.".into());
+        return Err("Not saved: the save dialog was closed.".into());
     };
-    write_certificate(&path, der, wants_der)?;
-    Ok(path.display().to_string())
+    write(&path)?;
+    Ok(Saved {
+        path: path.display().to_string(),
+        without_dialog: false,
+    })
 }
 
 /// Write PEM or DER: the file's extension decides, else the operator's choice.
@@ -74,15 +83,73 @@ pub fn write_certificate(path: &Path, der: &[u8], default_der: bool) -> Result<(
     std::fs::write(path, bytes).map_err(|e| format!("Cannot write {}: {e}", path.display()))
 }
 
-/// rfd needs an XDG desktop portal on the session bus or zenity; without either
-/// it silently returns "no file", which would look like a cancel.
+/// The Documents folder, else the home folder, else the working directory.
+fn fallback_dir() -> PathBuf {
+    directories::UserDirs::new()
+        .and_then(|u| {
+            u.document_dir()
+                .map(Path::to_path_buf)
+                .or_else(|| Some(u.home_dir().to_path_buf()))
+        })
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `name`, or `name (2)` and so on: a saved file never overwrites another.
+fn unused_name(dir: &Path, name: &Path) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let stem = name
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = name
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    (2..)
+        .map(|n| dir.join(format!("{stem} ({n}){ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+/// rfd needs an XDG desktop portal or zenity; without either it returns "no file"
+/// at once, which would look like a cancel.
 fn dialog_available() -> bool {
     if cfg!(not(target_os = "linux")) {
         return true;
     }
-    let portal = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some();
-    let zenity = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("zenity").is_file()))
-        .unwrap_or(false);
-    portal || zenity
+    let on_path = |exe: &str| {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(exe).is_file()))
+            .unwrap_or(false)
+    };
+    // A session bus alone is not a portal: the portal service must be installed too.
+    let portal = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
+        && [
+            "/usr/libexec/xdg-desktop-portal",
+            "/usr/lib/xdg-desktop-portal",
+        ]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    portal || on_path("zenity")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_saved_file_never_overwrites_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = Path::new("card-1-9e-abcd.pem");
+        assert_eq!(unused_name(dir.path(), name), dir.path().join(name));
+        std::fs::write(dir.path().join(name), "x").unwrap();
+        assert_eq!(
+            unused_name(dir.path(), name),
+            dir.path().join("card-1-9e-abcd (2).pem")
+        );
+    }
 }

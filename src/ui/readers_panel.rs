@@ -1,86 +1,101 @@
-//! The readers panel: every reader, its card, at a glance.
+//! The readers panel: every reader, its card and what it is doing, at a glance;
+//! the demo card's buttons; the card reader service's state.
 
 use eframe::egui;
 
-use cardstation_pcsc::CardPresence;
+use super::pane::ReaderPane;
+use super::style::{self, READERS_PANEL_WIDTH};
 
-use super::StationApp;
+/// What the operator asked of the panel.
+pub enum PanelAction {
+    Select(String),
+    DemoRemove,
+    DemoInsert,
+    DemoInsertBlank,
+}
 
-pub fn show(app: &mut StationApp, ui: &mut egui::Ui) {
+pub struct PanelView<'a> {
+    pub readers: &'a [ReaderPane],
+    pub selected: Option<&'a str>,
+    pub demo_present: Option<bool>,
+    pub demo_starting: bool,
+    pub pcsc_problem: Option<&'a str>,
+}
+
+pub fn show(ui: &mut egui::Ui, v: &PanelView<'_>) -> Option<PanelAction> {
+    let mut action = None;
     egui::Panel::left("readers")
-        .resizable(true)
-        .default_size(300.0)
-        .min_size(240.0)
+        .resizable(false)
+        .exact_size(READERS_PANEL_WIDTH)
         .show(ui, |ui| {
             ui.heading("Readers");
             ui.add_space(4.0);
-            if app.readers.is_empty() {
-                ui.label("No readers.");
+            if let Some(problem) = v.pcsc_problem {
+                style::warn(ui, "Card readers are not available");
+                let (plain, technical) = style::operator_words(problem);
+                style::wrapped(ui, plain);
+                style::technician_details(ui, "pcsc-problem", &[technical]);
+                ui.add_space(4.0);
             }
-            let mut clicked = None;
-            for pane in &app.readers {
-                let selected = app.selected.as_deref() == Some(pane.name.as_str());
-                let card = match pane.status.card {
-                    CardPresence::Absent => "no card".to_string(),
-                    CardPresence::InUse => "card in use by another program".to_string(),
-                    CardPresence::Mute => "card does not answer".to_string(),
-                    CardPresence::Present => match (&pane.report, &pane.report_error, pane.inspecting) {
-                        (Some(r), _, _) => {
-                            let state = if r.is_blank() { "blank" } else { "enrolled" };
-                            format!("PIV card, {state}")
-                        }
-                        (None, Some(e), _) => e.message.clone(),
-                        (None, None, true) => "reading card…".to_string(),
-                        (None, None, false) => "card present".to_string(),
-                    },
-                };
+            if v.readers.is_empty() {
+                ui.label(if v.demo_starting {
+                    "Starting the demo card…"
+                } else {
+                    "No readers. Plug in a card reader."
+                });
+            }
+            for pane in v.readers {
+                let selected = v.selected == Some(pane.name.as_str());
                 let title = if pane.is_demo {
                     format!("{} — DEMO", pane.name)
                 } else {
                     pane.name.clone()
                 };
                 let response = ui
-                    .selectable_label(selected, format!("{title}\n{card}"))
+                    .add_sized(
+                        [ui.available_width(), 0.0],
+                        egui::Button::selectable(selected, format!("{title}\n{}", pane.summary())).wrap(),
+                    )
                     .on_hover_text(if pane.is_demo {
-                        "A virtual PIV card built into the station, for trying every step without hardware. Nothing here affects a real card."
+                        "A virtual PIV card built into the station, for trying every step without hardware. Nothing here affects a real card or the station's records."
                     } else {
-                        "A PC/SC reader"
+                        "A card reader"
                     });
                 if response.clicked() {
-                    clicked = Some(pane.name.clone());
+                    action = Some(PanelAction::Select(pane.name.clone()));
                 }
                 ui.add_space(4.0);
             }
-            if let Some(name) = clicked {
-                app.selected = Some(name);
-            }
-            if app.readers.iter().any(|p| p.is_demo) {
+            if let Some(present) = v.demo_present {
                 ui.add_space(8.0);
                 ui.label("Demo card:");
                 ui.horizontal_wrapped(|ui| {
-                    if app.demo_card_present() {
+                    if present {
                         if ui
                             .button("Remove card")
                             .on_hover_text("Pull the demo card out of its reader")
                             .clicked()
                         {
-                            app.demo_remove_card();
+                            action = Some(PanelAction::DemoRemove);
                         }
                     } else if ui
                         .button("Insert card")
                         .on_hover_text("Put the demo card back into its reader")
                         .clicked()
                     {
-                        app.demo_insert_card(false);
+                        action = Some(PanelAction::DemoInsert);
                     }
                     if ui
                         .button("Insert new blank card")
                         .on_hover_text("Replace the demo card with a new blank one")
                         .clicked()
                     {
-                        app.demo_insert_card(true);
+                        action = Some(PanelAction::DemoInsertBlank);
                     }
                 });
+                ui.add_space(4.0);
+                style::wrapped(ui, egui::RichText::new("The demo card's PIN is 123456, its PUK 12345678.").small());
             }
         });
+    action
 }

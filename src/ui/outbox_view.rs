@@ -1,0 +1,85 @@
+//! The console link at a glance: what waits for the console, and the trust bundle.
+//! A floating window, so opening it pushes nothing else around.
+
+use eframe::egui;
+
+use crate::app::console_worker::ConsoleStatus;
+use cardstation_pki::certificate::format_unix;
+
+use super::command::Command;
+use super::style;
+
+pub struct OutboxView<'a> {
+    pub status: &'a ConsoleStatus,
+    /// When this status arrived (the bundle's age is counted from then).
+    pub received_at: i64,
+    pub demo: bool,
+}
+
+pub fn show(ctx: &egui::Context, open: &mut bool, v: &OutboxView<'_>) -> Option<Command> {
+    let mut command = None;
+    let title = if v.demo {
+        "Demo console outbox"
+    } else {
+        "Console outbox"
+    };
+    egui::Window::new(title)
+        .open(open)
+        .anchor(egui::Align2::RIGHT_TOP, [-12.0, 44.0])
+        .resizable(false)
+        .collapsible(false)
+        .default_width(520.0)
+        .show(ctx, |ui| {
+            if ui.button("Sync now").clicked() {
+                command = Some(Command::SyncConsole);
+            }
+            let c = v.status;
+            if !c.configured {
+                style::wrapped(ui, "No management console is set up at this station: certificates stay here until your administrator connects one.");
+            }
+            if let Some(e) = &c.last_error {
+                let (plain, technical) = style::operator_words(e);
+                style::warn(ui, plain);
+                style::technician_details(ui, "outbox-error", &[technical]);
+            }
+            match &c.bundle {
+                Some(b) => {
+                    style::wrapped(
+                        ui,
+                        format!(
+                            "Trust bundle version {}: {} allowed, {} revoked, issued {}{}",
+                            b.version,
+                            b.allowed,
+                            b.revoked,
+                            format_unix(v.received_at - b.age_secs),
+                            if b.expired { " — EXPIRED" } else { "" }
+                        ),
+                    );
+                }
+                None if c.configured => {
+                    style::warn(ui, "No trust bundle yet: spot checks cannot tell allowed from revoked cards.");
+                }
+                None => {}
+            }
+            if c.outbox.is_empty() {
+                ui.label("Nothing waiting: everything was delivered.");
+                return;
+            }
+            egui::Grid::new("outbox")
+                .num_columns(4)
+                .striped(true)
+                .show(ui, |ui| {
+                    for i in &c.outbox {
+                        ui.label(format!("{:?}", i.kind));
+                        ui.label(
+                            egui::RichText::new(&i.fingerprint[..16.min(i.fingerprint.len())])
+                                .monospace(),
+                        );
+                        ui.label(format!("{} ({} attempts)", i.state, i.attempts));
+                        ui.label(if i.last_error.is_some() { "console did not answer" } else { "" });
+                        ui.end_row();
+                    }
+                });
+        });
+    command
+}
