@@ -5,8 +5,9 @@ use eframe::egui;
 use zeroize::Zeroizing;
 
 use crate::app::enroll::EnrollRequest;
+use crate::app::failure::Failure;
 use crate::app::pin_care::{reset_confirmation, RESET_WARNING};
-use crate::app::reader_worker::{Job, JobFailure, PinCareOp};
+use crate::app::reader_worker::{Job, PinCareOp};
 use crate::app::replace::{ReplaceOutcome, ReplaceRequest};
 use cardstation_pcsc::CardPresence;
 use cardstation_piv::{Pin, PinStatus, Slot};
@@ -25,7 +26,7 @@ pub struct CareState {
     pub replace_old: String,
     pub replace_reason: String,
     pub busy: bool,
-    pub result: Option<Result<String, JobFailure>>,
+    pub result: Option<Result<String, Failure>>,
     pub replaced: Option<Box<ReplaceOutcome>>,
 }
 
@@ -39,7 +40,7 @@ impl CareState {
         self.last_try = false;
     }
 
-    pub fn on_done(&mut self, result: Result<&'static str, JobFailure>) {
+    pub fn on_done(&mut self, result: Result<&'static str, Failure>) {
         self.busy = false;
         self.result = Some(result.map(|a| {
             match a {
@@ -134,12 +135,7 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
                 let last_try = pane.care.last_try;
                 submit(pane, PinCareOp::ChangePin { old, new, last_try });
             }
-            (Err(e), _) | (_, Err(e)) => {
-                pane.care.result = Some(Err(JobFailure {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                }))
-            }
+            (Err(e), _) | (_, Err(e)) => pane.care.result = Some(Err(Failure::from(e))),
         }
     }
 
@@ -163,12 +159,7 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
                     },
                 );
             }
-            (Err(e), _) | (_, Err(e)) => {
-                pane.care.result = Some(Err(JobFailure {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                }))
-            }
+            (Err(e), _) | (_, Err(e)) => pane.care.result = Some(Err(Failure::from(e))),
         }
     }
 
