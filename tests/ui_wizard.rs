@@ -50,7 +50,22 @@ fn wait_until(
             settle(h);
             return;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for: {what}; readers: {:?}",
+            h.state()
+                .readers
+                .iter()
+                .map(|p| (
+                    &p.name,
+                    &p.wizard.stage,
+                    p.status.card.clone(),
+                    p.inspecting,
+                    p.report.is_some(),
+                    &p.report_error
+                ))
+                .collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -4,6 +4,7 @@
 //! The card is reported enrolled only after the self-test (a fresh challenge signed
 //! by the new key, verified against the certificate read back from the card).
 
+use crate::app::failure::{Coded, ErrorCode};
 use std::fmt;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -94,20 +95,20 @@ pub enum EnrollError {
     InvalidRequest(String),
 }
 
-impl EnrollError {
-    pub fn code(&self) -> &'static str {
+impl Coded for EnrollError {
+    fn code(&self) -> ErrorCode {
         match self {
-            EnrollError::Piv(e) => e.code(),
-            EnrollError::Store(_) => "station-database",
-            EnrollError::Certificate(_) => "certificate",
-            EnrollError::Subject(_) => "subject",
-            EnrollError::SlotInUse { .. } => "slot-in-use",
-            EnrollError::PinRequired(_) => "pin-required",
-            EnrollError::CertificateTooBig { .. } => "certificate-too-big",
-            EnrollError::ManagementKeyUnknown => "management-key-unknown",
-            EnrollError::SelfTestFailed(_) => "self-test-failed",
-            EnrollError::Cancelled(_) => "cancelled",
-            EnrollError::InvalidRequest(_) => "invalid-request",
+            EnrollError::Piv(e) => Coded::code(e),
+            EnrollError::Store(_) => ErrorCode::StationDatabase,
+            EnrollError::Certificate(_) => ErrorCode::Certificate,
+            EnrollError::Subject(_) => ErrorCode::Subject,
+            EnrollError::SlotInUse { .. } => ErrorCode::SlotInUse,
+            EnrollError::PinRequired(_) => ErrorCode::PinRequired,
+            EnrollError::CertificateTooBig { .. } => ErrorCode::CertificateTooBig,
+            EnrollError::ManagementKeyUnknown => ErrorCode::ManagementKeyUnknown,
+            EnrollError::SelfTestFailed(_) => ErrorCode::SelfTestFailed,
+            EnrollError::Cancelled(_) => ErrorCode::Cancelled,
+            EnrollError::InvalidRequest(_) => ErrorCode::InvalidRequest,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! station loses nothing), a new card is enrolled for the same holder or device,
 //! and old and new are linked in the station database and the audit trail.
 
+use crate::app::failure::{Coded, ErrorCode};
 use std::ops::ControlFlow;
 
 use serde::Serialize;
@@ -27,13 +28,13 @@ pub enum ReplaceError {
     Queue(String),
 }
 
-impl ReplaceError {
-    pub fn code(&self) -> &'static str {
+impl Coded for ReplaceError {
+    fn code(&self) -> ErrorCode {
         match self {
-            ReplaceError::BadReason => "bad-reason",
-            ReplaceError::UnknownOld(_) => "unknown-certificate",
+            ReplaceError::BadReason => ErrorCode::BadReason,
+            ReplaceError::UnknownOld(_) => ErrorCode::UnknownCertificate,
             ReplaceError::Enroll(e) => e.code(),
-            ReplaceError::Queue(_) => "outbox",
+            ReplaceError::Queue(_) => ErrorCode::Outbox,
         }
     }
 }

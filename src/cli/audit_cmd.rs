@@ -9,7 +9,7 @@ use cardstation::config::Paths;
 use cardstation::store::AuditVerdict;
 use cardstation_pki::certificate::format_unix;
 
-use super::output::{print_json, Failure};
+use super::output::{print_json, ErrorCode, Failure};
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
@@ -58,7 +58,7 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
                     Ok(())
                 }
                 AuditVerdict::Broken { row_id, reason } => Err(Failure::new(
-                    "audit-broken",
+                    ErrorCode::AuditBroken,
                     format!("the audit trail was tampered with at row {row_id}: {reason}"),
                 )),
             }
@@ -68,14 +68,14 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
             let sink: Box<dyn std::io::Write> = match out {
                 Some(path) => Box::new(std::fs::File::create(path).map_err(|e| {
                     Failure::new(
-                        "write-file",
+                        ErrorCode::WriteFile,
                         format!("cannot write {}: {e}", path.display()),
                     )
                 })?),
                 None => Box::new(std::io::stdout()),
             };
             let mut w = csv::Writer::from_writer(sink);
-            let csv_err = |e: csv::Error| Failure::new("write-file", format!("CSV: {e}"));
+            let csv_err = |e: csv::Error| Failure::new(ErrorCode::WriteFile, format!("CSV: {e}"));
             w.write_record([
                 "id",
                 "time",
@@ -105,7 +105,7 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
                 .map_err(csv_err)?;
             }
             w.flush()
-                .map_err(|e| Failure::new("write-file", format!("CSV: {e}")))?;
+                .map_err(|e| Failure::new(ErrorCode::WriteFile, format!("CSV: {e}")))?;
             Ok(())
         }
         AuditCommand::List {

@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use cardstation::config::{Config, Paths};
 use cardstation::ui::ReaderMode;
 
-pub use output::Failure;
+pub use output::{ErrorCode, Failure};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -110,7 +110,7 @@ pub fn run(cli: Cli) -> i32 {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let paths = match Paths::resolve(cli.data_dir.clone(), cli.config.clone()) {
         Ok(p) => p,
-        Err(e) => return output::report(&Failure::new("config", e.to_string()), false),
+        Err(e) => return output::report(&Failure::new(ErrorCode::Config, e.to_string()), false),
     };
     // Every command checks the settings, even those that need none of them:
     // a typo in the config file is reported at once, not at the next enrollment.
@@ -124,7 +124,7 @@ pub fn run(cli: Cli) -> i32 {
                 message: format!("[enroll] slot: {message}"),
             })
     }) {
-        return output::report(&Failure::new("config", e.to_string()), false);
+        return output::report(&Failure::new(ErrorCode::Config, e.to_string()), false);
     }
     let Some(command) = cli.command else {
         return open_window(paths, cli.demo);
@@ -186,7 +186,7 @@ pub fn run(cli: Cli) -> i32 {
 fn open_window(paths: Paths, demo: bool) -> i32 {
     let config = match Config::load(&paths.config_file, paths.config_explicit) {
         Ok(c) => c,
-        Err(e) => return output::report(&Failure::new("config", e.to_string()), false),
+        Err(e) => return output::report(&Failure::new(ErrorCode::Config, e.to_string()), false),
     };
     let mode = if demo {
         ReaderMode::DemoOnly
@@ -195,7 +195,7 @@ fn open_window(paths: Paths, demo: bool) -> i32 {
     };
     match cardstation::ui::run(paths, config, mode) {
         Ok(()) => 0,
-        Err(e) => output::report(&Failure::new("window", e), false),
+        Err(e) => output::report(&Failure::new(ErrorCode::Window, e), false),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The station's copy of the console's trust bundle: downloaded, verified with the
 //! pinned console key, refused on rollback, kept for offline checks.
 
+use crate::app::failure::{Coded, ErrorCode};
 use std::path::Path;
 
 use p256::ecdsa::VerifyingKey;
@@ -29,16 +30,16 @@ pub enum TrustError {
     Conflict { version: u64 },
 }
 
-impl TrustError {
-    pub fn code(&self) -> &'static str {
+impl Coded for TrustError {
+    fn code(&self) -> ErrorCode {
         match self {
             TrustError::Console(e) => e.code(),
-            TrustError::Bundle(BundleError::BadSignature) => "bundle-bad-signature",
-            TrustError::Bundle(_) => "bundle-malformed",
-            TrustError::Store(_) => "station-database",
-            TrustError::NoKey => "bundle-key-not-set",
-            TrustError::Rollback { .. } => "bundle-rollback",
-            TrustError::Conflict { .. } => "bundle-conflict",
+            TrustError::Bundle(BundleError::BadSignature) => ErrorCode::BundleBadSignature,
+            TrustError::Bundle(_) => ErrorCode::BundleMalformed,
+            TrustError::Store(_) => ErrorCode::StationDatabase,
+            TrustError::NoKey => ErrorCode::BundleKeyNotSet,
+            TrustError::Rollback { .. } => ErrorCode::BundleRollback,
+            TrustError::Conflict { .. } => ErrorCode::BundleConflict,
         }
     }
 }

@@ -7,8 +7,9 @@ use zeroize::Zeroizing;
 
 use crate::app::console_worker::ConsoleStatus;
 use crate::app::enroll::EnrollRequest;
+use crate::app::failure::Failure;
 use crate::app::pin_care::{reset_confirmation, RESET_WARNING};
-use crate::app::reader_worker::{Job, JobFailure, PinCareOp};
+use crate::app::reader_worker::{Job, PinCareOp};
 use crate::app::replace::{ReplaceOutcome, ReplaceRequest};
 use crate::config::Config;
 use crate::store::EnrollmentRecord;
@@ -43,7 +44,7 @@ pub struct CareScreen {
     revoke_confirmed: bool,
     revoked: Vec<String>,
     pub busy: bool,
-    pub result: Option<Result<String, JobFailure>>,
+    pub result: Option<Result<String, Failure>>,
     pub replaced: Option<Box<ReplaceOutcome>>,
     /// Replacement enrols with the station's profile from the settings.
     profile: EnrollRequest,
@@ -81,7 +82,7 @@ impl CareScreen {
         self.last_try = false;
     }
 
-    pub fn on_done(&mut self, result: Result<&'static str, JobFailure>) {
+    pub fn on_done(&mut self, result: Result<&'static str, Failure>) {
         self.busy = false;
         self.result = Some(result.map(|a| {
             match a {
@@ -100,7 +101,7 @@ impl CareScreen {
         self.replaced = Some(outcome);
     }
 
-    pub fn on_failed(&mut self, failure: JobFailure) {
+    pub fn on_failed(&mut self, failure: Failure) {
         self.busy = false;
         self.replace_asked = false;
         self.result = Some(Err(failure));
@@ -188,12 +189,7 @@ impl CareScreen {
                     let last_try = self.last_try;
                     command = Some(self.submit(PinCareOp::ChangePin { old, new, last_try }));
                 }
-                (Err(e), _) | (_, Err(e)) => {
-                    self.result = Some(Err(JobFailure {
-                        code: e.code().into(),
-                        message: e.to_string(),
-                    }))
-                }
+                (Err(e), _) | (_, Err(e)) => self.result = Some(Err(Failure::from(e))),
             }
         }
 
@@ -214,12 +210,7 @@ impl CareScreen {
                         last_try,
                     }));
                 }
-                (Err(e), _) | (_, Err(e)) => {
-                    self.result = Some(Err(JobFailure {
-                        code: e.code().into(),
-                        message: e.to_string(),
-                    }))
-                }
+                (Err(e), _) | (_, Err(e)) => self.result = Some(Err(Failure::from(e))),
             }
         }
 

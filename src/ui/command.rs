@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use crate::app::card_status::CardReport;
 use crate::app::enroll::EnrollOutcome;
-use crate::app::reader_worker::{Job, JobFailure};
+use crate::app::failure::Failure;
+use crate::app::reader_worker::Job;
 
 pub enum Command {
     /// Run a job on the reader the screen shows.
@@ -38,7 +39,7 @@ pub struct CardView<'a> {
     pub demo: bool,
     pub present: bool,
     pub report: Option<&'a CardReport>,
-    pub report_error: Option<&'a JobFailure>,
+    pub report_error: Option<&'a Failure>,
     pub inspecting: bool,
     /// Some job runs on this reader.
     pub busy: bool,

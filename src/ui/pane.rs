@@ -2,7 +2,8 @@
 //! state for it. Events from its worker land here and go to the screen they concern.
 
 use crate::app::card_status::CardReport;
-use crate::app::reader_worker::{JobEvent, JobFailure, ReaderWorker, Stall};
+use crate::app::failure::Failure;
+use crate::app::reader_worker::{JobEvent, ReaderWorker, Stall};
 use crate::app::replace::ReplaceOutcome;
 use crate::app::spot_check::SpotCheck;
 use crate::config::Config;
@@ -32,7 +33,7 @@ pub struct ReaderPane {
     pub status: ReaderStatus,
     pub worker: ReaderWorker,
     pub report: Option<Box<CardReport>>,
-    pub report_error: Option<JobFailure>,
+    pub report_error: Option<Failure>,
     pub inspecting: bool,
     pub wizard: Wizard,
     pub spot: SpotCheckScreen,

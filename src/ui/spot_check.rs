@@ -4,7 +4,8 @@
 use eframe::egui;
 use zeroize::Zeroizing;
 
-use crate::app::reader_worker::{Job, JobFailure};
+use crate::app::failure::Failure;
+use crate::app::reader_worker::Job;
 use crate::app::spot_check::{SpotCheck, Verdict};
 use cardstation_piv::{Pin, Slot};
 use cardstation_pki::certificate::format_unix;
@@ -18,7 +19,7 @@ pub struct SpotCheckScreen {
     pub pin: Zeroizing<String>,
     pub running: bool,
     pub last: Option<Box<SpotCheck>>,
-    pub error: Option<JobFailure>,
+    pub error: Option<Failure>,
 }
 
 impl Default for SpotCheckScreen {
@@ -62,7 +63,7 @@ impl SpotCheckScreen {
         self.last = Some(check);
     }
 
-    pub fn on_failed(&mut self, failure: JobFailure) {
+    pub fn on_failed(&mut self, failure: Failure) {
         self.running = false;
         self.error = Some(failure);
     }

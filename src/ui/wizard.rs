@@ -8,7 +8,8 @@ use zeroize::Zeroizing;
 
 use crate::app::console_worker::ConsoleStatus;
 use crate::app::enroll::{slot_occupant, EnrollOutcome, EnrollRequest, EnrollStep};
-use crate::app::reader_worker::{export_file_name, Job, JobFailure};
+use crate::app::failure::{ErrorCode, Failure};
+use crate::app::reader_worker::{export_file_name, Job};
 use crate::config::Config;
 use cardstation_piv::{Pin, PinStatus, Slot};
 use cardstation_pki::certificate::format_unix;
@@ -37,7 +38,7 @@ pub enum Stage {
     },
     Done(Box<EnrollOutcome>),
     Failed {
-        failure: JobFailure,
+        failure: Failure,
         at: Option<EnrollStep>,
     },
 }
@@ -135,7 +136,7 @@ impl Wizard {
 
     pub fn on_card_inserted(&mut self, desk_mode: bool) {
         match &self.stage {
-            Stage::Failed { failure, .. } if failure.code == "card-removed" => {
+            Stage::Failed { failure, .. } if failure.is(ErrorCode::CardRemoved) => {
                 self.go(Stage::Credentials);
                 self.note =
                     Some("Card reinserted: check the details and press Enroll to resume.".into());
@@ -196,7 +197,7 @@ impl Wizard {
         self.note = None;
     }
 
-    pub fn on_failed(&mut self, failure: JobFailure) {
+    pub fn on_failed(&mut self, failure: Failure) {
         // A PIN is for one attempt on one card: never resent without the operator.
         self.pin = Zeroizing::new(String::new());
         let at = match &self.stage {
@@ -297,7 +298,7 @@ impl Wizard {
             }
             Stage::Failed { failure, at } => {
                 let (failure, at) = (failure.clone(), *at);
-                let cancelled = failure.code == "cancelled";
+                let cancelled = failure.is(ErrorCode::Cancelled);
                 let heading = if cancelled {
                     "Enrollment cancelled"
                 } else {
@@ -314,7 +315,7 @@ impl Wizard {
                     );
                 }
                 style::failure(ui, "enroll-failure", &failure.message);
-                if failure.code == "card-removed" {
+                if failure.is(ErrorCode::CardRemoved) {
                     ui.strong("Reinsert the card to resume.");
                 }
                 ui.label("The card is not enrolled.");
@@ -711,17 +712,17 @@ fn step_index(step: EnrollStep) -> usize {
 
 /// The step a failure belongs to: what the operator entered is "Credentials",
 /// wherever on the card the mistake came to light.
-fn failed_index(failure: &JobFailure, at: Option<EnrollStep>) -> usize {
+fn failed_index(failure: &Failure, at: Option<EnrollStep>) -> usize {
     let the_form = matches!(
-        failure.code.as_str(),
-        "wrong-pin"
-            | "blocked"
-            | "pin-format"
-            | "pin-required"
-            | "slot-in-use"
-            | "subject"
-            | "invalid-request"
-            | "certificate-too-big"
+        failure.code,
+        ErrorCode::WrongPin
+            | ErrorCode::Blocked
+            | ErrorCode::PinFormat
+            | ErrorCode::PinRequired
+            | ErrorCode::SlotInUse
+            | ErrorCode::Subject
+            | ErrorCode::InvalidRequest
+            | ErrorCode::CertificateTooBig
     );
     match at {
         _ if the_form => 1,
