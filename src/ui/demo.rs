@@ -150,8 +150,9 @@ fn spawn_console(dir: PathBuf, outlet: Outlet) {
             }));
             match result {
                 // The console stops only on SIGINT/SIGTERM, which it took over from the
-                // process: honour the signal for the whole station.
-                Ok(()) => std::process::exit(130),
+                // process: honour the signal for the whole station (the window closes,
+                // and the demo's directory goes with it).
+                Ok(()) => outlet.send(AppEvent::Quit),
                 Err(e) => outlet.send(AppEvent::DemoConsole(Err(e.to_string()))),
             }
         });

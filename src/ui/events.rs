@@ -50,6 +50,8 @@ pub enum AppEvent {
     Diagnosed(Box<DoctorReport>),
     BundleSaved(Result<Saved, String>),
     Audit(Result<(Vec<AuditRow>, AuditVerdict), String>),
+    /// The process was asked to stop (SIGINT/SIGTERM): close the window.
+    Quit,
     /// The station's record of a certificate about to be replaced.
     OldCard {
         fingerprint: String,

@@ -32,9 +32,14 @@ pub fn show(ui: &mut egui::Ui, v: &PanelView<'_>) -> Option<PanelAction> {
             ui.add_space(4.0);
             if let Some(problem) = v.pcsc_problem {
                 style::warn(ui, "Card readers are not available");
-                let (plain, technical) = style::operator_words(problem);
-                style::wrapped(ui, plain);
-                style::technician_details(ui, "pcsc-problem", &[technical]);
+                style::wrapped(
+                    ui,
+                    "The card reader service of this computer is not running. Ask your administrator to start it.",
+                );
+                if v.demo_present.is_some() {
+                    style::wrapped(ui, "Until then you can try everything with the demo card.");
+                }
+                style::technician_details(ui, "pcsc-problem", &[problem.to_string()]);
                 ui.add_space(4.0);
             }
             if v.readers.is_empty() {

@@ -123,7 +123,7 @@ impl StationApp {
             .station
             .operator
             .is_none()
-            .then(|| OperatorPrompt::new(std::env::var("USER").unwrap_or_default()));
+            .then(|| OperatorPrompt::new(config.operator()));
         StationApp {
             station_id: config.station_id(),
             paths,
@@ -225,9 +225,10 @@ impl StationApp {
     }
 
     /// Handle everything that arrived since the last frame.
-    fn pump(&mut self) {
+    fn pump(&mut self, ctx: &egui::Context) {
         while let Ok(event) = self.events.try_recv() {
             match event {
+                AppEvent::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
                 AppEvent::Watch(WatchEvent::Readers(list)) => {
                     self.pcsc_problem = None;
                     self.set_readers(list);
@@ -728,7 +729,7 @@ impl StationApp {
             return;
         }
         self.start(ui.ctx());
-        self.pump();
+        self.pump(ui.ctx());
         self.watch_jobs(ui.ctx());
         ui.ctx().set_theme(if self.view.dark {
             egui::Theme::Dark
