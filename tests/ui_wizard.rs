@@ -21,6 +21,10 @@ struct Fixture {
 }
 
 fn open(mode: ReaderMode) -> Fixture {
+    open_with(mode, |_| {})
+}
+
+fn open_with(mode: ReaderMode, settings: impl FnOnce(&mut Config)) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let paths = Paths {
         data_dir: dir.path().join("data"),
@@ -30,6 +34,7 @@ fn open(mode: ReaderMode) -> Fixture {
     let mut config = Config::default();
     config.station.id = Some("ui-test".into());
     config.station.operator = Some("tester".into());
+    settings(&mut config);
     let app = StationApp::new(paths, config, mode);
     let harness = Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
@@ -190,6 +195,8 @@ fn wrong_pin_shows_the_tries_left() {
         matches!(demo_stage(a), Some(Stage::Failed { .. }))
     });
     h.get_by_label("Enrollment failed");
+    // The PIN was wrong: the step marked is the one where it was typed.
+    h.get_by_label("Stopped at: Credentials.");
     h.get_by_label("wrong PIN: 2 tries left before it is blocked");
     h.get_by_label("The card is not enrolled.");
     assert_eq!(h.state().desk.cards_done, 0);
@@ -622,4 +629,170 @@ fn banners_do_not_keep_the_window_busy() {
     wait_until(h, "the problem is shown", |a| a.pcsc_problem.is_some());
     wait_until(h, "the demo card is read", card_read);
     assert_idle(h, "the PC/SC banner");
+}
+
+/// Type as a keyboard does, into whatever has the focus.
+fn keyboard(h: &mut Harness<'static, StationApp>, text: &str) {
+    h.event(egui::Event::Text(text.into()));
+    settle(h);
+}
+
+#[test]
+fn the_pin_field_has_the_keyboard_and_validation_waits_for_input() {
+    let mut f = open_with(ReaderMode::DemoOnly, |c| c.enroll.slot = "9a".into());
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    h.key_press(egui::Key::Enter);
+    settle(h);
+    assert!(
+        h.get_by_label("Card PIN").is_focused(),
+        "the PIN field has the keyboard"
+    );
+    // Nothing typed yet: nothing to complain about.
+    assert!(h.query_by_label_contains("Card PIN:").is_none());
+    keyboard(h, "12");
+    h.key_press(egui::Key::Enter);
+    settle(h);
+    // Enter with a short PIN: the form says why and enrols nothing.
+    h.get_by_label_contains("Card PIN:");
+    assert!(matches!(demo_stage(h.state()), Some(Stage::Credentials)));
+    h.get_by_label("Card PIN").focus();
+    settle(h);
+    keyboard(h, "3456");
+    h.key_press(egui::Key::Enter);
+    wait_until(h, "the enrollment finishes", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+}
+
+#[test]
+fn desk_mode_with_a_pin_slot_takes_the_pin_typed_straight_away() {
+    let mut f = open_with(ReaderMode::DemoOnly, |c| c.enroll.slot = "9a".into());
+    let h = &mut f.harness;
+    h.get_by_label("Desk mode").click();
+    wait_until(h, "the demo card is read", card_read);
+    h.key_press(egui::Key::Enter);
+    settle(h);
+    keyboard(h, "123456");
+    h.key_press(egui::Key::Enter);
+    wait_until(h, "the first card is done", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+    h.get_by_label("Insert new blank card").click();
+    wait_until(h, "the next card is read", |a| {
+        card_read(a) && matches!(demo_stage(a), Some(Stage::Check))
+    });
+    h.get_by_label("Enter the PIN");
+    h.key_press(egui::Key::Enter);
+    settle(h);
+    keyboard(h, "123456");
+    h.key_press(egui::Key::Enter);
+    wait_until(h, "the second card is done", |a| {
+        matches!(demo_stage(a), Some(Stage::Done(_)))
+    });
+    assert_eq!(h.state().desk.cards_done, 2);
+}
+
+#[test]
+fn cancel_stops_the_enrollment_and_says_where() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    // An enrollment can finish within a few frames: then try again with a new card.
+    let mut cancelled = false;
+    let mut done_before = 0;
+    for _ in 0..10 {
+        done_before = h.state().desk.cards_done;
+        h.get_by_label("Start enrollment").click();
+        settle(h);
+        // Esc (the Cancel key) right behind the click: the frames run back to back.
+        h.get_by_label("Enroll").click();
+        h.key_press(egui::Key::Escape);
+        h.step();
+        wait_until(h, "the enrollment stops", |a| {
+            matches!(demo_stage(a), Some(Stage::Failed { .. } | Stage::Done(_)))
+        });
+        if matches!(demo_stage(h.state()), Some(Stage::Failed { .. })) {
+            cancelled = true;
+            break;
+        }
+        h.get_by_label("Insert new blank card").click();
+        wait_until(h, "a new card is read", |a| {
+            card_read(a) && matches!(demo_stage(a), Some(Stage::Check))
+        });
+    }
+    assert!(cancelled, "the enrollment always finished before Cancel");
+    h.get_by_label("Enrollment cancelled");
+    h.get_by_label_contains("Stopped at:");
+    h.get_by_label_contains("cancelled by the operator");
+    h.get_by_label("The card is not enrolled.");
+    assert_eq!(h.state().desk.cards_done, done_before);
+}
+
+#[test]
+fn copy_says_copied() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    enroll_with_defaults(h);
+    assert!(h.query_by_label("Copied").is_none());
+    h.get_by_label("Copy fingerprint").click();
+    settle(h);
+    h.get_by_label("Copied");
+}
+
+#[test]
+fn the_layout_stays_put_at_both_screen_sizes() {
+    for size in [egui::vec2(1280.0, 800.0), egui::vec2(1920.0, 1080.0)] {
+        let mut f = open(ReaderMode::Manual);
+        let h = &mut f.harness;
+        h.set_size(size);
+        wait_until(h, "the demo card is read", card_read);
+        let panel = h.get_by_label("Readers").rect().left();
+        let tabs = h.get_by_label("Enrollment").rect();
+        // The readers panel has the same width on every launch and screen.
+        assert!(
+            (tabs.left() - panel - 280.0).abs() < 24.0,
+            "tabs at {} with the panel at {panel} ({size:?})",
+            tabs.left()
+        );
+        // Neither a banner nor the outbox pushes the tabs.
+        h.state()
+            .events()
+            .send(AppEvent::Watch(WatchEvent::Unavailable(
+                "the PC/SC service is not running".into(),
+            )))
+            .expect("send");
+        wait_until(h, "the banner shows", |a| a.pcsc_problem.is_some());
+        h.get_by_label("Outbox: 0").click();
+        settle(h);
+        h.get_by_label("Demo console outbox");
+        assert_eq!(h.get_by_label("Enrollment").rect(), tabs, "{size:?}");
+    }
+}
+
+#[test]
+fn replacing_shows_the_old_card_and_asks_first() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    enroll_with_defaults(h);
+    let fp = match demo_stage(h.state()) {
+        Some(Stage::Done(o)) => o.fingerprint.clone(),
+        other => panic!("{other:?}"),
+    };
+    h.get_by_label("Card care").click();
+    settle(h);
+    type_into(h, "Old certificate (SHA-256)", &fp);
+    wait_until(h, "the old card is looked up", |_| true);
+    h.get_by_label_contains("in this reader now (renewal)");
+    h.get_by_label("Replace card…").click();
+    settle(h);
+    // Nothing happens before the confirmation.
+    h.get_by_label_contains("Revoke the old certificate (lost) and enrol the card in");
+    h.get_by_label("Confirm replacement").click();
+    wait_until(h, "the card is renewed", |a| {
+        a.readers.iter().any(|p| p.care.replaced.is_some())
+    });
+    h.get_by_label("Renewed.");
 }

@@ -468,6 +468,7 @@ impl StationApp {
                 demo.console = DemoConsole::Ready(ready.url);
                 let (paths, config) = (demo.paths(), demo.config(&self.config));
                 self.demo_console.worker = self.spawn_link(Link::Demo, paths, config);
+                self.demo_console.status.configured = true;
             }
             Err(e) => {
                 demo.console = DemoConsole::Failed;
