@@ -63,7 +63,7 @@ fn pin_report<T: Transport>(s: &mut PivSession<T>) -> Result<PinReport, PivError
     let puk_retries = s
         .metadata(PinReference::Puk.reference())?
         .and_then(|m| m.retries)
-        .map(|(_, left)| left);
+        .map(|c| c.remaining);
     Ok(PinReport { pin, puk_retries })
 }
 

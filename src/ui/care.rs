@@ -11,7 +11,7 @@ use crate::app::reader_worker::{Job, PinCareOp};
 use crate::app::replace::{ReplaceOutcome, ReplaceRequest};
 use cardstation_pcsc::CardPresence;
 use cardstation_piv::{Pin, PinStatus, Slot};
-use cardstation_protocol::messages::REVOCATION_REASONS;
+use cardstation_protocol::messages::RevocationReason;
 
 use super::ReaderPane;
 
@@ -24,7 +24,8 @@ pub struct CareState {
     pub last_try: bool,
     pub confirm: String,
     pub replace_old: String,
-    pub replace_reason: String,
+    /// None until the operator picks one; shown as "lost", the usual case at the desk.
+    pub replace_reason: Option<RevocationReason>,
     pub busy: bool,
     pub result: Option<Result<String, Failure>>,
     pub replaced: Option<Box<ReplaceOutcome>>,
@@ -192,16 +193,17 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
         ui.add(egui::TextEdit::singleline(&mut pane.care.replace_old).desired_width(480.0))
             .labelled_by(l.id);
     });
-    if pane.care.replace_reason.is_empty() {
-        pane.care.replace_reason = "lost".into();
-    }
+    let reason = *pane
+        .care
+        .replace_reason
+        .get_or_insert(RevocationReason::Lost);
     ui.horizontal(|ui| {
         let l = ui.label("Reason");
         egui::ComboBox::from_id_salt("replace-reason")
-            .selected_text(pane.care.replace_reason.clone())
+            .selected_text(reason.as_str())
             .show_ui(ui, |ui| {
-                for r in REVOCATION_REASONS {
-                    ui.selectable_value(&mut pane.care.replace_reason, r.to_string(), r);
+                for r in RevocationReason::ALL {
+                    ui.selectable_value(&mut pane.care.replace_reason, Some(r), r.as_str());
                 }
             })
             .response
@@ -217,7 +219,7 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
         pane.care.replaced = None;
         let req = ReplaceRequest {
             old_fingerprint: pane.care.replace_old.trim().to_string(),
-            reason: pane.care.replace_reason.clone(),
+            reason,
             subject_override: None,
             enroll: EnrollRequest {
                 slot: Slot::CardAuthentication,
