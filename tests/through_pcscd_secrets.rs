@@ -116,7 +116,9 @@ fn no_pin_puk_or_management_key_in_any_log_trace_audit_row_or_database_file() {
 
     // The per-card management key the station derived for this card.
     let secret = SiteSecret::load(&station.path("data").join("site-secret")).expect("site secret");
-    let guid = hex::decode(e["enrollment"]["chuid_guid"].as_str().expect("guid")).expect("hex");
+    let guid =
+        cardstation_piv::Guid::parse_hex(e["enrollment"]["chuid_guid"].as_str().expect("guid"));
+    assert!(guid.is_some(), "the enrollment names the card's GUID");
     let serial = e["enrollment"]["card_serial"].as_u64().map(|s| s as u32);
     let derived = secret
         .management_key(&CardIdentity { serial, guid }, Algorithm::Aes256)

@@ -13,7 +13,7 @@ use crate::console::outbox;
 use crate::console::trust::{self, TrustStatus};
 use crate::console::ConsoleClient;
 use crate::store::OutboxItem;
-use cardstation_protocol::messages::UploadRequest;
+use cardstation_protocol::messages::{RevocationReason, UploadRequest};
 
 use super::station::Station;
 
@@ -24,7 +24,10 @@ pub enum ConsoleJob {
         request: Box<UploadRequest>,
     },
     /// Revoke this certificate on the console (queued while it is away).
-    Revoke { fingerprint: String, reason: String },
+    Revoke {
+        fingerprint: String,
+        reason: RevocationReason,
+    },
     /// Deliver now and refresh the trust bundle.
     SyncNow,
     /// Record an operator action of the window that has no worker of its own
@@ -198,7 +201,7 @@ fn run_job(
         reason,
     } = &job
     {
-        match outbox::enqueue_revoke(&station.store, fingerprint, reason) {
+        match outbox::enqueue_revoke(&station.store, fingerprint, reason.as_str()) {
             Ok(_) => {
                 let _ = station.store.audit(
                     &station.operator,
@@ -206,7 +209,7 @@ fn run_job(
                     "revoke",
                     fingerprint,
                     "queued",
-                    &serde_json::json!({"reason": reason}),
+                    &serde_json::json!({"reason": reason.as_str()}),
                 );
             }
             Err(e) => status.last_error = Some(e.to_string()),

@@ -10,7 +10,7 @@ use crate::store::Store;
 use cardstation_card::Transport;
 use cardstation_piv::{Pin, PinReference, PinStatus, PivError, PivSession};
 
-use super::enroll::authenticate_for_station;
+use super::management_keys::authenticate_for_station;
 use super::site_keys::SiteSecret;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ fn pin_report<T: Transport>(s: &mut PivSession<T>) -> Result<PinReport, PivError
     let puk_retries = s
         .metadata(PinReference::Puk.reference())?
         .and_then(|m| m.retries)
-        .map(|(_, left)| left);
+        .map(|c| c.remaining);
     Ok(PinReport { pin, puk_retries })
 }
 

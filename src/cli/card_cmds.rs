@@ -81,7 +81,7 @@ pub fn readers(json: bool) -> Result<(), Failure> {
                         }
                         println!(
                             "  GUID     {}",
-                            c.chuid_guid.as_deref().unwrap_or("(no CHUID)")
+                            c.chuid_guid.map_or("(no CHUID)".into(), |g| g.to_hex())
                         );
                     }
                 }
@@ -120,7 +120,7 @@ pub fn card(args: &ReaderArgs) -> Result<(), Failure> {
     }
     println!(
         "CHUID GUID {}",
-        report.chuid_guid.as_deref().unwrap_or("(none)")
+        report.chuid_guid.map_or("(none)".into(), |g| g.to_hex())
     );
     println!(
         "PIN        {}",

@@ -11,6 +11,7 @@ use cardstation::app::replace::{replace, ReplaceRequest};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
 use cardstation_piv::Slot;
+use cardstation_protocol::messages::RevocationReason;
 
 use super::console_cmds::{report_sync, sync_quietly};
 use super::enroll_cmd::read_pin;
@@ -26,7 +27,7 @@ pub struct ReplaceArgs {
     pub old: String,
     /// Why: lost, stolen, damaged, replaced, expired or unspecified.
     #[arg(long)]
-    pub reason: String,
+    pub reason: RevocationReason,
     /// Subject for the new certificate (default: the old one's).
     #[arg(long)]
     pub subject: Option<String>,
@@ -57,7 +58,7 @@ pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
     };
     let req = ReplaceRequest {
         old_fingerprint: args.old.clone(),
-        reason: args.reason.clone(),
+        reason: args.reason,
         subject_override: args.subject.clone(),
         enroll: EnrollRequest {
             slot: args.slot,

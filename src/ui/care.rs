@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::store::EnrollmentRecord;
 use cardstation_piv::{Pin, PinStatus};
 use cardstation_pki::certificate::format_unix;
-use cardstation_protocol::messages::{is_fingerprint, REVOCATION_REASONS};
+use cardstation_protocol::messages::{is_fingerprint, RevocationReason};
 
 use super::command::{CardView, Command};
 use super::style::{self, GREEN};
@@ -36,11 +36,11 @@ pub struct CareScreen {
     pub last_try: bool,
     pub confirm: String,
     pub replace_old: String,
-    pub replace_reason: String,
+    pub replace_reason: RevocationReason,
     /// The operator saw the old card and asked to go on.
     replace_asked: bool,
     old_card: Option<(String, OldCard)>,
-    revoke_reason: String,
+    revoke_reason: RevocationReason,
     revoke_confirmed: bool,
     revoked: Vec<String>,
     pub busy: bool,
@@ -60,10 +60,10 @@ impl CareScreen {
             last_try: false,
             confirm: String::new(),
             replace_old: String::new(),
-            replace_reason: "lost".into(),
+            replace_reason: RevocationReason::Lost,
             replace_asked: false,
             old_card: None,
-            revoke_reason: "lost".into(),
+            revoke_reason: RevocationReason::Lost,
             revoke_confirmed: false,
             revoked: Vec::new(),
             busy: false,
@@ -315,7 +315,7 @@ impl CareScreen {
                 self.revoke_confirmed = false;
                 command = Some(Command::Revoke {
                     fingerprint: fp.clone(),
-                    reason: self.revoke_reason.clone(),
+                    reason: self.revoke_reason,
                 });
             }
         });
@@ -425,7 +425,7 @@ impl CareScreen {
                     self.replaced = None;
                     let req = ReplaceRequest {
                         old_fingerprint: fp.clone(),
-                        reason: self.replace_reason.clone(),
+                        reason: self.replace_reason,
                         subject_override: None,
                         enroll: EnrollRequest {
                             upload: Some(Default::default()),
@@ -454,12 +454,12 @@ impl CareScreen {
     }
 }
 
-fn reason_combo(ui: &mut egui::Ui, id: &str, reason: &mut String) -> egui::Response {
+fn reason_combo(ui: &mut egui::Ui, id: &str, reason: &mut RevocationReason) -> egui::Response {
     egui::ComboBox::from_id_salt(id)
-        .selected_text(reason.clone())
+        .selected_text(reason.as_str())
         .show_ui(ui, |ui| {
-            for r in REVOCATION_REASONS {
-                ui.selectable_value(reason, r.to_string(), r);
+            for r in RevocationReason::ALL {
+                ui.selectable_value(reason, r, r.as_str());
             }
         })
         .response

@@ -7,6 +7,7 @@ use crate::app::card_status::CardReport;
 use crate::app::enroll::EnrollOutcome;
 use crate::app::failure::Failure;
 use crate::app::reader_worker::Job;
+use cardstation_protocol::messages::RevocationReason;
 
 pub enum Command {
     /// Run a job on the reader the screen shows.
@@ -18,7 +19,7 @@ pub enum Command {
     Upload(Box<EnrollOutcome>),
     Revoke {
         fingerprint: String,
-        reason: String,
+        reason: RevocationReason,
     },
     Export {
         der: Vec<u8>,
