@@ -14,6 +14,7 @@ use cardstation_card::trace::ApduTrace;
 use cardstation_pcsc::{CardPresence, Pcsc};
 use cardstation_piv::PinStatus;
 use cardstation_pki::certificate::{format_age, format_unix};
+use cardstation_protocol::messages::BundlePayload;
 
 use super::card_source::CardSource;
 use super::card_status::{inspect_traced, CardReport};
@@ -71,14 +72,18 @@ pub fn diagnose(station: &Station, reader: Option<&str>) -> DoctorReport {
         cards: Vec::new(),
         traces: Vec::new(),
     };
-    pcsc_checks(&mut report, reader);
+    // Cards are judged against the trust bundle this station holds, as a gateway would.
+    let bundle = trust::load_key(station.config.console.bundle_key.as_deref())
+        .ok()
+        .and_then(|key| trust::current(&station.store, &key).ok().flatten());
+    pcsc_checks(&mut report, reader, bundle.as_ref());
     console_checks(&mut report, station);
     trust_checks(&mut report, station);
     outbox_checks(&mut report, station);
     report
 }
 
-fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>) {
+fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>, bundle: Option<&BundlePayload>) {
     let f = &mut report.findings;
     let installed = ["/usr/sbin/pcscd", "/usr/bin/pcscd", "/usr/local/sbin/pcscd"]
         .iter()
@@ -137,12 +142,38 @@ fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>) {
                 "the card does not answer to reset (mute)",
                 "reinsert it the right way round; if it stays mute the card or its contacts are faulty",
             )),
-            CardPresence::Present => card_checks(report, &r.name, &r.atr),
+            CardPresence::Present => card_checks(report, &r.name, &r.atr, bundle),
         }
     }
 }
 
-fn card_checks(report: &mut DoctorReport, name: &str, atr: &[u8]) {
+/// What the trust bundle says of a certificate, when it is not simply allowed.
+fn bundle_verdict(bundle: &BundlePayload, sha256: &str) -> Option<(Level, String, &'static str)> {
+    let sha256 = sha256.to_ascii_lowercase();
+    if let Some(r) = bundle.revoked.iter().find(|r| r.sha256 == sha256) {
+        return Some((
+            Level::Fail,
+            format!(
+                "REVOKED ({}) on {}: gateways refuse this card",
+                r.reason,
+                format_unix(r.revoked_at)
+            ),
+            "replace the card (Card care, Replace a card)",
+        ));
+    }
+    (!bundle.allowed.contains(&sha256)).then(|| {
+        (
+            Level::Warn,
+            format!(
+                "not on the console's allow-list (trust bundle version {}): gateways refuse this card",
+                bundle.version
+            ),
+            "upload its certificate to the console, or replace the card",
+        )
+    })
+}
+
+fn card_checks(report: &mut DoctorReport, name: &str, atr: &[u8], bundle: Option<&BundlePayload>) {
     let area = format!("card in {name}");
     let f = &mut report.findings;
     match Atr::parse(atr) {
@@ -267,15 +298,19 @@ fn card_checks(report: &mut DoctorReport, name: &str, atr: &[u8]) {
             } else {
                 (Level::Ok, "")
             };
+            // A valid date says nothing if the console has revoked or never allowed the card.
+            let (level, what, todo) = match bundle.and_then(|b| bundle_verdict(b, &c.sha256)) {
+                Some((l, what, todo)) if l > level => (l, what, todo),
+                _ => (
+                    level,
+                    format!("valid until {}", format_unix(c.not_after)),
+                    todo,
+                ),
+            };
             f.push(finding(
                 &area,
                 level,
-                format!(
-                    "slot {}: \"{}\" valid until {}",
-                    s.slot.short(),
-                    c.subject,
-                    format_unix(c.not_after)
-                ),
+                format!("slot {}: \"{}\" {what}", s.slot.short(), c.subject),
                 todo,
             ));
         }
@@ -583,5 +618,28 @@ mod tests {
         assert_eq!(host_port("https://[::1]:9"), Some(("::1".into(), 9)));
         assert_eq!(host_port("http://x"), None);
         assert_eq!(host_port("https://x:notaport"), None);
+    }
+
+    #[test]
+    fn a_revoked_or_unknown_card_is_not_reported_ok() {
+        let fp = "ab".repeat(32);
+        let bundle = BundlePayload {
+            version: 7,
+            issued_at: 0,
+            expires_at: i64::MAX,
+            allowed: vec![fp.clone()],
+            revoked: vec![cardstation_protocol::messages::RevokedEntry {
+                sha256: "cd".repeat(32),
+                reason: "lost".into(),
+                revoked_at: 0,
+            }],
+        };
+        assert!(bundle_verdict(&bundle, &fp.to_uppercase()).is_none());
+        let (level, what, _) = bundle_verdict(&bundle, &"cd".repeat(32)).unwrap();
+        assert_eq!(level, Level::Fail);
+        assert!(what.starts_with("REVOKED (lost)"), "{what}");
+        let (level, what, _) = bundle_verdict(&bundle, &"ef".repeat(32)).unwrap();
+        assert_eq!(level, Level::Warn);
+        assert!(what.contains("allow-list"), "{what}");
     }
 }
