@@ -37,17 +37,34 @@ pub fn save(
     suggested: &Path,
     write: impl FnOnce(&Path) -> Result<(), String>,
 ) -> Result<Saved, String> {
-    if !dialog_available() {
-        let dir = fallback_dir();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("Cannot create the folder {}: {e}", dir.display()))?;
-        let path = unused_name(&dir, suggested);
-        write(&path)?;
-        return Ok(Saved {
-            path: path.display().to_string(),
-            without_dialog: true,
-        });
+    if dialog_available() {
+        save_with_dialog(kind, suggested, write)
+    } else {
+        save_without_dialog(&fallback_dir(), suggested, write)
     }
+}
+
+/// No dialog on this desktop: the file goes to `dir` under its suggested name.
+fn save_without_dialog(
+    dir: &Path,
+    suggested: &Path,
+    write: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<Saved, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("Cannot create the folder {}: {e}", dir.display()))?;
+    let path = unused_name(dir, suggested);
+    write(&path)?;
+    Ok(Saved {
+        path: path.display().to_string(),
+        without_dialog: true,
+    })
+}
+
+fn save_with_dialog(
+    kind: &FileKind,
+    suggested: &Path,
+    write: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<Saved, String> {
     let mut dialog = rfd::FileDialog::new()
         .set_title(kind.title)
         .set_file_name(suggested.to_string_lossy());
@@ -140,6 +157,25 @@ fn dialog_available() -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn without_a_dialog_the_certificate_goes_to_the_folder_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = dir.path().join("Documents");
+        let name = Path::new("card-1-9e-abcd.pem");
+        let der = b"\x30\x03\x02\x01\x01";
+        let first = save_without_dialog(&docs, name, |p| write_certificate(p, der, false)).unwrap();
+        assert!(first.without_dialog);
+        assert_eq!(first.path, docs.join(name).display().to_string());
+        let text = std::fs::read_to_string(docs.join(name)).unwrap();
+        assert!(text.starts_with("-----BEGIN CERTIFICATE-----"), "{text}");
+        let second =
+            save_without_dialog(&docs, name, |p| write_certificate(p, der, false)).unwrap();
+        assert_eq!(
+            second.path,
+            docs.join("card-1-9e-abcd (2).pem").display().to_string()
+        );
+    }
 
     #[test]
     fn a_saved_file_never_overwrites_another() {
