@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ use super::events::{AppEvent, DemoConsoleReady, Outlet};
 pub struct DemoSession {
     /// Removed when the window closes.
     _dir: tempfile::TempDir,
+    /// Set when the session goes: a console still setting up removes what it wrote.
+    closed: Arc<AtomicBool>,
     root: PathBuf,
     pub reader: VirtualReader,
     /// The demo card while it is out of the reader.
@@ -42,9 +45,11 @@ impl DemoSession {
         let card = VirtualCard::start(CardStorage::Memory)
             .map_err(|e| format!("the demo card could not start: {e}"))?;
         let root = dir.path().to_path_buf();
-        spawn_console(root.join("console"), outlet.clone());
+        let closed = Arc::new(AtomicBool::new(false));
+        spawn_console(root.clone(), closed.clone(), outlet.clone());
         Ok(DemoSession {
             _dir: dir,
+            closed,
             root,
             reader: VirtualReader::new(Arc::new(card), DEMO_READER_NAME),
             card_out: None,
@@ -120,8 +125,16 @@ impl DemoSession {
     }
 }
 
-/// The reference console on 127.0.0.1 (a free port), on a thread of its own.
-fn spawn_console(dir: PathBuf, outlet: Outlet) {
+impl Drop for DemoSession {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The reference console on 127.0.0.1 (a free port), on a thread of its own, with its
+/// files in `root`/console.
+fn spawn_console(root: PathBuf, closed: Arc<AtomicBool>, outlet: Outlet) {
+    let dir = root.join("console");
     let fail = outlet.clone();
     let spawned = std::thread::Builder::new()
         .name("demo console".into())
@@ -143,6 +156,11 @@ fn spawn_console(dir: PathBuf, outlet: Outlet) {
             };
             let ready = outlet.clone();
             let result = runtime.block_on(cardstation_console::serve(opts, move |addr, _files| {
+                if closed.load(Ordering::SeqCst) {
+                    // The window closed while the console set up: what it wrote goes too.
+                    let _ = std::fs::remove_dir_all(&root);
+                    return;
+                }
                 ready.send(AppEvent::DemoConsole(Ok(DemoConsoleReady {
                     url: format!("https://127.0.0.1:{}", addr.port()),
                     dir: dir.clone(),
