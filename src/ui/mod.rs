@@ -6,10 +6,11 @@
 //!
 //! Layers, each importing only those below it: `events`, `command`, `style` →
 //! the screens (`wizard`, `spot_check`, `care`, `card_details`, `diagnostics`,
-//! `audit_view`, `operator_prompt`, `outbox_view`), `export`, `demo` → `pane` →
-//! `readers_panel` → this shell, which owns the screens and carries out their commands.
+//! `audit_view`, `operator_prompt`, `outbox_view`, `bars`), `export` → `tasks`, `demo` →
+//! `pane` → `readers_panel` → `shell`, which owns the screens and carries out their commands.
 
 mod audit_view;
+mod bars;
 mod card_details;
 mod care;
 mod command;
@@ -25,6 +26,7 @@ mod readers_panel;
 mod shell;
 mod spot_check;
 mod style;
+mod tasks;
 mod wizard;
 
 pub use events::{AppEvent, Link, Waker};

@@ -7,11 +7,9 @@ use std::time::Duration;
 use eframe::egui;
 
 use crate::app::console_worker::{ConsoleJob, ConsoleStatus, ConsoleWorker};
-use crate::app::doctor::{diagnose, write_bundle, DoctorReport, Finding, Level};
 use crate::app::enroll::EnrollOutcome;
 use crate::app::reader_worker::{CardSource, Job, JobEvent, ReaderWorker};
 use crate::app::spot_check::SpotCheck;
-use crate::app::station::Station;
 use crate::config::{Config, Paths};
 use cardstation_card::Transport;
 use cardstation_pcsc::watcher::{WatchEvent, Watcher};
@@ -21,16 +19,16 @@ use cardstation_protocol::messages::UploadRequest;
 use cardstation_virtual_card::{VirtualCard, VirtualReader, DEMO_READER_NAME};
 
 use super::audit_view::AuditScreen;
+use super::bars::{self, StatusBar, TopAction, TopBar};
 use super::command::Command;
 use super::demo::{DemoConsole, DemoSession};
 use super::diagnostics::DiagnosticsScreen;
 use super::events::{AppEvent, Link, Outlet, Waker};
-use super::export::{self, FileKind};
 use super::operator_prompt::OperatorPrompt;
 use super::outbox_view::{self, OutboxView};
 use super::pane::{Origin, ReaderPane};
 use super::readers_panel::{self, PanelAction, PanelView};
-use super::style;
+use super::tasks;
 use super::wizard::WizardContext;
 
 /// Which readers the window offers.
@@ -650,66 +648,25 @@ impl StationApp {
                 name,
                 fingerprint,
             } => {
-                let reader = reader.to_string();
-                let as_der = name.extension().is_some_and(|e| e == "der");
-                self.outlet.spawn("export", move || AppEvent::Exported {
-                    reader,
-                    fingerprint,
-                    result: export::save(&FileKind::certificate(as_der), &name, |path| {
-                        export::write_certificate(path, &der, as_der)
-                    }),
-                });
+                tasks::export_certificate(&self.outlet, reader.to_string(), fingerprint, der, name)
             }
             Command::LookUp(fingerprint) => {
-                self.outlet.spawn("old card", move || AppEvent::OldCard {
-                    record: Station::with_config(paths, config)
-                        .map_err(|e| e.to_string())
-                        .and_then(|s| {
-                            s.store
-                                .enrollment_by_fingerprint(&fingerprint)
-                                .map_err(|e| e.to_string())
-                        })
-                        .map(|r| r.map(Box::new)),
-                    fingerprint,
-                });
+                tasks::look_up(&self.outlet, paths, config, fingerprint)
             }
             Command::RunDiagnostics => {
-                let (paths, config) = (self.paths.clone(), self.config.clone());
-                self.outlet.spawn("doctor", move || {
-                    AppEvent::Diagnosed(Box::new(run_doctor(paths, config)))
-                });
+                tasks::diagnostics(&self.outlet, self.paths.clone(), self.config.clone())
             }
             Command::SaveDiagnostics => {
-                let Some(report) = self.diag.report.as_deref().cloned() else {
-                    return;
-                };
-                let (paths, config) = (self.paths.clone(), self.config.clone());
-                self.outlet.spawn("bundle", move || {
-                    let name = format!("cardstation-diagnostics-{}.json", now());
-                    let kind = FileKind {
-                        title: "Save diagnostic bundle",
-                        filters: vec![("JSON", &["json"][..])],
-                    };
-                    AppEvent::BundleSaved(export::save(&kind, name.as_ref(), |path| {
-                        Station::with_config(paths, config)
-                            .map_err(|e| e.to_string())
-                            .and_then(|station| write_bundle(path, &station, &report))
-                    }))
-                });
+                if let Some(report) = self.diag.report.as_deref().cloned() {
+                    tasks::save_diagnostics(
+                        &self.outlet,
+                        self.paths.clone(),
+                        self.config.clone(),
+                        report,
+                    );
+                }
             }
-            Command::LoadAudit => {
-                self.outlet.spawn("audit", move || {
-                    AppEvent::Audit(
-                        Station::with_config(paths, config)
-                            .map_err(|e| e.to_string())
-                            .and_then(|s| {
-                                let rows = s.store.audit_rows().map_err(|e| e.to_string())?;
-                                let verdict = s.store.verify_audit().map_err(|e| e.to_string())?;
-                                Ok((rows, verdict))
-                            }),
-                    )
-                });
-            }
+            Command::LoadAudit => tasks::load_audit(&self.outlet, paths, config),
         }
     }
 
@@ -773,82 +730,37 @@ impl StationApp {
 
     fn top_bar(&mut self, ui: &mut egui::Ui) {
         let origin = self.selected_origin();
-        let demo = origin == Origin::Demo;
-        let c = &self.link_for(origin).status;
-        let text = match (demo, c.configured, c.reachable) {
-            (true, false, _) => "Demo console: starting…".to_string(),
-            (true, true, Some(true)) => "Demo console: running in this window".to_string(),
-            (true, true, _) => "Demo console: connecting…".to_string(),
-            (false, false, _) => "Console: not set up".to_string(),
-            (false, true, None) => "Console: connecting…".to_string(),
-            (false, true, Some(true)) => "Console: reachable".to_string(),
-            (false, true, Some(false)) => "Console: unreachable".to_string(),
+        let console = match origin {
+            Origin::Demo => &self.demo_console.status,
+            Origin::Pcsc | Origin::Attached => &self.console.status,
         };
-        let warn = c.reachable == Some(false);
-        let hover = if demo {
-            "A throw-away console for the demo card only, on this computer; it and everything it holds go when the window closes".to_string()
-        } else if warn {
-            "Uploads wait in the outbox and go out when the console answers".to_string()
-        } else {
-            "Uploads go to the management console; the trust bundle comes back".to_string()
+        let bar = TopBar {
+            console,
+            demo_console: origin == Origin::Demo,
+            cards_done: self.desk.cards_done,
+            show_outbox: self.view.show_outbox,
+            dark: self.view.dark,
         };
-        let pending = c.pending();
-        egui::Panel::top("top").show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.heading("Cardstation");
-                ui.separator();
-                ui.checkbox(&mut self.desk.desk_mode, "Desk mode")
-                    .on_hover_text("Many cards in a row: after a card is done, remove it and insert the next blank card");
-                ui.label(format!("Cards done this session: {}", self.desk.cards_done));
-                ui.separator();
-                let colour = if warn {
-                    ui.visuals().warn_fg_color
-                } else {
-                    ui.visuals().text_color()
-                };
-                ui.colored_label(colour, text).on_hover_text(hover);
-                if ui
-                    .selectable_label(self.view.show_outbox, format!("Outbox: {pending}"))
-                    .on_hover_text("Uploads and revocations waiting for the console")
-                    .clicked()
-                {
-                    self.view.show_outbox = !self.view.show_outbox;
-                }
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    let label = if self.view.dark { "Light theme" } else { "Dark theme" };
-                    if ui.button(label).clicked() {
-                        self.view.dark = !self.view.dark;
-                    }
-                });
-            });
-        });
+        match bars::top(ui, &bar, &mut self.desk.desk_mode) {
+            Some(TopAction::ToggleOutbox) => self.view.show_outbox = !self.view.show_outbox,
+            Some(TopAction::ToggleTheme) => self.view.dark = !self.view.dark,
+            None => {}
+        }
     }
 
     fn status_bar(&mut self, ui: &mut egui::Ui) {
-        let demo_only = self.mode == ReaderMode::DemoOnly;
-        egui::Panel::bottom("status").show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| {
-                ui.label(format!("Station {}", self.station_id));
-                ui.separator();
-                ui.label(format!("Operator {}", self.config.operator()));
-                ui.separator();
-                match &self.pcsc_problem {
-                    Some(_) => ui
-                        .colored_label(ui.visuals().error_fg_color, "PC/SC service: not available"),
-                    None if demo_only => ui.label("Demo mode"),
-                    None => ui.label("PC/SC service: running"),
-                };
-                ui.separator();
-                ui.label(format!("Data {}", self.paths.data_dir.display()));
-                if let Some(notice) = self.view.notice.clone() {
-                    ui.separator();
-                    style::warn(ui, notice);
-                    if ui.small_button("Dismiss").clicked() {
-                        self.view.notice = None;
-                    }
-                }
-            });
-        });
+        let operator = self.config.operator();
+        let bar = StatusBar {
+            station_id: &self.station_id,
+            operator: &operator,
+            pcsc_problem: self.pcsc_problem.is_some(),
+            demo_only: self.mode == ReaderMode::DemoOnly,
+            data_dir: &self.paths.data_dir,
+            notice: self.view.notice.as_deref(),
+        };
+        if bars::status(ui, &bar) {
+            self.view.notice = None;
+        }
     }
 
     fn outbox(&mut self, ctx: &egui::Context) {
@@ -968,21 +880,5 @@ fn virtual_status(reader: &VirtualReader) -> ReaderStatus {
             CardPresence::Absent
         },
         atr: reader.atr(),
-    }
-}
-
-fn run_doctor(paths: Paths, config: Config) -> DoctorReport {
-    match Station::with_config(paths, config) {
-        Ok(station) => diagnose(&station, None),
-        Err(e) => DoctorReport {
-            findings: vec![Finding {
-                area: "station".into(),
-                level: Level::Fail,
-                what: e.to_string(),
-                todo: "check the data directory".into(),
-            }],
-            cards: Vec::new(),
-            traces: Vec::new(),
-        },
     }
 }
