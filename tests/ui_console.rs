@@ -66,7 +66,7 @@ fn window(
 }
 
 fn done_fingerprint(a: &StationApp) -> Option<String> {
-    a.readers.iter().find_map(|p| match &p.wizard.stage {
+    a.readers().iter().find_map(|p| match &p.wizard.stage {
         Stage::Done(o) => Some(o.fingerprint.clone()),
         _ => None,
     })
@@ -88,9 +88,9 @@ fn enrolled_card_is_uploaded_and_the_header_shows_the_console() {
     });
     h.get_by_label("Console: reachable");
     // A console is configured and a reader attached: no demo card.
-    assert!(!h.state().readers.iter().any(|p| p.is_demo));
+    assert!(!h.state().readers().iter().any(|p| p.is_demo));
     wait_until(&mut h, "the card is read", |a| {
-        a.readers.iter().any(|p| p.report.is_some())
+        a.readers().iter().any(|p| p.report.is_some())
     });
     h.get_by_label("Start enrollment").click();
     h.run_steps(3);
@@ -129,11 +129,13 @@ fn a_configured_console_means_no_demo_card_and_empty_virtual_readers_are_not_har
             "pcscd stopped".into(),
         )))
         .expect("send");
-    wait_until(&mut h, "the problem is shown", |a| a.pcsc_problem.is_some());
+    wait_until(&mut h, "the problem is shown", |a| {
+        a.pcsc_problem().is_some()
+    });
     std::thread::sleep(Duration::from_millis(300));
     h.run_steps(5);
     assert!(
-        h.state().readers.is_empty(),
+        h.state().readers().is_empty(),
         "no demo card next to a production console"
     );
 
@@ -155,10 +157,10 @@ fn a_configured_console_means_no_demo_card_and_empty_virtual_readers_are_not_har
         ])))
         .expect("send");
     wait_until(&mut h, "the demo card is offered", |a| {
-        a.readers.iter().any(|p| p.is_demo)
+        a.readers().iter().any(|p| p.is_demo)
     });
     assert_eq!(
-        h.state().readers.len(),
+        h.state().readers().len(),
         1,
         "empty virtual readers are not listed"
     );
@@ -174,7 +176,7 @@ fn the_demo_loop_runs_on_the_demo_console_and_never_reaches_the_configured_one()
     // `--demo` at a station whose settings name a production console.
     let mut h = window(&dir, configured_for(&console), ReaderMode::DemoOnly);
     wait_until(&mut h, "the demo card is read", |a| {
-        a.readers.iter().any(|p| p.is_demo && p.report.is_some())
+        a.readers().iter().any(|p| p.is_demo && p.report.is_some())
             && a.demo_console_status().reachable == Some(true)
     });
     h.get_by_label("Demo console: running in this window");

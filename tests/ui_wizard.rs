@@ -59,7 +59,7 @@ fn wait_until(
             Instant::now() < deadline,
             "timed out waiting for: {what}; readers: {:?}",
             h.state()
-                .readers
+                .readers()
                 .iter()
                 .map(|p| (
                     &p.name,
@@ -99,14 +99,14 @@ fn settle(h: &mut Harness<'static, StationApp>) {
 }
 
 fn demo_stage(app: &StationApp) -> Option<&Stage> {
-    app.readers
+    app.readers()
         .iter()
         .find(|p| p.name == DEMO_READER_NAME)
         .map(|p| &p.wizard.stage)
 }
 
 fn card_read(app: &StationApp) -> bool {
-    app.readers
+    app.readers()
         .iter()
         .any(|p| p.name == DEMO_READER_NAME && p.report.is_some())
 }
@@ -165,7 +165,7 @@ fn walks_through_the_whole_wizard_with_the_demo_card() {
     h.get_by_label("Export certificate…");
     assert_eq!(h.state().desk.cards_done, 1);
     wait_until(h, "the card details are refreshed", |a| {
-        a.readers
+        a.readers()
             .iter()
             .any(|p| p.report.as_ref().is_some_and(|r| !r.is_blank()))
     });
@@ -207,13 +207,13 @@ fn wrong_pin_shows_the_tries_left() {
     settle(h);
     let pane = h
         .state()
-        .readers
+        .readers()
         .iter()
         .find(|p| p.is_demo)
         .expect("demo pane");
     assert!(pane.wizard.pin.is_empty());
     wait_until(h, "the tries left are re-read", |a| {
-        a.readers.iter().any(|p| {
+        a.readers().iter().any(|p| {
             p.report
                 .as_ref()
                 .is_some_and(|r| r.pin == cardstation_piv::PinStatus::Retries(2))
@@ -344,7 +344,7 @@ fn unplugged_reader_disappears_and_the_demo_card_takes_over() {
     let mut f = open(ReaderMode::Manual);
     let h = &mut f.harness;
     wait_until(h, "the demo reader appears", |a| {
-        a.readers.iter().any(|p| p.is_demo)
+        a.readers().iter().any(|p| p.is_demo)
     });
     let events = h.state().events();
     let plugged = ReaderStatus {
@@ -356,10 +356,10 @@ fn unplugged_reader_disappears_and_the_demo_card_takes_over() {
         .send(AppEvent::Watch(WatchEvent::Readers(vec![plugged])))
         .expect("send");
     wait_until(h, "the reader is listed", |a| {
-        a.readers.iter().any(|p| p.name == "Test Reader 00 00")
+        a.readers().iter().any(|p| p.name == "Test Reader 00 00")
     });
     // With a real reader attached the demo card steps aside.
-    assert!(!h.state().readers.iter().any(|p| p.is_demo));
+    assert!(!h.state().readers().iter().any(|p| p.is_demo));
     h.get_by_label("Test Reader 00 00\nno card");
     h.get_by_label("Insert a card into this reader.");
 
@@ -367,17 +367,17 @@ fn unplugged_reader_disappears_and_the_demo_card_takes_over() {
         .send(AppEvent::Watch(WatchEvent::Readers(Vec::new())))
         .expect("send");
     wait_until(h, "the reader is gone", |a| {
-        !a.readers.iter().any(|p| p.name == "Test Reader 00 00")
+        !a.readers().iter().any(|p| p.name == "Test Reader 00 00")
     });
-    assert!(h.state().readers.iter().any(|p| p.is_demo));
-    assert_eq!(h.state().selected.as_deref(), Some(DEMO_READER_NAME));
+    assert!(h.state().readers().iter().any(|p| p.is_demo));
+    assert_eq!(h.state().selected(), Some(DEMO_READER_NAME));
 
     events
         .send(AppEvent::Watch(WatchEvent::Unavailable(
             "the PC/SC service is not running".into(),
         )))
         .expect("send");
-    wait_until(h, "the problem is shown", |a| a.pcsc_problem.is_some());
+    wait_until(h, "the problem is shown", |a| a.pcsc_problem().is_some());
     h.get_by_label("Card readers are not available");
     h.get_by_label("PC/SC service: not available");
 }
@@ -433,31 +433,36 @@ fn card_care_changes_the_pin_and_counts_wrong_tries() {
     type_into(h, "New PIN", "24682468");
     h.get_by_label("Change PIN").click();
     wait_until(h, "the PIN is changed", |a| {
-        a.readers
+        a.readers()
             .iter()
             .any(|p| p.care.result.as_ref().is_some_and(|r| r.is_ok()))
     });
     h.get_by_label("PIN changed.");
     // The card details are read again after a PIN change; type only once that settled.
     wait_until(h, "the card is read again", |a| {
-        a.readers
+        a.readers()
             .iter()
             .all(|p| !p.inspecting && p.report.is_some())
     });
     // The fields are empty again, and a wrong PIN now costs a try that is shown.
-    let pane = h.state().readers.iter().find(|p| p.is_demo).expect("demo");
+    let pane = h
+        .state()
+        .readers()
+        .iter()
+        .find(|p| p.is_demo)
+        .expect("demo");
     assert!(pane.care.old_pin.is_empty() && pane.care.new_pin.is_empty());
     type_into(h, "Current PIN", "123456");
     type_into(h, "New PIN", "11112222");
     h.get_by_label("Change PIN").click();
     wait_until(h, "the wrong PIN is reported", |a| {
-        a.readers
+        a.readers()
             .iter()
             .any(|p| p.care.result.as_ref().is_some_and(|r| r.is_err()))
     });
     let shown = h
         .state()
-        .readers
+        .readers()
         .iter()
         .find_map(|p| p.care.result.clone())
         .and_then(|r| r.err())
@@ -597,7 +602,7 @@ fn no_screen_repaints_while_nothing_happens() {
     for tab in ["Spot check", "Card care", "Diagnostics", "Audit"] {
         h.get_by_label(tab).click();
         wait_until(h, "the tab's work is done", |a| {
-            !a.audit.loading && !a.diag.running && a.readers.iter().all(|p| !p.busy())
+            !a.audit.loading && !a.diag.running && a.readers().iter().all(|p| !p.busy())
         });
         assert_idle(h, tab);
     }
@@ -618,7 +623,7 @@ fn banners_do_not_keep_the_window_busy() {
     let mut f = open(ReaderMode::Manual);
     let h = &mut f.harness;
     wait_until(h, "the demo reader appears", |a| {
-        a.readers.iter().any(|p| p.is_demo)
+        a.readers().iter().any(|p| p.is_demo)
     });
     let events = h.state().events();
     events
@@ -626,7 +631,7 @@ fn banners_do_not_keep_the_window_busy() {
             "the PC/SC service is not running".into(),
         )))
         .expect("send");
-    wait_until(h, "the problem is shown", |a| a.pcsc_problem.is_some());
+    wait_until(h, "the problem is shown", |a| a.pcsc_problem().is_some());
     wait_until(h, "the demo card is read", card_read);
     assert_idle(h, "the PC/SC banner");
 }
@@ -764,7 +769,7 @@ fn the_layout_stays_put_at_both_screen_sizes() {
                 "the PC/SC service is not running".into(),
             )))
             .expect("send");
-        wait_until(h, "the banner shows", |a| a.pcsc_problem.is_some());
+        wait_until(h, "the banner shows", |a| a.pcsc_problem().is_some());
         h.get_by_label("Outbox: 0").click();
         settle(h);
         h.get_by_label("Demo console outbox");
@@ -793,7 +798,7 @@ fn replacing_shows_the_old_card_and_asks_first() {
     h.get_by_label_contains("Revoke the old certificate (lost) and enrol the card in");
     h.get_by_label("Confirm replacement").click();
     wait_until(h, "the card is renewed", |a| {
-        a.readers.iter().any(|p| p.care.replaced.is_some())
+        a.readers().iter().any(|p| p.care.replaced.is_some())
     });
     h.get_by_label("Renewed.");
 }

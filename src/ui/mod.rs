@@ -7,7 +7,7 @@
 //! Layers, each importing only those below it: `events`, `command`, `style` →
 //! the screens (`wizard`, `spot_check`, `care`, `card_details`, `diagnostics`,
 //! `audit_view`, `operator_prompt`, `outbox_view`, `bars`), `export` → `tasks`, `demo` →
-//! `pane` → `readers_panel` → `shell`, which owns the screens and carries out their commands.
+//! `pane` → `readers`, `readers_panel` → `shell`, which owns the screens and carries out their commands.
 
 mod audit_view;
 mod bars;
@@ -22,6 +22,7 @@ mod icon;
 mod operator_prompt;
 mod outbox_view;
 mod pane;
+mod readers;
 mod readers_panel;
 mod shell;
 mod spot_check;
@@ -31,7 +32,8 @@ mod wizard;
 
 pub use events::{AppEvent, Link, Waker};
 pub use pane::{Origin, ReaderPane};
-pub use shell::{DeskSession, ReaderMode, Screen, StationApp};
+pub use readers::ReaderMode;
+pub use shell::{DeskSession, Screen, StationApp};
 pub use wizard::{Stage, Wizard};
 
 use eframe::egui;

@@ -2,45 +2,34 @@
 //! lays out the bars, panel and tabs, and carries out what the screens ask.
 
 use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
 use std::time::Duration;
 
 use eframe::egui;
 
 use crate::app::console_worker::{ConsoleJob, ConsoleStatus, ConsoleWorker};
 use crate::app::enroll::EnrollOutcome;
-use crate::app::reader_worker::{CardSource, Job, JobEvent, ReaderWorker};
+use crate::app::reader_worker::JobEvent;
 use crate::app::spot_check::SpotCheck;
 use crate::config::{Config, Paths};
-use cardstation_card::Transport;
 use cardstation_pcsc::watcher::{WatchEvent, Watcher};
-use cardstation_pcsc::{CardPresence, ReaderStatus};
+
 use cardstation_pki::certificate::to_pem;
 use cardstation_protocol::messages::UploadRequest;
-use cardstation_virtual_card::{VirtualCard, VirtualReader, DEMO_READER_NAME};
+use cardstation_virtual_card::{VirtualCard, VirtualReader};
 
 use super::audit_view::AuditScreen;
 use super::bars::{self, StatusBar, TopAction, TopBar};
 use super::command::Command;
-use super::demo::{DemoConsole, DemoSession};
 use super::diagnostics::DiagnosticsScreen;
 use super::events::{AppEvent, Link, Outlet, Waker};
 use super::operator_prompt::OperatorPrompt;
 use super::outbox_view::{self, OutboxView};
 use super::pane::{Origin, ReaderPane};
+use super::readers::{ReaderEnv, ReaderList, ReaderMode};
 use super::readers_panel::{self, PanelAction, PanelView};
 use super::tasks;
 use super::wizard::WizardContext;
-
-/// Which readers the window offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReaderMode {
-    /// PC/SC readers; the demo card when there is no hardware reader and no console.
-    Pcsc,
-    /// Only the built-in demo card (`--demo`).
-    DemoOnly,
-    /// No watcher: readers arrive as `AppEvent::Watch` events (UI tests).
-    Manual,
-}
 
 /// The main area's screens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,10 +76,7 @@ pub struct StationApp {
     watcher: Option<Watcher>,
     console: ConsoleLink,
     demo_console: ConsoleLink,
-    demo: Option<DemoSession>,
-    pub pcsc_problem: Option<String>,
-    pub readers: Vec<ReaderPane>,
-    pub selected: Option<String>,
+    readers: ReaderList,
     pub desk: DeskSession,
     pub screen: Screen,
     /// Spot checks of this session, newest first, with the time they ran.
@@ -108,6 +94,20 @@ struct ViewState {
     notice: Option<String>,
     started: bool,
     styled: bool,
+}
+
+/// The window as the reader list needs it, borrowed field by field.
+macro_rules! reader_env {
+    ($app:expr) => {
+        ReaderEnv {
+            outlet: &$app.outlet,
+            paths: &$app.paths,
+            config: &$app.config,
+            mode: $app.mode,
+            desk_mode: $app.desk.desk_mode,
+            spot_screen: $app.screen == Screen::SpotCheck,
+        }
+    };
 }
 
 fn now() -> i64 {
@@ -135,10 +135,7 @@ impl StationApp {
             watcher: None,
             console: ConsoleLink::default(),
             demo_console: ConsoleLink::default(),
-            demo: None,
-            pcsc_problem: None,
-            readers: Vec::new(),
-            selected: None,
+            readers: ReaderList::default(),
             desk: DeskSession::default(),
             screen: Screen::Enroll,
             checks: Vec::new(),
@@ -181,10 +178,6 @@ impl StationApp {
         self.outlet.waker.clone()
     }
 
-    fn console_configured(&self) -> bool {
-        self.config.console.url.is_some()
-    }
-
     /// Start the console link and the watcher once the window has a context to wake.
     fn start(&mut self, ctx: &egui::Context) {
         self.outlet.waker.set(ctx);
@@ -195,14 +188,16 @@ impl StationApp {
         self.console.worker =
             self.spawn_link(Link::Configured, self.paths.clone(), self.config.clone());
         match self.mode {
-            ReaderMode::DemoOnly | ReaderMode::Manual => self.set_readers(Vec::new()),
+            ReaderMode::DemoOnly | ReaderMode::Manual => {
+                self.readers.set(&reader_env!(self), Vec::new())
+            }
             ReaderMode::Pcsc => {
                 let outlet = self.outlet.clone();
                 match Watcher::spawn(move |e| outlet.send(AppEvent::Watch(e))) {
                     Ok(w) => self.watcher = Some(w),
                     Err(e) => {
-                        self.pcsc_problem = Some(format!("cannot watch readers: {e}"));
-                        self.set_readers(Vec::new());
+                        self.readers.pcsc_problem = Some(format!("cannot watch readers: {e}"));
+                        self.readers.set(&reader_env!(self), Vec::new());
                     }
                 }
             }
@@ -228,12 +223,12 @@ impl StationApp {
             match event {
                 AppEvent::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
                 AppEvent::Watch(WatchEvent::Readers(list)) => {
-                    self.pcsc_problem = None;
-                    self.set_readers(list);
+                    self.readers.pcsc_problem = None;
+                    self.readers.set(&reader_env!(self), list);
                 }
                 AppEvent::Watch(WatchEvent::Unavailable(msg)) => {
-                    self.pcsc_problem = Some(msg);
-                    self.set_readers(Vec::new());
+                    self.readers.pcsc_problem = Some(msg);
+                    self.readers.set(&reader_env!(self), Vec::new());
                 }
                 AppEvent::Job { reader, event } => self.on_job_event(&reader, event),
                 AppEvent::Console(link, status) => {
@@ -244,7 +239,14 @@ impl StationApp {
                     l.status = status;
                     l.received_at = now();
                 }
-                AppEvent::DemoConsole(result) => self.on_demo_console(result),
+                AppEvent::DemoConsole(result) => {
+                    if let Some((paths, config)) =
+                        self.readers.on_demo_console(&reader_env!(self), result)
+                    {
+                        self.demo_console.worker = self.spawn_link(Link::Demo, paths, config);
+                        self.demo_console.status.configured = true;
+                    }
+                }
                 AppEvent::Diagnosed(report) => self.diag.on_report(report),
                 AppEvent::BundleSaved(result) => self.diag.saved = Some(result),
                 AppEvent::Audit(result) => self.audit.on_loaded(result),
@@ -281,7 +283,7 @@ impl StationApp {
     fn watch_jobs(&mut self, ctx: &egui::Context) {
         let mut next: Option<Duration> = None;
         let mut failed = Vec::new();
-        for p in &mut self.readers {
+        for p in &mut self.readers.panes {
             if let Some(stall) = p.worker.stalled() {
                 if let Err(e) = p.worker.abandon() {
                     failed.push(format!("cannot restart the worker for {}: {e}", p.name));
@@ -300,253 +302,32 @@ impl StationApp {
         }
     }
 
-    /// Whether the demo card is offered: asked for, or nothing else to work with
-    /// (no hardware reader and no console in the settings).
-    fn wants_demo(&self, hardware: usize) -> bool {
-        match self.mode {
-            ReaderMode::DemoOnly => true,
-            ReaderMode::Pcsc | ReaderMode::Manual => hardware == 0 && !self.console_configured(),
-        }
-    }
-
-    /// Merge a fresh reader list: keep panes (and their screens) of readers still
-    /// there, add new ones, drop unplugged ones; offer the demo card when wanted.
-    fn set_readers(&mut self, list: Vec<ReaderStatus>) {
-        // Readers of the virtual driver (vsmartcard) that hold no card are not hardware:
-        // setup-debian installs two, and they would only ever say "no card".
-        let real: Vec<ReaderStatus> = match self.mode {
-            ReaderMode::DemoOnly => Vec::new(),
-            _ => list
-                .into_iter()
-                .filter(|r| !(is_virtual_driver(&r.name) && r.card == CardPresence::Absent))
-                .collect(),
-        };
-        let attached = self
-            .readers
-            .iter()
-            .filter(|p| p.origin == Origin::Attached)
-            .count();
-        let want_demo = self.wants_demo(real.len() + attached);
-        // Unplugged readers go (a demo card in the middle of an enrollment stays).
-        self.readers.retain(|p| match p.origin {
-            Origin::Demo => want_demo || p.wizard.is_running(),
-            Origin::Attached => true,
-            Origin::Pcsc => real.iter().any(|r| r.name == p.name),
-        });
-        for status in real {
-            self.update_reader(status);
-        }
-        if want_demo {
-            self.offer_demo();
-        }
-        self.keep_a_selection();
-    }
-
-    fn keep_a_selection(&mut self) {
-        let gone = self
-            .selected
-            .as_ref()
-            .is_none_or(|s| !self.readers.iter().any(|p| &p.name == s));
-        if gone {
-            // Prefer a reader with a card in it.
-            self.selected = self
-                .readers
-                .iter()
-                .find(|p| p.present())
-                .or(self.readers.first())
-                .map(|p| p.name.clone());
-        }
-    }
-
-    fn update_reader(&mut self, status: ReaderStatus) {
-        let desk_mode = self.desk.desk_mode;
-        if let Some(p) = self.pane_mut(&status.name) {
-            let before = p.status.card.clone();
-            p.status = status.clone();
-            if before != status.card {
-                self.on_presence_change(&status.name, status.card, desk_mode);
-            }
-            return;
-        }
-        let source = CardSource::Pcsc(status.name.clone());
-        self.add_pane(
-            source,
-            status,
-            Origin::Pcsc,
-            self.paths.clone(),
-            self.config.clone(),
-        );
-    }
-
     /// Serve `reader` in process as if it were a hardware reader (tests, kiosks).
     pub fn attach_reader(&mut self, reader: VirtualReader) {
-        let status = virtual_status(&reader);
-        self.add_pane(
-            CardSource::Virtual(reader),
-            status,
-            Origin::Attached,
-            self.paths.clone(),
-            self.config.clone(),
-        );
-        // A hardware reader now: the demo card steps aside.
-        self.set_readers(self.pcsc_statuses());
-    }
-
-    fn pcsc_statuses(&self) -> Vec<ReaderStatus> {
-        self.readers
-            .iter()
-            .filter(|p| p.origin == Origin::Pcsc)
-            .map(|p| p.status.clone())
-            .collect()
-    }
-
-    fn add_pane(
-        &mut self,
-        source: CardSource,
-        status: ReaderStatus,
-        origin: Origin,
-        paths: Paths,
-        config: Config,
-    ) {
-        let name = source.name();
-        let outlet = self.outlet.clone();
-        let reader = name.clone();
-        let worker = ReaderWorker::spawn(source, paths, config.clone(), move |event| {
-            outlet.send(AppEvent::Job {
-                reader: reader.clone(),
-                event,
-            })
-        });
-        match worker {
-            Ok(worker) => {
-                let pane = ReaderPane::new(name.clone(), origin, status, worker, &config);
-                let present = pane.present();
-                self.readers.push(pane);
-                if present {
-                    self.inspect(&name);
-                }
-            }
-            Err(e) => self.view.notice = Some(format!("cannot start a worker for {name}: {e}")),
-        }
-    }
-
-    /// The demo card: created with its console on first want; its reader joins the
-    /// list once the console listens (or could not start), so that its jobs know it.
-    fn offer_demo(&mut self) {
-        if self.demo.is_none() {
-            match DemoSession::start(&self.outlet) {
-                Ok(d) => self.demo = Some(d),
-                Err(e) => {
-                    self.view.notice = Some(e);
-                    return;
-                }
-            }
-        }
-        let Some(demo) = &self.demo else { return };
-        if matches!(demo.console, DemoConsole::Starting) || self.readers.iter().any(|p| p.is_demo) {
-            return;
-        }
-        let (paths, config) = (demo.paths(), demo.config(&self.config));
-        let reader = demo.reader.clone();
-        let status = virtual_status(&reader);
-        self.add_pane(
-            CardSource::Virtual(reader),
-            status,
-            Origin::Demo,
-            paths,
-            config,
-        );
-    }
-
-    fn on_demo_console(&mut self, result: Result<super::events::DemoConsoleReady, String>) {
-        let Some(demo) = &mut self.demo else { return };
-        match result {
-            Ok(ready) => {
-                tracing::info!("demo console at {} ({})", ready.url, ready.dir.display());
-                demo.console = DemoConsole::Ready(ready.url);
-                let (paths, config) = (demo.paths(), demo.config(&self.config));
-                self.demo_console.worker = self.spawn_link(Link::Demo, paths, config);
-                self.demo_console.status.configured = true;
-            }
-            Err(e) => {
-                demo.console = DemoConsole::Failed;
-                self.view.notice = Some(format!(
-                    "The demo console could not start, so the demo card cannot be uploaded or checked against a console. {e}"
-                ));
-            }
-        }
-        let hardware = self
-            .readers
-            .iter()
-            .filter(|p| p.origin != Origin::Demo)
-            .count();
-        if self.wants_demo(hardware) {
-            self.offer_demo();
-            self.keep_a_selection();
-        }
+        self.readers.attach(&reader_env!(self), reader);
     }
 
     /// The demo reader's card, when it is in the reader (tests look at it).
-    pub fn demo_card(&self) -> Option<std::sync::Arc<VirtualCard>> {
-        self.demo.as_ref().and_then(|d| d.card())
+    pub fn demo_card(&self) -> Option<Arc<VirtualCard>> {
+        self.readers.demo_card()
     }
 
     pub fn demo_card_present(&self) -> bool {
-        self.demo.as_ref().is_some_and(|d| d.present())
+        self.readers.demo_card_present()
     }
 
     /// Take the demo card out of its reader, as an operator pulls a card.
     pub fn demo_remove_card(&mut self) {
-        let Some(demo) = &mut self.demo else { return };
-        demo.remove();
-        self.demo_presence();
+        self.readers.demo_remove_card(&reader_env!(self));
     }
 
     /// Put a demo card back: the one taken out, or a new blank one.
     pub fn demo_insert_card(&mut self, new_blank: bool) {
-        if new_blank && self.demo_card_present() {
-            // The old card comes out first, as it would at a desk.
-            self.demo_remove_card();
-        }
-        let Some(demo) = &mut self.demo else { return };
-        if let Err(e) = demo.insert(new_blank) {
-            self.view.notice = Some(e);
-        }
-        self.demo_presence();
-    }
-
-    fn demo_presence(&mut self) {
-        let Some(demo) = &self.demo else { return };
-        let status = virtual_status(&demo.reader);
-        let desk_mode = self.desk.desk_mode;
-        if let Some(p) = self.pane_mut(DEMO_READER_NAME) {
-            let card = status.card.clone();
-            p.status = status;
-            self.on_presence_change(DEMO_READER_NAME, card, desk_mode);
-        }
-    }
-
-    fn on_presence_change(&mut self, reader: &str, now: CardPresence, desk_mode: bool) {
-        let spot_screen = self.screen == Screen::SpotCheck;
-        let Some(p) = self.pane_mut(reader) else {
-            return;
-        };
-        p.on_presence(now.clone(), desk_mode);
-        if now == CardPresence::Present {
-            // On the Spot check screen, a card is checked the moment it is inserted.
-            if spot_screen && !p.wizard.is_running() {
-                let job = p.spot.start();
-                self.run(reader, job);
-            }
-            self.inspect(reader);
-        }
+        self.readers.demo_insert_card(&reader_env!(self), new_blank);
     }
 
     pub fn inspect(&mut self, reader: &str) {
-        if let Some(p) = self.pane_mut(reader) {
-            p.inspecting = true;
-            p.worker.submit(Job::Inspect);
-        }
+        self.readers.inspect(reader);
     }
 
     fn on_job_event(&mut self, reader: &str, event: JobEvent) {
@@ -602,24 +383,38 @@ impl StationApp {
     }
 
     fn pane(&self, name: &str) -> Option<&ReaderPane> {
-        self.readers.iter().find(|p| p.name == name)
+        self.readers.pane(name)
     }
 
     pub fn pane_mut(&mut self, name: &str) -> Option<&mut ReaderPane> {
-        self.readers.iter_mut().find(|p| p.name == name)
+        self.readers.pane_mut(name)
     }
 
     pub fn selected_pane_mut(&mut self) -> Option<&mut ReaderPane> {
-        let name = self.selected.clone()?;
+        let name = self.readers.selected.clone()?;
         self.pane_mut(&name)
+    }
+
+    /// Every reader the window shows.
+    pub fn readers(&self) -> &[ReaderPane] {
+        &self.readers.panes
+    }
+
+    pub fn selected(&self) -> Option<&str> {
+        self.readers.selected.as_deref()
+    }
+
+    /// Why the card reader service cannot be used, when it cannot.
+    pub fn pcsc_problem(&self) -> Option<&str> {
+        self.readers.pcsc_problem.as_deref()
     }
 
     /// Submit `command` from a screen showing `reader` (or no reader).
     fn run(&mut self, reader: &str, command: Command) {
         let origin = self.pane(reader).map(|p| p.origin).unwrap_or(Origin::Pcsc);
         // The demo card's records live in the demo's own database.
-        let (paths, config) = match (&self.demo, origin) {
-            (Some(d), Origin::Demo) => (d.paths(), d.config(&self.config)),
+        let (paths, config) = match (origin, self.readers.demo_station(&self.config)) {
+            (Origin::Demo, Some(demo)) => demo,
             _ => (self.paths.clone(), self.config.clone()),
         };
         match command {
@@ -697,21 +492,19 @@ impl StationApp {
         self.top_bar(ui);
         self.status_bar(ui);
         let panel = PanelView {
-            readers: &self.readers,
-            selected: self.selected.as_deref(),
+            readers: &self.readers.panes,
+            selected: self.readers.selected.as_deref(),
             demo_present: self
                 .readers
+                .panes
                 .iter()
                 .any(|p| p.is_demo)
                 .then(|| self.demo_card_present()),
-            demo_starting: self
-                .demo
-                .as_ref()
-                .is_some_and(|d| matches!(d.console, DemoConsole::Starting)),
-            pcsc_problem: self.pcsc_problem.as_deref(),
+            demo_starting: self.readers.demo_starting(),
+            pcsc_problem: self.readers.pcsc_problem.as_deref(),
         };
         match readers_panel::show(ui, &panel) {
-            Some(PanelAction::Select(name)) => self.selected = Some(name),
+            Some(PanelAction::Select(name)) => self.readers.selected = Some(name),
             Some(PanelAction::DemoRemove) => self.demo_remove_card(),
             Some(PanelAction::DemoInsert) => self.demo_insert_card(false),
             Some(PanelAction::DemoInsertBlank) => self.demo_insert_card(true),
@@ -722,7 +515,8 @@ impl StationApp {
     }
 
     fn selected_origin(&self) -> Origin {
-        self.selected
+        self.readers
+            .selected
             .as_deref()
             .and_then(|s| self.pane(s))
             .map_or(Origin::Pcsc, |p| p.origin)
@@ -753,7 +547,7 @@ impl StationApp {
         let bar = StatusBar {
             station_id: &self.station_id,
             operator: &operator,
-            pcsc_problem: self.pcsc_problem.is_some(),
+            pcsc_problem: self.readers.pcsc_problem.is_some(),
             demo_only: self.mode == ReaderMode::DemoOnly,
             data_dir: &self.paths.data_dir,
             notice: self.view.notice.as_deref(),
@@ -778,7 +572,7 @@ impl StationApp {
         let command = outbox_view::show(ctx, &mut open, &view);
         self.view.show_outbox = open;
         if let Some(c) = command {
-            let reader = self.selected.clone().unwrap_or_default();
+            let reader = self.readers.selected.clone().unwrap_or_default();
             self.run(&reader, c);
         }
     }
@@ -809,7 +603,7 @@ impl StationApp {
                     self.audit.demo = demo;
                     self.audit.stale();
                 }
-                let reader = self.selected.clone().unwrap_or_default();
+                let reader = self.readers.selected.clone().unwrap_or_default();
                 egui::ScrollArea::vertical()
                     .show(ui, |ui| self.audit.show(ui))
                     .inner
@@ -826,7 +620,7 @@ impl StationApp {
     fn reader_screen(&mut self, ui: &mut egui::Ui) -> Option<(String, Command)> {
         let desk_mode = self.desk.desk_mode;
         let screen = self.screen;
-        let Some(name) = self.selected.clone() else {
+        let Some(name) = self.readers.selected.clone() else {
             ui.label("No reader selected.");
             return None;
         };
@@ -837,7 +631,7 @@ impl StationApp {
             _ => &self.console.status,
         };
         let history = &self.checks;
-        let pane = self.readers.iter_mut().find(|p| p.name == name)?;
+        let pane = self.readers.pane_mut(&name)?;
         let command = egui::ScrollArea::vertical()
             .show(ui, |ui| {
                 let parts = pane.parts();
@@ -864,21 +658,5 @@ impl StationApp {
             })
             .inner;
         command.map(|c| (name, c))
-    }
-}
-
-fn is_virtual_driver(name: &str) -> bool {
-    name.starts_with("Virtual PCD")
-}
-
-fn virtual_status(reader: &VirtualReader) -> ReaderStatus {
-    ReaderStatus {
-        name: reader.reader().to_string(),
-        card: if reader.is_present() {
-            CardPresence::Present
-        } else {
-            CardPresence::Absent
-        },
-        atr: reader.atr(),
     }
 }
