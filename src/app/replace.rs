@@ -95,7 +95,7 @@ pub fn replace<T: Transport>(
     };
 
     // The old certificate is out of service from now on: queue its revocation first.
-    outbox::enqueue_revoke(ctx.store, &old, &req.reason)
+    outbox::enqueue_revoke(ctx.store, &old, &req.reason, ctx.operator, ctx.station_id)
         .map_err(|e| ReplaceError::Queue(e.to_string()))?;
 
     let enroll_req = EnrollRequest {

@@ -12,7 +12,7 @@ use cardstation::config::Paths;
 use cardstation_pcsc::Pcsc;
 use cardstation_piv::{Pin, PinStatus};
 
-use super::output::{print_json, Failure};
+use super::output::{print_json, say, Failure};
 
 impl From<PinCareError> for Failure {
     fn from(e: PinCareError) -> Self {
@@ -159,7 +159,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
         Ok(()) => "ok".to_string(),
         Err(e) => e.code().to_string(),
     };
-    let _ = station.store.audit(
+    let recorded = station.store.audit(
         &station.operator,
         &station.station_id,
         action,
@@ -167,11 +167,27 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
         &outcome,
         &serde_json::json!({"error": result.as_ref().err().map(|e| e.to_string())}),
     );
-    result?;
+    // An action missing from the audit trail is a failure of the action.
+    match (result, recorded) {
+        (Err(e), Ok(())) => return Err(e.into()),
+        (Err(e), Err(r)) => {
+            return Err(Failure::new(
+                e.code(),
+                format!("{e} (and it could not be written to the audit trail: {r})"),
+            ))
+        }
+        (Ok(()), Err(r)) => return Err(Failure::new(
+            "station-database",
+            format!(
+                "{action} was done on the card but could not be written to the audit trail: {r}"
+            ),
+        )),
+        (Ok(()), Ok(())) => {}
+    }
     if args.json {
         print_json(&serde_json::json!({"ok": true, "action": action}));
     } else {
-        println!(
+        say!(
             "{}",
             match action {
                 "pin-change" => "PIN changed.",
@@ -191,18 +207,18 @@ fn print_status(r: &PinReport, json: bool) {
         return;
     }
     match r.pin {
-        PinStatus::Verified => println!("PIN  verified in this session"),
-        PinStatus::Retries(1) => println!("PIN  1 try left — the next wrong PIN blocks it"),
-        PinStatus::Retries(n) => println!("PIN  {n} tries left"),
+        PinStatus::Verified => say!("PIN  verified in this session"),
+        PinStatus::Retries(1) => say!("PIN  1 try left — the next wrong PIN blocks it"),
+        PinStatus::Retries(n) => say!("PIN  {n} tries left"),
         PinStatus::Blocked => {
-            println!("PIN  BLOCKED — unblock it with the PUK: cardstation pin unblock")
+            say!("PIN  BLOCKED — unblock it with the PUK: cardstation pin unblock")
         }
     }
     match r.puk_retries {
-        Some(0) => println!(
+        Some(0) => say!(
             "PUK  BLOCKED — with the PIN blocked too, only a reset helps: cardstation pin reset"
         ),
-        Some(n) => println!("PUK  {n} tries left"),
-        None => println!("PUK  tries left not reported by this card"),
+        Some(n) => say!("PUK  {n} tries left"),
+        None => say!("PUK  tries left not reported by this card"),
     }
 }
