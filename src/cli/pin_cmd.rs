@@ -176,12 +176,14 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
                 format!("{e} (and it could not be written to the audit trail: {r})"),
             ))
         }
-        (Ok(()), Err(r)) => return Err(Failure::new(
-            "station-database",
-            format!(
+        (Ok(()), Err(r)) => {
+            return Err(Failure::new(
+                "station-database",
+                format!(
                 "{action} was done on the card but could not be written to the audit trail: {r}"
             ),
-        )),
+            ))
+        }
         (Ok(()), Ok(())) => {}
     }
     if args.json {
