@@ -86,6 +86,8 @@ fn a_truncated_or_deleted_database_of_a_used_station_is_refused_with_the_remedy(
     ] {
         refused_as_lost(&dir.run(args));
     }
+    // The window is not opened on it either.
+    refused_as_lost(&dir.run(&["--demo"]));
     let out = dir.run(&["audit", "verify", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["error"]["code"], "station-database-lost", "{v}");
@@ -164,6 +166,10 @@ fn a_backup_taken_while_another_process_writes_restores_whole() {
     let out = dir.run(&["backup", "--out", backup.to_str().expect("path")]);
     assert!(out.status.success(), "{}", text(&out));
     writer.join().expect("writer");
+    assert!(
+        !dir.root.path().join("station-backup.db.in-use").exists(),
+        "the backup is a plain copy: nothing is written beside it"
+    );
     // Never over an existing file.
     let out = dir.run(&["backup", "--out", backup.to_str().expect("path")]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

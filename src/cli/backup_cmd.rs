@@ -25,7 +25,7 @@ pub struct BackupArgs {
 pub fn backup(args: &BackupArgs, paths: Paths) -> Result<(), Failure> {
     let station = Station::open(paths)?;
     station.store.backup_to(&args.out)?;
-    let check = Store::open(&args.out)?.integrity_check()?;
+    let check = Store::integrity_of(&args.out)?;
     if check != "ok" {
         return Err(Failure::new(
             "backup",

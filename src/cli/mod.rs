@@ -200,6 +200,13 @@ fn open_window(paths: Paths, demo: bool) -> i32 {
         Ok(c) => c,
         Err(e) => return output::report(&Failure::new("config", e.to_string()), false),
     };
+    // A lost station database is refused before the window opens, with the remedy.
+    if let Err(cardstation::app::station::StationError::Store(
+        e @ cardstation::store::StoreError::Lost { .. },
+    )) = cardstation::app::station::Station::with_config(paths.clone(), config.clone())
+    {
+        return output::report(&e.into(), false);
+    }
     let mode = if demo {
         ReaderMode::DemoOnly
     } else {

@@ -168,6 +168,20 @@ impl Store {
         Ok(())
     }
 
+    /// `PRAGMA integrity_check` of a database file (a backup), opened read-only:
+    /// nothing is written to it or beside it.
+    pub fn integrity_of(path: &Path) -> Result<String, StoreError> {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
     /// A transaction holding the write lock from its start: whatever it reads
     /// stays true until it commits, even with other processes writing.
     fn write_tx(&self) -> Result<Transaction<'_>, StoreError> {
