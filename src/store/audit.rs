@@ -230,4 +230,38 @@ mod tests {
             AuditVerdict::Broken { row_id: 3, .. }
         ));
     }
+
+    #[test]
+    fn writers_on_separate_connections_lose_no_row_and_keep_one_chain() {
+        // Separate connections lock the file as separate processes do.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("station.db");
+        Store::open(&db).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    let s = Store::open(&db).unwrap();
+                    for i in 0..40 {
+                        s.audit(
+                            "op",
+                            "st",
+                            "check",
+                            &format!("{w}/{i}"),
+                            "ok",
+                            &serde_json::json!({}),
+                        )
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(
+            Store::open(&db).unwrap().verify_audit().unwrap(),
+            AuditVerdict::Intact { rows: 160 }
+        );
+    }
 }
