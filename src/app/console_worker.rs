@@ -3,6 +3,7 @@
 //! pending, sleeping without a timer when nothing is) and refreshes the trust
 //! bundle. Without a configured console it only reports that.
 
+use crate::app::failure::ErrorCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -204,8 +205,12 @@ fn run_job(
     match outbox::sync(&station.store, client) {
         Ok(report) => {
             status.reachable = Some(!matches!(
-                report.error_code.as_deref(),
-                Some("console-unreachable" | "console-timeout" | "console-tls")
+                report.error_code,
+                Some(
+                    ErrorCode::ConsoleUnreachable
+                        | ErrorCode::ConsoleTimeout
+                        | ErrorCode::ConsoleTls
+                )
             ));
             status.last_error = report.error;
             let after: Vec<String> = station

@@ -4,6 +4,7 @@
 //! The card is reported enrolled only after the self-test (a fresh challenge signed
 //! by the new key, verified against the certificate read back from the card).
 
+use crate::app::failure::{Coded, ErrorCode};
 use std::fmt;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -16,7 +17,7 @@ use crate::store::{NewEnrollment, Store, StoreError};
 use cardstation_card::Transport;
 use cardstation_piv::objects::{CertificateObject, Chuid};
 use cardstation_piv::session::ManagementKeyState;
-use cardstation_piv::{Algorithm, ManagementKey, Pin, PivError, PivSession, Slot};
+use cardstation_piv::{Algorithm, Guid, ManagementKey, Pin, PivError, PivSession, Slot};
 use cardstation_pki::certificate::{self, CertificateInfo, CertificateProfile};
 use cardstation_pki::subject::{parse_subject, SubjectError};
 use cardstation_pki::{CardSigner, CertError};
@@ -100,20 +101,20 @@ pub enum EnrollError {
     },
 }
 
-impl EnrollError {
-    pub fn code(&self) -> &'static str {
+impl Coded for EnrollError {
+    fn code(&self) -> ErrorCode {
         match self {
-            EnrollError::Piv(e) => e.code(),
-            EnrollError::Store(_) => "station-database",
-            EnrollError::Certificate(_) => "certificate",
-            EnrollError::Subject(_) => "subject",
-            EnrollError::SlotInUse { .. } => "slot-in-use",
-            EnrollError::PinRequired(_) => "pin-required",
-            EnrollError::CertificateTooBig { .. } => "certificate-too-big",
-            EnrollError::ManagementKeyUnknown => "management-key-unknown",
-            EnrollError::SelfTestFailed(_) => "self-test-failed",
-            EnrollError::Cancelled(_) => "cancelled",
-            EnrollError::InvalidRequest(_) => "invalid-request",
+            EnrollError::Piv(e) => Coded::code(e),
+            EnrollError::Store(_) => ErrorCode::StationDatabase,
+            EnrollError::Certificate(_) => ErrorCode::Certificate,
+            EnrollError::Subject(_) => ErrorCode::Subject,
+            EnrollError::SlotInUse { .. } => ErrorCode::SlotInUse,
+            EnrollError::PinRequired(_) => ErrorCode::PinRequired,
+            EnrollError::CertificateTooBig { .. } => ErrorCode::CertificateTooBig,
+            EnrollError::ManagementKeyUnknown => ErrorCode::ManagementKeyUnknown,
+            EnrollError::SelfTestFailed(_) => ErrorCode::SelfTestFailed,
+            EnrollError::Cancelled(_) => ErrorCode::Cancelled,
+            EnrollError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             EnrollError::Unrecorded { error, .. } => error.code(),
         }
     }
@@ -234,14 +235,14 @@ pub fn enroll<T: Transport>(
     // Cards with the YubiKey serial extension take YubiKey-sized objects.
     let is_yubikey_like = serial.is_some();
     let old_chuid = session.read_chuid()?;
-    let old_guid = old_chuid.as_ref().map(|c| hex::encode_upper(&c.guid));
+    let old_guid_value = old_chuid.as_ref().and_then(|c| c.guid);
+    let old_guid = old_guid_value.map(|g| g.to_hex());
     let key_without_certificate = check_slot_free(&mut session, req.slot, req.force)?;
     if req.slot.needs_pin() {
         verify_pin(&mut session, req)?;
     }
-    let mut new_guid = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut new_guid);
-    let new_guid_hex = hex::encode_upper(new_guid);
+    let new_guid = Guid::random();
+    let new_guid_hex = new_guid.to_hex();
     let subject_text = fill_template(&req.subject_template, serial, &new_guid_hex);
     let profile = CertificateProfile {
         subject: parse_subject(&subject_text)?,
@@ -259,10 +260,7 @@ pub fn enroll<T: Transport>(
     let mgmt = session.management_key_state()?;
     let identity_now = CardIdentity {
         serial,
-        guid: old_chuid
-            .as_ref()
-            .map(|c| c.guid.clone())
-            .unwrap_or_default(),
+        guid: old_guid_value,
     };
     let factory_key = authenticate_current(
         &mut session,
@@ -389,7 +387,7 @@ fn change_card<T: Transport>(
     req: &EnrollRequest,
     profile: &CertificateProfile,
     limit: usize,
-    new_guid: [u8; 16],
+    new_guid: Guid,
     serial: Option<u32>,
     ctx: &EnrollContext<'_>,
     step: &mut dyn FnMut(EnrollStep) -> Result<(), EnrollError>,
@@ -426,7 +424,7 @@ fn change_card<T: Transport>(
     session.write_chuid(&Chuid::new(new_guid))?;
     let identity = CardIdentity {
         serial,
-        guid: new_guid.to_vec(),
+        guid: Some(new_guid),
     };
     let new_mgmt_alg = rotate_management_key(session, ctx.site_secret, &identity)?;
 
@@ -443,7 +441,7 @@ fn change_card<T: Transport>(
     let info = CertificateInfo::parse(&stored.der)?;
     // The management key is derived from the GUID: the card must hold the one we wrote.
     let chuid = session.read_chuid()?;
-    if chuid.as_ref().map(|c| c.guid.as_slice()) != Some(&new_guid[..]) {
+    if chuid.and_then(|c| c.guid) != Some(new_guid) {
         return Err(EnrollError::SelfTestFailed(
             "the CHUID read back does not carry the GUID written".into(),
         ));
@@ -578,11 +576,9 @@ pub fn authenticate_for_station<T: Transport>(
 ) -> Result<bool, EnrollError> {
     let serial = session.serial()?;
     let chuid = session.read_chuid()?;
-    let guid_hex = chuid.as_ref().map(|c| hex::encode_upper(&c.guid));
-    let identity = CardIdentity {
-        serial,
-        guid: chuid.map(|c| c.guid).unwrap_or_default(),
-    };
+    let guid = chuid.and_then(|c| c.guid);
+    let guid_hex = guid.map(|g| g.to_hex());
+    let identity = CardIdentity { serial, guid };
     let mgmt = session.management_key_state()?;
     authenticate_current(session, store, secret, mgmt, &identity, guid_hex.as_deref())
 }
@@ -597,11 +593,11 @@ fn interrupted_keys(
 ) -> Result<Vec<ManagementKey>, EnrollError> {
     let mut keys = Vec::new();
     for guid in store.interrupted_guids(identity.serial)? {
-        if let Ok(bytes) = hex::decode(&guid) {
-            if bytes != identity.guid {
+        if let Some(guid) = Guid::parse_hex(&guid) {
+            if Some(guid) != identity.guid {
                 let id = CardIdentity {
                     serial: identity.serial,
-                    guid: bytes,
+                    guid: Some(guid),
                 };
                 keys.push(secret.management_key(&id, alg).map_err(PivError::from)?);
             }

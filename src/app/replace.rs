@@ -3,6 +3,7 @@
 //! station loses nothing), a new card is enrolled for the same holder or device,
 //! and old and new are linked in the station database and the audit trail.
 
+use crate::app::failure::{Coded, ErrorCode};
 use std::ops::ControlFlow;
 
 use serde::Serialize;
@@ -11,14 +12,12 @@ use crate::console::outbox;
 use cardstation_card::Transport;
 use cardstation_piv::{PivSession, Slot};
 use cardstation_pki::CertificateInfo;
-use cardstation_protocol::messages::REVOCATION_REASONS;
+use cardstation_protocol::messages::RevocationReason;
 
 use super::enroll::{enroll, EnrollContext, EnrollError, EnrollOutcome, EnrollRequest, EnrollStep};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplaceError {
-    #[error("reason must be one of {}", REVOCATION_REASONS.join(", "))]
-    BadReason,
     #[error("this station has no record of certificate {0}. Give the subject for the new card explicitly")]
     UnknownOld(String),
     #[error(transparent)]
@@ -27,20 +26,19 @@ pub enum ReplaceError {
     Queue(String),
 }
 
-impl ReplaceError {
-    pub fn code(&self) -> &'static str {
+impl Coded for ReplaceError {
+    fn code(&self) -> ErrorCode {
         match self {
-            ReplaceError::BadReason => "bad-reason",
-            ReplaceError::UnknownOld(_) => "unknown-certificate",
+            ReplaceError::UnknownOld(_) => ErrorCode::UnknownCertificate,
             ReplaceError::Enroll(e) => e.code(),
-            ReplaceError::Queue(_) => "outbox",
+            ReplaceError::Queue(_) => ErrorCode::Outbox,
         }
     }
 }
 
 pub struct ReplaceRequest {
     pub old_fingerprint: String,
-    pub reason: String,
+    pub reason: RevocationReason,
     /// Slot, validity, PIN for the new card; the subject is the old one unless
     /// `subject_override` is given.
     pub enroll: EnrollRequest,
@@ -51,7 +49,7 @@ pub struct ReplaceRequest {
 pub struct ReplaceOutcome {
     pub old_fingerprint: String,
     pub new_fingerprint: String,
-    pub reason: String,
+    pub reason: RevocationReason,
     /// The new card is the old card, re-issued.
     pub renewal: bool,
     pub enrollment: EnrollOutcome,
@@ -63,9 +61,6 @@ pub fn replace<T: Transport>(
     ctx: &EnrollContext<'_>,
     on_step: &mut dyn FnMut(EnrollStep) -> ControlFlow<()>,
 ) -> Result<ReplaceOutcome, ReplaceError> {
-    if !REVOCATION_REASONS.contains(&req.reason.as_str()) {
-        return Err(ReplaceError::BadReason);
-    }
     let old = req
         .old_fingerprint
         .trim()
@@ -95,8 +90,14 @@ pub fn replace<T: Transport>(
     };
 
     // The old certificate is out of service from now on: queue its revocation first.
-    outbox::enqueue_revoke(ctx.store, &old, &req.reason, ctx.operator, ctx.station_id)
-        .map_err(|e| ReplaceError::Queue(e.to_string()))?;
+    outbox::enqueue_revoke(
+        ctx.store,
+        &old,
+        req.reason.as_str(),
+        ctx.operator,
+        ctx.station_id,
+    )
+    .map_err(|e| ReplaceError::Queue(e.to_string()))?;
 
     let enroll_req = EnrollRequest {
         slot,
@@ -112,7 +113,7 @@ pub fn replace<T: Transport>(
         .record_replacement(
             &old,
             &new.fingerprint,
-            &req.reason,
+            req.reason.as_str(),
             new.enrollment_id,
             ctx.operator,
         )
@@ -133,7 +134,7 @@ pub fn replace<T: Transport>(
     Ok(ReplaceOutcome {
         old_fingerprint: old,
         new_fingerprint: new.fingerprint.clone(),
-        reason: req.reason.clone(),
+        reason: req.reason,
         renewal,
         enrollment: new,
     })

@@ -9,7 +9,7 @@ use cardstation::config::Paths;
 use cardstation::store::AuditVerdict;
 use cardstation_pki::certificate::format_unix;
 
-use super::output::{print_json, say, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
@@ -56,7 +56,7 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
                     Ok(())
                 }
                 AuditVerdict::Broken { row_id, reason } => Err(Failure::new(
-                    "audit-broken",
+                    ErrorCode::AuditBroken,
                     format!("the audit trail was tampered with at row {row_id}: {reason}"),
                 )),
             }
@@ -66,7 +66,7 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
             let sink: Box<dyn std::io::Write> = match out {
                 Some(path) => Box::new(std::fs::File::create(path).map_err(|e| {
                     Failure::new(
-                        "write-file",
+                        ErrorCode::WriteFile,
                         format!("cannot write {}: {e}", path.display()),
                     )
                 })?),
@@ -78,7 +78,7 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
                 if let (true, csv::ErrorKind::Io(io)) = (to_stdout, e.kind()) {
                     super::output::exit_on_output_error(io);
                 }
-                Failure::new("write-file", format!("CSV: {e}"))
+                Failure::new(ErrorCode::WriteFile, format!("CSV: {e}"))
             };
             w.write_record([
                 "id",
@@ -112,7 +112,7 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
                 if to_stdout {
                     super::output::exit_on_output_error(&e);
                 }
-                Failure::new("write-file", format!("CSV: {e}"))
+                Failure::new(ErrorCode::WriteFile, format!("CSV: {e}"))
             })?;
             Ok(())
         }

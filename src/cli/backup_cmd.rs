@@ -9,7 +9,7 @@ use cardstation::app::station::Station;
 use cardstation::config::Paths;
 use cardstation::store::Store;
 
-use super::output::{print_json, say, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
@@ -28,7 +28,7 @@ pub fn backup(args: &BackupArgs, paths: Paths) -> Result<(), Failure> {
     let check = Store::integrity_of(&args.out)?;
     if check != "ok" {
         return Err(Failure::new(
-            "backup",
+            ErrorCode::StationDatabase,
             format!(
                 "the copy {} fails its integrity check: {check}",
                 args.out.display()

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
+use cardstation::app::card_source::CardSource;
 use cardstation::app::card_status::{self, CardSummary};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
@@ -14,7 +15,7 @@ use cardstation_piv::{PinStatus, PivSession, Slot};
 use cardstation_pki::certificate::{format_unix, to_pem};
 use cardstation_pki::CertificateInfo;
 
-use super::output::{print_json, say, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 use super::ReaderArgs;
 
 #[derive(Serialize)]
@@ -34,13 +35,12 @@ pub fn readers(json: bool) -> Result<(), Failure> {
             .map(|a| a.protocol_names())
             .unwrap_or_default();
         let card = if status.card == CardPresence::Present {
-            match pcsc.connect(&status.name) {
-                Ok(mut c) => Some(match c.transaction() {
-                    Ok(tx) => card_status::summarize(tx),
-                    Err(e) => error_summary(e.to_string()),
-                }),
-                Err(e) => Some(error_summary(e.to_string())),
-            }
+            let source = CardSource::Pcsc(status.name.clone());
+            Some(
+                source
+                    .with_card(|t| card_status::summarize(t))
+                    .unwrap_or_else(|e| error_summary(e.to_string())),
+            )
         } else {
             None
         };
@@ -81,7 +81,7 @@ pub fn readers(json: bool) -> Result<(), Failure> {
                         }
                         say!(
                             "  GUID     {}",
-                            c.chuid_guid.as_deref().unwrap_or("(no CHUID)")
+                            c.chuid_guid.map_or("(no CHUID)".into(), |g| g.to_hex())
                         );
                     }
                 }
@@ -101,10 +101,7 @@ fn error_summary(error: String) -> CardSummary {
 }
 
 pub fn card(args: &ReaderArgs) -> Result<(), Failure> {
-    let pcsc = Pcsc::establish()?;
-    let name = pcsc.resolve(&args.reader)?;
-    let mut conn = pcsc.connect(&name)?;
-    let report = card_status::inspect(conn.transaction()?)?;
+    let report = CardSource::pcsc(&args.reader)?.with_card(|t| card_status::inspect(t))??;
     if args.json {
         print_json(&report);
         return Ok(());
@@ -123,7 +120,7 @@ pub fn card(args: &ReaderArgs) -> Result<(), Failure> {
     }
     say!(
         "CHUID GUID {}",
-        report.chuid_guid.as_deref().unwrap_or("(none)")
+        report.chuid_guid.map_or("(none)".into(), |g| g.to_hex())
     );
     say!(
         "PIN        {}",
@@ -200,21 +197,21 @@ pub struct ExportArgs {
 
 pub fn export(args: &ExportArgs, paths: Paths) -> Result<(), Failure> {
     let station = Station::open(paths)?;
-    let pcsc = Pcsc::establish()?;
-    let name = pcsc.resolve(&args.reader)?;
-    let mut conn = pcsc.connect(&name)?;
-    let mut session = PivSession::open(conn.transaction()?)?;
-    let obj = session.read_certificate(args.slot)?.ok_or_else(|| {
-        Failure::new(
-            "no-certificate",
-            format!(
-                "slot {} holds no certificate; enrol the card first",
-                args.slot
-            ),
-        )
-    })?;
-    let info =
-        CertificateInfo::parse(&obj.der).map_err(|e| Failure::new("certificate", e.to_string()))?;
+    let source = CardSource::pcsc(&args.reader)?;
+    let name = source.name();
+    let obj = source
+        .with_card(|t| PivSession::open(t).and_then(|mut s| s.read_certificate(args.slot)))??
+        .ok_or_else(|| {
+            Failure::new(
+                ErrorCode::NoCertificate,
+                format!(
+                    "slot {} holds no certificate; enrol the card first",
+                    args.slot
+                ),
+            )
+        })?;
+    let info = CertificateInfo::parse(&obj.der)
+        .map_err(|e| Failure::new(ErrorCode::Certificate, e.to_string()))?;
     write_certificate_file(&args.out, &obj.der, args.overwrite)?;
     station.store.audit(
         &station.operator,
@@ -241,7 +238,7 @@ pub fn write_certificate_file(
 ) -> Result<(), Failure> {
     if !overwrite && path.exists() {
         return Err(Failure::new(
-            "file-exists",
+            ErrorCode::FileExists,
             format!(
                 "{} already exists; choose another name or pass --overwrite",
                 path.display()
@@ -259,7 +256,7 @@ pub fn write_certificate_file(
     };
     std::fs::write(path, bytes).map_err(|e| {
         Failure::new(
-            "write-file",
+            ErrorCode::WriteFile,
             format!(
                 "cannot write {}: {e}. Check the folder exists and is writable",
                 path.display()

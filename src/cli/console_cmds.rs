@@ -4,37 +4,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use cardstation::app::failure::Coded;
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
 use cardstation::console::outbox::{self, SyncReport};
-use cardstation::console::trust::{self, BundleOutcome, TrustError};
-use cardstation::console::{ConsoleClient, ConsoleError};
+use cardstation::console::trust::{self, BundleOutcome};
+use cardstation::console::ConsoleClient;
 use cardstation_pki::certificate::{format_age, format_unix, from_pem_or_der, to_pem};
 use cardstation_pki::CertificateInfo;
 use cardstation_protocol::messages::{UploadRequest, REVOCATION_REASONS};
 
-use super::output::{print_json, say, Failure};
-
-impl From<ConsoleError> for Failure {
-    fn from(e: ConsoleError) -> Self {
-        Failure::new(e.code(), e.to_string())
-    }
-}
-
-impl From<TrustError> for Failure {
-    fn from(e: TrustError) -> Self {
-        Failure::new(e.code(), e.to_string())
-    }
-}
-
-impl From<outbox::OutboxError> for Failure {
-    fn from(e: outbox::OutboxError) -> Self {
-        match e {
-            outbox::OutboxError::Store(e) => e.into(),
-            e => Failure::new("outbox", e.to_string()),
-        }
-    }
-}
+use super::output::{print_json, say, ErrorCode, Failure};
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -57,16 +37,17 @@ pub fn upload(args: &UploadArgs, paths: Paths) -> Result<(), Failure> {
     let station = Station::open(paths)?;
     let bytes = std::fs::read(&args.file).map_err(|e| {
         Failure::new(
-            "read-file",
+            ErrorCode::ReadFile,
             format!("cannot read {}: {e}", args.file.display()),
         )
     })?;
-    let der = from_pem_or_der(&bytes).map_err(|e| Failure::new("certificate", e.to_string()))?;
-    let info =
-        CertificateInfo::parse(&der).map_err(|e| Failure::new("certificate", e.to_string()))?;
+    let der =
+        from_pem_or_der(&bytes).map_err(|e| Failure::new(ErrorCode::Certificate, e.to_string()))?;
+    let info = CertificateInfo::parse(&der)
+        .map_err(|e| Failure::new(ErrorCode::Certificate, e.to_string()))?;
     if info.public_key.is_none() {
         return Err(Failure::new(
-            "certificate",
+            ErrorCode::Certificate,
             "the certificate's key is not an ECDSA P-256 key",
         ));
     }
@@ -93,6 +74,7 @@ pub fn enqueue_and_sync(
     sha256: &str,
     req: &UploadRequest,
 ) -> Result<SyncReport, Failure> {
+    // The queued row and its audit row are written together.
     outbox::enqueue_upload(&station.store, sha256, req)?;
     try_sync(station)
 }
@@ -116,7 +98,7 @@ fn try_sync(station: &Station) -> Result<SyncReport, Failure> {
         Err(e) => {
             return Ok(SyncReport {
                 error: Some(e.to_string()),
-                error_code: Some(e.code().into()),
+                error_code: Some(e.code()),
                 pending: station.store.outbox_pending()?,
                 ..Default::default()
             })
@@ -215,7 +197,7 @@ pub fn outbox_cmd(cmd: &OutboxCommand, paths: Paths) -> Result<(), Failure> {
             report_sync_with(&report, *json, None, !failed);
             match (&report.error_code, report.pending) {
                 (Some(code), p) if p > 0 => Err(Failure::new(
-                    code.clone(),
+                    *code,
                     report.error.clone().unwrap_or_default(),
                 )),
                 _ => Ok(()),
@@ -245,17 +227,18 @@ pub fn revoke(args: &RevokeArgs, paths: Paths) -> Result<(), Failure> {
         .replace(':', "");
     if !cardstation_protocol::messages::is_fingerprint(&fp) {
         return Err(Failure::new(
-            "bad-fingerprint",
+            ErrorCode::BadFingerprint,
             "give the SHA-256 fingerprint: 64 hex digits",
         ));
     }
     if !REVOCATION_REASONS.contains(&args.reason.as_str()) {
         return Err(Failure::new(
-            "bad-reason",
+            ErrorCode::BadReason,
             format!("reason must be one of {}", REVOCATION_REASONS.join(", ")),
         ));
     }
     let station = Station::open(paths)?;
+    // The queued row and its audit row are written together.
     outbox::enqueue_revoke(
         &station.store,
         &fp,

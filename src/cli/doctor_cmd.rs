@@ -8,7 +8,7 @@ use cardstation::app::doctor::{diagnose, write_bundle, DoctorReport, Level};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
 
-use super::output::{print_json, say, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
@@ -32,7 +32,7 @@ pub fn run(args: &DoctorArgs, paths: Paths) -> Result<i32, Failure> {
     let station = Station::open(paths)?;
     let report = diagnose(&station, args.reader.as_deref());
     if let Some(path) = &args.bundle {
-        write_bundle(path, &station, &report).map_err(|e| Failure::new("write-file", e))?;
+        write_bundle(path, &station, &report).map_err(|e| Failure::new(ErrorCode::WriteFile, e))?;
     }
     if args.json {
         print_json(&report);

@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use cardstation::config::{Config, Paths};
 use cardstation::ui::ReaderMode;
 
-pub use output::Failure;
+pub use output::{ErrorCode, Failure};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -116,7 +116,7 @@ pub fn run(cli: Cli) -> i32 {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let paths = match Paths::resolve(cli.data_dir.clone(), cli.config.clone()) {
         Ok(p) => p,
-        Err(e) => return output::report(&Failure::new("config", e.to_string()), false),
+        Err(e) => return output::report(&Failure::new(ErrorCode::Config, e.to_string()), false),
     };
     // Every command checks the settings, even those that need none of them:
     // a typo in the config file is reported at once, not at the next enrollment.
@@ -130,7 +130,7 @@ pub fn run(cli: Cli) -> i32 {
                 message: format!("[enroll] slot: {message}"),
             })
     }) {
-        return output::report(&Failure::new("config", e.to_string()), false);
+        return output::report(&Failure::new(ErrorCode::Config, e.to_string()), false);
     }
     if cli.reinit {
         if let Err(f) = backup_cmd::reinit(&paths) {
@@ -198,7 +198,7 @@ pub fn run(cli: Cli) -> i32 {
 fn open_window(paths: Paths, demo: bool) -> i32 {
     let config = match Config::load(&paths.config_file, paths.config_explicit) {
         Ok(c) => c,
-        Err(e) => return output::report(&Failure::new("config", e.to_string()), false),
+        Err(e) => return output::report(&Failure::new(ErrorCode::Config, e.to_string()), false),
     };
     // A lost station database is refused before the window opens, with the remedy.
     if let Err(cardstation::app::station::StationError::Store(
@@ -214,7 +214,7 @@ fn open_window(paths: Paths, demo: bool) -> i32 {
     };
     match cardstation::ui::run(paths, config, mode) {
         Ok(()) => 0,
-        Err(e) => output::report(&Failure::new("window", e), false),
+        Err(e) => output::report(&Failure::new(ErrorCode::Window, e), false),
     }
 }
 

@@ -3,6 +3,7 @@
 //! acknowledged it; the console is idempotent by fingerprint, so a retry after a
 //! lost acknowledgement creates no duplicate.
 
+use crate::app::failure::Coded;
 use serde::Serialize;
 
 use crate::store::{AuditEntry, OutboxItem, OutboxKind, Store, StoreError};
@@ -31,7 +32,7 @@ pub struct SyncReport {
     pub pending: i64,
     /// Why delivery stopped, if it did.
     pub error: Option<String>,
-    pub error_code: Option<String>,
+    pub error_code: Option<crate::app::failure::ErrorCode>,
     /// The trust bundle could not be brought up to date after delivering.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle_error: Option<String>,
@@ -127,14 +128,14 @@ pub fn sync(store: &Store, client: &ConsoleClient) -> Result<SyncReport, OutboxE
                     now() + backoff_secs(item.attempts),
                 )?;
                 report.error = Some(e.to_string());
-                report.error_code = Some(e.code().to_string());
+                report.error_code = Some(e.code());
                 break;
             }
             Err(e) => {
                 store.outbox_reject(&item, &e.to_string())?;
                 report.rejected += 1;
                 report.error = Some(e.to_string());
-                report.error_code = Some(e.code().to_string());
+                report.error_code = Some(e.code());
             }
         }
     }

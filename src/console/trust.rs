@@ -7,6 +7,7 @@
 //! than the highest it accepted: a deleted or edited newest bundle is "damaged",
 //! which a spot check reports as TRUST UNKNOWN, never as PASS.
 
+use crate::app::failure::{Coded, ErrorCode};
 use std::path::Path;
 
 use p256::ecdsa::VerifyingKey;
@@ -37,17 +38,17 @@ pub enum TrustError {
     Damaged(String),
 }
 
-impl TrustError {
-    pub fn code(&self) -> &'static str {
+impl Coded for TrustError {
+    fn code(&self) -> ErrorCode {
         match self {
             TrustError::Console(e) => e.code(),
-            TrustError::Bundle(BundleError::BadSignature) => "bundle-bad-signature",
-            TrustError::Bundle(_) => "bundle-malformed",
-            TrustError::Store(_) => "station-database",
-            TrustError::NoKey => "bundle-key-not-set",
-            TrustError::Rollback { .. } => "bundle-rollback",
-            TrustError::Conflict { .. } => "bundle-conflict",
-            TrustError::Damaged(_) => "bundle-damaged",
+            TrustError::Bundle(BundleError::BadSignature) => ErrorCode::BundleBadSignature,
+            TrustError::Bundle(_) => ErrorCode::BundleMalformed,
+            TrustError::Store(e) => e.code(),
+            TrustError::NoKey => ErrorCode::BundleKeyNotSet,
+            TrustError::Rollback { .. } => ErrorCode::BundleRollback,
+            TrustError::Conflict { .. } => ErrorCode::BundleConflict,
+            TrustError::Damaged(_) => ErrorCode::BundleDamaged,
         }
     }
 }

@@ -65,15 +65,6 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            StoreError::Lost { .. } => "station-database-lost",
-            StoreError::NotLost { .. } => "station-database-present",
-            StoreError::TooNew { .. } => "station-database-too-new",
-            _ => "station-database",
-        }
-    }
-
     /// The file is not a SQLite database at all (overwritten, or a different file).
     fn is_unreadable(&self) -> bool {
         let sql = match self {
