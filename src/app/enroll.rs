@@ -4,20 +4,20 @@
 //! The card is reported enrolled only after the self-test (a fresh challenge signed
 //! by the new key, verified against the certificate read back from the card).
 
+use super::management_keys::{authenticate_current, rotate_management_key};
+use super::subject_template;
 use crate::app::failure::{Coded, ErrorCode};
+use cardstation_verifier::{prove_possession, ChallengeBook, PossessionError};
 use std::fmt;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::store::{NewEnrollment, Store, StoreError};
 use cardstation_card::Transport;
 use cardstation_piv::objects::{CertificateObject, Chuid};
-use cardstation_piv::session::ManagementKeyState;
-use cardstation_piv::{Algorithm, Guid, ManagementKey, Pin, PivError, PivSession, Slot};
+use cardstation_piv::{Algorithm, Guid, Pin, PivError, PivSession, Slot};
 use cardstation_pki::certificate::{self, CertificateInfo, CertificateProfile};
 use cardstation_pki::subject::{parse_subject, SubjectError};
 use cardstation_pki::{CardSigner, CertError};
@@ -152,8 +152,8 @@ impl EnrollRequest {
                 self.valid_days
             )));
         }
-        check_template(&self.subject_template)?;
-        parse_subject(&fill_template(
+        subject_template::check(&self.subject_template).map_err(EnrollError::InvalidRequest)?;
+        parse_subject(&subject_template::fill(
             &self.subject_template,
             Some(0),
             &"0".repeat(32),
@@ -163,25 +163,6 @@ impl EnrollRequest {
         }
         Ok(())
     }
-}
-
-/// Only `{serial}` and `{guid}` may appear in braces.
-fn check_template(template: &str) -> Result<(), EnrollError> {
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let close = after.find('}').ok_or_else(|| {
-            EnrollError::InvalidRequest("the subject has a \"{\" without \"}\"".into())
-        })?;
-        let name = &after[..close];
-        if name != "serial" && name != "guid" {
-            return Err(EnrollError::InvalidRequest(format!(
-                "unknown placeholder {{{name}}} in the subject; use {{serial}} or {{guid}}"
-            )));
-        }
-        rest = &after[close + 1..];
-    }
-    Ok(())
 }
 
 /// Who is enrolling, and where records go.
@@ -243,7 +224,7 @@ pub fn enroll<T: Transport>(
     }
     let new_guid = Guid::random();
     let new_guid_hex = new_guid.to_hex();
-    let subject_text = fill_template(&req.subject_template, serial, &new_guid_hex);
+    let subject_text = subject_template::fill(&req.subject_template, serial, &new_guid_hex);
     let profile = CertificateProfile {
         subject: parse_subject(&subject_text)?,
         valid_days: req.valid_days,
@@ -449,10 +430,16 @@ fn change_card<T: Transport>(
     if req.slot == Slot::Signature {
         verify_pin(session, req)?;
     }
-    challenge_response(session, req.slot, &info).map_err(|e| match e {
-        ChallengeError::Piv(p) => EnrollError::Piv(p),
-        other => EnrollError::SelfTestFailed(other.to_string()),
+    // The same challenge-response a gateway runs (one implementation, in the verifier).
+    let key = info.public_key.ok_or_else(|| {
+        EnrollError::SelfTestFailed("the certificate's key is not a P-256 key".into())
     })?;
+    prove_possession(session, req.slot, &key, &mut ChallengeBook::default()).map_err(
+        |e| match e {
+            PossessionError::Card(p) => EnrollError::Piv(p),
+            other => EnrollError::SelfTestFailed(other.to_string()),
+        },
+    )?;
     Ok((der, info, new_mgmt_alg))
 }
 
@@ -463,35 +450,6 @@ fn verify_pin<T: Transport>(
     let pin = req.pin.as_ref().ok_or(EnrollError::PinRequired(req.slot))?;
     session.verify_pin(pin)?;
     Ok(())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ChallengeError {
-    #[error(transparent)]
-    Piv(#[from] PivError),
-    #[error("the certificate's key is not a P-256 key")]
-    NotP256,
-    #[error("the card's signature does not match the certificate's public key")]
-    SignatureMismatch,
-}
-
-/// What a gateway does at a tap: a fresh random challenge from the OS generator,
-/// signed by the card, verified against the certificate's public key.
-pub fn challenge_response<T: Transport>(
-    session: &mut PivSession<T>,
-    slot: Slot,
-    cert: &CertificateInfo,
-) -> Result<(), ChallengeError> {
-    let key = cert.public_key.ok_or(ChallengeError::NotP256)?;
-    let mut challenge = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut challenge);
-    let digest: [u8; 32] = Sha256::digest(challenge).into();
-    let sig = session.sign_p256(slot, &digest)?;
-    if certificate::verify_prehash(&key, &digest, &sig) {
-        Ok(())
-    } else {
-        Err(ChallengeError::SignatureMismatch)
-    }
 }
 
 /// Refuse a slot holding a certificate (unless forced). Returns whether the slot
@@ -520,113 +478,6 @@ fn check_slot_free<T: Transport>(
     Ok(key_present)
 }
 
-/// Try the keys this card may have, most likely first, without guessing wildly:
-/// our derived key when this station knows the card, otherwise the factory key.
-/// Returns whether the factory key was the one that worked.
-fn authenticate_current<T: Transport>(
-    session: &mut PivSession<T>,
-    store: &Store,
-    secret: &SiteSecret,
-    mgmt: ManagementKeyState,
-    identity: &CardIdentity,
-    guid_hex: Option<&str>,
-) -> Result<bool, EnrollError> {
-    let (alg, metadata_default) = (mgmt.algorithm, mgmt.is_default);
-    let ours = secret
-        .management_key(identity, alg)
-        .map_err(PivError::from)?;
-    let factory = ManagementKey::factory_default(alg);
-    let known = match guid_hex {
-        Some(g) => store.knows_guid(g)?,
-        None => false,
-    };
-    let mut candidates: Vec<ManagementKey> = Vec::new();
-    match (metadata_default, known) {
-        (Some(true), _) => candidates.extend(factory),
-        (Some(false), _) | (None, true) => {
-            candidates.push(ours);
-            candidates.extend(interrupted_keys(store, secret, identity, alg)?);
-            if metadata_default.is_none() {
-                candidates.extend(factory);
-            }
-        }
-        (None, false) => {
-            candidates.extend(factory);
-            candidates.push(ours);
-            candidates.extend(interrupted_keys(store, secret, identity, alg)?);
-        }
-    }
-    for key in &candidates {
-        match session.authenticate(key) {
-            Ok(()) => return Ok(key.is_factory_default()),
-            Err(PivError::ManagementKeyRejected) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(EnrollError::ManagementKeyUnknown)
-}
-
-/// Authenticate with the management key this station expects the card to have
-/// (its derived key, the factory key on a blank card). Returns whether it was
-/// the factory key.
-pub fn authenticate_for_station<T: Transport>(
-    session: &mut PivSession<T>,
-    store: &Store,
-    secret: &SiteSecret,
-) -> Result<bool, EnrollError> {
-    let serial = session.serial()?;
-    let chuid = session.read_chuid()?;
-    let guid = chuid.and_then(|c| c.guid);
-    let guid_hex = guid.map(|g| g.to_hex());
-    let identity = CardIdentity { serial, guid };
-    let mgmt = session.management_key_state()?;
-    authenticate_current(session, store, secret, mgmt, &identity, guid_hex.as_deref())
-}
-
-/// Keys derived from GUIDs of interrupted enrollments of this card: an enrollment
-/// cut off between writing the CHUID and finishing leaves one of these.
-fn interrupted_keys(
-    store: &Store,
-    secret: &SiteSecret,
-    identity: &CardIdentity,
-    alg: Algorithm,
-) -> Result<Vec<ManagementKey>, EnrollError> {
-    let mut keys = Vec::new();
-    for guid in store.interrupted_guids(identity.serial)? {
-        if let Some(guid) = Guid::parse_hex(&guid) {
-            if Some(guid) != identity.guid {
-                let id = CardIdentity {
-                    serial: identity.serial,
-                    guid: Some(guid),
-                };
-                keys.push(secret.management_key(&id, alg).map_err(PivError::from)?);
-            }
-        }
-    }
-    Ok(keys)
-}
-
-/// Give the card its own key: AES-256 where it accepts one, otherwise 3DES.
-fn rotate_management_key<T: Transport>(
-    session: &mut PivSession<T>,
-    secret: &SiteSecret,
-    identity: &CardIdentity,
-) -> Result<Algorithm, EnrollError> {
-    let aes = secret
-        .management_key(identity, Algorithm::Aes256)
-        .map_err(PivError::from)?;
-    match session.set_management_key(&aes) {
-        Ok(()) => return Ok(Algorithm::Aes256),
-        Err(PivError::Status { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let tdes = secret
-        .management_key(identity, Algorithm::TripleDes)
-        .map_err(PivError::from)?;
-    session.set_management_key(&tdes)?;
-    Ok(Algorithm::TripleDes)
-}
-
 fn check_size(object: &[u8], limit: usize) -> Result<(), EnrollError> {
     if object.len() > limit {
         return Err(EnrollError::CertificateTooBig {
@@ -648,17 +499,6 @@ fn estimated_object_size(profile: &CertificateProfile) -> Result<Vec<u8>, Enroll
     Ok(object)
 }
 
-fn fill_template(template: &str, serial: Option<u32>, guid_hex: &str) -> String {
-    template
-        .replace(
-            "{serial}",
-            &serial
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        )
-        .replace("{guid}", guid_hex)
-}
-
 fn card_label(serial: Option<u32>, guid_hex: &str) -> String {
     match serial {
         Some(s) => format!("serial {s} / GUID {guid_hex}"),
@@ -669,15 +509,6 @@ fn card_label(serial: Option<u32>, guid_hex: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates_fill_in_card_values() {
-        assert_eq!(
-            fill_template("CN=dev {serial} {guid}", Some(7), "AB"),
-            "CN=dev 7 AB"
-        );
-        assert_eq!(fill_template("CN={serial}", None, "AB"), "CN=unknown");
-    }
 
     #[test]
     fn requests_are_checked_before_the_card_is_touched() {

@@ -10,7 +10,7 @@ use crate::store::Store;
 use cardstation_card::Transport;
 use cardstation_piv::{Pin, PinReference, PinStatus, PivError, PivSession};
 
-use super::enroll::authenticate_for_station;
+use super::management_keys::authenticate_for_station;
 use super::site_keys::SiteSecret;
 
 #[derive(Debug, thiserror::Error)]
