@@ -102,6 +102,7 @@ const MIGRATIONS: &[&str] = &[
         SELECT 'bundle_high_water', MAX(version) FROM trust_bundles HAVING COUNT(*) > 0;",
 ];
 
+#[derive(Debug)]
 pub enum MigrateError {
     Store(StoreError),
     /// The database holds no schema yet, but this file shows the station was used.
@@ -147,4 +148,50 @@ pub fn migrate(conn: &rusqlite::Connection, used: Option<&Path>) -> Result<(), M
     tx.pragma_update(None, "user_version", known)?;
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_3_database_keeps_its_outbox_and_bundle_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("station.db")).unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO outbox (id, kind, fingerprint, body, created_at, next_attempt_at)
+                 VALUES (7, 'upload', 'ff', '{}', 1, 1);
+             INSERT INTO trust_bundles VALUES (4, x'00', 's', 'k', 1, 2, 3);
+             INSERT INTO trust_bundles VALUES (9, x'00', 's', 'k', 1, 2, 3);",
+        )
+        .unwrap();
+        migrate(&conn, None).unwrap();
+        let (id, token): (i64, String) = conn
+            .query_row("SELECT id, token FROM outbox", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((id, token.len()), (7, 32));
+        let mark: i64 = conn
+            .query_row(
+                "SELECT value FROM station_meta WHERE key = 'bundle_high_water'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(mark, 9);
+        // The next row after a deleted newest one gets a new id.
+        conn.execute("DELETE FROM outbox", []).unwrap();
+        conn.execute(
+            "INSERT INTO outbox (token, kind, fingerprint, body, created_at, next_attempt_at)
+             VALUES ('t', 'upload', 'ee', '{}', 1, 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(conn.last_insert_rowid(), 8);
+    }
 }
