@@ -194,13 +194,39 @@ fn connect(path: &Path) -> Result<rusqlite::Connection, StoreError> {
     // that another process starting at the same moment may hold.
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
     // WAL + full sync: a committed row survives a crash or power cut.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(open_err)?;
+    enable_wal(&conn).map_err(open_err)?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(open_err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(open_err)?;
     Ok(conn)
+}
+
+/// Switch the file to WAL. Processes opening a new file together contend for the
+/// exclusive lock this needs, and SQLite answers "busy" at once instead of calling
+/// the busy handler (waiting while holding a shared lock could deadlock): so try
+/// again until the mode is WAL or [`BUSY_TIMEOUT`] has passed.
+fn enable_wal(conn: &rusqlite::Connection) -> Result<(), rusqlite::Error> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let result = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0));
+        let retry = match &result {
+            Ok(mode) => !mode.eq_ignore_ascii_case("wal"),
+            Err(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy),
+        };
+        if !retry {
+            return result.map(|_| ());
+        }
+        if std::time::Instant::now() >= deadline {
+            return result.and_then(|mode| {
+                Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some(format!("the database stayed in {mode} mode instead of WAL")),
+                ))
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Current time as unix seconds.
