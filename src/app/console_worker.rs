@@ -162,14 +162,18 @@ fn run_job(
         details,
     } = &job
     {
-        let _ = station.store.audit(
+        if let Err(e) = station.store.audit(
             &station.operator,
             &station.station_id,
             action,
             subject,
             "ok",
             details,
-        );
+        ) {
+            status.last_error = Some(format!(
+                "{action} could not be written to the audit trail: {e}"
+            ));
+        }
         return;
     }
     if let ConsoleJob::Upload {
@@ -177,23 +181,19 @@ fn run_job(
         request,
     } = &job
     {
-        match outbox::enqueue_upload(&station.store, fingerprint, request) {
-            Ok(_) => {
-                let _ = station.store.audit(
-                    &station.operator,
-                    &station.station_id,
-                    "upload",
-                    fingerprint,
-                    "queued",
-                    &serde_json::json!({"label": request.label}),
-                );
-            }
-            Err(e) => status.last_error = Some(e.to_string()),
+        // The queued row and its audit row are written together.
+        // Nothing is sent when it could not be queued: the error stays shown.
+        if let Err(e) = outbox::enqueue_upload(&station.store, fingerprint, request) {
+            status.last_error = Some(format!("the upload was not queued: {e}"));
+            return;
         }
     }
     let Some(client) = client else { return };
     if matches!(job, ConsoleJob::SyncNow) {
-        let _ = station.store.outbox_due_now(now());
+        if let Err(e) = station.store.outbox_due_now(now()) {
+            status.last_error = Some(e.to_string());
+            return;
+        }
     }
     let before: Vec<String> = station
         .store

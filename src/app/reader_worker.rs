@@ -232,7 +232,7 @@ fn run_pin_care(
         Ok(Err(e)) => Err(Failure::new(e.code(), e)),
         Err(e) => Err(Failure::new(Coded::code(e), e)),
     };
-    let _ = station.store.audit(
+    let recorded = station.store.audit(
         &station.operator,
         &station.station_id,
         op.action(),
@@ -243,7 +243,23 @@ fn run_pin_care(
             .unwrap_or_else(|f| f.code.as_str()),
         &serde_json::json!({"error": outcome.as_ref().err().map(|f| f.message.clone())}),
     );
-    outcome
+    // An action missing from the audit trail is reported, never passed over.
+    match (outcome, recorded) {
+        (outcome, Ok(())) => outcome,
+        (Ok(action), Err(e)) => Err(Failure::new(
+            ErrorCode::StationDatabase,
+            format!(
+                "{action} was done on the card but could not be written to the audit trail: {e}"
+            ),
+        )),
+        (Err(f), Err(e)) => Err(Failure::new(
+            f.code,
+            format!(
+                "{} (and it could not be written to the audit trail: {e})",
+                f.message
+            ),
+        )),
+    }
 }
 
 /// The station database, opened on first use by this worker.

@@ -90,8 +90,14 @@ pub fn replace<T: Transport>(
     };
 
     // The old certificate is out of service from now on: queue its revocation first.
-    outbox::enqueue_revoke(ctx.store, &old, req.reason.as_str())
-        .map_err(|e| ReplaceError::Queue(e.to_string()))?;
+    outbox::enqueue_revoke(
+        ctx.store,
+        &old,
+        req.reason.as_str(),
+        ctx.operator,
+        ctx.station_id,
+    )
+    .map_err(|e| ReplaceError::Queue(e.to_string()))?;
 
     let enroll_req = EnrollRequest {
         slot,

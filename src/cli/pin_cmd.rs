@@ -14,7 +14,7 @@ use cardstation_piv::{Pin, PinStatus};
 
 use cardstation::app::failure::Coded;
 
-use super::output::{print_json, ErrorCode, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct PinArgs {
@@ -169,7 +169,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
         Ok(()) => "ok".to_string(),
         Err(e) => Coded::code(e).to_string(),
     };
-    let _ = station.store.audit(
+    let recorded = station.store.audit(
         &station.operator,
         &station.station_id,
         action,
@@ -177,11 +177,29 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
         &outcome,
         &serde_json::json!({"error": result.as_ref().err().map(|e| e.to_string())}),
     );
-    result?;
+    // An action missing from the audit trail is a failure of the action.
+    match (result, recorded) {
+        (Err(e), Ok(())) => return Err(e.into()),
+        (Err(e), Err(r)) => {
+            return Err(Failure::new(
+                Coded::code(&e),
+                format!("{e} (and it could not be written to the audit trail: {r})"),
+            ))
+        }
+        (Ok(()), Err(r)) => {
+            return Err(Failure::new(
+                ErrorCode::StationDatabase,
+                format!(
+                "{action} was done on the card but could not be written to the audit trail: {r}"
+            ),
+            ))
+        }
+        (Ok(()), Ok(())) => {}
+    }
     if args.json {
         print_json(&serde_json::json!({"ok": true, "action": action}));
     } else {
-        println!(
+        say!(
             "{}",
             match action {
                 "pin-change" => "PIN changed.",
@@ -201,18 +219,18 @@ fn print_status(r: &PinReport, json: bool) {
         return;
     }
     match r.pin {
-        PinStatus::Verified => println!("PIN  verified in this session"),
-        PinStatus::Retries(1) => println!("PIN  1 try left — the next wrong PIN blocks it"),
-        PinStatus::Retries(n) => println!("PIN  {n} tries left"),
+        PinStatus::Verified => say!("PIN  verified in this session"),
+        PinStatus::Retries(1) => say!("PIN  1 try left — the next wrong PIN blocks it"),
+        PinStatus::Retries(n) => say!("PIN  {n} tries left"),
         PinStatus::Blocked => {
-            println!("PIN  BLOCKED — unblock it with the PUK: cardstation pin unblock")
+            say!("PIN  BLOCKED — unblock it with the PUK: cardstation pin unblock")
         }
     }
     match r.puk_retries {
-        Some(0) => println!(
+        Some(0) => say!(
             "PUK  BLOCKED — with the PIN blocked too, only a reset helps: cardstation pin reset"
         ),
-        Some(n) => println!("PUK  {n} tries left"),
-        None => println!("PUK  tries left not reported by this card"),
+        Some(n) => say!("PUK  {n} tries left"),
+        None => say!("PUK  tries left not reported by this card"),
     }
 }

@@ -3,7 +3,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{now_unix, Store, StoreError};
+use super::{now_unix, OutboxKind, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -125,18 +125,14 @@ impl Store {
         not_after: i64,
         upload: Option<&str>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         tx.execute(
             "UPDATE enrollments SET state = 'enrolled', finished_at = ?2, fingerprint = ?3,
                  certificate = ?4, not_after = ?5 WHERE id = ?1",
             params![id, now_unix(), fingerprint, certificate, not_after],
         )?;
         if let Some(body) = upload {
-            tx.execute(
-                "INSERT INTO outbox (kind, fingerprint, body, created_at, next_attempt_at)
-                 VALUES ('upload', ?1, ?2, ?3, ?3)",
-                params![fingerprint, body, now_unix()],
-            )?;
+            super::outbox::insert(&tx, OutboxKind::Upload, fingerprint, body, now_unix())?;
         }
         tx.commit()?;
         Ok(())
