@@ -30,13 +30,19 @@ pub(super) fn used_evidence(db: &Path, evidence: &[PathBuf]) -> Option<PathBuf> 
 
 /// Before opening (which would create the file): a database that is missing or
 /// empty, with no WAL file that could hold its content, beside evidence of use.
+///
+/// The order of the checks matters while another process creates the database at this
+/// very moment: it writes its marker only after its schema is committed, and removes its
+/// WAL only after copying it into the file. So the evidence is looked at first, then the
+/// WAL, then the file's size; the other order can see an empty file, then no WAL, then a
+/// marker that all appeared in between, and call a new database lost.
 pub(super) fn lost_before_open(db: &Path, evidence: &[PathBuf]) -> Option<PathBuf> {
-    let empty = std::fs::metadata(db).map(|m| m.len() == 0).unwrap_or(true);
-    if empty && !sidecar(db, "-wal").exists() {
-        used_evidence(db, evidence)
-    } else {
-        None
+    let evidence = used_evidence(db, evidence)?;
+    if sidecar(db, "-wal").exists() {
+        return None;
     }
+    let empty = std::fs::metadata(db).map(|m| m.len() == 0).unwrap_or(true);
+    empty.then_some(evidence)
 }
 
 /// Leave the marker once the database holds its schema (kept if present).
