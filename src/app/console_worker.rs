@@ -4,6 +4,7 @@
 //! bundle. Without a configured console it only reports that.
 
 use crate::app::failure::ErrorCode;
+use crate::store::AuditAction;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,7 +29,7 @@ pub enum ConsoleJob {
     /// Record an operator action of the window that has no worker of its own
     /// (e.g. a certificate exported through the save dialog).
     Audit {
-        action: &'static str,
+        action: AuditAction,
         subject: String,
         details: serde_json::Value,
     },
@@ -165,7 +166,7 @@ fn run_job(
         if let Err(e) = station.store.audit(
             &station.operator,
             &station.station_id,
-            action,
+            *action,
             subject,
             "ok",
             details,

@@ -7,6 +7,7 @@
 use super::management_keys::{authenticate_current, rotate_management_key};
 use super::subject_template;
 use crate::app::failure::{Coded, ErrorCode};
+use crate::store::AuditAction;
 use cardstation_verifier::{prove_possession, ChallengeBook, PossessionError};
 use std::fmt;
 use std::ops::ControlFlow;
@@ -266,7 +267,7 @@ pub fn enroll<T: Transport>(
         card_serial: serial,
         old_guid: old_guid.as_deref(),
         new_guid: &new_guid_hex,
-        slot: req.slot.short(),
+        slot: req.slot,
         subject: &subject_text,
         operator: ctx.operator,
         station_id: ctx.station_id,
@@ -294,7 +295,7 @@ pub fn enroll<T: Transport>(
                     ctx.store.audit(
                         ctx.operator,
                         ctx.station_id,
-                        "enroll",
+                        AuditAction::Enroll,
                         &card_label,
                         "interrupted",
                         &serde_json::json!({"reader": reader, "slot": req.slot.short(), "error": message, "enrollment": enrollment_id}),
@@ -337,7 +338,7 @@ pub fn enroll<T: Transport>(
     ctx.store.audit(
         ctx.operator,
         ctx.station_id,
-        "enroll",
+        AuditAction::Enroll,
         &card_label,
         "enrolled",
         &serde_json::json!({

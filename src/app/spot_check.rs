@@ -3,6 +3,7 @@
 
 pub use cardstation_verifier::*;
 
+use crate::store::AuditAction;
 use cardstation_card::Transport;
 use cardstation_piv::{Pin, Slot};
 use cardstation_pki::certificate;
@@ -18,7 +19,7 @@ pub fn record(
     store.audit(
         operator,
         station_id,
-        "spot-check",
+        AuditAction::SpotCheck,
         check.fingerprint.as_deref().unwrap_or("(no certificate)"),
         match check.verdict {
             Verdict::Pass => "pass",

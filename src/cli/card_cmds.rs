@@ -1,5 +1,6 @@
 //! `readers`, `card`, `export`, `enrollments`.
 
+use cardstation::store::AuditAction;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -216,7 +217,7 @@ pub fn export(args: &ExportArgs, paths: Paths) -> Result<(), Failure> {
     station.store.audit(
         &station.operator,
         &station.station_id,
-        "export",
+        AuditAction::Export,
         &info.sha256,
         "ok",
         &serde_json::json!({"reader": name, "slot": args.slot.short(), "file": args.out}),

@@ -57,7 +57,7 @@ pub fn upload(args: &UploadArgs, paths: Paths) -> Result<(), Failure> {
         certificate: to_pem(&der),
         card_serial: enrolled.as_ref().and_then(|e| e.card_serial),
         chuid_guid: enrolled.as_ref().map(|e| e.new_guid.clone()),
-        slot: enrolled.as_ref().map(|e| e.slot.clone()),
+        slot: enrolled.as_ref().map(|e| e.slot.short().to_string()),
         label: args.label.clone(),
         operator: station.operator.clone(),
         station_id: station.station_id.clone(),

@@ -1,6 +1,7 @@
 //! `cardstation pin …`: PIN care for a card holder at the desk. PINs and PUKs are
 //! read from standard input, one per line, never from the command line.
 
+use cardstation::store::AuditAction;
 use std::io::BufRead;
 
 use clap::{Args, Subcommand};
@@ -78,7 +79,7 @@ fn read_secret_lines(n: usize) -> Result<Vec<Zeroizing<String>>, Failure> {
 }
 
 /// What a PIN care command did on the card: its audit action and its result.
-type PinAction = (&'static str, Result<(), PinCareError>);
+type PinAction = (AuditAction, Result<(), PinCareError>);
 
 pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
     if args.reader.is_empty() {
@@ -102,7 +103,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
                 let l = read_secret_lines(2)?;
                 let (old, new) = (Pin::card_pin(&l[0])?, Pin::card_pin(&l[1])?);
                 (
-                    "pin-change",
+                    AuditAction::PinChange,
                     pin_care::change(tx, &old, &new, args.last_try),
                 )
             }
@@ -110,7 +111,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
                 let l = read_secret_lines(2)?;
                 let (old, new) = (Pin::puk(&l[0])?, Pin::puk(&l[1])?);
                 (
-                    "puk-change",
+                    AuditAction::PukChange,
                     pin_care::change(tx, &old, &new, args.last_try),
                 )
             }
@@ -118,7 +119,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
                 let l = read_secret_lines(2)?;
                 let (puk, new) = (Pin::puk(&l[0])?, Pin::card_pin(&l[1])?);
                 (
-                    "pin-unblock",
+                    AuditAction::PinUnblock,
                     pin_care::unblock_pin(tx, &puk, &new, args.last_try),
                 )
             }
@@ -136,7 +137,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
                 let pin = Pin::card_pin(&l[0])?;
                 let secret = station.site_secret()?;
                 (
-                    "pin-set-retries",
+                    AuditAction::PinSetRetries,
                     pin_care::set_retries(
                         tx,
                         &pin,
@@ -158,7 +159,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
                         ),
                     ));
                 };
-                ("card-reset", pin_care::reset(tx, confirm))
+                (AuditAction::CardReset, pin_care::reset(tx, confirm))
             }
         }))
     })??;
@@ -199,16 +200,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
     if args.json {
         print_json(&serde_json::json!({"ok": true, "action": action}));
     } else {
-        say!(
-            "{}",
-            match action {
-                "pin-change" => "PIN changed.",
-                "puk-change" => "PUK changed.",
-                "pin-unblock" => "PIN unblocked and set.",
-                "pin-set-retries" => "Try counters set; PIN and PUK are back to the factory values — change them now.",
-                _ => "The card is blank again: PIN 123456, PUK 12345678, factory management key. Enrol it again.",
-            }
-        );
+        say!("{}", pin_care::done_message(action));
     }
     Ok(())
 }

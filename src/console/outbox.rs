@@ -6,7 +6,7 @@
 use crate::app::failure::Coded;
 use serde::Serialize;
 
-use crate::store::{AuditEntry, OutboxItem, OutboxKind, Store, StoreError};
+use crate::store::{AuditAction, AuditEntry, OutboxItem, OutboxKind, Store, StoreError};
 
 use super::client::{ConsoleClient, ConsoleError};
 use cardstation_protocol::messages::{RevokeRequest, UploadRequest};
@@ -66,7 +66,7 @@ pub fn enqueue_upload(
         &AuditEntry {
             operator: &req.operator,
             station_id: &req.station_id,
-            action: "upload",
+            action: AuditAction::Upload,
             subject: fingerprint,
             outcome: "queued",
             details: &details,
@@ -95,7 +95,7 @@ pub fn enqueue_revoke(
         &AuditEntry {
             operator,
             station_id,
-            action: "revoke",
+            action: AuditAction::Revoke,
             subject: fingerprint,
             outcome: "queued",
             details: &details,

@@ -44,12 +44,68 @@ fn row_hash(prev: &str, at: i64, fields: [&str; 6]) -> String {
     hex::encode(h.finalize())
 }
 
+/// What an operator (or the station on their behalf) did. Stored as its text; rows read
+/// back keep the text, since a newer station may have written actions this one does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditAction {
+    Enroll,
+    Export,
+    SpotCheck,
+    Replace,
+    Upload,
+    Revoke,
+    PinChange,
+    PukChange,
+    PinUnblock,
+    PinSetRetries,
+    CardReset,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 11] = [
+        AuditAction::Enroll,
+        AuditAction::Export,
+        AuditAction::SpotCheck,
+        AuditAction::Replace,
+        AuditAction::Upload,
+        AuditAction::Revoke,
+        AuditAction::PinChange,
+        AuditAction::PukChange,
+        AuditAction::PinUnblock,
+        AuditAction::PinSetRetries,
+        AuditAction::CardReset,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Enroll => "enroll",
+            AuditAction::Export => "export",
+            AuditAction::SpotCheck => "spot-check",
+            AuditAction::Replace => "replace",
+            AuditAction::Upload => "upload",
+            AuditAction::Revoke => "revoke",
+            AuditAction::PinChange => "pin-change",
+            AuditAction::PukChange => "puk-change",
+            AuditAction::PinUnblock => "pin-unblock",
+            AuditAction::PinSetRetries => "pin-set-retries",
+            AuditAction::CardReset => "card-reset",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One operator action, as written to the trail.
 #[derive(Debug, Clone, Copy)]
 pub struct AuditEntry<'a> {
     pub operator: &'a str,
     pub station_id: &'a str,
-    pub action: &'a str,
+    pub action: AuditAction,
     pub subject: &'a str,
     pub outcome: &'a str,
     pub details: &'a serde_json::Value,
@@ -72,7 +128,7 @@ pub(super) fn append(tx: &rusqlite::Transaction<'_>, e: &AuditEntry<'_>) -> Resu
         [
             e.operator,
             e.station_id,
-            e.action,
+            e.action.as_str(),
             e.subject,
             e.outcome,
             &details,
@@ -81,7 +137,7 @@ pub(super) fn append(tx: &rusqlite::Transaction<'_>, e: &AuditEntry<'_>) -> Resu
     tx.execute(
         "INSERT INTO audit (at, operator, station_id, action, subject, outcome, details, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![at, e.operator, e.station_id, e.action, e.subject, e.outcome, details, prev, hash],
+        params![at, e.operator, e.station_id, e.action.as_str(), e.subject, e.outcome, details, prev, hash],
     )?;
     Ok(())
 }
@@ -93,7 +149,7 @@ impl Store {
         &self,
         operator: &str,
         station_id: &str,
-        action: &str,
+        action: AuditAction,
         subject: &str,
         outcome: &str,
         details: &serde_json::Value,
@@ -183,7 +239,7 @@ mod tests {
             s.audit(
                 "op",
                 "st",
-                "enroll",
+                AuditAction::Enroll,
                 &format!("card {i}"),
                 "ok",
                 &serde_json::json!({"i": i}),
@@ -246,7 +302,7 @@ mod tests {
                         s.audit(
                             "op",
                             "st",
-                            "check",
+                            AuditAction::SpotCheck,
                             &format!("{w}/{i}"),
                             "ok",
                             &serde_json::json!({}),

@@ -1,5 +1,6 @@
 //! Enrollment records: begun before the card is touched, finished only after the self-test.
 
+use cardstation_piv::Slot;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -29,7 +30,7 @@ pub struct NewEnrollment<'a> {
     pub card_serial: Option<u32>,
     pub old_guid: Option<&'a str>,
     pub new_guid: &'a str,
-    pub slot: &'a str,
+    pub slot: Slot,
     pub subject: &'a str,
     pub operator: &'a str,
     pub station_id: &'a str,
@@ -45,7 +46,7 @@ pub struct EnrollmentRecord {
     pub card_serial: Option<u32>,
     pub old_guid: Option<String>,
     pub new_guid: String,
-    pub slot: String,
+    pub slot: Slot,
     pub subject: String,
     pub fingerprint: Option<String>,
     pub not_after: Option<i64>,
@@ -73,7 +74,16 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(EnrollmentRecord, String)> {
             card_serial: serial.and_then(|s| u32::try_from(s).ok()),
             old_guid: r.get(6)?,
             new_guid: r.get(7)?,
-            slot: r.get(8)?,
+            slot: {
+                let text: String = r.get(8)?;
+                text.parse::<Slot>().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        8,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?
+            },
             subject: r.get(9)?,
             fingerprint: r.get(10)?,
             not_after: r.get(11)?,
@@ -105,7 +115,7 @@ impl Store {
                 e.card_serial.map(i64::from),
                 e.old_guid,
                 e.new_guid,
-                e.slot,
+                e.slot.short(),
                 e.subject,
                 e.operator,
                 e.station_id
@@ -256,7 +266,7 @@ mod tests {
             card_serial: Some(7),
             old_guid: None,
             new_guid: guid,
-            slot: "9e",
+            slot: Slot::CardAuthentication,
             subject: "CN=x",
             operator: "op",
             station_id: "st",

@@ -199,7 +199,7 @@ mod tests {
         AuditEntry {
             operator: "op",
             station_id: "st",
-            action: "upload",
+            action: crate::store::AuditAction::Upload,
             subject: "fp",
             outcome: "queued",
             details: DETAILS.get_or_init(|| serde_json::json!({})),
