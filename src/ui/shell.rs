@@ -265,7 +265,7 @@ impl StationApp {
                 } => {
                     if let (Ok(saved), Some(p)) = (&result, self.pane(&reader)) {
                         self.link_for(p.origin).submit(ConsoleJob::Audit {
-                            action: "export",
+                            action: crate::store::AuditAction::Export,
                             subject: fingerprint,
                             details: serde_json::json!({"reader": reader, "file": saved.path}),
                         });
