@@ -104,6 +104,11 @@ impl CardProcess {
         );
     }
 
+    /// The card process, e.g. to stop it answering (SIGSTOP) as a hung card does.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
