@@ -200,6 +200,10 @@ fn wrong_pin_shows_the_tries_left() {
     h.get_by_label("wrong PIN: 2 tries left before it is blocked");
     h.get_by_label("The card is not enrolled.");
     assert_eq!(h.state().desk.cards_done, 0);
+    wait_until(h, "the card is read again", |a| {
+        a.readers().iter().all(|p| !p.busy())
+    });
+    assert_idle(h, "the Failed step");
 
     // Trying again never resends the wrong PIN: the field is empty and the card
     // details show the try that was used.
