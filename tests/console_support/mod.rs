@@ -5,7 +5,84 @@ use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub mod pg;
+
+/// Which storage a console under test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A console's database as the tests see it: read independently of the console.
+#[derive(Clone)]
+pub enum TestDb {
+    /// The default: `console.db` in the console's data directory.
+    Sqlite,
+    Postgres {
+        cluster: Arc<pg::PgCluster>,
+        database: String,
+    },
+}
+
+impl TestDb {
+    /// A fresh database on `backend` (for PostgreSQL: a new server of its own).
+    pub fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => TestDb::Sqlite,
+            Backend::Postgres => {
+                let cluster = pg::PgCluster::start();
+                cluster.create_database("console");
+                TestDb::Postgres {
+                    cluster,
+                    database: "console".into(),
+                }
+            }
+        }
+    }
+
+    /// `serve --database` for this database (none: the default SQLite file).
+    pub fn url(&self) -> Option<String> {
+        match self {
+            TestDb::Sqlite => None,
+            TestDb::Postgres { cluster, database } => Some(cluster.url(database)),
+        }
+    }
+
+    /// A copy of the database as it is now (an "old backup" to restore later).
+    /// For SQLite the copy is the data directory copy the caller makes.
+    pub fn backup(&self, name: &str) -> TestDb {
+        match self {
+            TestDb::Sqlite => TestDb::Sqlite,
+            TestDb::Postgres { cluster, database } => {
+                cluster.psql(
+                    "postgres",
+                    &format!("CREATE DATABASE {name} TEMPLATE {database}"),
+                );
+                TestDb::Postgres {
+                    cluster: cluster.clone(),
+                    database: name.into(),
+                }
+            }
+        }
+    }
+
+    /// Run a counting query on the console's database.
+    pub fn count(&self, dir: &Path, sql: &str) -> i64 {
+        match self {
+            TestDb::Sqlite => {
+                let conn = rusqlite::Connection::open(dir.join("console.db")).expect("console db");
+                conn.query_row(sql, [], |r| r.get(0)).expect("count")
+            }
+            TestDb::Postgres { cluster, database } => {
+                cluster.psql(database, sql).parse().expect("a number")
+            }
+        }
+    }
+}
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -31,14 +108,24 @@ pub struct Console {
     child: Child,
     pub dir: PathBuf,
     pub port: u16,
+    pub db: TestDb,
 }
 
 impl Console {
+    /// A console on its default storage (SQLite in `dir`).
     pub fn start(dir: &Path, port: u16) -> Console {
-        let mut child = Command::new(console_binary())
-            .args(["serve", "--data"])
+        Self::start_on(dir, port, &TestDb::Sqlite)
+    }
+
+    pub fn start_on(dir: &Path, port: u16, db: &TestDb) -> Console {
+        let mut cmd = Command::new(console_binary());
+        cmd.args(["serve", "--data"])
             .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
+        if let Some(url) = db.url() {
+            cmd.args(["--database", &url]);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -61,6 +148,7 @@ impl Console {
             child,
             dir: dir.to_path_buf(),
             port,
+            db: db.clone(),
         }
     }
 
@@ -89,9 +177,21 @@ impl Console {
 
     /// Number of certificate records the console holds (read from its database).
     pub fn records(&self) -> i64 {
-        let conn = rusqlite::Connection::open(self.dir.join("console.db")).expect("console db");
-        conn.query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get(0))
-            .expect("count")
+        self.db
+            .count(&self.dir, "SELECT COUNT(*) FROM certificates")
+    }
+
+    /// The station-facing client for this console, with the first-start station identity.
+    pub fn client(&self) -> cardstation::console::ConsoleClient {
+        cardstation::console::ConsoleClient::new(&cardstation::config::ConsoleConfig {
+            url: Some(format!("https://localhost:{}", self.port)),
+            ca: Some(self.dir.join("ca.pem")),
+            client_cert: Some(self.dir.join("station.pem")),
+            client_key: Some(self.dir.join("station.key")),
+            bundle_key: None,
+            ..Default::default()
+        })
+        .expect("console client")
     }
 }
 

@@ -1,10 +1,13 @@
 //! The reference management console: a small real HTTPS server (rustls, mutual
-//! TLS, SQLite) that tests, demos and small sites can run. Only clients with a
-//! certificate issued by the console's station CA may call it.
+//! TLS) that tests, demos and sites can run, on SQLite (the default) or on
+//! PostgreSQL for several instances at once. Only clients with a certificate
+//! issued by the console's station CA may call it.
 
-mod db;
+pub mod migrate;
 mod routes;
+pub mod settings;
 pub mod setup;
+pub mod storage;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,11 +26,13 @@ pub use routes::MAX_BODY;
 pub enum ServeError {
     #[error(transparent)]
     Setup(#[from] setup::SetupError),
-    #[error("console database {path}: {source}")]
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("console database {db}: {source}")]
     Database {
-        path: PathBuf,
+        db: storage::Database,
         #[source]
-        source: rusqlite::Error,
+        source: storage::StoreError,
     },
     #[error("TLS setup: {0}")]
     Tls(String),
@@ -43,25 +48,48 @@ pub struct ServeOptions {
     pub data: PathBuf,
     pub listen: SocketAddr,
     pub bundle_validity: Duration,
+    /// Overrides `database` in the settings file; the default is `console.db` in `data`.
+    pub database: Option<storage::Database>,
+}
+
+impl ServeOptions {
+    /// The database to use: the option, else the settings file, else SQLite in `data`.
+    pub fn resolve_database(&self) -> Result<storage::Database, ServeError> {
+        if let Some(db) = &self.database {
+            return Ok(db.clone());
+        }
+        match settings::load(&self.data)?.database {
+            Some(name) => storage::Database::parse(&name).map_err(|source| {
+                ServeError::Settings(settings::SettingsError::Invalid {
+                    path: self.data.join(settings::SETTINGS_FILE),
+                    message: source.to_string(),
+                })
+            }),
+            None => Ok(storage::Database::default_in(&self.data)),
+        }
+    }
 }
 
 /// Run the console until SIGINT/SIGTERM, then shut down gracefully.
 /// `on_listening` is told the bound address (useful with port 0).
 pub async fn serve(
     opts: ServeOptions,
-    on_listening: impl FnOnce(SocketAddr, &setup::ConsoleFiles),
+    on_listening: impl FnOnce(SocketAddr, &setup::ConsoleFiles, &storage::Database),
 ) -> Result<(), ServeError> {
     let files = setup::ensure(&opts.data)?;
-    let db_path = opts.data.join("console.db");
-    let db = db::ConsoleDb::open(&db_path).map_err(|source| ServeError::Database {
-        path: db_path.clone(),
-        source,
-    })?;
-    if let Ok(n) = db.count() {
-        tracing::info!("{n} certificates stored in {}", db_path.display());
+    let database = opts.resolve_database()?;
+    let store = storage::open(&database)
+        .await
+        .map_err(|source| ServeError::Database {
+            db: database.clone(),
+            source,
+        })?;
+    if let Ok(n) = store.count().await {
+        tracing::info!("{n} certificates stored in {database}");
     }
     let state = routes::AppState {
-        db: Arc::new(Mutex::new(db)),
+        store: Arc::from(store),
+        bundle_cache: Arc::new(Mutex::new(None)),
         signing_key: Arc::new(files.bundle_signing_key()?),
         bundle_validity_secs: i64::try_from(opts.bundle_validity.as_secs()).unwrap_or(i64::MAX / 2),
     };
@@ -84,7 +112,7 @@ pub async fn serve(
     let listen = opts.listen;
     let announce = async {
         if let Some(addr) = handle.listening().await {
-            on_listening(addr, &files);
+            on_listening(addr, &files, &database);
         }
     };
     let (result, ()) = tokio::join!(server, announce);

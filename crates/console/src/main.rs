@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use cardstation_console::{self as console_server, setup, ServeOptions};
+use cardstation_console::storage::Database;
+use cardstation_console::{self as console_server, migrate, setup, ServeOptions};
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +33,25 @@ enum Command {
         /// How long a trust bundle stays valid, in hours.
         #[arg(long, default_value_t = 168)]
         bundle_hours: u64,
+        /// Where the records live: sqlite:PATH or postgres://USER@HOST:PORT/NAME
+        /// (default: `database` in DATA/console.toml, else sqlite:DATA/console.db).
+        #[arg(long, value_parser = parse_database)]
+        database: Option<Database>,
     },
+    /// Move every record from one console database to another (stop the console first),
+    /// then check counts and a hash of the records on both sides.
+    Migrate {
+        /// The database to read: sqlite:PATH or postgres://…
+        #[arg(long, value_parser = parse_database)]
+        from: Database,
+        /// The empty database to fill: postgres://… or sqlite:PATH
+        #[arg(long, value_parser = parse_database)]
+        to: Database,
+    },
+}
+
+fn parse_database(s: &str) -> Result<Database, String> {
+    Database::parse(s).map_err(|e| e.to_string())
 }
 
 fn main() {
@@ -44,11 +63,6 @@ fn main() {
         .with_writer(std::io::stderr)
         .try_init();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let Command::Serve {
-        data,
-        listen,
-        bundle_hours,
-    } = Cli::parse().command;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -56,29 +70,57 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let opts = ServeOptions {
-        data,
-        listen,
-        bundle_validity: Duration::from_secs(bundle_hours.saturating_mul(3600)),
+    let result = match Cli::parse().command {
+        Command::Serve {
+            data,
+            listen,
+            bundle_hours,
+            database,
+        } => {
+            let opts = ServeOptions {
+                data,
+                listen,
+                bundle_validity: Duration::from_secs(bundle_hours.saturating_mul(3600)),
+                database,
+            };
+            runtime
+                .block_on(console_server::serve(opts, announce))
+                .map_err(|e| e.to_string())
+        }
+        Command::Migrate { from, to } => runtime
+            .block_on(migrate::migrate(&from, &to))
+            .map(|report| {
+                println!(
+                    "Moved {} certificates (trust bundle version {}) from {from} to {to}.",
+                    report.records, report.bundle_version
+                );
+                println!(
+                    "Checked: {} records on both sides, SHA-256 of all records {}.",
+                    report.records, report.digest
+                );
+            })
+            .map_err(|e| e.to_string()),
     };
-    let result = runtime.block_on(console_server::serve(opts, |addr, files| {
-        if files.created {
-            println!("Created the console's identity in {}:", files.dir.display());
-        } else {
-            println!("Console files in {}:", files.dir.display());
-        }
-        for (what, name) in [
-            ("CA certificate (server and stations)", setup::CA_CERT),
-            ("station client certificate", setup::STATION_CERT),
-            ("station client key", setup::STATION_KEY),
-            ("trust bundle public key", setup::BUNDLE_PUB),
-        ] {
-            println!("  {what:<38} {}", files.path(name).display());
-        }
-        println!("listening on https://{addr}");
-    }));
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+fn announce(addr: SocketAddr, files: &setup::ConsoleFiles, database: &Database) {
+    if files.created {
+        println!("Created the console's identity in {}:", files.dir.display());
+    } else {
+        println!("Console files in {}:", files.dir.display());
+    }
+    for (what, name) in [
+        ("CA certificate (server and stations)", setup::CA_CERT),
+        ("station client certificate", setup::STATION_CERT),
+        ("station client key", setup::STATION_KEY),
+        ("trust bundle public key", setup::BUNDLE_PUB),
+    ] {
+        println!("  {what:<38} {}", files.path(name).display());
+    }
+    println!("  {:<38} {database}", "records");
+    println!("listening on https://{addr}");
 }

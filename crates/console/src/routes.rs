@@ -21,14 +21,18 @@ use cardstation_protocol::messages::{
     REVOCATION_REASONS,
 };
 
-use super::db::{ConsoleDb, Stored};
+use super::storage::{BundleState, NewCertificate, Store, StoreError, Stored};
 
 /// Largest request body accepted (a PEM certificate and a few fields).
 pub const MAX_BODY: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Arc<Mutex<ConsoleDb>>,
+    pub store: Arc<dyn Store>,
+    /// The last bundle content read, keyed by its version. The version is read from
+    /// the database on every request, so a change made through another instance
+    /// replaces it on the next request.
+    pub bundle_cache: Arc<Mutex<Option<Arc<BundleState>>>>,
     pub signing_key: Arc<SigningKey>,
     pub bundle_validity_secs: i64,
 }
@@ -91,21 +95,27 @@ async fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| error(StatusCode::BAD_REQUEST, "malformed-json", e.to_string()))
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Response> + Send + 'static,
-) -> Result<T, Response> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-}
-
-fn db_error(e: impl std::fmt::Display) -> Response {
-    tracing::error!("database: {e}");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "storage",
-        "the console could not store the request",
-    )
+/// A storage failure as an answer: 503 when the database is unreachable for now
+/// (the station keeps the item and tries again), 500 otherwise. Details go to the log.
+fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::Unavailable(detail) => {
+            tracing::warn!("database unavailable: {detail}");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage-unavailable",
+                "the console's database cannot be reached right now; nothing was changed. Try again shortly",
+            )
+        }
+        other => {
+            tracing::error!("database: {other}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage",
+                "the console could not store the request",
+            )
+        }
+    }
 }
 
 async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -135,24 +145,23 @@ async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             "the certificate's key is not an ECDSA P-256 key",
         );
     }
-    let db = state.db.clone();
-    let result = blocking(move || {
-        let mut db = db.lock().map_err(|_| db_error("lock poisoned"))?;
-        db.upload(
-            &info.sha256,
-            &to_pem(&der),
-            &info.subject,
-            info.not_after,
-            &req,
-            now(),
-        )
-        .map_err(db_error)
-    })
-    .await;
-    match result {
+    let cert = NewCertificate {
+        sha256: info.sha256,
+        pem: to_pem(&der),
+        subject: info.subject,
+        not_after: info.not_after,
+        card_serial: req.card_serial,
+        chuid_guid: req.chuid_guid,
+        slot: req.slot,
+        label: req.label,
+        operator: req.operator,
+        station_id: req.station_id,
+        uploaded_at: now(),
+    };
+    match state.store.upload(cert).await {
         Ok(Stored::Created(rec)) => (StatusCode::CREATED, Json(rec)).into_response(),
         Ok(Stored::Existing(rec)) => (StatusCode::OK, Json(rec)).into_response(),
-        Err(resp) => resp,
+        Err(e) => store_error(e),
     }
 }
 
@@ -164,22 +173,14 @@ async fn get_certificate(State(state): State<AppState>, Path(sha256): Path<Strin
             "use the SHA-256 fingerprint: 64 lower-case hex digits",
         );
     }
-    let db = state.db.clone();
-    match blocking(move || {
-        db.lock()
-            .map_err(|_| db_error("lock poisoned"))?
-            .get(&sha256)
-            .map_err(db_error)
-    })
-    .await
-    {
+    match state.store.get(&sha256).await {
         Ok(Some(rec)) => Json(rec).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             "unknown-certificate",
             "no certificate with this fingerprint",
         ),
-        Err(resp) => resp,
+        Err(e) => store_error(e),
     }
 }
 
@@ -207,48 +208,55 @@ async fn revoke(
             format!("reason must be one of {}", REVOCATION_REASONS.join(", ")),
         );
     }
-    let db = state.db.clone();
-    let result = blocking(move || {
-        db.lock()
-            .map_err(|_| db_error("lock poisoned"))?
-            .revoke(&sha256, &req.reason, now())
-            .map_err(db_error)
-    })
-    .await;
-    match result {
+    match state.store.revoke(&sha256, &req.reason, now()).await {
         Ok(Some(rec)) => Json(rec).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             "unknown-certificate",
             "no certificate with this fingerprint",
         ),
-        Err(resp) => resp,
+        Err(e) => store_error(e),
     }
 }
 
 async fn trust_bundle(State(state): State<AppState>) -> Response {
-    let db = state.db.clone();
-    let bundle_state = blocking(move || {
-        db.lock()
-            .map_err(|_| db_error("lock poisoned"))?
-            .bundle_state()
-            .map_err(db_error)
-    })
-    .await;
-    let (version, allowed, revoked) = match bundle_state {
-        Ok(s) => s,
-        Err(resp) => return resp,
+    let content = match current_bundle(&state).await {
+        Ok(c) => c,
+        Err(e) => return store_error(e),
     };
     let issued_at = now();
     let payload = BundlePayload {
-        version,
+        version: content.version,
         issued_at,
         expires_at: issued_at + state.bundle_validity_secs,
-        allowed,
-        revoked,
+        allowed: content.allowed.clone(),
+        revoked: content.revoked.clone(),
     };
     match bundle::sign(&payload, &state.signing_key) {
         Ok(signed) => Json(signed).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "signing", e.to_string()),
     }
+}
+
+/// The bundle content at the database's current version: from the cache when the
+/// version is unchanged (one cheap query), read afresh otherwise.
+async fn current_bundle(state: &AppState) -> Result<Arc<BundleState>, StoreError> {
+    let version = state.store.bundle_version().await?;
+    let cached = state
+        .bundle_cache
+        .lock()
+        .ok()
+        .and_then(|c| c.clone())
+        .filter(|c| c.version == version);
+    if let Some(c) = cached {
+        return Ok(c);
+    }
+    let fresh = Arc::new(state.store.bundle_state().await?);
+    if let Ok(mut cache) = state.bundle_cache.lock() {
+        // Never replace a newer cached version with an older read.
+        if cache.as_ref().is_none_or(|c| c.version <= fresh.version) {
+            *cache = Some(fresh.clone());
+        }
+    }
+    Ok(fresh)
 }
