@@ -183,11 +183,15 @@ impl Console {
 
     /// The station-facing client for this console, with the first-start station identity.
     pub fn client(&self) -> cardstation::console::ConsoleClient {
+        Self::client_for(&self.dir, self.port)
+    }
+
+    pub fn client_for(dir: &Path, port: u16) -> cardstation::console::ConsoleClient {
         cardstation::console::ConsoleClient::new(&cardstation::config::ConsoleConfig {
-            url: Some(format!("https://localhost:{}", self.port)),
-            ca: Some(self.dir.join("ca.pem")),
-            client_cert: Some(self.dir.join("station.pem")),
-            client_key: Some(self.dir.join("station.key")),
+            url: Some(format!("https://localhost:{port}")),
+            ca: Some(dir.join("ca.pem")),
+            client_cert: Some(dir.join("station.pem")),
+            client_key: Some(dir.join("station.key")),
             bundle_key: None,
             ..Default::default()
         })

@@ -45,6 +45,15 @@ pub async fn migrate(from: &Database, to: &Database) -> Result<MigrationReport, 
     if from == to {
         return Err(MigrateError::SameDatabase);
     }
+    // Opening a missing SQLite file would create an empty site: refuse instead.
+    if let Database::Sqlite(path) = from {
+        if !path.is_file() {
+            return Err(MigrateError::Source {
+                db: from.clone(),
+                source: StoreError::Settings(format!("{} does not exist", path.display())),
+            });
+        }
+    }
     let src_err = |source| MigrateError::Source {
         db: from.clone(),
         source,
