@@ -69,7 +69,7 @@ fn upload_is_stored_once_and_readable(backend: Backend) {
         cardstation_protocol::messages::CertificateStatus::Active
     );
     assert_eq!(rec.label.as_deref(), Some("gw-1"));
-    assert_eq!(rec.station_id, "st-1");
+    assert_eq!(rec.station_id, "station-1");
     let missing = client.get(&"0".repeat(64)).unwrap_err();
     assert!(
         matches!(
@@ -306,7 +306,7 @@ fn bad_input_gets_json_errors_and_stores_nothing(backend: Backend) {
             slot: None,
             label: None,
             operator: "op".into(),
-            station_id: "st".into(),
+            station_id: "station-1".into(),
         })
     };
     let code = |r: Result<_, cardstation::console::ConsoleError>| match r {

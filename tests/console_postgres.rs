@@ -33,7 +33,7 @@ fn upload_request(pem: String) -> UploadRequest {
         slot: Some("9a".into()),
         label: None,
         operator: "op".into(),
-        station_id: "st-1".into(),
+        station_id: "station-1".into(),
     }
 }
 
@@ -77,8 +77,12 @@ fn two_instances_on_one_database_agree_under_parallel_uploads_and_revocations() 
     let b = std::thread::spawn(move || Console::start_on(&dir_b, pb, &db_b));
     let (a, b) = (a.join().expect("instance A"), b.join().expect("instance B"));
     assert_eq!(
-        cluster.psql("site", "SELECT COUNT(*) FROM schema_migrations"),
-        "1"
+        cluster.psql(
+            "site",
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"
+        ),
+        "1,2",
+        "each migration applied once"
     );
 
     const N: usize = 24;

@@ -237,7 +237,7 @@ impl Station {
         std::fs::write(
             dir.path().join("cardstation.toml"),
             format!(
-                "[station]\nid = \"st-1\"\noperator = \"op\"\n\n[console]\nurl = \"https://localhost:{port}\"\n\
+                "[station]\nid = \"station-1\"\noperator = \"op\"\n\n[console]\nurl = \"https://localhost:{port}\"\n\
                  ca = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nbundle_key = {:?}\n\
                  connect_timeout_secs = 2\nrequest_timeout_secs = 3\n",
                 f.ca, f.cert, f.key, f.bundle_key
@@ -296,11 +296,26 @@ impl Station {
     }
 }
 
+/// The parameters of a device certificate as a station makes it (digitalSignature,
+/// clientAuth, valid from a few minutes ago for ten years).
+pub fn device_params(name: &str) -> rcgen::CertificateParams {
+    let mut params =
+        rcgen::CertificateParams::new(vec![format!("{name}.example")]).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(3650);
+    params
+}
+
 /// A P-256 certificate file made with rcgen (as a card would have), and its fingerprint.
 pub fn certificate_file(dir: &Path, name: &str) -> (PathBuf, String) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-    let params = rcgen::CertificateParams::new(vec![format!("{name}.example")]).expect("params");
-    let cert = params.self_signed(&key).expect("certificate");
+    let cert = device_params(name).self_signed(&key).expect("certificate");
     let path = dir.join(format!("{name}.pem"));
     std::fs::write(&path, cert.pem()).expect("write certificate");
     (path, cardstation_pki::fingerprint(cert.der()))

@@ -3,6 +3,7 @@
 //! PostgreSQL for several instances at once. Only clients with a certificate
 //! issued by the console's station CA may call it.
 
+pub mod admin;
 pub mod migrate;
 mod routes;
 pub mod settings;
@@ -10,7 +11,7 @@ pub mod setup;
 pub mod storage;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,22 +53,56 @@ pub struct ServeOptions {
     pub database: Option<storage::Database>,
 }
 
-impl ServeOptions {
-    /// The database to use: the option, else the settings file, else SQLite in `data`.
-    pub fn resolve_database(&self) -> Result<storage::Database, ServeError> {
-        if let Some(db) = &self.database {
-            return Ok(db.clone());
-        }
-        match settings::load(&self.data)?.database {
-            Some(name) => storage::Database::parse(&name).map_err(|source| {
-                ServeError::Settings(settings::SettingsError::Invalid {
-                    path: self.data.join(settings::SETTINGS_FILE),
-                    message: source.to_string(),
-                })
-            }),
-            None => Ok(storage::Database::default_in(&self.data)),
-        }
+/// The database of the console in `data`: `option`, else the settings file, else
+/// SQLite in `data` (what `serve` and the administration commands share).
+pub fn resolve_database(
+    data: &Path,
+    option: Option<&storage::Database>,
+) -> Result<storage::Database, ServeError> {
+    if let Some(db) = option {
+        return Ok(db.clone());
     }
+    match settings::load(data)?.database {
+        Some(name) => storage::Database::parse(&name).map_err(|source| {
+            ServeError::Settings(settings::SettingsError::Invalid {
+                path: data.join(settings::SETTINGS_FILE),
+                message: source.to_string(),
+            })
+        }),
+        None => Ok(storage::Database::default_in(data)),
+    }
+}
+
+/// The console's rules from its settings file.
+fn policy(data: &Path) -> Result<routes::Policy, ServeError> {
+    let s = settings::load(data)?;
+    let issuing_ca = match &s.issuing_ca {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|source| setup::SetupError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let der = cardstation_pki::certificate::from_pem_or_der(&bytes).map_err(|e| {
+                ServeError::Settings(settings::SettingsError::Invalid {
+                    path: data.join(settings::SETTINGS_FILE),
+                    message: format!("issuing_ca {}: {e}", path.display()),
+                })
+            })?;
+            Some(der)
+        }
+    };
+    Ok(routes::Policy {
+        revocations_per_hour: match s.revocations_per_hour {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(settings::DEFAULT_REVOCATIONS_PER_HOUR),
+        },
+        max_certificate_days: s
+            .max_certificate_days
+            .unwrap_or(cardstation_pki::rules::DEFAULT_MAX_LIFETIME_DAYS),
+        issuing_ca,
+    })
 }
 
 /// Run the console until SIGINT/SIGTERM, then shut down gracefully.
@@ -77,7 +112,8 @@ pub async fn serve(
     on_listening: impl FnOnce(SocketAddr, &setup::ConsoleFiles, &storage::Database),
 ) -> Result<(), ServeError> {
     let files = setup::ensure(&opts.data)?;
-    let database = opts.resolve_database()?;
+    let database = resolve_database(&opts.data, opts.database.as_ref())?;
+    let policy = policy(&opts.data)?;
     let store = storage::open(&database)
         .await
         .map_err(|source| ServeError::Database {
@@ -87,11 +123,13 @@ pub async fn serve(
     if let Ok(n) = store.count().await {
         tracing::info!("{n} certificates stored in {database}");
     }
+    admin::register_first_station(store.as_ref(), &files).await;
     let state = routes::AppState {
         store: Arc::from(store),
         bundle_cache: Arc::new(Mutex::new(None)),
         signing_key: Arc::new(files.bundle_signing_key()?),
         bundle_validity_secs: i64::try_from(opts.bundle_validity.as_secs()).unwrap_or(i64::MAX / 2),
+        policy: Arc::new(policy),
     };
     let tls = tls_config(&files)?;
     let app = routes::router(state).layer(axum::middleware::from_fn(log_request));

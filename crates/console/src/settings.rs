@@ -4,6 +4,12 @@
 //! ```toml
 //! # PostgreSQL instead of the default SQLite file (data directory/console.db)
 //! database = "postgres://console@db.example:5432/cardstation"
+//! # Revocations one station may make per hour (the damage a stolen laptop can do)
+//! revocations_per_hour = 30
+//! # Longest certificate lifetime accepted, in days
+//! max_certificate_days = 36525
+//! # Accept device certificates issued by this CA (PEM) instead of card-signed ones
+//! issuing_ca = "/etc/cardstation/device-ca.pem"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -17,7 +23,13 @@ pub const SETTINGS_FILE: &str = "console.toml";
 pub struct Settings {
     /// `sqlite:PATH` or `postgres://…`.
     pub database: Option<String>,
+    pub revocations_per_hour: Option<u32>,
+    pub max_certificate_days: Option<u32>,
+    pub issuing_ca: Option<PathBuf>,
 }
+
+/// Revocations one station may make in an hour unless configured.
+pub const DEFAULT_REVOCATIONS_PER_HOUR: u32 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {

@@ -112,6 +112,9 @@ pub enum StoreError {
     Settings(String),
     #[error("the target database already holds {0} certificates; migrate only into an empty console database")]
     NotEmpty(i64),
+    /// A request that contradicts what is stored (e.g. a station name already in use).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// A certificate the console has checked and is about to store.
@@ -126,14 +129,118 @@ pub struct NewCertificate {
     pub slot: Option<String>,
     pub label: Option<String>,
     pub operator: String,
+    /// The station that uploaded it: the name bound to its verified client certificate.
     pub station_id: String,
     pub uploaded_at: i64,
+    /// SHA-256 of the SubjectPublicKeyInfo: a revoked key stays revoked under any certificate.
+    pub key_sha256: String,
 }
 
 /// What an upload did.
 pub enum Stored {
     Created(CertificateRecord),
     Existing(CertificateRecord),
+    /// The certificate's key was revoked (under this or another certificate).
+    KeyRevoked {
+        revoked_at: i64,
+    },
+}
+
+/// What a revocation did.
+#[allow(clippy::large_enum_variant)] // returned once per request, never stored
+pub enum Revoked {
+    /// Revoked now, or already revoked (the first reason and time are kept).
+    Done(CertificateRecord),
+    NotFound,
+    /// The station revoked `limit` certificates in the last hour already.
+    RateLimited {
+        limit: u32,
+    },
+}
+
+/// Who does something: a station (by the name in its verified certificate) or the
+/// console administrator at the console host.
+pub const ADMIN: &str = "admin";
+
+/// One issued station credential.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StationRow {
+    pub name: String,
+    /// SHA-256 of the station's client certificate (DER).
+    pub cert_sha256: String,
+    pub issued_at: i64,
+    pub not_after: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// One row of the console's hash-chained audit trail.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+    /// Hash of the previous row ("" for the first), and of this one.
+    pub prev: String,
+    pub hash: String,
+}
+
+/// The hash that chains audit rows: SHA-256 over the previous hash and this row's fields.
+pub fn audit_hash(
+    prev: &str,
+    seq: i64,
+    at: i64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> String {
+    let fields = serde_json::json!([prev, seq, at, actor, action, subject, detail]).to_string();
+    hex::encode(Sha256::digest(fields.as_bytes()))
+}
+
+/// Check an audit trail: each row's hash is right and names the row before it.
+/// The first broken row, with what is wrong.
+pub fn verify_audit(rows: &[AuditRow]) -> Result<usize, String> {
+    let mut prev = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        if r.seq != i as i64 + 1 {
+            return Err(format!(
+                "row {} is missing or out of order (found {})",
+                i + 1,
+                r.seq
+            ));
+        }
+        if r.prev != prev {
+            return Err(format!(
+                "row {} does not follow row {}: the chain is broken",
+                r.seq,
+                r.seq - 1
+            ));
+        }
+        let expect = audit_hash(
+            &r.prev, r.seq, r.at, &r.actor, &r.action, &r.subject, &r.detail,
+        );
+        if r.hash != expect {
+            return Err(format!(
+                "row {} was changed after it was written (its hash does not match)",
+                r.seq
+            ));
+        }
+        prev = r.hash.clone();
+    }
+    Ok(rows.len())
+}
+
+/// A revoked public key (what keeps it from coming back under a new certificate).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RevokedKey {
+    pub key_sha256: String,
+    pub cert_sha256: String,
+    pub revoked_at: i64,
+    pub revoked_by: String,
 }
 
 /// What a trust bundle says at one version.
@@ -149,13 +256,18 @@ pub struct BundleState {
 pub struct FullRecord {
     pub pem: String,
     pub record: CertificateRecord,
+    pub key_sha256: Option<String>,
+    pub revoked_by: Option<String>,
 }
 
-/// Everything a console database holds, in fingerprint order.
+/// Everything a console database holds, each part in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     pub bundle_version: u64,
     pub records: Vec<FullRecord>,
+    pub stations: Vec<StationRow>,
+    pub revoked_keys: Vec<RevokedKey>,
+    pub audit: Vec<AuditRow>,
 }
 
 impl Snapshot {
@@ -164,10 +276,23 @@ impl Snapshot {
     pub fn digest(&self) -> Result<String, StoreError> {
         let mut h = Sha256::new();
         h.update(self.bundle_version.to_be_bytes());
+        let mut line = |v: serde_json::Result<Vec<u8>>| -> Result<(), StoreError> {
+            let v = v.map_err(|e| StoreError::Failed(e.to_string()))?;
+            h.update((v.len() as u64).to_be_bytes());
+            h.update(&v);
+            Ok(())
+        };
         for r in &self.records {
-            let line = serde_json::to_vec(r).map_err(|e| StoreError::Failed(e.to_string()))?;
-            h.update((line.len() as u64).to_be_bytes());
-            h.update(&line);
+            line(serde_json::to_vec(r))?;
+        }
+        for r in &self.stations {
+            line(serde_json::to_vec(r))?;
+        }
+        for r in &self.revoked_keys {
+            line(serde_json::to_vec(r))?;
+        }
+        for r in &self.audit {
+            line(serde_json::to_vec(r))?;
         }
         Ok(hex::encode(h.finalize()))
     }
@@ -180,13 +305,38 @@ pub trait Store: Send + Sync {
     /// Store a certificate unless its fingerprint is known (then return the existing record).
     async fn upload(&self, cert: NewCertificate) -> Result<Stored, StoreError>;
     async fn get(&self, sha256: &str) -> Result<Option<CertificateRecord>, StoreError>;
-    /// Revoke; revoking again keeps the first reason and time.
+    /// Revoke (the certificate and its key) for `actor`; revoking again keeps the first
+    /// reason and time. A station past `limit_per_hour` revocations is refused.
     async fn revoke(
         &self,
         sha256: &str,
         reason: &str,
         now: i64,
+        actor: &str,
+        limit_per_hour: Option<u32>,
+    ) -> Result<Revoked, StoreError>;
+    /// Undo a revocation (certificate and key): the administrator's alone.
+    async fn reinstate(
+        &self,
+        sha256: &str,
+        now: i64,
     ) -> Result<Option<CertificateRecord>, StoreError>;
+    /// Undo every revocation `station` made at or after `since`; the fingerprints.
+    async fn reinstate_by_station(
+        &self,
+        station: &str,
+        since: i64,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Record a newly issued station credential; refused while `name` has an active one.
+    /// `actor` is who issued it (the administrator, or the first start).
+    async fn add_station(&self, station: &StationRow, actor: &str) -> Result<(), StoreError>;
+    async fn stations(&self) -> Result<Vec<StationRow>, StoreError>;
+    /// Revoke every credential of `name`; how many were active.
+    async fn revoke_station(&self, name: &str, now: i64) -> Result<usize, StoreError>;
+    /// The station whose client certificate has this fingerprint.
+    async fn station_by_cert(&self, cert_sha256: &str) -> Result<Option<StationRow>, StoreError>;
+    async fn audit(&self) -> Result<Vec<AuditRow>, StoreError>;
     /// The current bundle version alone (cheap: decides whether a cached bundle is current).
     async fn bundle_version(&self) -> Result<u64, StoreError>;
     /// The bundle content, read in one snapshot so it matches its version.
@@ -194,8 +344,29 @@ pub trait Store: Send + Sync {
     async fn count(&self) -> Result<i64, StoreError>;
     /// Everything, read in one snapshot.
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
-    /// Fill an empty database with `snapshot` (records and bundle version) in one transaction.
+    /// Fill an empty database with `snapshot` (everything and the bundle version) in one transaction.
     async fn import(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+}
+
+/// The key hash of a stored PEM certificate (for rows written before it was kept).
+fn key_sha256_of_pem(pem: &str) -> Option<String> {
+    let der = cardstation_pki::certificate::from_pem_or_der(pem.as_bytes()).ok()?;
+    cardstation_pki::rules::public_key_sha256(&der)
+}
+
+/// The database file and its journals readable by the console's user alone.
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Open (and migrate to the current schema) the database `db`.
