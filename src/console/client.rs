@@ -189,6 +189,11 @@ impl ConsoleClient {
                 String::from_utf8_lossy(&body).chars().take(200).collect(),
             ),
         };
+        // This station's credential is revoked or unknown: a settings problem (a new
+        // credential from the console administrator), so queued items are kept.
+        if status.as_u16() == 403 && (code == "station-revoked" || code == "unknown-station") {
+            return Err(ConsoleError::Settings(message));
+        }
         if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
             Err(ConsoleError::ServerError {
                 status: status.as_u16(),

@@ -247,6 +247,24 @@ impl Station {
         Station { dir }
     }
 
+    /// A station set up from the files `cardstation-console station add` wrote.
+    pub fn from_kit(kit: &Path) -> Station {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = std::fs::read_to_string(kit.join("cardstation.toml")).expect("kit config");
+        let config = config.replacen("[station]\n", "[station]\noperator = \"op\"\n", 1)
+            + "connect_timeout_secs = 2\nrequest_timeout_secs = 3\n";
+        std::fs::write(dir.path().join("cardstation.toml"), config).expect("config");
+        Station { dir }
+    }
+
+    /// The station's console client, as its configuration says.
+    pub fn client(&self) -> cardstation::console::ConsoleClient {
+        let config =
+            cardstation::config::Config::load(&self.dir.path().join("cardstation.toml"), true)
+                .expect("config");
+        cardstation::console::ConsoleClient::new(&config.console).expect("client")
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cardstation"));
         cmd.arg("--data-dir")
