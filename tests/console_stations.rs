@@ -231,11 +231,30 @@ fn each_station_gets_its_own_identity_while_the_console_runs(backend: Backend) {
     let rogue = params.signed_by(&rogue_key, &issuer).unwrap();
     let rogue_dir = tempfile::tempdir().unwrap();
     std::fs::write(rogue_dir.path().join("station.pem"), rogue.pem()).unwrap();
-    std::fs::write(
-        rogue_dir.path().join("station.key"),
-        rogue_key.serialize_pem(),
-    )
-    .unwrap();
+    let rogue_key_file = rogue_dir.path().join("station.key");
+    std::fs::write(&rogue_key_file, rogue_key.serialize_pem()).unwrap();
+    // A key others may read is refused by the station before it is ever used.
+    let set_mode = |mode: u32| {
+        std::fs::set_permissions(
+            &rogue_key_file,
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap()
+    };
+    set_mode(0o644);
+    let open = cardstation::console::ConsoleClient::new(&cardstation::config::ConsoleConfig {
+        url: Some(format!("https://localhost:{}", site.console.port)),
+        ca: Some(site.data().join("ca.pem")),
+        client_cert: Some(rogue_dir.path().join("station.pem")),
+        client_key: Some(rogue_key_file.clone()),
+        ..Default::default()
+    });
+    match open {
+        Err(ConsoleError::Settings(m)) => assert!(m.contains("chmod 600"), "{m}"),
+        Err(e) => panic!("wrong refusal: {e}"),
+        Ok(_) => panic!("a key others can read was used"),
+    }
+    set_mode(0o600);
     let client = cardstation::console::ConsoleClient::new(&cardstation::config::ConsoleConfig {
         url: Some(format!("https://localhost:{}", site.console.port)),
         ca: Some(site.data().join("ca.pem")),
