@@ -34,6 +34,7 @@ on_both_backends!(
     a_revoked_key_cannot_come_back_in_a_new_certificate,
     revocations_are_limited_per_station_and_undone_by_the_administrator_alone,
     the_audit_trail_records_every_change_and_detects_tampering,
+    serve_runs_without_the_ca_key_and_station_add_takes_it_from_elsewhere,
 );
 
 /// A running console whose settings file names its database (so the administration
@@ -721,4 +722,45 @@ fn the_audit_trail_records_every_change_and_detects_tampering(backend: Backend) 
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("row 4 was changed"), "{stderr}");
+}
+
+fn serve_runs_without_the_ca_key_and_station_add_takes_it_from_elsewhere(backend: Backend) {
+    let mut site = Site::start(backend, "");
+    // The CA key leaves the console host (here: another directory, as removable media).
+    let offline = tempfile::tempdir().unwrap();
+    let moved = offline.path().join("ca.key");
+    std::fs::copy(site.data().join("ca.key"), &moved).unwrap();
+    std::fs::remove_file(site.data().join("ca.key")).unwrap();
+    let port = site.console.port;
+    site.console.restart();
+    assert!(
+        !site.data().join("ca.key").exists(),
+        "serve must not recreate the CA key"
+    );
+
+    // Without the key, issuing is refused with what to do; with --ca-key it works.
+    let out = site.admin(&["station", "add", "desk-9", "--out", "/tmp/unused-kit-9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-key"));
+    let kit = offline.path().join("kit");
+    let url = format!("https://localhost:{port}");
+    site.admin_ok(&[
+        "station",
+        "add",
+        "desk-9",
+        "--out",
+        kit.to_str().unwrap(),
+        "--url",
+        &url,
+        "--ca-key",
+        moved.to_str().unwrap(),
+    ]);
+    let desk = Station::from_kit(&kit);
+    let (file, _) = certificate_file(desk.dir.path(), "gw-9");
+    let v = desk.json(&["upload", file.to_str().unwrap(), "--json"]);
+    assert_eq!(v["sync"]["delivered"], 1, "{v}");
+    // Revoking needs no CA key at all.
+    site.admin_ok(&["station", "revoke", "desk-9"]);
+    let (_, code, _) = refusal(desk.client().trust_bundle());
+    assert_eq!(code, "settings");
 }

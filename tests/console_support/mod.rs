@@ -152,6 +152,13 @@ impl Console {
         }
     }
 
+    /// Stop (SIGTERM) and start again on the same port, database and data directory.
+    pub fn restart(&mut self) {
+        self.terminate();
+        let (dir, port, db) = (self.dir.clone(), self.port, self.db.clone());
+        *self = Console::start_on(&dir, port, &db);
+    }
+
     /// Graceful stop (SIGTERM), as an operator or init system would.
     pub fn stop(mut self) {
         self.terminate();

@@ -141,12 +141,16 @@ pub async fn serve(
         tracing::info!("shutting down: finishing requests in flight");
         shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
     });
-    let server = axum_server::bind_rustls(
-        opts.listen,
+    // TCP_NODELAY: small JSON answers go out at once instead of waiting on the
+    // client's delayed ACK (tens of milliseconds per request otherwise).
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
         axum_server::tls_rustls::RustlsConfig::from_config(tls),
     )
-    .handle(handle.clone())
-    .serve(app.into_make_service_with_connect_info::<SocketAddr>());
+    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let server = axum_server::bind(opts.listen)
+        .acceptor(acceptor)
+        .handle(handle.clone())
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>());
     let listen = opts.listen;
     let announce = async {
         if let Some(addr) = handle.listening().await {

@@ -8,20 +8,78 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use cardstation::config::ConsoleConfig;
-use cardstation::console::ConsoleClient;
-use cardstation_protocol::messages::UploadRequest;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-fn client(dir: &Path, url: &str) -> Result<ConsoleClient, String> {
-    ConsoleClient::new(&ConsoleConfig {
-        url: Some(url.to_string()),
-        ca: Some(dir.join("ca.pem")),
-        client_cert: Some(dir.join("station.pem")),
-        client_key: Some(dir.join("station.key")),
-        bundle_key: None,
-        ..Default::default()
+use cardstation_protocol::messages::{RevokeRequest, UploadRequest};
+
+/// A console client with the first-start station identity, over mutual TLS.
+struct Client {
+    http: reqwest::blocking::Client,
+    base: String,
+}
+
+impl Client {
+    fn send(&self, req: reqwest::blocking::RequestBuilder) -> Result<(), String> {
+        let rsp = req.send().map_err(|e| e.to_string())?;
+        if rsp.status().is_success() {
+            rsp.bytes().map(|_| ()).map_err(|e| e.to_string())
+        } else {
+            Err(format!(
+                "{}: {}",
+                rsp.status(),
+                rsp.text().unwrap_or_default()
+            ))
+        }
+    }
+    fn upload(&self, req: &UploadRequest) -> Result<(), String> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/certificates", self.base))
+                .json(req),
+        )
+    }
+    fn revoke(&self, fp: &str, reason: &str) -> Result<(), String> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/certificates/{fp}/revoke", self.base))
+                .json(&RevokeRequest {
+                    reason: reason.into(),
+                }),
+        )
+    }
+    fn trust_bundle(&self) -> Result<(), String> {
+        self.send(self.http.get(format!("{}/v1/trust-bundle", self.base)))
+    }
+}
+
+fn client(dir: &Path, url: &str) -> Result<Client, String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let read = |name: &str| std::fs::read(dir.join(name)).map_err(|x| format!("{name}: {x}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&read("ca.pem")?) {
+        roots.add(c.map_err(|x| e(&x))?).map_err(|x| e(&x))?;
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read("station.pem")?)
+        .collect::<Result<_, _>>()
+        .map_err(|x| e(&x))?;
+    let key = PrivateKeyDer::from_pem_slice(&read("station.key")?).map_err(|x| e(&x))?;
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|x| e(&x))?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .map_err(|x| e(&x))?;
+    let http = reqwest::blocking::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|x| e(&x))?;
+    Ok(Client {
+        http,
+        base: url.trim_end_matches('/').to_string(),
     })
-    .map_err(|e| e.to_string())
 }
 
 fn certificate(i: usize) -> Result<(String, String), String> {
@@ -76,8 +134,7 @@ fn run(args: &[String]) -> Result<serde_json::Value, String> {
                         label: None,
                         operator: "bench".into(),
                         station_id: "station-1".into(),
-                    })
-                    .map_err(|e| e.to_string())?;
+                    })?;
                 }
             })
         })
@@ -95,15 +152,13 @@ fn run(args: &[String]) -> Result<serde_json::Value, String> {
         .collect::<Result<Vec<_>, _>>()?;
     let (mut rebuilt, mut cached) = (Vec::new(), Vec::new());
     for (i, (_, fp)) in certs.iter().take(20).enumerate() {
-        clients[i % clients.len()]
-            .revoke(fp, "lost")
-            .map_err(|e| e.to_string())?;
+        clients[i % clients.len()].revoke(fp, "lost")?;
         let c = &clients[(i + 1) % clients.len()];
         let t = Instant::now();
-        c.trust_bundle().map_err(|e| e.to_string())?;
+        c.trust_bundle()?;
         rebuilt.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
-        c.trust_bundle().map_err(|e| e.to_string())?;
+        c.trust_bundle()?;
         cached.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     Ok(serde_json::json!({
@@ -118,7 +173,6 @@ fn run(args: &[String]) -> Result<serde_json::Value, String> {
 }
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(v) => println!("{v}"),
