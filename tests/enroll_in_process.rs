@@ -47,8 +47,8 @@ fn enrolls_a_blank_card_in_slot_9e() {
     let cert = slot.certificate.as_ref().expect("certificate in 9e");
     assert_eq!(cert.sha256, outcome.fingerprint);
     assert_eq!(
-        report.chuid_guid.as_deref(),
-        Some(outcome.chuid_guid.as_str())
+        report.chuid_guid.map(|g| g.to_hex()),
+        Some(outcome.chuid_guid.clone())
     );
     assert_eq!(report.management_key.is_default, Some(false));
     assert!(!report.is_blank());
@@ -279,7 +279,7 @@ fn replacement_survives_a_fault_at_every_apdu() {
         .unwrap();
         let req = ReplaceRequest {
             old_fingerprint: old.fingerprint,
-            reason: "lost".into(),
+            reason: cardstation_protocol::messages::RevocationReason::Lost,
             enroll: request(Slot::CardAuthentication),
             subject_override: None,
         };
@@ -301,7 +301,7 @@ fn replacement_survives_a_fault_at_every_apdu() {
             let new_card = virtual_reader();
             let req = ReplaceRequest {
                 old_fingerprint: old.fingerprint.clone(),
-                reason: "lost".into(),
+                reason: cardstation_protocol::messages::RevocationReason::Lost,
                 enroll: request(Slot::CardAuthentication),
                 subject_override: None,
             };

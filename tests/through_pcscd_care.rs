@@ -8,7 +8,7 @@ mod pcscd;
 use std::process::Output;
 
 use console_support::{free_port, Console, ConsoleFiles, Station};
-use pcscd::{exclusive, require_pcscd, CardProcess, PORT_0, PORT_1, READER_0, READER_1};
+use pcscd::{exclusive, pcscd_or_skip, CardProcess, PORT_0, PORT_1, READER_0, READER_1};
 
 fn error_of(out: &Output) -> (String, String) {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -27,7 +27,9 @@ fn error_of(out: &Output) -> (String, String) {
 #[test]
 fn replacement_while_the_console_is_down_revokes_later_exactly_once() {
     let _slots = exclusive();
-    require_pcscd();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
     let console_dir = tempfile::tempdir().expect("console dir");
     let port = free_port();
     let console = Console::start(console_dir.path(), port);
@@ -119,7 +121,9 @@ fn replacement_while_the_console_is_down_revokes_later_exactly_once() {
 #[test]
 fn pin_care_counts_down_guards_the_last_try_and_resets_a_blocked_card() {
     let _slots = exclusive();
-    require_pcscd();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
     let console_dir = tempfile::tempdir().expect("console dir");
     Console::start(console_dir.path(), free_port()).stop();
     let station = Station::new(free_port(), console_dir.path());
@@ -246,7 +250,9 @@ fn pin_care_counts_down_guards_the_last_try_and_resets_a_blocked_card() {
 #[test]
 fn doctor_names_what_is_wrong() {
     let _slots = exclusive();
-    require_pcscd();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
     let console_dir = tempfile::tempdir().expect("console dir");
     let port = free_port();
     let console = Console::start(console_dir.path(), port);
@@ -355,7 +361,9 @@ fn doctor_names_what_is_wrong() {
 #[test]
 fn an_audit_trail_edited_by_hand_is_detected() {
     let _slots = exclusive();
-    require_pcscd();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
     let console_dir = tempfile::tempdir().expect("console dir");
     Console::start(console_dir.path(), free_port()).stop();
     let station = Station::new(free_port(), console_dir.path());

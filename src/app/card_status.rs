@@ -5,6 +5,7 @@ use serde::Serialize;
 use cardstation_card::atr::Atr;
 use cardstation_card::trace::ApduTrace;
 use cardstation_card::Transport;
+use cardstation_piv::Guid;
 use cardstation_piv::{
     Algorithm, ManagementKey, PinReference, PinStatus, PivError, PivSession, Slot,
 };
@@ -36,7 +37,7 @@ pub struct CardReport {
     pub protocols: Vec<String>,
     pub serial: Option<u32>,
     pub version: Option<String>,
-    pub chuid_guid: Option<String>,
+    pub chuid_guid: Option<Guid>,
     pub pin: PinStatus,
     pub management_key: ManagementKeyReport,
     pub slots: Vec<SlotReport>,
@@ -78,7 +79,7 @@ fn read_report<T: Transport>(
 ) -> Result<CardReport, PivError> {
     let serial = s.serial()?;
     let version = s.version()?.map(|(a, b, c)| format!("{a}.{b}.{c}"));
-    let chuid_guid = s.read_chuid()?.map(|c| hex::encode_upper(c.guid));
+    let chuid_guid = s.read_chuid()?.and_then(|c| c.guid);
     let pin = s.pin_status(PinReference::Pin)?;
 
     let mut slots = Vec::new();
@@ -164,7 +165,7 @@ fn management_key_report<T: Transport>(
 pub struct CardSummary {
     pub piv: bool,
     pub serial: Option<u32>,
-    pub chuid_guid: Option<String>,
+    pub chuid_guid: Option<Guid>,
     pub error: Option<String>,
 }
 
@@ -189,7 +190,7 @@ pub fn summarize<T: Transport>(transport: T) -> CardSummary {
         Err(e) => out.error = Some(e.to_string()),
     }
     match s.read_chuid() {
-        Ok(c) => out.chuid_guid = c.map(|c| hex::encode_upper(c.guid)),
+        Ok(c) => out.chuid_guid = c.and_then(|c| c.guid),
         Err(e) => out.error = Some(e.to_string()),
     }
     out

@@ -15,6 +15,7 @@ use cardstation_pcsc::{CardPresence, Pcsc};
 use cardstation_piv::PinStatus;
 use cardstation_pki::certificate::{format_age, format_unix};
 
+use super::card_source::CardSource;
 use super::card_status::{inspect_traced, CardReport};
 use super::station::Station;
 
@@ -90,8 +91,8 @@ fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>) {
             "sudo apt-get install pcscd",
         ));
     }
-    let pcsc = match Pcsc::establish().and_then(|p| p.readers().map(|r| (p, r))) {
-        Ok(ok) => ok,
+    let readers = match Pcsc::establish().and_then(|p| p.readers()) {
+        Ok(readers) => readers,
         Err(e) => {
             f.push(finding(
                 "pcsc",
@@ -102,7 +103,6 @@ fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>) {
             return;
         }
     };
-    let (pcsc, readers) = pcsc;
     f.push(finding(
         "pcsc",
         Level::Ok,
@@ -137,12 +137,12 @@ fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>) {
                 "the card does not answer to reset (mute)",
                 "reinsert it the right way round; if it stays mute the card or its contacts are faulty",
             )),
-            CardPresence::Present => card_checks(report, &pcsc, &r.name, &r.atr),
+            CardPresence::Present => card_checks(report, &r.name, &r.atr),
         }
     }
 }
 
-fn card_checks(report: &mut DoctorReport, pcsc: &Pcsc, name: &str, atr: &[u8]) {
+fn card_checks(report: &mut DoctorReport, name: &str, atr: &[u8]) {
     let area = format!("card in {name}");
     let f = &mut report.findings;
     match Atr::parse(atr) {
@@ -171,31 +171,19 @@ fn card_checks(report: &mut DoctorReport, pcsc: &Pcsc, name: &str, atr: &[u8]) {
             "",
         )),
     }
-    let mut conn = match pcsc.connect(name) {
-        Ok(c) => c,
+    let (result, trace) = match CardSource::Pcsc(name.to_string()).with_card(|t| inspect_traced(t))
+    {
+        Ok(r) => r,
         Err(e) => {
             f.push(finding(
                 &area,
                 Level::Fail,
-                "cannot connect to the card",
+                "cannot open the card",
                 e.to_string(),
             ));
             return;
         }
     };
-    let tx = match conn.transaction() {
-        Ok(t) => t,
-        Err(e) => {
-            f.push(finding(
-                &area,
-                Level::Fail,
-                "cannot start a transaction",
-                e.to_string(),
-            ));
-            return;
-        }
-    };
-    let (result, trace) = inspect_traced(tx);
     report.traces.push((name.to_string(), trace));
     let card = match result {
         Ok(c) => c,

@@ -4,19 +4,21 @@
 //! The card is reported enrolled only after the self-test (a fresh challenge signed
 //! by the new key, verified against the certificate read back from the card).
 
+use super::management_keys::{authenticate_current, rotate_management_key};
+use super::subject_template;
+use crate::app::failure::{Coded, ErrorCode};
+use crate::store::AuditAction;
+use cardstation_verifier::{prove_possession, ChallengeBook, PossessionError};
 use std::fmt;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::store::{NewEnrollment, Store, StoreError};
 use cardstation_card::Transport;
 use cardstation_piv::objects::{CertificateObject, Chuid};
-use cardstation_piv::session::ManagementKeyState;
-use cardstation_piv::{Algorithm, ManagementKey, Pin, PivError, PivSession, Slot};
+use cardstation_piv::{Algorithm, Guid, Pin, PivError, PivSession, Slot};
 use cardstation_pki::certificate::{self, CertificateInfo, CertificateProfile};
 use cardstation_pki::subject::{parse_subject, SubjectError};
 use cardstation_pki::{CardSigner, CertError};
@@ -92,22 +94,29 @@ pub enum EnrollError {
     Cancelled(EnrollStep),
     #[error("{0}")]
     InvalidRequest(String),
+    /// The enrollment failed and the station database could not record the failure.
+    #[error("{error} (and this failure could not be written to the station database: {record})")]
+    Unrecorded {
+        error: Box<EnrollError>,
+        record: StoreError,
+    },
 }
 
-impl EnrollError {
-    pub fn code(&self) -> &'static str {
+impl Coded for EnrollError {
+    fn code(&self) -> ErrorCode {
         match self {
-            EnrollError::Piv(e) => e.code(),
-            EnrollError::Store(_) => "station-database",
-            EnrollError::Certificate(_) => "certificate",
-            EnrollError::Subject(_) => "subject",
-            EnrollError::SlotInUse { .. } => "slot-in-use",
-            EnrollError::PinRequired(_) => "pin-required",
-            EnrollError::CertificateTooBig { .. } => "certificate-too-big",
-            EnrollError::ManagementKeyUnknown => "management-key-unknown",
-            EnrollError::SelfTestFailed(_) => "self-test-failed",
-            EnrollError::Cancelled(_) => "cancelled",
-            EnrollError::InvalidRequest(_) => "invalid-request",
+            EnrollError::Piv(e) => Coded::code(e),
+            EnrollError::Store(_) => ErrorCode::StationDatabase,
+            EnrollError::Certificate(_) => ErrorCode::Certificate,
+            EnrollError::Subject(_) => ErrorCode::Subject,
+            EnrollError::SlotInUse { .. } => ErrorCode::SlotInUse,
+            EnrollError::PinRequired(_) => ErrorCode::PinRequired,
+            EnrollError::CertificateTooBig { .. } => ErrorCode::CertificateTooBig,
+            EnrollError::ManagementKeyUnknown => ErrorCode::ManagementKeyUnknown,
+            EnrollError::SelfTestFailed(_) => ErrorCode::SelfTestFailed,
+            EnrollError::Cancelled(_) => ErrorCode::Cancelled,
+            EnrollError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            EnrollError::Unrecorded { error, .. } => error.code(),
         }
     }
 }
@@ -144,8 +153,8 @@ impl EnrollRequest {
                 self.valid_days
             )));
         }
-        check_template(&self.subject_template)?;
-        parse_subject(&fill_template(
+        subject_template::check(&self.subject_template).map_err(EnrollError::InvalidRequest)?;
+        parse_subject(&subject_template::fill(
             &self.subject_template,
             Some(0),
             &"0".repeat(32),
@@ -155,25 +164,6 @@ impl EnrollRequest {
         }
         Ok(())
     }
-}
-
-/// Only `{serial}` and `{guid}` may appear in braces.
-fn check_template(template: &str) -> Result<(), EnrollError> {
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let close = after.find('}').ok_or_else(|| {
-            EnrollError::InvalidRequest("the subject has a \"{\" without \"}\"".into())
-        })?;
-        let name = &after[..close];
-        if name != "serial" && name != "guid" {
-            return Err(EnrollError::InvalidRequest(format!(
-                "unknown placeholder {{{name}}} in the subject; use {{serial}} or {{guid}}"
-            )));
-        }
-        rest = &after[close + 1..];
-    }
-    Ok(())
 }
 
 /// Who is enrolling, and where records go.
@@ -227,15 +217,15 @@ pub fn enroll<T: Transport>(
     // Cards with the YubiKey serial extension take YubiKey-sized objects.
     let is_yubikey_like = serial.is_some();
     let old_chuid = session.read_chuid()?;
-    let old_guid = old_chuid.as_ref().map(|c| hex::encode_upper(&c.guid));
+    let old_guid_value = old_chuid.as_ref().and_then(|c| c.guid);
+    let old_guid = old_guid_value.map(|g| g.to_hex());
     let key_without_certificate = check_slot_free(&mut session, req.slot, req.force)?;
     if req.slot.needs_pin() {
         verify_pin(&mut session, req)?;
     }
-    let mut new_guid = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut new_guid);
-    let new_guid_hex = hex::encode_upper(new_guid);
-    let subject_text = fill_template(&req.subject_template, serial, &new_guid_hex);
+    let new_guid = Guid::random();
+    let new_guid_hex = new_guid.to_hex();
+    let subject_text = subject_template::fill(&req.subject_template, serial, &new_guid_hex);
     let profile = CertificateProfile {
         subject: parse_subject(&subject_text)?,
         valid_days: req.valid_days,
@@ -252,10 +242,7 @@ pub fn enroll<T: Transport>(
     let mgmt = session.management_key_state()?;
     let identity_now = CardIdentity {
         serial,
-        guid: old_chuid
-            .as_ref()
-            .map(|c| c.guid.clone())
-            .unwrap_or_default(),
+        guid: old_guid_value,
     };
     let factory_key = authenticate_current(
         &mut session,
@@ -280,7 +267,7 @@ pub fn enroll<T: Transport>(
         card_serial: serial,
         old_guid: old_guid.as_deref(),
         new_guid: &new_guid_hex,
-        slot: req.slot.short(),
+        slot: req.slot,
         subject: &subject_text,
         operator: ctx.operator,
         station_id: ctx.station_id,
@@ -300,17 +287,27 @@ pub fn enroll<T: Transport>(
         Ok(done) => done,
         Err(e) => {
             let message = e.to_string();
-            // Recording the failure must not hide the failure itself.
-            let _ = ctx.store.fail_enrollment(enrollment_id, &message);
-            let _ = ctx.store.audit(
-                ctx.operator,
-                ctx.station_id,
-                "enroll",
-                &card_label,
-                "interrupted",
-                &serde_json::json!({"reader": reader, "slot": req.slot.short(), "error": message, "enrollment": enrollment_id}),
-            );
-            return Err(e);
+            // Recording the failure must not hide the failure itself, nor be skipped silently.
+            let recorded = ctx
+                .store
+                .fail_enrollment(enrollment_id, &message)
+                .and_then(|()| {
+                    ctx.store.audit(
+                        ctx.operator,
+                        ctx.station_id,
+                        AuditAction::Enroll,
+                        &card_label,
+                        "interrupted",
+                        &serde_json::json!({"reader": reader, "slot": req.slot.short(), "error": message, "enrollment": enrollment_id}),
+                    )
+                });
+            return Err(match recorded {
+                Ok(()) => e,
+                Err(record) => EnrollError::Unrecorded {
+                    error: Box::new(e),
+                    record,
+                },
+            });
         }
     };
 
@@ -341,7 +338,7 @@ pub fn enroll<T: Transport>(
     ctx.store.audit(
         ctx.operator,
         ctx.station_id,
-        "enroll",
+        AuditAction::Enroll,
         &card_label,
         "enrolled",
         &serde_json::json!({
@@ -372,7 +369,7 @@ fn change_card<T: Transport>(
     req: &EnrollRequest,
     profile: &CertificateProfile,
     limit: usize,
-    new_guid: [u8; 16],
+    new_guid: Guid,
     serial: Option<u32>,
     ctx: &EnrollContext<'_>,
     step: &mut dyn FnMut(EnrollStep) -> Result<(), EnrollError>,
@@ -409,7 +406,7 @@ fn change_card<T: Transport>(
     session.write_chuid(&Chuid::new(new_guid))?;
     let identity = CardIdentity {
         serial,
-        guid: new_guid.to_vec(),
+        guid: Some(new_guid),
     };
     let new_mgmt_alg = rotate_management_key(session, ctx.site_secret, &identity)?;
 
@@ -426,7 +423,7 @@ fn change_card<T: Transport>(
     let info = CertificateInfo::parse(&stored.der)?;
     // The management key is derived from the GUID: the card must hold the one we wrote.
     let chuid = session.read_chuid()?;
-    if chuid.as_ref().map(|c| c.guid.as_slice()) != Some(&new_guid[..]) {
+    if chuid.and_then(|c| c.guid) != Some(new_guid) {
         return Err(EnrollError::SelfTestFailed(
             "the CHUID read back does not carry the GUID written".into(),
         ));
@@ -434,10 +431,16 @@ fn change_card<T: Transport>(
     if req.slot == Slot::Signature {
         verify_pin(session, req)?;
     }
-    challenge_response(session, req.slot, &info).map_err(|e| match e {
-        ChallengeError::Piv(p) => EnrollError::Piv(p),
-        other => EnrollError::SelfTestFailed(other.to_string()),
+    // The same challenge-response a gateway runs (one implementation, in the verifier).
+    let key = info.public_key.ok_or_else(|| {
+        EnrollError::SelfTestFailed("the certificate's key is not a P-256 key".into())
     })?;
+    prove_possession(session, req.slot, &key, &mut ChallengeBook::default()).map_err(
+        |e| match e {
+            PossessionError::Card(p) => EnrollError::Piv(p),
+            other => EnrollError::SelfTestFailed(other.to_string()),
+        },
+    )?;
     Ok((der, info, new_mgmt_alg))
 }
 
@@ -448,35 +451,6 @@ fn verify_pin<T: Transport>(
     let pin = req.pin.as_ref().ok_or(EnrollError::PinRequired(req.slot))?;
     session.verify_pin(pin)?;
     Ok(())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ChallengeError {
-    #[error(transparent)]
-    Piv(#[from] PivError),
-    #[error("the certificate's key is not a P-256 key")]
-    NotP256,
-    #[error("the card's signature does not match the certificate's public key")]
-    SignatureMismatch,
-}
-
-/// What a gateway does at a tap: a fresh random challenge from the OS generator,
-/// signed by the card, verified against the certificate's public key.
-pub fn challenge_response<T: Transport>(
-    session: &mut PivSession<T>,
-    slot: Slot,
-    cert: &CertificateInfo,
-) -> Result<(), ChallengeError> {
-    let key = cert.public_key.ok_or(ChallengeError::NotP256)?;
-    let mut challenge = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut challenge);
-    let digest: [u8; 32] = Sha256::digest(challenge).into();
-    let sig = session.sign_p256(slot, &digest)?;
-    if certificate::verify_prehash(&key, &digest, &sig) {
-        Ok(())
-    } else {
-        Err(ChallengeError::SignatureMismatch)
-    }
 }
 
 /// Refuse a slot holding a certificate (unless forced). Returns whether the slot
@@ -505,115 +479,6 @@ fn check_slot_free<T: Transport>(
     Ok(key_present)
 }
 
-/// Try the keys this card may have, most likely first, without guessing wildly:
-/// our derived key when this station knows the card, otherwise the factory key.
-/// Returns whether the factory key was the one that worked.
-fn authenticate_current<T: Transport>(
-    session: &mut PivSession<T>,
-    store: &Store,
-    secret: &SiteSecret,
-    mgmt: ManagementKeyState,
-    identity: &CardIdentity,
-    guid_hex: Option<&str>,
-) -> Result<bool, EnrollError> {
-    let (alg, metadata_default) = (mgmt.algorithm, mgmt.is_default);
-    let ours = secret
-        .management_key(identity, alg)
-        .map_err(PivError::from)?;
-    let factory = ManagementKey::factory_default(alg);
-    let known = match guid_hex {
-        Some(g) => store.knows_guid(g)?,
-        None => false,
-    };
-    let mut candidates: Vec<ManagementKey> = Vec::new();
-    match (metadata_default, known) {
-        (Some(true), _) => candidates.extend(factory),
-        (Some(false), _) | (None, true) => {
-            candidates.push(ours);
-            candidates.extend(interrupted_keys(store, secret, identity, alg)?);
-            if metadata_default.is_none() {
-                candidates.extend(factory);
-            }
-        }
-        (None, false) => {
-            candidates.extend(factory);
-            candidates.push(ours);
-            candidates.extend(interrupted_keys(store, secret, identity, alg)?);
-        }
-    }
-    for key in &candidates {
-        match session.authenticate(key) {
-            Ok(()) => return Ok(key.is_factory_default()),
-            Err(PivError::ManagementKeyRejected) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(EnrollError::ManagementKeyUnknown)
-}
-
-/// Authenticate with the management key this station expects the card to have
-/// (its derived key, the factory key on a blank card). Returns whether it was
-/// the factory key.
-pub fn authenticate_for_station<T: Transport>(
-    session: &mut PivSession<T>,
-    store: &Store,
-    secret: &SiteSecret,
-) -> Result<bool, EnrollError> {
-    let serial = session.serial()?;
-    let chuid = session.read_chuid()?;
-    let guid_hex = chuid.as_ref().map(|c| hex::encode_upper(&c.guid));
-    let identity = CardIdentity {
-        serial,
-        guid: chuid.map(|c| c.guid).unwrap_or_default(),
-    };
-    let mgmt = session.management_key_state()?;
-    authenticate_current(session, store, secret, mgmt, &identity, guid_hex.as_deref())
-}
-
-/// Keys derived from GUIDs of interrupted enrollments of this card: an enrollment
-/// cut off between writing the CHUID and finishing leaves one of these.
-fn interrupted_keys(
-    store: &Store,
-    secret: &SiteSecret,
-    identity: &CardIdentity,
-    alg: Algorithm,
-) -> Result<Vec<ManagementKey>, EnrollError> {
-    let mut keys = Vec::new();
-    for guid in store.interrupted_guids(identity.serial)? {
-        if let Ok(bytes) = hex::decode(&guid) {
-            if bytes != identity.guid {
-                let id = CardIdentity {
-                    serial: identity.serial,
-                    guid: bytes,
-                };
-                keys.push(secret.management_key(&id, alg).map_err(PivError::from)?);
-            }
-        }
-    }
-    Ok(keys)
-}
-
-/// Give the card its own key: AES-256 where it accepts one, otherwise 3DES.
-fn rotate_management_key<T: Transport>(
-    session: &mut PivSession<T>,
-    secret: &SiteSecret,
-    identity: &CardIdentity,
-) -> Result<Algorithm, EnrollError> {
-    let aes = secret
-        .management_key(identity, Algorithm::Aes256)
-        .map_err(PivError::from)?;
-    match session.set_management_key(&aes) {
-        Ok(()) => return Ok(Algorithm::Aes256),
-        Err(PivError::Status { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let tdes = secret
-        .management_key(identity, Algorithm::TripleDes)
-        .map_err(PivError::from)?;
-    session.set_management_key(&tdes)?;
-    Ok(Algorithm::TripleDes)
-}
-
 fn check_size(object: &[u8], limit: usize) -> Result<(), EnrollError> {
     if object.len() > limit {
         return Err(EnrollError::CertificateTooBig {
@@ -635,17 +500,6 @@ fn estimated_object_size(profile: &CertificateProfile) -> Result<Vec<u8>, Enroll
     Ok(object)
 }
 
-fn fill_template(template: &str, serial: Option<u32>, guid_hex: &str) -> String {
-    template
-        .replace(
-            "{serial}",
-            &serial
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        )
-        .replace("{guid}", guid_hex)
-}
-
 fn card_label(serial: Option<u32>, guid_hex: &str) -> String {
     match serial {
         Some(s) => format!("serial {s} / GUID {guid_hex}"),
@@ -656,15 +510,6 @@ fn card_label(serial: Option<u32>, guid_hex: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates_fill_in_card_values() {
-        assert_eq!(
-            fill_template("CN=dev {serial} {guid}", Some(7), "AB"),
-            "CN=dev 7 AB"
-        );
-        assert_eq!(fill_template("CN={serial}", None, "AB"), "CN=unknown");
-    }
 
     #[test]
     fn requests_are_checked_before_the_card_is_touched() {

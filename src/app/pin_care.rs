@@ -3,13 +3,15 @@
 //! are always read first, and the last try is never spent without the operator
 //! saying so. Nothing secret is recorded; the audit row says what was done.
 
+use crate::app::failure::{Coded, ErrorCode};
+use crate::store::AuditAction;
 use serde::Serialize;
 
 use crate::store::Store;
 use cardstation_card::Transport;
 use cardstation_piv::{Pin, PinReference, PinStatus, PivError, PivSession};
 
-use super::enroll::authenticate_for_station;
+use super::management_keys::authenticate_for_station;
 use super::site_keys::SiteSecret;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,19 +28,20 @@ pub enum PinCareError {
         "the card's PIN is not blocked: it can only be reset once PIN and PUK are both blocked"
     )]
     NotBlocked,
-    #[error("{0}")]
-    Station(String),
+    /// The station could not authenticate to the card (its management key).
+    #[error(transparent)]
+    Enroll(Box<crate::app::enroll::EnrollError>),
 }
 
-impl PinCareError {
-    pub fn code(&self) -> &'static str {
+impl Coded for PinCareError {
+    fn code(&self) -> ErrorCode {
         match self {
-            PinCareError::Piv(e) => e.code(),
-            PinCareError::LastTry(_) => "last-try",
-            PinCareError::PinBlocked => "blocked",
-            PinCareError::Confirmation { .. } => "confirmation",
-            PinCareError::NotBlocked => "not-blocked",
-            PinCareError::Station(_) => "station",
+            PinCareError::Piv(e) => Coded::code(e),
+            PinCareError::LastTry(_) => ErrorCode::LastTry,
+            PinCareError::PinBlocked => ErrorCode::Blocked,
+            PinCareError::Confirmation { .. } => ErrorCode::Confirmation,
+            PinCareError::NotBlocked => ErrorCode::NotBlocked,
+            PinCareError::Enroll(e) => e.code(),
         }
     }
 }
@@ -61,7 +64,7 @@ fn pin_report<T: Transport>(s: &mut PivSession<T>) -> Result<PinReport, PivError
     let puk_retries = s
         .metadata(PinReference::Puk.reference())?
         .and_then(|m| m.retries)
-        .map(|(_, left)| left);
+        .map(|c| c.remaining);
     Ok(PinReport { pin, puk_retries })
 }
 
@@ -123,10 +126,26 @@ pub fn set_retries<T: Transport>(
     let mut s = PivSession::open(transport)?;
     guard_pin(&mut s, false)?;
     authenticate_for_station(&mut s, store, secret)
-        .map_err(|e| PinCareError::Station(e.to_string()))?;
+        .map_err(|e| PinCareError::Enroll(Box::new(e)))?;
     s.verify_pin(pin)?;
     s.set_pin_retries(pin_tries, puk_tries)?;
     Ok(())
+}
+
+/// What the operator is told after a PIN care action succeeded (CLI and window alike).
+pub fn done_message(action: AuditAction) -> &'static str {
+    match action {
+        AuditAction::PinChange => "PIN changed.",
+        AuditAction::PukChange => "PUK changed.",
+        AuditAction::PinUnblock => "PIN unblocked and set.",
+        AuditAction::PinSetRetries => {
+            "Try counters set; PIN and PUK are back to the factory values — change them now."
+        }
+        AuditAction::CardReset => {
+            "The card is blank again: PIN 123456, PUK 12345678, factory management key. Enrol it again."
+        }
+        other => other.as_str(),
+    }
 }
 
 /// What a reset destroys, said plainly before the operator confirms it.

@@ -1,6 +1,7 @@
 //! One worker thread per reader: card I/O is blocking by nature, so the window
 //! sends jobs here and gets events back; it never waits on a card itself.
 
+use crate::store::AuditAction;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -8,10 +9,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::config::{Config, Paths};
-use cardstation_card::{CardError, Transport};
-use cardstation_pcsc::Pcsc;
-use cardstation_virtual_card::VirtualReader;
 
+use super::failure::{Coded, ErrorCode, Failure};
+use cardstation_card::Transport;
+
+pub use super::card_source::CardSource;
 use super::card_status::{inspect, CardReport};
 use super::enroll::{enroll, EnrollContext, EnrollOutcome, EnrollRequest, EnrollStep};
 use super::pin_care;
@@ -19,72 +21,6 @@ use super::replace::{replace, ReplaceOutcome, ReplaceRequest};
 use super::spot_check::{check_with_station, ChallengeBook, SpotCheck};
 use super::station::Station;
 use cardstation_piv::{Pin, Slot};
-
-/// Where a reader's card is.
-#[derive(Clone)]
-pub enum CardSource {
-    /// A PC/SC reader, by name.
-    Pcsc(String),
-    /// The built-in virtual card (demo reader, tests).
-    Virtual(VirtualReader),
-}
-
-impl CardSource {
-    pub fn name(&self) -> String {
-        match self {
-            CardSource::Pcsc(n) => n.clone(),
-            CardSource::Virtual(v) => v.reader().to_string(),
-        }
-    }
-
-    /// Run `f` inside an exclusive transaction with the card.
-    pub fn with_card<R>(&self, f: impl FnOnce(&mut dyn Transport) -> R) -> Result<R, CardError> {
-        self.with_card_session(false, f)
-    }
-
-    /// Like `with_card`; with `fresh`, the card is reset first, so PIN state and
-    /// tries left read as after a new insertion (PIN care wants exactly that).
-    pub fn with_card_session<R>(
-        &self,
-        fresh: bool,
-        f: impl FnOnce(&mut dyn Transport) -> R,
-    ) -> Result<R, CardError> {
-        match self {
-            CardSource::Pcsc(name) => {
-                let pcsc = Pcsc::establish()?;
-                let mut card = pcsc.connect(name)?;
-                if fresh {
-                    card.reset()?;
-                }
-                let mut tx = card.transaction()?;
-                Ok(f(&mut tx))
-            }
-            CardSource::Virtual(v) => {
-                if fresh {
-                    v.reset()?;
-                }
-                let mut v = v.clone();
-                Ok(f(&mut v))
-            }
-        }
-    }
-}
-
-/// A failure as the window shows it: a stable code and the operator's message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobFailure {
-    pub code: String,
-    pub message: String,
-}
-
-impl JobFailure {
-    fn new(code: impl Into<String>, message: impl ToString) -> Self {
-        JobFailure {
-            code: code.into(),
-            message: message.to_string(),
-        }
-    }
-}
 
 pub enum Job {
     Inspect,
@@ -123,12 +59,12 @@ pub enum PinCareOp {
 }
 
 impl PinCareOp {
-    fn action(&self) -> &'static str {
+    fn action(&self) -> AuditAction {
         match self {
-            PinCareOp::ChangePin { .. } => "pin-change",
-            PinCareOp::ChangePuk { .. } => "puk-change",
-            PinCareOp::Unblock { .. } => "pin-unblock",
-            PinCareOp::Reset { .. } => "card-reset",
+            PinCareOp::ChangePin { .. } => AuditAction::PinChange,
+            PinCareOp::ChangePuk { .. } => AuditAction::PukChange,
+            PinCareOp::Unblock { .. } => AuditAction::PinUnblock,
+            PinCareOp::Reset { .. } => AuditAction::CardReset,
         }
     }
 }
@@ -136,16 +72,16 @@ impl PinCareOp {
 #[derive(Debug)]
 pub enum JobEvent {
     Inspected(Box<CardReport>),
-    InspectFailed(JobFailure),
+    InspectFailed(Failure),
     Step(EnrollStep),
     Enrolled(Box<EnrollOutcome>),
-    EnrollFailed(JobFailure),
+    EnrollFailed(Failure),
     Checked(Box<SpotCheck>),
-    CheckFailed(JobFailure),
+    CheckFailed(Failure),
     /// A PIN care operation finished: what was done, or why not.
-    PinCareDone(Result<&'static str, JobFailure>),
+    PinCareDone(Result<AuditAction, Failure>),
     Replaced(Box<ReplaceOutcome>),
-    ReplaceFailed(JobFailure),
+    ReplaceFailed(Failure),
 }
 
 pub struct ReaderWorker {
@@ -215,8 +151,8 @@ fn work(
                 let result = source.with_card(|t| inspect(t));
                 notify(match result {
                     Ok(Ok(report)) => JobEvent::Inspected(Box::new(report)),
-                    Ok(Err(e)) => JobEvent::InspectFailed(JobFailure::new(e.code(), &e)),
-                    Err(e) => JobEvent::InspectFailed(JobFailure::new(e.code(), &e)),
+                    Ok(Err(e)) => JobEvent::InspectFailed(Failure::from(e)),
+                    Err(e) => JobEvent::InspectFailed(Failure::from(e)),
                 });
             }
             Job::Enroll(request) => match open_station(&mut station, &paths, &config) {
@@ -242,8 +178,8 @@ fn work(
                     source.with_card(|t| check_with_station(t, st, slot, pin.as_ref(), &mut book));
                 notify(match result {
                     Ok(Ok((check, _))) => JobEvent::Checked(Box::new(check)),
-                    Ok(Err(e)) => JobEvent::CheckFailed(JobFailure::new("verify-setup", e)),
-                    Err(e) => JobEvent::CheckFailed(JobFailure::new(e.code(), &e)),
+                    Ok(Err(e)) => JobEvent::CheckFailed(Failure::new(ErrorCode::VerifySetup, e)),
+                    Err(e) => JobEvent::CheckFailed(Failure::from(e)),
                 });
             }
             Job::PinCare(op) => {
@@ -281,8 +217,8 @@ fn run_pin_care(
     source: &CardSource,
     station: &Station,
     op: &PinCareOp,
-) -> Result<&'static str, JobFailure> {
-    let result = source.with_card_session(true, |t| match op {
+) -> Result<AuditAction, Failure> {
+    let result = source.with_fresh_card(|t| match op {
         PinCareOp::ChangePin { old, new, last_try } => pin_care::change(t, old, new, *last_try),
         PinCareOp::ChangePuk { old, new, last_try } => pin_care::change(t, old, new, *last_try),
         PinCareOp::Unblock {
@@ -294,10 +230,10 @@ fn run_pin_care(
     });
     let outcome = match &result {
         Ok(Ok(())) => Ok(op.action()),
-        Ok(Err(e)) => Err(JobFailure::new(e.code(), e)),
-        Err(e) => Err(JobFailure::new(e.code(), e)),
+        Ok(Err(e)) => Err(Failure::new(e.code(), e)),
+        Err(e) => Err(Failure::new(Coded::code(e), e)),
     };
-    let _ = station.store.audit(
+    let recorded = station.store.audit(
         &station.operator,
         &station.station_id,
         op.action(),
@@ -308,7 +244,23 @@ fn run_pin_care(
             .unwrap_or_else(|f| f.code.as_str()),
         &serde_json::json!({"error": outcome.as_ref().err().map(|f| f.message.clone())}),
     );
-    outcome
+    // An action missing from the audit trail is reported, never passed over.
+    match (outcome, recorded) {
+        (outcome, Ok(())) => outcome,
+        (Ok(action), Err(e)) => Err(Failure::new(
+            ErrorCode::StationDatabase,
+            format!(
+                "{action} was done on the card but could not be written to the audit trail: {e}"
+            ),
+        )),
+        (Err(f), Err(e)) => Err(Failure::new(
+            f.code,
+            format!(
+                "{} (and it could not be written to the audit trail: {e})",
+                f.message
+            ),
+        )),
+    }
 }
 
 /// The station database, opened on first use by this worker.
@@ -316,21 +268,19 @@ fn open_station<'s>(
     station: &'s mut Option<Station>,
     paths: &Paths,
     config: &Config,
-) -> Result<&'s Station, JobFailure> {
+) -> Result<&'s Station, Failure> {
     if station.is_none() {
-        *station = Some(
-            Station::with_config(paths.clone(), config.clone())
-                .map_err(|e| JobFailure::new("station", e))?,
-        );
+        *station =
+            Some(Station::with_config(paths.clone(), config.clone()).map_err(Failure::from)?);
     }
     station
         .as_ref()
-        .ok_or_else(|| JobFailure::new("station", "the station database is not open"))
+        .ok_or_else(|| Failure::new(ErrorCode::Station, "the station database is not open"))
 }
 
 /// Run a card-changing workflow (enrollment, replacement) with the station's
 /// context, reporting each step and stopping at the next step once cancelled.
-fn run_card_workflow<R, E: std::fmt::Display + HasCode>(
+fn run_card_workflow<R, E: Coded>(
     source: &CardSource,
     station: &Station,
     cancel: &AtomicBool,
@@ -340,10 +290,8 @@ fn run_card_workflow<R, E: std::fmt::Display + HasCode>(
         &EnrollContext<'_>,
         &mut dyn FnMut(EnrollStep) -> std::ops::ControlFlow<()>,
     ) -> Result<R, E>,
-) -> Result<R, JobFailure> {
-    let secret = station
-        .site_secret()
-        .map_err(|e| JobFailure::new("site-secret", e))?;
+) -> Result<R, Failure> {
+    let secret = station.site_secret().map_err(Failure::from)?;
     let ctx = EnrollContext {
         store: &station.store,
         site_secret: &secret,
@@ -361,25 +309,8 @@ fn run_card_workflow<R, E: std::fmt::Display + HasCode>(
     });
     match result {
         Ok(Ok(outcome)) => Ok(outcome),
-        Ok(Err(e)) => Err(JobFailure::new(e.code(), &e)),
-        Err(e) => Err(JobFailure::new(e.code(), &e)),
-    }
-}
-
-/// Errors that carry a stable code for the window.
-trait HasCode {
-    fn code(&self) -> &'static str;
-}
-
-impl HasCode for super::enroll::EnrollError {
-    fn code(&self) -> &'static str {
-        super::enroll::EnrollError::code(self)
-    }
-}
-
-impl HasCode for super::replace::ReplaceError {
-    fn code(&self) -> &'static str {
-        super::replace::ReplaceError::code(self)
+        Ok(Err(e)) => Err(Failure::from(e)),
+        Err(e) => Err(Failure::from(e)),
     }
 }
 

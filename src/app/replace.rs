@@ -3,22 +3,22 @@
 //! station loses nothing), a new card is enrolled for the same holder or device,
 //! and old and new are linked in the station database and the audit trail.
 
+use crate::app::failure::{Coded, ErrorCode};
+use crate::store::AuditAction;
 use std::ops::ControlFlow;
 
 use serde::Serialize;
 
 use crate::console::outbox;
 use cardstation_card::Transport;
-use cardstation_piv::{PivSession, Slot};
+use cardstation_piv::PivSession;
 use cardstation_pki::CertificateInfo;
-use cardstation_protocol::messages::REVOCATION_REASONS;
+use cardstation_protocol::messages::RevocationReason;
 
 use super::enroll::{enroll, EnrollContext, EnrollError, EnrollOutcome, EnrollRequest, EnrollStep};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplaceError {
-    #[error("reason must be one of {}", REVOCATION_REASONS.join(", "))]
-    BadReason,
     #[error("this station has no record of certificate {0}. Give the subject for the new card explicitly")]
     UnknownOld(String),
     #[error(transparent)]
@@ -27,20 +27,19 @@ pub enum ReplaceError {
     Queue(String),
 }
 
-impl ReplaceError {
-    pub fn code(&self) -> &'static str {
+impl Coded for ReplaceError {
+    fn code(&self) -> ErrorCode {
         match self {
-            ReplaceError::BadReason => "bad-reason",
-            ReplaceError::UnknownOld(_) => "unknown-certificate",
+            ReplaceError::UnknownOld(_) => ErrorCode::UnknownCertificate,
             ReplaceError::Enroll(e) => e.code(),
-            ReplaceError::Queue(_) => "outbox",
+            ReplaceError::Queue(_) => ErrorCode::Outbox,
         }
     }
 }
 
 pub struct ReplaceRequest {
     pub old_fingerprint: String,
-    pub reason: String,
+    pub reason: RevocationReason,
     /// Slot, validity, PIN for the new card; the subject is the old one unless
     /// `subject_override` is given.
     pub enroll: EnrollRequest,
@@ -51,7 +50,7 @@ pub struct ReplaceRequest {
 pub struct ReplaceOutcome {
     pub old_fingerprint: String,
     pub new_fingerprint: String,
-    pub reason: String,
+    pub reason: RevocationReason,
     /// The new card is the old card, re-issued.
     pub renewal: bool,
     pub enrollment: EnrollOutcome,
@@ -63,9 +62,6 @@ pub fn replace<T: Transport>(
     ctx: &EnrollContext<'_>,
     on_step: &mut dyn FnMut(EnrollStep) -> ControlFlow<()>,
 ) -> Result<ReplaceOutcome, ReplaceError> {
-    if !REVOCATION_REASONS.contains(&req.reason.as_str()) {
-        return Err(ReplaceError::BadReason);
-    }
     let old = req
         .old_fingerprint
         .trim()
@@ -80,10 +76,7 @@ pub fn replace<T: Transport>(
         (None, Some(r)) => r.subject.clone(),
         (None, None) => return Err(ReplaceError::UnknownOld(old)),
     };
-    let slot = record
-        .as_ref()
-        .and_then(|r| r.slot.parse::<Slot>().ok())
-        .unwrap_or(req.enroll.slot);
+    let slot = record.as_ref().map(|r| r.slot).unwrap_or(req.enroll.slot);
 
     // Renewal: the card in the reader still carries the old certificate.
     let renewal = {
@@ -95,8 +88,14 @@ pub fn replace<T: Transport>(
     };
 
     // The old certificate is out of service from now on: queue its revocation first.
-    outbox::enqueue_revoke(ctx.store, &old, &req.reason)
-        .map_err(|e| ReplaceError::Queue(e.to_string()))?;
+    outbox::enqueue_revoke(
+        ctx.store,
+        &old,
+        req.reason.as_str(),
+        ctx.operator,
+        ctx.station_id,
+    )
+    .map_err(|e| ReplaceError::Queue(e.to_string()))?;
 
     let enroll_req = EnrollRequest {
         slot,
@@ -112,7 +111,7 @@ pub fn replace<T: Transport>(
         .record_replacement(
             &old,
             &new.fingerprint,
-            &req.reason,
+            req.reason.as_str(),
             new.enrollment_id,
             ctx.operator,
         )
@@ -121,7 +120,7 @@ pub fn replace<T: Transport>(
         .audit(
             ctx.operator,
             ctx.station_id,
-            "replace",
+            AuditAction::Replace,
             &old,
             "replaced",
             &serde_json::json!({
@@ -133,7 +132,7 @@ pub fn replace<T: Transport>(
     Ok(ReplaceOutcome {
         old_fingerprint: old,
         new_fingerprint: new.fingerprint.clone(),
-        reason: req.reason.clone(),
+        reason: req.reason,
         renewal,
         enrollment: new,
     })

@@ -4,6 +4,7 @@
 //! the card's own identity (serial where it has one, and its CHUID GUID), so no
 //! per-card key is ever stored and none is shared between cards.
 
+use cardstation_piv::Guid;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -55,7 +56,7 @@ impl fmt::Debug for SiteSecret {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardIdentity {
     pub serial: Option<u32>,
-    pub guid: Vec<u8>,
+    pub guid: Option<Guid>,
 }
 
 impl SiteSecret {
@@ -139,7 +140,10 @@ impl SiteSecret {
         let len = key_length(algorithm)?;
         let mut info = vec![algorithm.id()];
         info.extend(card.serial.map(u32::to_be_bytes).unwrap_or_default());
-        info.extend_from_slice(&card.guid);
+        // No GUID: nothing (the derivation of every key made so far depends on this).
+        if let Some(guid) = &card.guid {
+            info.extend_from_slice(guid.as_bytes());
+        }
         let hk = Hkdf::<Sha256>::new(Some(SALT), self.bytes.as_ref());
         let mut okm = Zeroizing::new(vec![0u8; len]);
         // HKDF-SHA256 can expand up to 8160 bytes; 32 is always fine.
@@ -207,11 +211,11 @@ mod tests {
         let s = SiteSecret::load_or_create(&dir.path().join("s")).unwrap();
         let c1 = CardIdentity {
             serial: Some(1),
-            guid: vec![1; 16],
+            guid: Some(Guid::from_bytes([1; 16])),
         };
         let c2 = CardIdentity {
             serial: Some(1),
-            guid: vec![2; 16],
+            guid: Some(Guid::from_bytes([2; 16])),
         };
         let k1 = s.management_key(&c1, Algorithm::Aes256).unwrap();
         assert_eq!(k1.bytes().len(), 32);

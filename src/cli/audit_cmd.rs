@@ -9,7 +9,7 @@ use cardstation::config::Paths;
 use cardstation::store::AuditVerdict;
 use cardstation_pki::certificate::format_unix;
 
-use super::output::{print_json, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
@@ -51,14 +51,12 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
             match verdict {
                 AuditVerdict::Intact { rows } => {
                     if !json {
-                        println!(
-                            "Audit trail intact: {rows} rows, every row follows the one before."
-                        );
+                        say!("Audit trail intact: {rows} rows, every row follows the one before.");
                     }
                     Ok(())
                 }
                 AuditVerdict::Broken { row_id, reason } => Err(Failure::new(
-                    "audit-broken",
+                    ErrorCode::AuditBroken,
                     format!("the audit trail was tampered with at row {row_id}: {reason}"),
                 )),
             }
@@ -68,14 +66,20 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
             let sink: Box<dyn std::io::Write> = match out {
                 Some(path) => Box::new(std::fs::File::create(path).map_err(|e| {
                     Failure::new(
-                        "write-file",
+                        ErrorCode::WriteFile,
                         format!("cannot write {}: {e}", path.display()),
                     )
                 })?),
                 None => Box::new(std::io::stdout()),
             };
             let mut w = csv::Writer::from_writer(sink);
-            let csv_err = |e: csv::Error| Failure::new("write-file", format!("CSV: {e}"));
+            let to_stdout = out.is_none();
+            let csv_err = |e: csv::Error| {
+                if let (true, csv::ErrorKind::Io(io)) = (to_stdout, e.kind()) {
+                    super::output::exit_on_output_error(io);
+                }
+                Failure::new(ErrorCode::WriteFile, format!("CSV: {e}"))
+            };
             w.write_record([
                 "id",
                 "time",
@@ -104,8 +108,12 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
                 ])
                 .map_err(csv_err)?;
             }
-            w.flush()
-                .map_err(|e| Failure::new("write-file", format!("CSV: {e}")))?;
+            w.flush().map_err(|e| {
+                if to_stdout {
+                    super::output::exit_on_output_error(&e);
+                }
+                Failure::new(ErrorCode::WriteFile, format!("CSV: {e}"))
+            })?;
             Ok(())
         }
         AuditCommand::List {
@@ -132,7 +140,7 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
                 return Ok(());
             }
             for r in hits {
-                println!(
+                say!(
                     "#{:<5} {} {:<10} {:<11} {:<13} {}",
                     r.id,
                     format_unix(r.at),

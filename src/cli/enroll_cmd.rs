@@ -6,18 +6,18 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use cardstation::app::card_source::CardSource;
 use cardstation::app::enroll::{
     enroll, EnrollContext, EnrollOutcome, EnrollRequest, UploadOptions,
 };
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
-use cardstation_pcsc::Pcsc;
 use cardstation_piv::{Pin, Slot};
 use cardstation_pki::certificate::format_unix;
 
 use super::card_cmds::write_certificate_file;
 use super::console_cmds::{report_sync, sync_quietly};
-use super::output::{print_json, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct EnrollArgs {
@@ -63,7 +63,7 @@ pub fn run(args: &EnrollArgs, paths: Paths) -> Result<(), Failure> {
         None => defaults
             .slot
             .parse()
-            .map_err(|e: String| Failure::new("config", e))?,
+            .map_err(|e: String| Failure::new(ErrorCode::Config, e))?,
     };
     let pin = if args.pin_stdin {
         Some(read_pin()?)
@@ -94,16 +94,15 @@ pub fn run(args: &EnrollArgs, paths: Paths) -> Result<(), Failure> {
     if let Some(out) = &args.out {
         check_writable(out)?;
     }
-    let pcsc = Pcsc::establish()?;
-    let name = pcsc.resolve(&args.reader)?;
-    let mut conn = pcsc.connect(&name)?;
     let json = args.json;
-    let outcome = enroll(conn.transaction()?, &request, &ctx, &mut |step| {
-        if !json {
-            eprintln!("… {step}");
-        }
-        ControlFlow::Continue(())
-    })?;
+    let outcome = CardSource::pcsc(&args.reader)?.with_card(|t| {
+        enroll(t, &request, &ctx, &mut |step| {
+            if !json {
+                eprintln!("… {step}");
+            }
+            ControlFlow::Continue(())
+        })
+    })??;
     // The card is enrolled whatever happens to the file: say so, and how to get the file.
     let file_error = args.out.as_ref().and_then(|out| {
         write_certificate_file(out, &outcome.certificate_der, true)
@@ -152,14 +151,13 @@ fn check_writable(path: &std::path::Path) -> Result<(), Failure> {
         .map(|m| m.is_dir() && !m.permissions().readonly())
         .unwrap_or(false);
     if !writable {
-        return Err(Failure::new(
-            "write-file",
+        return Err(Failure::new(ErrorCode::WriteFile,
             format!("cannot write {}: the folder {} does not exist or is read-only. Nothing was done to the card", path.display(), dir.display()),
         ));
     }
     if path.is_dir() {
         return Err(Failure::new(
-            "write-file",
+            ErrorCode::WriteFile,
             format!("{} is a folder, not a file", path.display()),
         ));
     }
@@ -167,36 +165,37 @@ fn check_writable(path: &std::path::Path) -> Result<(), Failure> {
 }
 
 fn print_outcome(outcome: &EnrollOutcome, args: &EnrollArgs) {
-    println!(
+    say!(
         "Enrolled: card in \"{}\", slot {}",
-        outcome.reader, outcome.slot
+        outcome.reader,
+        outcome.slot
     );
-    println!("  subject     {}", outcome.subject);
-    println!("  valid until {}", format_unix(outcome.not_after));
-    println!("  CHUID GUID  {}", outcome.chuid_guid);
-    println!(
+    say!("  subject     {}", outcome.subject);
+    say!("  valid until {}", format_unix(outcome.not_after));
+    say!("  CHUID GUID  {}", outcome.chuid_guid);
+    say!(
         "  mgmt key    {} (derived from the site secret)",
         outcome.management_key
     );
-    println!("  {} APDUs, {} ms", outcome.apdus, outcome.millis);
+    say!("  {} APDUs, {} ms", outcome.apdus, outcome.millis);
     if let Some(out) = &args.out {
-        println!("  written to  {}", out.display());
+        say!("  written to  {}", out.display());
     }
-    println!("SHA-256 {}", outcome.fingerprint);
+    say!("SHA-256 {}", outcome.fingerprint);
 }
 
 pub fn read_pin() -> Result<Pin, Failure> {
     let mut line = zeroize::Zeroizing::new(String::new());
     std::io::stdin().lock().read_line(&mut line).map_err(|e| {
         Failure::new(
-            "pin",
+            ErrorCode::Pin,
             format!("cannot read the PIN from standard input: {e}"),
         )
     })?;
     let pin = line.trim_end_matches(['\r', '\n']);
     if pin.is_empty() {
         return Err(Failure::new(
-            "pin",
+            ErrorCode::Pin,
             "--pin-stdin was given but standard input held no PIN",
         ));
     }

@@ -1,6 +1,7 @@
 //! The headless command line: every operator action, scriptable, with `--json`.
 
 mod audit_cmd;
+mod backup_cmd;
 mod card_cmds;
 mod console_cmds;
 mod doctor_cmd;
@@ -18,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use cardstation::config::{Config, Paths};
 use cardstation::ui::ReaderMode;
 
-pub use output::Failure;
+pub use output::{ErrorCode, Failure};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,6 +43,9 @@ pub struct Cli {
     /// Window only: offer just the built-in demo card, even when readers are attached.
     #[arg(long)]
     pub demo: bool,
+    /// Start an empty station database in place of a lost one (refused while it is present).
+    #[arg(long, global = true)]
+    pub reinit: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -82,6 +86,8 @@ pub enum Command {
     /// The audit trail: verify the hash chain, export as CSV, search.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// A consistent copy of the station database (safe while the window runs).
+    Backup(backup_cmd::BackupArgs),
     /// Serve a virtual PIV card to pcscd through vsmartcard-vpcd (tests, demos).
     VirtualCard(virtual_card_cmd::VirtualCardArgs),
 }
@@ -110,7 +116,7 @@ pub fn run(cli: Cli) -> i32 {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let paths = match Paths::resolve(cli.data_dir.clone(), cli.config.clone()) {
         Ok(p) => p,
-        Err(e) => return output::report(&Failure::new("config", e.to_string()), false),
+        Err(e) => return output::report(&Failure::new(ErrorCode::Config, e.to_string()), false),
     };
     // Every command checks the settings, even those that need none of them:
     // a typo in the config file is reported at once, not at the next enrollment.
@@ -124,7 +130,12 @@ pub fn run(cli: Cli) -> i32 {
                 message: format!("[enroll] slot: {message}"),
             })
     }) {
-        return output::report(&Failure::new("config", e.to_string()), false);
+        return output::report(&Failure::new(ErrorCode::Config, e.to_string()), false);
+    }
+    if cli.reinit {
+        if let Err(f) = backup_cmd::reinit(&paths) {
+            return output::report(&f, false);
+        }
     }
     let Some(command) = cli.command else {
         return open_window(paths, cli.demo);
@@ -175,6 +186,7 @@ pub fn run(cli: Cli) -> i32 {
             ),
             audit_cmd::run(&c, paths),
         ),
+        Command::Backup(a) => (a.json, backup_cmd::backup(&a, paths)),
         Command::VirtualCard(a) => (false, virtual_card_cmd::run(&a)),
     };
     match result {
@@ -186,8 +198,15 @@ pub fn run(cli: Cli) -> i32 {
 fn open_window(paths: Paths, demo: bool) -> i32 {
     let config = match Config::load(&paths.config_file, paths.config_explicit) {
         Ok(c) => c,
-        Err(e) => return output::report(&Failure::new("config", e.to_string()), false),
+        Err(e) => return output::report(&Failure::new(ErrorCode::Config, e.to_string()), false),
     };
+    // A lost station database is refused before the window opens, with the remedy.
+    if let Err(cardstation::app::station::StationError::Store(
+        e @ cardstation::store::StoreError::Lost { .. },
+    )) = cardstation::app::station::Station::with_config(paths.clone(), config.clone())
+    {
+        return output::report(&e.into(), false);
+    }
     let mode = if demo {
         ReaderMode::DemoOnly
     } else {
@@ -195,7 +214,7 @@ fn open_window(paths: Paths, demo: bool) -> i32 {
     };
     match cardstation::ui::run(paths, config, mode) {
         Ok(()) => 0,
-        Err(e) => output::report(&Failure::new("window", e), false),
+        Err(e) => output::report(&Failure::new(ErrorCode::Window, e), false),
     }
 }
 

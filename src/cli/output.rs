@@ -2,54 +2,7 @@
 
 use serde::Serialize;
 
-/// A failed command: a stable code for scripts and a message for the operator.
-#[derive(Debug, Serialize)]
-pub struct Failure {
-    pub code: String,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Failure {
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-}
-
-macro_rules! failure_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Failure {
-            fn from(e: $t) -> Self {
-                Failure::new(e.code(), e.to_string())
-            }
-        }
-    )*};
-}
-failure_from!(
-    cardstation_card::CardError,
-    cardstation_piv::PivError,
-    cardstation::app::enroll::EnrollError
-);
-
-impl From<cardstation::app::station::StationError> for Failure {
-    fn from(e: cardstation::app::station::StationError) -> Self {
-        Failure::new("station", e.to_string())
-    }
-}
-
-impl From<cardstation::store::StoreError> for Failure {
-    fn from(e: cardstation::store::StoreError) -> Self {
-        Failure::new("station-database", e.to_string())
-    }
-}
-
-impl From<cardstation::app::site_keys::SiteSecretError> for Failure {
-    fn from(e: cardstation::app::site_keys::SiteSecretError) -> Self {
-        Failure::new("site-secret", e.to_string())
-    }
-}
+pub use cardstation::app::failure::{ErrorCode, Failure};
 
 /// Print the failure (stderr for people, stdout JSON for scripts) and return the exit code.
 pub fn report(f: &Failure, json: bool) -> i32 {
@@ -63,7 +16,39 @@ pub fn report(f: &Failure, json: bool) -> i32 {
 
 pub fn print_json(value: &impl Serialize) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => line(format_args!("{text}")),
         Err(e) => eprintln!("error: cannot encode output as JSON: {e}"),
     }
 }
+
+/// Write one line to standard output. When the reader went away (`… | head -1`)
+/// the command ends at once, quietly and successfully, as Unix tools do; any other
+/// output error ends it with a message. Output comes after the action is done and
+/// recorded, so nothing is left half-written.
+pub fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        exit_on_output_error(&e);
+    }
+}
+
+/// End the process after standard output failed (see [`line`]).
+pub fn exit_on_output_error(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write the output: {e}");
+    std::process::exit(1);
+}
+
+/// `println!` for command output, through [`line`]: no panic on a closed pipe.
+macro_rules! say {
+    () => {
+        $crate::cli::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;

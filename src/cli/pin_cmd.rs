@@ -1,24 +1,21 @@
 //! `cardstation pin …`: PIN care for a card holder at the desk. PINs and PUKs are
 //! read from standard input, one per line, never from the command line.
 
+use cardstation::store::AuditAction;
 use std::io::BufRead;
 
 use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
+use cardstation::app::card_source::CardSource;
 use cardstation::app::pin_care::{self, PinCareError, PinReport};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
-use cardstation_pcsc::Pcsc;
 use cardstation_piv::{Pin, PinStatus};
 
-use super::output::{print_json, Failure};
+use cardstation::app::failure::Coded;
 
-impl From<PinCareError> for Failure {
-    fn from(e: PinCareError) -> Self {
-        Failure::new(e.code(), e.to_string())
-    }
-}
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct PinArgs {
@@ -66,14 +63,13 @@ fn read_secret_lines(n: usize) -> Result<Vec<Zeroizing<String>>, Failure> {
     let mut lines = Vec::new();
     for _ in 0..n {
         let mut line = Zeroizing::new(String::new());
-        stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| Failure::new("pin", format!("cannot read standard input: {e}")))?;
+        stdin.lock().read_line(&mut line).map_err(|e| {
+            Failure::new(ErrorCode::Pin, format!("cannot read standard input: {e}"))
+        })?;
         let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
         if trimmed.is_empty() {
             return Err(Failure::new(
-                "pin",
+                ErrorCode::Pin,
                 format!("expected {n} line(s) on standard input (see --help), got fewer"),
             ));
         }
@@ -82,84 +78,99 @@ fn read_secret_lines(n: usize) -> Result<Vec<Zeroizing<String>>, Failure> {
     Ok(lines)
 }
 
+/// What a PIN care command did on the card: its audit action and its result.
+type PinAction = (AuditAction, Result<(), PinCareError>);
+
 pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
     if args.reader.is_empty() {
-        return Err(Failure::new("usage", "give the reader with --reader"));
+        return Err(Failure::new(
+            ErrorCode::Usage,
+            "give the reader with --reader",
+        ));
     }
     let station = Station::open(paths)?;
-    let pcsc = Pcsc::establish()?;
-    let name = pcsc.resolve(&args.reader)?;
-    let mut conn = pcsc.connect(&name)?;
+    let source = CardSource::pcsc(&args.reader)?;
+    let name = source.name();
     // A fresh card session: PIN state and tries left read as after insertion.
-    conn.reset()?;
-    let tx = conn.transaction()?;
-    let (action, result): (&str, Result<(), PinCareError>) = match &args.command {
-        PinCommand::Status => {
-            let report = pin_care::status(tx)?;
-            print_status(&report, args.json);
-            return Ok(());
-        }
-        PinCommand::Change => {
-            let l = read_secret_lines(2)?;
-            let (old, new) = (Pin::card_pin(&l[0])?, Pin::card_pin(&l[1])?);
-            (
-                "pin-change",
-                pin_care::change(tx, &old, &new, args.last_try),
-            )
-        }
-        PinCommand::ChangePuk => {
-            let l = read_secret_lines(2)?;
-            let (old, new) = (Pin::puk(&l[0])?, Pin::puk(&l[1])?);
-            (
-                "puk-change",
-                pin_care::change(tx, &old, &new, args.last_try),
-            )
-        }
-        PinCommand::Unblock => {
-            let l = read_secret_lines(2)?;
-            let (puk, new) = (Pin::puk(&l[0])?, Pin::card_pin(&l[1])?);
-            (
-                "pin-unblock",
-                pin_care::unblock_pin(tx, &puk, &new, args.last_try),
-            )
-        }
-        PinCommand::SetRetries {
-            pin_tries,
-            puk_tries,
-        } => {
-            if !(1..=15).contains(pin_tries) || !(1..=15).contains(puk_tries) {
-                return Err(Failure::new(
-                    "usage",
-                    "try counters must be between 1 and 15",
-                ));
+    let done = source.with_fresh_card(|tx| -> Result<Option<PinAction>, Failure> {
+        Ok(Some(match &args.command {
+            PinCommand::Status => {
+                let report = pin_care::status(tx)?;
+                print_status(&report, args.json);
+                return Ok(None);
             }
-            let l = read_secret_lines(1)?;
-            let pin = Pin::card_pin(&l[0])?;
-            let secret = station.site_secret()?;
-            (
-                "pin-set-retries",
-                pin_care::set_retries(tx, &pin, *pin_tries, *puk_tries, &station.store, &secret),
-            )
-        }
-        PinCommand::Reset { confirm } => {
-            let expected = pin_care::reset_confirmation(&name);
-            let Some(confirm) = confirm else {
-                return Err(Failure::new(
-                    "confirmation",
-                    format!(
-                        "{} To go ahead, repeat with --confirm \"{expected}\"",
-                        pin_care::RESET_WARNING
+            PinCommand::Change => {
+                let l = read_secret_lines(2)?;
+                let (old, new) = (Pin::card_pin(&l[0])?, Pin::card_pin(&l[1])?);
+                (
+                    AuditAction::PinChange,
+                    pin_care::change(tx, &old, &new, args.last_try),
+                )
+            }
+            PinCommand::ChangePuk => {
+                let l = read_secret_lines(2)?;
+                let (old, new) = (Pin::puk(&l[0])?, Pin::puk(&l[1])?);
+                (
+                    AuditAction::PukChange,
+                    pin_care::change(tx, &old, &new, args.last_try),
+                )
+            }
+            PinCommand::Unblock => {
+                let l = read_secret_lines(2)?;
+                let (puk, new) = (Pin::puk(&l[0])?, Pin::card_pin(&l[1])?);
+                (
+                    AuditAction::PinUnblock,
+                    pin_care::unblock_pin(tx, &puk, &new, args.last_try),
+                )
+            }
+            PinCommand::SetRetries {
+                pin_tries,
+                puk_tries,
+            } => {
+                if !(1..=15).contains(pin_tries) || !(1..=15).contains(puk_tries) {
+                    return Err(Failure::new(
+                        ErrorCode::Usage,
+                        "try counters must be between 1 and 15",
+                    ));
+                }
+                let l = read_secret_lines(1)?;
+                let pin = Pin::card_pin(&l[0])?;
+                let secret = station.site_secret()?;
+                (
+                    AuditAction::PinSetRetries,
+                    pin_care::set_retries(
+                        tx,
+                        &pin,
+                        *pin_tries,
+                        *puk_tries,
+                        &station.store,
+                        &secret,
                     ),
-                ));
-            };
-            ("card-reset", pin_care::reset(tx, confirm))
-        }
+                )
+            }
+            PinCommand::Reset { confirm } => {
+                let expected = pin_care::reset_confirmation(&name);
+                let Some(confirm) = confirm else {
+                    return Err(Failure::new(
+                        ErrorCode::Confirmation,
+                        format!(
+                            "{} To go ahead, repeat with --confirm \"{expected}\"",
+                            pin_care::RESET_WARNING
+                        ),
+                    ));
+                };
+                (AuditAction::CardReset, pin_care::reset(tx, confirm))
+            }
+        }))
+    })??;
+    let Some((action, result)) = done else {
+        return Ok(());
     };
     let outcome = match &result {
         Ok(()) => "ok".to_string(),
-        Err(e) => e.code().to_string(),
+        Err(e) => Coded::code(e).to_string(),
     };
-    let _ = station.store.audit(
+    let recorded = station.store.audit(
         &station.operator,
         &station.station_id,
         action,
@@ -167,20 +178,29 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
         &outcome,
         &serde_json::json!({"error": result.as_ref().err().map(|e| e.to_string())}),
     );
-    result?;
+    // An action missing from the audit trail is a failure of the action.
+    match (result, recorded) {
+        (Err(e), Ok(())) => return Err(e.into()),
+        (Err(e), Err(r)) => {
+            return Err(Failure::new(
+                Coded::code(&e),
+                format!("{e} (and it could not be written to the audit trail: {r})"),
+            ))
+        }
+        (Ok(()), Err(r)) => {
+            return Err(Failure::new(
+                ErrorCode::StationDatabase,
+                format!(
+                "{action} was done on the card but could not be written to the audit trail: {r}"
+            ),
+            ))
+        }
+        (Ok(()), Ok(())) => {}
+    }
     if args.json {
         print_json(&serde_json::json!({"ok": true, "action": action}));
     } else {
-        println!(
-            "{}",
-            match action {
-                "pin-change" => "PIN changed.",
-                "puk-change" => "PUK changed.",
-                "pin-unblock" => "PIN unblocked and set.",
-                "pin-set-retries" => "Try counters set; PIN and PUK are back to the factory values — change them now.",
-                _ => "The card is blank again: PIN 123456, PUK 12345678, factory management key. Enrol it again.",
-            }
-        );
+        say!("{}", pin_care::done_message(action));
     }
     Ok(())
 }
@@ -191,18 +211,18 @@ fn print_status(r: &PinReport, json: bool) {
         return;
     }
     match r.pin {
-        PinStatus::Verified => println!("PIN  verified in this session"),
-        PinStatus::Retries(1) => println!("PIN  1 try left — the next wrong PIN blocks it"),
-        PinStatus::Retries(n) => println!("PIN  {n} tries left"),
+        PinStatus::Verified => say!("PIN  verified in this session"),
+        PinStatus::Retries(1) => say!("PIN  1 try left — the next wrong PIN blocks it"),
+        PinStatus::Retries(n) => say!("PIN  {n} tries left"),
         PinStatus::Blocked => {
-            println!("PIN  BLOCKED — unblock it with the PUK: cardstation pin unblock")
+            say!("PIN  BLOCKED — unblock it with the PUK: cardstation pin unblock")
         }
     }
     match r.puk_retries {
-        Some(0) => println!(
+        Some(0) => say!(
             "PUK  BLOCKED — with the PIN blocked too, only a reset helps: cardstation pin reset"
         ),
-        Some(n) => println!("PUK  {n} tries left"),
-        None => println!("PUK  tries left not reported by this card"),
+        Some(n) => say!("PUK  {n} tries left"),
+        None => say!("PUK  tries left not reported by this card"),
     }
 }

@@ -5,22 +5,17 @@ use std::ops::ControlFlow;
 
 use clap::Args;
 
+use cardstation::app::card_source::CardSource;
 use cardstation::app::enroll::{EnrollContext, EnrollRequest};
-use cardstation::app::replace::{replace, ReplaceError, ReplaceRequest};
+use cardstation::app::replace::{replace, ReplaceRequest};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
-use cardstation_pcsc::Pcsc;
 use cardstation_piv::Slot;
+use cardstation_protocol::messages::RevocationReason;
 
 use super::console_cmds::{report_sync, sync_quietly};
 use super::enroll_cmd::read_pin;
-use super::output::{print_json, Failure};
-
-impl From<ReplaceError> for Failure {
-    fn from(e: ReplaceError) -> Self {
-        Failure::new(e.code(), e.to_string())
-    }
-}
+use super::output::{print_json, say, Failure};
 
 #[derive(Args, Debug)]
 pub struct ReplaceArgs {
@@ -32,7 +27,7 @@ pub struct ReplaceArgs {
     pub old: String,
     /// Why: lost, stolen, damaged, replaced, expired or unspecified.
     #[arg(long)]
-    pub reason: String,
+    pub reason: RevocationReason,
     /// Subject for the new certificate (default: the old one's).
     #[arg(long)]
     pub subject: Option<String>,
@@ -63,7 +58,7 @@ pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
     };
     let req = ReplaceRequest {
         old_fingerprint: args.old.clone(),
-        reason: args.reason.clone(),
+        reason: args.reason,
         subject_override: args.subject.clone(),
         enroll: EnrollRequest {
             slot: args.slot,
@@ -81,21 +76,20 @@ pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
         operator: &station.operator,
         station_id: &station.station_id,
     };
-    let pcsc = Pcsc::establish()?;
-    let name = pcsc.resolve(&args.reader)?;
-    let mut conn = pcsc.connect(&name)?;
     let json = args.json;
-    let outcome = replace(conn.transaction()?, &req, &ctx, &mut |step| {
-        if !json {
-            eprintln!("… {step}");
-        }
-        ControlFlow::Continue(())
-    })?;
+    let outcome = CardSource::pcsc(&args.reader)?.with_card(|t| {
+        replace(t, &req, &ctx, &mut |step| {
+            if !json {
+                eprintln!("… {step}");
+            }
+            ControlFlow::Continue(())
+        })
+    })??;
     let sync = sync_quietly(&station);
     if json {
         print_json(&serde_json::json!({"ok": true, "replacement": outcome, "sync": sync}));
     } else {
-        println!(
+        say!(
             "{} ({}):",
             if outcome.renewal {
                 "Renewed"
@@ -104,10 +98,11 @@ pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
             },
             outcome.reason
         );
-        println!("  old  {}  revocation queued", outcome.old_fingerprint);
-        println!(
+        say!("  old  {}  revocation queued", outcome.old_fingerprint);
+        say!(
             "  new  {}  on the card in \"{}\"",
-            outcome.new_fingerprint, outcome.enrollment.reader
+            outcome.new_fingerprint,
+            outcome.enrollment.reader
         );
         report_sync(&sync, false, None);
     }

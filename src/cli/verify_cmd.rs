@@ -2,16 +2,16 @@
 
 use clap::Args;
 
+use cardstation::app::card_source::CardSource;
 use cardstation::app::spot_check::{
     check_with_station, replay_findings, ChallengeBook, Finding, SpotCheck, Verdict,
 };
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
-use cardstation_pcsc::Pcsc;
 use cardstation_piv::Slot;
 
 use super::enroll_cmd::read_pin;
-use super::output::{print_json, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -40,18 +40,10 @@ pub fn run(args: &VerifyArgs, paths: Paths) -> Result<i32, Failure> {
     } else {
         None
     };
-    let pcsc = Pcsc::establish()?;
-    let name = pcsc.resolve(&args.reader)?;
-    let mut conn = pcsc.connect(&name)?;
     let mut book = ChallengeBook::default();
-    let (check, captured) = check_with_station(
-        conn.transaction()?,
-        &station,
-        args.slot,
-        pin.as_ref(),
-        &mut book,
-    )
-    .map_err(|e| Failure::new("verify-setup", e))?;
+    let (check, captured) = CardSource::pcsc(&args.reader)?
+        .with_card(|t| check_with_station(t, &station, args.slot, pin.as_ref(), &mut book))?
+        .map_err(|e| Failure::new(ErrorCode::VerifySetup, e))?;
     let replay = match (args.replay_test, &captured) {
         (true, Some(c)) => Some(replay_findings(&mut book, c)),
         (true, None) => Some(vec![Finding {
@@ -81,27 +73,27 @@ fn print_human(check: &SpotCheck, replay: Option<&[Finding]>) {
         Verdict::Fail => "FAIL",
         Verdict::TrustUnknown => "SIGNATURE VALID, TRUST UNKNOWN",
     };
-    println!("{verdict}  — {} slot {}", check.reader, check.slot);
+    say!("{verdict}  — {} slot {}", check.reader, check.slot);
     if let Some(s) = &check.subject {
-        println!("  subject  {s}");
+        say!("  subject  {s}");
     }
     if let Some(fp) = &check.fingerprint {
-        println!("  SHA-256  {fp}");
+        say!("  SHA-256  {fp}");
     }
     for f in &check.findings {
-        println!("  {} {}", if f.ok { "ok  " } else { "FAIL" }, f.message);
+        say!("  {} {}", if f.ok { "ok  " } else { "FAIL" }, f.message);
     }
     if let Some(r) = replay {
-        println!("Replay test:");
+        say!("Replay test:");
         for f in r {
-            println!(
+            say!(
                 "  {} {}",
                 if f.ok { "rejected" } else { "ACCEPTED" },
                 f.message
             );
         }
     }
-    println!(
+    say!(
         "  {} APDUs, {} ms, trust bundle {}",
         check.apdus,
         check.millis,

@@ -8,7 +8,7 @@ use clap::Args;
 
 use cardstation_virtual_card::{serve_vpcd_counting, CardStorage, VirtualCard};
 
-use super::output::Failure;
+use super::output::{ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct VirtualCardArgs {
@@ -39,5 +39,5 @@ pub fn run(args: &VirtualCardArgs) -> Result<(), Failure> {
         Err(e) => Err(e),
     };
     stop.store(true, Ordering::SeqCst);
-    result.map_err(|e| Failure::new("virtual-card", e.to_string()))
+    result.map_err(|e| Failure::new(ErrorCode::VirtualCard, e.to_string()))
 }

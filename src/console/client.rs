@@ -3,6 +3,7 @@
 //! CA — there is no switch to turn that off — and the station presents its own
 //! client certificate.
 
+use crate::app::failure::{Coded, ErrorCode};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,17 +52,19 @@ impl ConsoleError {
                 | ConsoleError::ServerError { .. }
         )
     }
+}
 
-    pub fn code(&self) -> &'static str {
+impl Coded for ConsoleError {
+    fn code(&self) -> ErrorCode {
         match self {
-            ConsoleError::NotConfigured => "console-not-configured",
-            ConsoleError::Settings(_) => "console-settings",
-            ConsoleError::Unreachable { .. } => "console-unreachable",
-            ConsoleError::Tls { .. } => "console-tls",
-            ConsoleError::Timeout(_) => "console-timeout",
-            ConsoleError::Rejected { .. } => "console-rejected",
-            ConsoleError::ServerError { .. } => "console-server-error",
-            ConsoleError::Malformed(_) => "console-malformed",
+            ConsoleError::NotConfigured => ErrorCode::ConsoleNotConfigured,
+            ConsoleError::Settings(_) => ErrorCode::ConsoleSettings,
+            ConsoleError::Unreachable { .. } => ErrorCode::ConsoleUnreachable,
+            ConsoleError::Tls { .. } => ErrorCode::ConsoleTls,
+            ConsoleError::Timeout(_) => ErrorCode::ConsoleTimeout,
+            ConsoleError::Rejected { .. } => ErrorCode::ConsoleRejected,
+            ConsoleError::ServerError { .. } => ErrorCode::ConsoleServerError,
+            ConsoleError::Malformed(_) => ErrorCode::ConsoleMalformed,
         }
     }
 }

@@ -54,7 +54,11 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
             if let Some(v) = &r.version {
                 row(ui, "Version", v);
             }
-            row(ui, "CHUID GUID", r.chuid_guid.as_deref().unwrap_or("none"));
+            row(
+                ui,
+                "CHUID GUID",
+                &r.chuid_guid.map_or("none".into(), |g| g.to_hex()),
+            );
             row(
                 ui,
                 "PIN",

@@ -1,16 +1,19 @@
 //! The Card care screen: PIN and PUK for the holder at the desk, reset of a
 //! blocked card, and card replacement (lost, stolen, damaged, expiring) or renewal.
 
+use crate::app::pin_care;
+use crate::store::AuditAction;
 use eframe::egui;
 use zeroize::Zeroizing;
 
 use crate::app::enroll::EnrollRequest;
+use crate::app::failure::Failure;
 use crate::app::pin_care::{reset_confirmation, RESET_WARNING};
-use crate::app::reader_worker::{Job, JobFailure, PinCareOp};
+use crate::app::reader_worker::{Job, PinCareOp};
 use crate::app::replace::{ReplaceOutcome, ReplaceRequest};
 use cardstation_pcsc::CardPresence;
 use cardstation_piv::{Pin, PinStatus, Slot};
-use cardstation_protocol::messages::REVOCATION_REASONS;
+use cardstation_protocol::messages::RevocationReason;
 
 use super::ReaderPane;
 
@@ -23,9 +26,10 @@ pub struct CareState {
     pub last_try: bool,
     pub confirm: String,
     pub replace_old: String,
-    pub replace_reason: String,
+    /// None until the operator picks one; shown as "lost", the usual case at the desk.
+    pub replace_reason: Option<RevocationReason>,
     pub busy: bool,
-    pub result: Option<Result<String, JobFailure>>,
+    pub result: Option<Result<String, Failure>>,
     pub replaced: Option<Box<ReplaceOutcome>>,
 }
 
@@ -39,17 +43,9 @@ impl CareState {
         self.last_try = false;
     }
 
-    pub fn on_done(&mut self, result: Result<&'static str, JobFailure>) {
+    pub fn on_done(&mut self, result: Result<AuditAction, Failure>) {
         self.busy = false;
-        self.result = Some(result.map(|a| {
-            match a {
-                "pin-change" => "PIN changed.",
-                "puk-change" => "PUK changed.",
-                "pin-unblock" => "PIN unblocked and set.",
-                _ => "The card is blank again: PIN 123456, PUK 12345678, factory management key. Enrol it again.",
-            }
-            .to_string()
-        }));
+        self.result = Some(result.map(|a| pin_care::done_message(a).to_string()));
     }
 }
 
@@ -134,12 +130,7 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
                 let last_try = pane.care.last_try;
                 submit(pane, PinCareOp::ChangePin { old, new, last_try });
             }
-            (Err(e), _) | (_, Err(e)) => {
-                pane.care.result = Some(Err(JobFailure {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                }))
-            }
+            (Err(e), _) | (_, Err(e)) => pane.care.result = Some(Err(Failure::from(e))),
         }
     }
 
@@ -163,12 +154,7 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
                     },
                 );
             }
-            (Err(e), _) | (_, Err(e)) => {
-                pane.care.result = Some(Err(JobFailure {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                }))
-            }
+            (Err(e), _) | (_, Err(e)) => pane.care.result = Some(Err(Failure::from(e))),
         }
     }
 
@@ -201,16 +187,17 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
         ui.add(egui::TextEdit::singleline(&mut pane.care.replace_old).desired_width(480.0))
             .labelled_by(l.id);
     });
-    if pane.care.replace_reason.is_empty() {
-        pane.care.replace_reason = "lost".into();
-    }
+    let reason = *pane
+        .care
+        .replace_reason
+        .get_or_insert(RevocationReason::Lost);
     ui.horizontal(|ui| {
         let l = ui.label("Reason");
         egui::ComboBox::from_id_salt("replace-reason")
-            .selected_text(pane.care.replace_reason.clone())
+            .selected_text(reason.as_str())
             .show_ui(ui, |ui| {
-                for r in REVOCATION_REASONS {
-                    ui.selectable_value(&mut pane.care.replace_reason, r.to_string(), r);
+                for r in RevocationReason::ALL {
+                    ui.selectable_value(&mut pane.care.replace_reason, Some(r), r.as_str());
                 }
             })
             .response
@@ -226,7 +213,7 @@ pub fn show(pane: &mut ReaderPane, ui: &mut egui::Ui) {
         pane.care.replaced = None;
         let req = ReplaceRequest {
             old_fingerprint: pane.care.replace_old.trim().to_string(),
-            reason: pane.care.replace_reason.clone(),
+            reason,
             subject_override: None,
             enroll: EnrollRequest {
                 slot: Slot::CardAuthentication,

@@ -88,7 +88,7 @@ pub struct ReaderPane {
     pub status: ReaderStatus,
     pub worker: ReaderWorker,
     pub report: Option<Box<crate::app::card_status::CardReport>>,
-    pub report_error: Option<crate::app::reader_worker::JobFailure>,
+    pub report_error: Option<crate::app::failure::Failure>,
     pub inspecting: bool,
     pub wizard: Wizard,
     pub spot: spot_check::SpotState,
@@ -262,7 +262,7 @@ impl StationApp {
                             })
                             .unwrap_or_default();
                         console.submit(ConsoleJob::Audit {
-                            action: "export",
+                            action: crate::store::AuditAction::Export,
                             subject: fingerprint,
                             details: serde_json::json!({"reader": reader, "file": path}),
                         });

@@ -4,7 +4,8 @@
 use eframe::egui;
 use zeroize::Zeroizing;
 
-use crate::app::reader_worker::{Job, JobFailure};
+use crate::app::failure::Failure;
+use crate::app::reader_worker::Job;
 use crate::app::spot_check::{SpotCheck, Verdict};
 use cardstation_pcsc::CardPresence;
 use cardstation_piv::{Pin, Slot};
@@ -18,7 +19,7 @@ pub struct SpotState {
     pub pin: Zeroizing<String>,
     pub running: bool,
     pub last: Option<Box<SpotCheck>>,
-    pub error: Option<JobFailure>,
+    pub error: Option<Failure>,
 }
 
 impl Default for SpotState {

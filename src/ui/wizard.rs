@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 use crate::app::card_status::CardReport;
 use crate::app::console_worker::ConsoleStatus;
 use crate::app::enroll::{EnrollOutcome, EnrollRequest, EnrollStep};
-use crate::app::reader_worker::{export_file_name, Job, JobFailure};
+use crate::app::failure::{ErrorCode, Failure};
+use crate::app::reader_worker::{export_file_name, Job};
 use crate::config::Config;
 use cardstation_pcsc::CardPresence;
 use cardstation_piv::{Pin, PinStatus, Slot};
@@ -39,7 +40,7 @@ pub enum Stage {
     },
     Done(Box<EnrollOutcome>),
     Failed {
-        failure: JobFailure,
+        failure: Failure,
         at: Option<EnrollStep>,
     },
 }
@@ -108,7 +109,7 @@ impl Wizard {
 
     pub fn on_card_inserted(&mut self, desk_mode: bool) {
         match &self.stage {
-            Stage::Failed { failure, .. } if failure.code == "card-removed" => {
+            Stage::Failed { failure, .. } if failure.is(ErrorCode::CardRemoved) => {
                 self.stage = Stage::Credentials;
                 self.note =
                     Some("Card reinserted: check the details and press Enroll to resume.".into());
@@ -171,7 +172,7 @@ impl Wizard {
         self.note = None;
     }
 
-    pub fn on_failed(&mut self, failure: JobFailure) {
+    pub fn on_failed(&mut self, failure: Failure) {
         // A PIN is for one attempt on one card: never resent without the operator.
         self.pin = Zeroizing::new(String::new());
         let at = match &self.stage {
@@ -299,7 +300,7 @@ pub fn show(
                 egui::RichText::new("Enrollment failed").heading(),
             );
             ui.label(&failure.message);
-            if failure.code == "card-removed" {
+            if failure.is(ErrorCode::CardRemoved) {
                 ui.strong("Reinsert the card to resume.");
             }
             ui.label("The card is not enrolled.");

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use zeroize::Zeroizing;
+
 /// Whether a command's data field may be shown in a trace.
 ///
 /// PIN, PUK and management-key material must never reach a log or trace, so the
@@ -14,15 +16,37 @@ pub enum Sensitivity {
 
 /// A command APDU. `le` is the number of response bytes expected (`None`: no data
 /// expected; `Some(0)` would be meaningless, use `Some(256)` / `Some(65536)` for "all").
+///
+/// The data field and every encoding of the command live in zeroizing buffers, so a PIN,
+/// PUK or management key handed to a command is wiped from memory once it was sent,
+/// whichever copy (chained part, retry, encoded APDU) carried it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Command {
     pub cla: u8,
     pub ins: u8,
     pub p1: u8,
     pub p2: u8,
-    pub data: Vec<u8>,
+    pub data: Zeroizing<Vec<u8>>,
     pub le: Option<usize>,
     pub sensitivity: Sensitivity,
+    /// The instruction's name for traces ("GET DATA"); the card application names its own.
+    pub name: &'static str,
+}
+
+/// Name of an interindustry instruction (ISO/IEC 7816-4); applications name the others.
+pub fn iso_instruction_name(ins: u8) -> &'static str {
+    match ins {
+        0xA4 => "SELECT",
+        0xC0 => "GET RESPONSE",
+        0xCA | 0xCB => "GET DATA",
+        0xDA | 0xDB => "PUT DATA",
+        0x20 => "VERIFY",
+        0x24 => "CHANGE REFERENCE DATA",
+        0x2C => "RESET RETRY COUNTER",
+        0x47 => "GENERATE ASYMMETRIC KEY PAIR",
+        0x86 | 0x87 => "GENERAL AUTHENTICATE",
+        _ => "(proprietary)",
+    }
 }
 
 /// Maximum data length of a short APDU.
@@ -49,14 +73,31 @@ impl Command {
             ins,
             p1,
             p2,
-            data: Vec::new(),
+            data: Zeroizing::new(Vec::new()),
             le: None,
             sensitivity: Sensitivity::Public,
+            name: iso_instruction_name(ins),
         }
     }
 
+    /// The command's data field. Secret values should come in as `Zeroizing<Vec<u8>>`
+    /// (a plain `Vec` moved in is wiped from here on, but not copies made before).
     pub fn with_data(mut self, data: impl Into<Vec<u8>>) -> Self {
-        self.data = data.into();
+        self.data = Zeroizing::new(data.into());
+        self
+    }
+
+    /// A secret data field (PIN, PUK, key): kept in its zeroizing buffer and marked
+    /// so that traces show only its length.
+    pub fn with_secret_data(mut self, data: Zeroizing<Vec<u8>>) -> Self {
+        self.data = data;
+        self.sensitivity = Sensitivity::Secret;
+        self
+    }
+
+    /// Name the instruction in traces (for instructions outside ISO 7816-4).
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
         self
     }
 
@@ -72,11 +113,12 @@ impl Command {
     }
 
     /// Encode as a short APDU (data ≤ 255, Le ≤ 256).
-    pub fn encode_short(&self) -> Result<Vec<u8>, ApduError> {
+    pub fn encode_short(&self) -> Result<Zeroizing<Vec<u8>>, ApduError> {
         if self.data.len() > SHORT_MAX_DATA {
             return Err(ApduError::DataTooLong(self.data.len()));
         }
-        let mut out = Vec::with_capacity(self.data.len() + 6);
+        // Sized up front: a growing Vec would leave copies of the data in freed memory.
+        let mut out = Zeroizing::new(Vec::with_capacity(self.data.len() + 6));
         out.extend_from_slice(&[self.cla, self.ins, self.p1, self.p2]);
         if !self.data.is_empty() {
             out.push(self.data.len() as u8);
@@ -93,7 +135,7 @@ impl Command {
     }
 
     /// Encode as an extended-length APDU (data ≤ 65535, Le ≤ 65536).
-    pub fn encode_extended(&self) -> Result<Vec<u8>, ApduError> {
+    pub fn encode_extended(&self) -> Result<Zeroizing<Vec<u8>>, ApduError> {
         if self.data.len() > EXTENDED_MAX_DATA {
             return Err(ApduError::DataTooLong(self.data.len()));
         }
@@ -103,7 +145,7 @@ impl Command {
             Some(65_536) => Some([0, 0]),
             Some(other) => return Err(ApduError::LeOutOfRange(other)),
         };
-        let mut out = Vec::with_capacity(self.data.len() + 9);
+        let mut out = Zeroizing::new(Vec::with_capacity(self.data.len() + 9));
         out.extend_from_slice(&[self.cla, self.ins, self.p1, self.p2]);
         if !self.data.is_empty() {
             let len = self.data.len();
@@ -270,7 +312,10 @@ mod tests {
     fn short_case_encodings() {
         // Case 1: header only.
         assert_eq!(
-            Command::new(0, 0xA4, 4, 0).encode_short().unwrap(),
+            Command::new(0, 0xA4, 4, 0)
+                .encode_short()
+                .unwrap()
+                .as_slice(),
             [0, 0xA4, 4, 0]
         );
         // Case 2: Le only, 256 is encoded as 00.
@@ -278,7 +323,8 @@ mod tests {
             Command::new(0, 0xCB, 0x3F, 0xFF)
                 .with_le(256)
                 .encode_short()
-                .unwrap(),
+                .unwrap()
+                .as_slice(),
             [0, 0xCB, 0x3F, 0xFF, 0]
         );
         // Case 4: data and Le.
@@ -287,7 +333,8 @@ mod tests {
                 .with_data(vec![0xA0, 0x00])
                 .with_le(256)
                 .encode_short()
-                .unwrap(),
+                .unwrap()
+                .as_slice(),
             [0, 0xA4, 4, 0, 2, 0xA0, 0, 0]
         );
     }
@@ -300,14 +347,14 @@ mod tests {
         assert_eq!(raw.len(), 7 + 300);
         let le_only = Command::new(0, 0xCB, 0x3F, 0xFF).with_le(65_536);
         assert_eq!(
-            le_only.encode_extended().unwrap(),
+            le_only.encode_extended().unwrap().as_slice(),
             [0, 0xCB, 0x3F, 0xFF, 0, 0, 0]
         );
         let both = Command::new(0, 0xCB, 0x3F, 0xFF)
             .with_data(vec![1])
             .with_le(1000);
         assert_eq!(
-            both.encode_extended().unwrap(),
+            both.encode_extended().unwrap().as_slice(),
             [0, 0xCB, 0x3F, 0xFF, 0, 0, 1, 1, 0x03, 0xE8]
         );
     }

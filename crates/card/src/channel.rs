@@ -110,7 +110,7 @@ impl<T: Transport> CardChannel<T> {
                 } else {
                     cmd.cla
                 },
-                data: chunk.to_vec(),
+                data: zeroize::Zeroizing::new(chunk.to_vec()),
                 le: if i < last {
                     None
                 } else {

@@ -32,7 +32,7 @@ impl TraceEntry {
         };
         TraceEntry {
             header: format!("{:02X}{:02X}{:02X}{:02X}", cmd.cla, cmd.ins, cmd.p1, cmd.p2),
-            name: instruction_name(cmd.ins),
+            name: cmd.name,
             data: redact(&cmd.data),
             response: rsp.map(|r| redact(&r.data)).unwrap_or_default(),
             sw: rsp
@@ -50,28 +50,6 @@ impl fmt::Display for TraceEntry {
             "> {} {:<28} {}\n< {} {} ({} µs)",
             self.header, self.name, self.data, self.response, self.sw, self.micros
         )
-    }
-}
-
-/// Human name of an instruction byte (ISO 7816-4, SP 800-73-4, YubiKey extensions).
-pub fn instruction_name(ins: u8) -> &'static str {
-    match ins {
-        0xA4 => "SELECT",
-        0xC0 => "GET RESPONSE",
-        0xCB => "GET DATA",
-        0xDB => "PUT DATA",
-        0x20 => "VERIFY",
-        0x24 => "CHANGE REFERENCE DATA",
-        0x2C => "RESET RETRY COUNTER",
-        0x47 => "GENERATE ASYMMETRIC KEY PAIR",
-        0x87 => "GENERAL AUTHENTICATE",
-        0xF7 => "GET METADATA (YubiKey)",
-        0xF8 => "GET SERIAL (YubiKey)",
-        0xFD => "GET VERSION (YubiKey)",
-        0xFF => "SET MANAGEMENT KEY (YubiKey)",
-        0xFB => "RESET (YubiKey)",
-        0xFA => "SET PIN RETRIES (YubiKey)",
-        _ => "UNKNOWN",
     }
 }
 

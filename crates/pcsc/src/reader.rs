@@ -202,7 +202,25 @@ impl PcscCard {
 
     /// Begin an exclusive transaction: no other program can interleave commands
     /// until it is dropped (SCardEndTransaction with "leave card").
+    ///
+    /// When another program reset the card since we connected, PC/SC refuses the
+    /// transaction once with "card reset"; we then reconnect (keeping the card as it
+    /// is) and begin again, as a fresh connection would. The caller selects its
+    /// application inside the transaction, so nothing from before the reset is assumed.
     pub fn transaction(&mut self) -> Result<PcscTransaction<'_>, CardError> {
+        if let Err(pcsc::Error::ResetCard) = self.card.transaction().map(drop) {
+            tracing::debug!(reader = %self.reader, "card was reset by another program: reconnecting");
+            self.card
+                .reconnect(
+                    pcsc::ShareMode::Shared,
+                    pcsc::Protocols::ANY,
+                    pcsc::Disposition::LeaveCard,
+                )
+                .map_err(|e| card_error(&self.reader, e))?;
+            if let Ok(status) = self.card.status2_owned() {
+                self.atr = status.atr().to_vec();
+            }
+        }
         let reader = self.reader.clone();
         let atr = self.atr.clone();
         let tx = self
@@ -210,6 +228,17 @@ impl PcscCard {
             .transaction()
             .map_err(|e| card_error(&reader, e))?;
         Ok(PcscTransaction { tx, reader, atr })
+    }
+
+    /// Reconnect after the card was reset under us (keeps the card as it is).
+    pub fn reconnect(&mut self) -> Result<(), CardError> {
+        self.card
+            .reconnect(
+                pcsc::ShareMode::Shared,
+                pcsc::Protocols::ANY,
+                pcsc::Disposition::LeaveCard,
+            )
+            .map_err(|e| card_error(&self.reader, e))
     }
 }
 

@@ -2,6 +2,7 @@
 //! data objects, and a session with one method per card command.
 
 pub mod error;
+pub mod ins;
 pub mod management_key;
 pub mod objects;
 pub mod pin;
@@ -9,7 +10,11 @@ pub mod session;
 pub mod slot;
 
 pub use error::PivError;
+pub use ins::Ins;
 pub use management_key::ManagementKey;
+pub use objects::Guid;
 pub use pin::Pin;
-pub use session::{KeyMetadata, PinStatus, PivSession};
+pub use session::{
+    KeyMetadata, KeyOrigin, PinPolicy, PinStatus, PivSession, TouchPolicy, TryCounter,
+};
 pub use slot::{Algorithm, PinReference, Slot};

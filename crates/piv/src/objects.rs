@@ -14,10 +14,67 @@ const PLACEHOLDER_FASCN: [u8; 25] = [
     0x42, 0x10, 0x84, 0x21, 0xC8, 0x42, 0x10, 0xC3, 0xEB,
 ];
 
+/// A card's CHUID GUID (16 bytes). Middleware keys certificate caches on it, and the
+/// station derives the card's management key from it. Shown as 32 upper-case hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Guid([u8; 16]);
+
+impl Guid {
+    pub const LEN: usize = 16;
+
+    /// A new random GUID from the OS generator.
+    pub fn random() -> Self {
+        use rand::RngCore;
+        let mut bytes = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Guid(bytes)
+    }
+
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Guid(bytes)
+    }
+
+    /// The GUID in `bytes`, if they are a GUID (exactly 16 bytes).
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 16]>::try_from(bytes).ok().map(Guid)
+    }
+
+    /// Parse the hex form (as stored and shown); `None` if it is not 32 hex digits.
+    pub fn parse_hex(text: &str) -> Option<Self> {
+        hex::decode(text).ok().and_then(|b| Guid::from_slice(&b))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode_upper(self.0)
+    }
+}
+
+impl std::fmt::Display for Guid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl std::fmt::Debug for Guid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Guid({})", self.to_hex())
+    }
+}
+
+impl Serialize for Guid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Chuid {
-    #[serde(serialize_with = "cardstation_card::hex_serde::serialize_hex")]
-    pub guid: Vec<u8>,
+    /// `None` when the card's CHUID has no GUID field, or one that is not 16 bytes.
+    pub guid: Option<Guid>,
     pub expiration: Option<String>,
     #[serde(skip)]
     pub fascn: Vec<u8>,
@@ -25,9 +82,9 @@ pub struct Chuid {
 
 impl Chuid {
     /// A CHUID with a new GUID; middleware keys its certificate caches on this GUID.
-    pub fn new(guid: [u8; 16]) -> Self {
+    pub fn new(guid: Guid) -> Self {
         Chuid {
-            guid: guid.to_vec(),
+            guid: Some(guid),
             expiration: Some("20301231".into()),
             fascn: PLACEHOLDER_FASCN.to_vec(),
         }
@@ -40,13 +97,13 @@ impl Chuid {
         for t in tlv::parse_all(content)? {
             match t.tag {
                 0x30 => fascn = t.value.to_vec(),
-                0x34 => guid = Some(t.value.to_vec()),
+                0x34 => guid = Guid::from_slice(t.value),
                 0x35 => expiration = Some(String::from_utf8_lossy(t.value).into_owned()),
                 _ => {}
             }
         }
         Ok(Chuid {
-            guid: guid.unwrap_or_default(),
+            guid,
             expiration,
             fascn,
         })
@@ -54,7 +111,10 @@ impl Chuid {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = tlv::encode(0x30, &self.fascn);
-        out.extend(tlv::encode(0x34, &self.guid));
+        out.extend(tlv::encode(
+            0x34,
+            self.guid.as_ref().map(|g| &g.as_bytes()[..]).unwrap_or(&[]),
+        ));
         if let Some(exp) = &self.expiration {
             out.extend(tlv::encode(0x35, exp.as_bytes()));
         }
@@ -131,7 +191,7 @@ mod tests {
 
     #[test]
     fn chuid_round_trips() {
-        let c = Chuid::new([7; 16]);
+        let c = Chuid::new(Guid::from_bytes([7; 16]));
         let parsed = Chuid::parse(&c.encode()).unwrap();
         assert_eq!(parsed, c);
     }

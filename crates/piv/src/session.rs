@@ -8,6 +8,8 @@ use rand::RngCore;
 use serde::Serialize;
 
 use cardstation_card::apdu::{Command, StatusWord};
+
+use super::ins::Ins;
 use cardstation_card::tlv;
 use cardstation_card::{CardChannel, Transport};
 
@@ -26,17 +28,94 @@ pub enum PinStatus {
     Blocked,
 }
 
-/// Key metadata (YubiKey GET METADATA); every field is optional because cards differ.
+/// When a key asks for the PIN (GET METADATA tag 02, first byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinPolicy {
+    Default,
+    Never,
+    Once,
+    Always,
+    MatchOnce,
+    MatchAlways,
+    Other(u8),
+}
+
+impl From<u8> for PinPolicy {
+    fn from(b: u8) -> Self {
+        match b {
+            0 => PinPolicy::Default,
+            1 => PinPolicy::Never,
+            2 => PinPolicy::Once,
+            3 => PinPolicy::Always,
+            4 => PinPolicy::MatchOnce,
+            5 => PinPolicy::MatchAlways,
+            other => PinPolicy::Other(other),
+        }
+    }
+}
+
+/// When a key asks for a touch (GET METADATA tag 02, second byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TouchPolicy {
+    Default,
+    Never,
+    Always,
+    Cached,
+    Other(u8),
+}
+
+impl From<u8> for TouchPolicy {
+    fn from(b: u8) -> Self {
+        match b {
+            0 => TouchPolicy::Default,
+            1 => TouchPolicy::Never,
+            2 => TouchPolicy::Always,
+            3 => TouchPolicy::Cached,
+            other => TouchPolicy::Other(other),
+        }
+    }
+}
+
+/// Where a key came from (GET METADATA tag 03).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyOrigin {
+    /// Generated on the card: the private key never existed outside it.
+    Generated,
+    Imported,
+    Other(u8),
+}
+
+impl From<u8> for KeyOrigin {
+    fn from(b: u8) -> Self {
+        match b {
+            1 => KeyOrigin::Generated,
+            2 => KeyOrigin::Imported,
+            other => KeyOrigin::Other(other),
+        }
+    }
+}
+
+/// A PIN or PUK try counter (GET METADATA tag 06).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TryCounter {
+    pub total: u8,
+    pub remaining: u8,
+}
+
+/// Key metadata (YubiKey GET METADATA); every field is optional because cards differ
+/// in which tags they return (the virtual card, for one, omits the policy).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KeyMetadata {
     pub algorithm: Option<Algorithm>,
-    /// PIN policy, touch policy.
-    pub policy: Option<(u8, u8)>,
-    /// 1 = generated on the card, 2 = imported.
-    pub origin: Option<u8>,
+    pub pin_policy: Option<PinPolicy>,
+    pub touch_policy: Option<TouchPolicy>,
+    pub origin: Option<KeyOrigin>,
     pub is_default: Option<bool>,
-    /// (total, remaining) for PIN/PUK.
-    pub retries: Option<(u8, u8)>,
+    /// For PIN and PUK.
+    pub retries: Option<TryCounter>,
     #[serde(skip)]
     pub public_key: Option<Vec<u8>>,
 }
@@ -47,11 +126,20 @@ impl KeyMetadata {
         for t in tlv::parse_all(data).map_err(PivError::tlv("GET METADATA"))? {
             match (t.tag, t.value) {
                 (0x01, [alg, ..]) => m.algorithm = Algorithm::from_id(*alg),
-                (0x02, [pin, touch, ..]) => m.policy = Some((*pin, *touch)),
-                (0x03, [origin, ..]) => m.origin = Some(*origin),
+                (0x02, [pin, touch, ..]) => {
+                    m.pin_policy = Some(PinPolicy::from(*pin));
+                    m.touch_policy = Some(TouchPolicy::from(*touch));
+                }
+                (0x02, [pin]) => m.pin_policy = Some(PinPolicy::from(*pin)),
+                (0x03, [origin, ..]) => m.origin = Some(KeyOrigin::from(*origin)),
                 (0x04, v) => m.public_key = Some(v.to_vec()),
                 (0x05, [d, ..]) => m.is_default = Some(*d != 0),
-                (0x06, [total, left, ..]) => m.retries = Some((*total, *left)),
+                (0x06, [total, remaining, ..]) => {
+                    m.retries = Some(TryCounter {
+                        total: *total,
+                        remaining: *remaining,
+                    })
+                }
                 _ => {}
             }
         }
@@ -106,7 +194,8 @@ impl<T: Transport> PivSession<T> {
     /// SELECT the PIV application; returns the application property template.
     pub fn select(&mut self) -> Result<Vec<u8>, PivError> {
         let rsp = self.send(
-            &Command::new(0, 0xA4, 0x04, 0x00)
+            &Ins::Select
+                .command(0x04, 0x00)
                 .with_data(PIV_AID.to_vec())
                 .with_le(256),
         )?;
@@ -124,7 +213,8 @@ impl<T: Transport> PivSession<T> {
     /// GET DATA: the content of the 53 wrapper, or `None` when the object is absent.
     pub fn get_data(&mut self, tag: u32) -> Result<Option<Vec<u8>>, PivError> {
         let rsp = self.send(
-            &Command::new(0, 0xCB, 0x3F, 0xFF)
+            &Ins::GetData
+                .command(0x3F, 0xFF)
                 .with_data(tag_list(tag))
                 .with_le(256),
         )?;
@@ -149,7 +239,7 @@ impl<T: Transport> PivSession<T> {
     pub fn put_data(&mut self, tag: u32, content: &[u8]) -> Result<(), PivError> {
         let mut data = tag_list(tag);
         data.extend(tlv::encode(0x53, content));
-        let rsp = self.send(&Command::new(0, 0xDB, 0x3F, 0xFF).with_data(data))?;
+        let rsp = self.send(&Ins::PutData.command(0x3F, 0xFF).with_data(data))?;
         if !rsp.sw.is_success() {
             return Err(PivError::from_status("PUT DATA", rsp.sw));
         }
@@ -194,40 +284,36 @@ impl<T: Transport> PivSession<T> {
 
     /// VERIFY without data: is the PIN verified, and how many tries are left.
     pub fn pin_status(&mut self, which: PinReference) -> Result<PinStatus, PivError> {
-        let rsp = self.send(&Command::new(0, 0x20, 0x00, which.reference()))?;
+        let rsp = self.send(&Ins::Verify.command(0x00, which.reference()))?;
         pin_status_from(rsp.sw, "reading the PIN status")
     }
 
     /// VERIFY the PIN.
     pub fn verify_pin(&mut self, pin: &Pin) -> Result<(), PivError> {
         let rsp = self.send(
-            &Command::new(0, 0x20, 0x00, pin.which().reference())
-                .with_data(pin.padded().to_vec())
-                .secret(),
+            &Ins::Verify
+                .command(0x00, pin.which().reference())
+                .with_secret_data(secret_bytes(&[pin.padded()])),
         )?;
         self.pin_answer(rsp.sw, pin.which(), "VERIFY")
     }
 
     /// CHANGE REFERENCE DATA: change the PIN or the PUK.
     pub fn change_reference(&mut self, old: &Pin, new: &Pin) -> Result<(), PivError> {
-        let mut data = zeroize::Zeroizing::new(old.padded().to_vec());
-        data.extend_from_slice(new.padded());
         let rsp = self.send(
-            &Command::new(0, 0x24, 0x00, old.which().reference())
-                .with_data(data.to_vec())
-                .secret(),
+            &Ins::ChangeReferenceData
+                .command(0x00, old.which().reference())
+                .with_secret_data(secret_bytes(&[old.padded(), new.padded()])),
         )?;
         self.pin_answer(rsp.sw, old.which(), "CHANGE REFERENCE DATA")
     }
 
     /// RESET RETRY COUNTER: unblock the PIN with the PUK and set a new PIN.
     pub fn reset_retry_counter(&mut self, puk: &Pin, new_pin: &Pin) -> Result<(), PivError> {
-        let mut data = zeroize::Zeroizing::new(puk.padded().to_vec());
-        data.extend_from_slice(new_pin.padded());
         let rsp = self.send(
-            &Command::new(0, 0x2C, 0x00, PinReference::Pin.reference())
-                .with_data(data.to_vec())
-                .secret(),
+            &Ins::ResetRetryCounter
+                .command(0x00, PinReference::Pin.reference())
+                .with_secret_data(secret_bytes(&[puk.padded(), new_pin.padded()])),
         )?;
         self.pin_answer(rsp.sw, PinReference::Puk, "RESET RETRY COUNTER")
     }
@@ -252,7 +338,7 @@ impl<T: Transport> PivSession<T> {
             PinReference::Puk => self
                 .metadata(PinReference::Puk.reference())?
                 .and_then(|m| m.retries)
-                .map(|(_, left)| left)
+                .map(|c| c.remaining)
                 .or_else(|| match self.pin_status(PinReference::Puk) {
                     Ok(PinStatus::Retries(n)) => Some(n),
                     Ok(PinStatus::Blocked) => Some(0),
@@ -269,7 +355,7 @@ impl<T: Transport> PivSession<T> {
     /// GET METADATA (YubiKey 5.3+). `None` when the card does not support it or
     /// returns nothing for this key.
     pub fn metadata(&mut self, key_reference: u8) -> Result<Option<KeyMetadata>, PivError> {
-        let rsp = self.send(&Command::new(0, 0xF7, 0x00, key_reference).with_le(256))?;
+        let rsp = self.send(&Ins::GetMetadata.command(0x00, key_reference).with_le(256))?;
         if !rsp.sw.is_success() {
             return Ok(None);
         }
@@ -279,7 +365,7 @@ impl<T: Transport> PivSession<T> {
 
     /// Card serial (YubiKey extension), if the card has one.
     pub fn serial(&mut self) -> Result<Option<u32>, PivError> {
-        let rsp = self.send(&Command::new(0, 0xF8, 0x00, 0x00).with_le(256))?;
+        let rsp = self.send(&Ins::GetSerial.command(0x00, 0x00).with_le(256))?;
         if !rsp.sw.is_success() {
             return Ok(None);
         }
@@ -296,7 +382,7 @@ impl<T: Transport> PivSession<T> {
 
     /// Firmware version (YubiKey extension), if the card reports one.
     pub fn version(&mut self) -> Result<Option<(u8, u8, u8)>, PivError> {
-        let rsp = self.send(&Command::new(0, 0xFD, 0x00, 0x00).with_le(256))?;
+        let rsp = self.send(&Ins::GetVersion.command(0x00, 0x00).with_le(256))?;
         if !rsp.sw.is_success() {
             return Ok(None);
         }
@@ -342,7 +428,8 @@ impl<T: Transport> PivSession<T> {
     /// if the card does not use `alg` for its management key.
     fn request_witness(&mut self, alg: Algorithm) -> Result<Option<Vec<u8>>, PivError> {
         let rsp = self.send(
-            &Command::new(0, 0x87, alg.id(), MANAGEMENT_KEY_REFERENCE)
+            &Ins::GeneralAuthenticate
+                .command(alg.id(), MANAGEMENT_KEY_REFERENCE)
                 .with_data(tlv::encode(0x7C, &tlv::encode(0x80, &[])))
                 .with_le(256),
         )?;
@@ -380,7 +467,8 @@ impl<T: Transport> PivSession<T> {
         let mut inner = tlv::encode(0x80, &decrypted);
         inner.extend(tlv::encode(0x81, &challenge));
         let rsp = self.send(
-            &Command::new(0, 0x87, alg.id(), MANAGEMENT_KEY_REFERENCE)
+            &Ins::GeneralAuthenticate
+                .command(alg.id(), MANAGEMENT_KEY_REFERENCE)
                 .with_data(tlv::encode(0x7C, &inner))
                 .with_le(256)
                 .secret(),
@@ -418,7 +506,8 @@ impl<T: Transport> PivSession<T> {
     pub fn generate_p256(&mut self, slot: Slot) -> Result<PublicKey, PivError> {
         let template = tlv::encode(0xAC, &tlv::encode(0x80, &[Algorithm::EccP256.id()]));
         let rsp = self.send(
-            &Command::new(0, 0x47, 0x00, slot.key_reference())
+            &Ins::GenerateAsymmetricKeyPair
+                .command(0x00, slot.key_reference())
                 .with_data(template)
                 .with_le(256),
         )?;
@@ -442,7 +531,8 @@ impl<T: Transport> PivSession<T> {
         let mut inner = tlv::encode(0x82, &[]);
         inner.extend(tlv::encode(0x81, digest));
         let rsp = self.send(
-            &Command::new(0, 0x87, Algorithm::EccP256.id(), slot.key_reference())
+            &Ins::GeneralAuthenticate
+                .command(Algorithm::EccP256.id(), slot.key_reference())
                 .with_data(tlv::encode(0x7C, &inner))
                 .with_le(256),
         )?;
@@ -468,7 +558,7 @@ impl<T: Transport> PivSession<T> {
     /// SET PIN RETRIES (YubiKey extension): PIN and PUK try counters. Needs the
     /// management key and the PIN in this session; resets both to their defaults.
     pub fn set_pin_retries(&mut self, pin_tries: u8, puk_tries: u8) -> Result<(), PivError> {
-        let rsp = self.send(&Command::new(0, 0xFA, pin_tries, puk_tries))?;
+        let rsp = self.send(&Ins::SetPinRetries.command(pin_tries, puk_tries))?;
         match rsp.sw {
             StatusWord::SUCCESS => Ok(()),
             StatusWord::INS_NOT_SUPPORTED | StatusWord::FUNCTION_NOT_SUPPORTED => Err(
@@ -482,7 +572,7 @@ impl<T: Transport> PivSession<T> {
     /// gone, PIN, PUK and management key back to the factory values. Cards allow it
     /// only once PIN and PUK are both blocked.
     pub fn reset_card(&mut self) -> Result<(), PivError> {
-        let rsp = self.send(&Command::new(0, 0xFB, 0x00, 0x00))?;
+        let rsp = self.send(&Ins::Reset.command(0x00, 0x00))?;
         match rsp.sw {
             StatusWord::SUCCESS => Ok(()),
             StatusWord::CONDITIONS_NOT_SATISFIED | StatusWord::SECURITY_STATUS_NOT_SATISFIED => {
@@ -498,17 +588,15 @@ impl<T: Transport> PivSession<T> {
     /// SET MANAGEMENT KEY (YubiKey extension, widely implemented): replace the 9B key.
     /// Requires a prior `authenticate` in this session.
     pub fn set_management_key(&mut self, key: &ManagementKey) -> Result<(), PivError> {
-        let mut data = vec![
+        let header = [
             key.algorithm().id(),
             MANAGEMENT_KEY_REFERENCE,
             key.bytes().len() as u8,
         ];
-        data.extend_from_slice(key.bytes());
-        let data = zeroize::Zeroizing::new(data);
         let rsp = self.send(
-            &Command::new(0, 0xFF, 0xFF, 0xFF)
-                .with_data(data.to_vec())
-                .secret(),
+            &Ins::SetManagementKey
+                .command(0xFF, 0xFF)
+                .with_secret_data(secret_bytes(&[&header, key.bytes()])),
         )?;
         if !rsp.sw.is_success() {
             return Err(PivError::from_status("SET MANAGEMENT KEY", rsp.sw));
@@ -518,6 +606,16 @@ impl<T: Transport> PivSession<T> {
 }
 
 /// Data field of GET/PUT DATA: tag list 5C with the object's tag.
+/// Join secret parts into one zeroizing buffer, allocated once at its final size so that
+/// no reallocation leaves a copy behind in freed memory.
+fn secret_bytes(parts: &[&[u8]]) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(parts.iter().map(|p| p.len()).sum()));
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
+}
+
 fn tag_list(tag: u32) -> Vec<u8> {
     let bytes: Vec<u8> = tag
         .to_be_bytes()
@@ -581,12 +679,19 @@ mod tests {
     #[test]
     fn metadata_tolerates_missing_and_odd_tags() {
         let m = KeyMetadata::parse(&[0x02, 0x02, 0x01, 0x00]).unwrap();
-        assert_eq!(m.policy, Some((1, 0)));
+        assert_eq!(m.pin_policy, Some(PinPolicy::Never));
+        assert_eq!(m.touch_policy, Some(TouchPolicy::Default));
         assert_eq!(m.algorithm, None);
         let m = KeyMetadata::parse(&hex::decode("01010305010106020302").unwrap()).unwrap();
         assert_eq!(m.algorithm, Some(Algorithm::TripleDes));
         assert_eq!(m.is_default, Some(true));
-        assert_eq!(m.retries, Some((3, 2)));
+        assert_eq!(
+            m.retries,
+            Some(TryCounter {
+                total: 3,
+                remaining: 2
+            })
+        );
         // A truncated tag value is ignored rather than misread.
         let m = KeyMetadata::parse(&[0x06, 0x01, 0x03]).unwrap();
         assert_eq!(m.retries, None);

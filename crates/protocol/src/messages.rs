@@ -47,14 +47,65 @@ pub struct RevokeRequest {
     pub reason: String,
 }
 
-/// Revocation reasons the console accepts.
+/// Why a certificate was revoked. On the wire it is its kebab-case text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RevocationReason {
+    Lost,
+    Stolen,
+    Damaged,
+    /// Replaced by a new card (card replacement or renewal).
+    Replaced,
+    Expired,
+    Unspecified,
+}
+
+impl RevocationReason {
+    pub const ALL: [RevocationReason; 6] = [
+        RevocationReason::Lost,
+        RevocationReason::Stolen,
+        RevocationReason::Damaged,
+        RevocationReason::Replaced,
+        RevocationReason::Expired,
+        RevocationReason::Unspecified,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RevocationReason::Lost => "lost",
+            RevocationReason::Stolen => "stolen",
+            RevocationReason::Damaged => "damaged",
+            RevocationReason::Replaced => "replaced",
+            RevocationReason::Expired => "expired",
+            RevocationReason::Unspecified => "unspecified",
+        }
+    }
+}
+
+impl std::fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RevocationReason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RevocationReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("reason must be one of {}", REVOCATION_REASONS.join(", ")))
+    }
+}
+
+/// Revocation reasons the console accepts, as text.
 pub const REVOCATION_REASONS: [&str; 6] = [
-    "lost",
-    "stolen",
-    "damaged",
-    "replaced",
-    "expired",
-    "unspecified",
+    RevocationReason::Lost.as_str(),
+    RevocationReason::Stolen.as_str(),
+    RevocationReason::Damaged.as_str(),
+    RevocationReason::Replaced.as_str(),
+    RevocationReason::Expired.as_str(),
+    RevocationReason::Unspecified.as_str(),
 ];
 
 /// `GET /v1/trust-bundle`: the signed envelope. The signature is ECDSA P-256 with

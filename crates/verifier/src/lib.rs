@@ -130,6 +130,36 @@ impl ChallengeBook {
     }
 }
 
+/// Why a card did not prove it holds the certificate's key.
+#[derive(Debug, thiserror::Error)]
+pub enum PossessionError {
+    #[error(transparent)]
+    Card(#[from] PivError),
+    #[error("{0}")]
+    SignatureMismatch(&'static str),
+}
+
+/// The challenge-response itself, the one implementation the enrollment self-test,
+/// the spot check and a gateway share: a fresh challenge from `book` (OS generator),
+/// signed by the card's key in `slot`, redeemed once against `key`.
+pub fn prove_possession<T: Transport>(
+    session: &mut PivSession<T>,
+    slot: Slot,
+    key: &p256::PublicKey,
+    book: &mut ChallengeBook,
+) -> Result<CapturedExchange, PossessionError> {
+    let challenge = book.issue();
+    let digest: [u8; 32] = Sha256::digest(challenge.bytes).into();
+    let signature = session.sign_p256(slot, &digest)?;
+    book.redeem(challenge.id, &signature, key)
+        .map_err(PossessionError::SignatureMismatch)?;
+    Ok(CapturedExchange {
+        challenge,
+        signature,
+        key: *key,
+    })
+}
+
 /// One captured exchange, as a replaying attacker would hold it.
 #[derive(Debug, Clone)]
 pub struct CapturedExchange {
@@ -230,29 +260,30 @@ fn run<T: Transport>(
             return None;
         }
     }
-    let challenge = book.issue();
-    let digest: [u8; 32] = Sha256::digest(challenge.bytes).into();
-    let signature = match session.sign_p256(slot, &digest) {
-        Ok(s) => s,
-        Err(PivError::NotAuthorized { .. }) => {
+    let captured = match prove_possession(session, slot, &key, book) {
+        Ok(exchange) => {
+            f.push(Finding::ok(
+                "signature",
+                "the card signed a fresh challenge with the certificate's key",
+            ));
+            Some(exchange)
+        }
+        Err(PossessionError::Card(PivError::NotAuthorized { .. })) => {
             f.push(Finding::fail(
                 "pin-required",
                 format!("slot {slot} signs only after the PIN: give the card's PIN to check it"),
             ));
             return None;
         }
-        Err(e) => {
+        Err(PossessionError::Card(e)) => {
             f.push(card_failure(&e));
             return None;
         }
+        Err(PossessionError::SignatureMismatch(why)) => {
+            f.push(Finding::fail("signature-mismatch", why));
+            None
+        }
     };
-    match book.redeem(challenge.id, &signature, &key) {
-        Ok(()) => f.push(Finding::ok(
-            "signature",
-            "the card signed a fresh challenge with the certificate's key",
-        )),
-        Err(why) => f.push(Finding::fail("signature-mismatch", why)),
-    }
 
     // The certificate itself: the rules the console applies to every upload.
     let rules = Rules {
@@ -302,11 +333,7 @@ fn run<T: Transport>(
             }
         }
     }
-    Some(CapturedExchange {
-        challenge,
-        signature,
-        key,
-    })
+    captured
 }
 
 fn card_failure(e: &PivError) -> Finding {
