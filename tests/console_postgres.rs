@@ -500,3 +500,66 @@ fn a_schema_newer_than_the_console_knows_is_refused_at_start() {
         "99"
     );
 }
+
+#[test]
+fn the_console_reaches_postgresql_over_verified_tls_only() {
+    let cluster = PgCluster::start_tls();
+    cluster.create_database("site");
+    let ca = cluster.ca.clone().expect("the cluster's CA");
+    let dir = tempfile::tempdir().expect("console dir");
+    let serve = |url: &str| {
+        std::process::Command::new(console_binary())
+            .args(["serve", "--data"])
+            .arg(dir.path())
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--database", url])
+            .output()
+            .expect("serve")
+    };
+    // The server takes TLS only: without it the console cannot start, and says why.
+    let out = serve(&cluster.url("site"));
+    assert_eq!(out.status.code(), Some(1));
+    // TLS asked for without a CA to check the server against: refused, never "any certificate".
+    let out = serve(&format!("{}?sslmode=require", cluster.url("site")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sslrootcert"));
+    // A CA that did not issue the server's certificate: refused.
+    let other = PgCluster::start_tls();
+    let out = serve(&format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        cluster.url("site"),
+        other.ca.as_ref().unwrap().display()
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unavailable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // With the right CA: works, and the sessions are encrypted.
+    let db = TestDb::Postgres {
+        cluster: cluster.clone(),
+        database: "site".into(),
+    };
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        cluster.url("site"),
+        ca.display()
+    );
+    let console = Console::start_with_database(dir.path(), free_port(), &db, &url);
+    let (pem, _) = certificates(dir.path(), "gw", 1).remove(0);
+    console
+        .client()
+        .upload(&upload_request(pem))
+        .expect("upload over TLS");
+    assert_eq!(console.records(), 1);
+    assert_eq!(
+        cluster.psql(
+            "site",
+            "SELECT bool_and(s.ssl)::text FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'cardstation-console'"
+        ),
+        "true"
+    );
+}

@@ -118,11 +118,20 @@ impl Console {
     }
 
     pub fn start_on(dir: &Path, port: u16, db: &TestDb) -> Console {
+        Self::start_inner(dir, port, db, db.url())
+    }
+
+    /// On `db`, reached through `url` (e.g. with TLS options).
+    pub fn start_with_database(dir: &Path, port: u16, db: &TestDb, url: &str) -> Console {
+        Self::start_inner(dir, port, db, Some(url.to_string()))
+    }
+
+    fn start_inner(dir: &Path, port: u16, db: &TestDb, url: Option<String>) -> Console {
         let mut cmd = Command::new(console_binary());
         cmd.args(["serve", "--data"])
             .arg(dir)
             .args(["--listen", &format!("127.0.0.1:{port}")]);
-        if let Some(url) = db.url() {
+        if let Some(url) = url {
             cmd.args(["--database", &url]);
         }
         let mut child = cmd

@@ -40,16 +40,28 @@ pub struct PgCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
+    /// With TLS only: the CA of the server's certificate (for 127.0.0.1 and localhost).
+    pub ca: Option<PathBuf>,
+    uid: Option<u32>,
 }
 
 impl PgCluster {
     pub fn start() -> Arc<PgCluster> {
+        Self::start_with(false)
+    }
+
+    /// A server that accepts TCP connections over TLS only.
+    pub fn start_tls() -> Arc<PgCluster> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Arc<PgCluster> {
         let bin = pg_bin();
         let dir = tempfile::Builder::new()
             .prefix("cs-pg-")
             .tempdir()
             .expect("temp dir for PostgreSQL");
-        if is_root() {
+        let uid = if is_root() {
             let uid = Command::new("id")
                 .args(["-u", "postgres"])
                 .output()
@@ -59,11 +71,16 @@ impl PgCluster {
                 .parse()
                 .expect("a `postgres` user (the Debian postgresql package creates it)");
             std::os::unix::fs::chown(dir.path(), Some(uid), None).expect("chown the cluster dir");
-        }
-        let cluster = PgCluster {
+            Some(uid)
+        } else {
+            None
+        };
+        let mut cluster = PgCluster {
             dir,
             bin,
             port: free_port(),
+            ca: None,
+            uid,
         };
         let out = cluster.run(&[
             "initdb",
@@ -82,8 +99,50 @@ impl PgCluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if tls {
+            cluster.ca = Some(cluster.make_tls_only());
+        }
         cluster.start_server();
         Arc::new(cluster)
+    }
+
+    /// A CA and a server certificate for 127.0.0.1/localhost, and TCP over TLS only.
+    fn make_tls_only(&self) -> PathBuf {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca = rcgen::CertificateParams::default();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "test database CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).expect("CA");
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut server =
+            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+                .expect("params");
+        server
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let cert = server.signed_by(&key, &issuer).expect("server certificate");
+        let data = self.data();
+        let put = |name: &str, text: &str, mode: u32| {
+            let path = data.join(name);
+            std::fs::write(&path, text).expect("write");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .expect("chmod");
+            if let Some(uid) = self.uid {
+                std::os::unix::fs::chown(&path, Some(uid), None).expect("chown");
+            }
+        };
+        put("server.crt", &cert.pem(), 0o644);
+        put("server.key", &key.serialize_pem(), 0o600);
+        put(
+            "pg_hba.conf",
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            0o600,
+        );
+        let ca_path = self.dir.path().join("ca.pem");
+        std::fs::write(&ca_path, ca_cert.pem()).expect("write CA");
+        ca_path
     }
 
     fn data(&self) -> PathBuf {
@@ -107,11 +166,14 @@ impl PgCluster {
     }
 
     fn start_server(&self) {
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
             self.port,
             self.dir.path().display()
         );
+        if self.ca.is_some() {
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = self.dir.path().join("server.log");
         let out = self.run(&[
             "pg_ctl",

@@ -9,6 +9,7 @@
 //!   lock), so a version names exactly one content, whichever instance asks;
 //! - the schema is versioned; a database newer than this build is refused.
 
+mod pg_tls;
 mod postgres;
 mod sqlite;
 

@@ -344,6 +344,7 @@ async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), StoreErro
 
 impl PostgresStore {
     pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let (url, ca) = super::pg_tls::split_tls(url)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Settings(format!("the PostgreSQL address cannot be read: {e}"))
         })?;
@@ -351,13 +352,17 @@ impl PostgresStore {
             config.connect_timeout(Duration::from_secs(5));
         }
         config.application_name("cardstation-console");
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match ca {
+            Some(ca) => Manager::from_config(
+                config,
+                super::pg_tls::RustlsConnector::from_ca_file(&ca)?,
+                manager_config,
+            ),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(16)
             .runtime(Runtime::Tokio1)
