@@ -361,6 +361,7 @@ async fn trust_bundle(State(state): State<AppState>) -> Response {
         expires_at: issued_at + state.bundle_validity_secs,
         allowed: content.allowed.clone(),
         revoked: content.revoked.clone(),
+        revoked_keys: content.revoked_keys.clone(),
     };
     match bundle::sign(&payload, &state.signing_key) {
         Ok(signed) => Json(signed).into_response(),

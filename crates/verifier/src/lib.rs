@@ -313,6 +313,13 @@ fn run<T: Transport>(
                     "revoked",
                     format!("revoked ({}) on {}", r.reason, format_unix(r.revoked_at)),
                 ));
+            } else if cardstation_pki::rules::public_key_sha256(&der)
+                .is_some_and(|key| bundle.revoked_keys.contains(&key))
+            {
+                f.push(Finding::fail(
+                    "key-revoked",
+                    "the card's key was revoked under another certificate: a revoked key is never trusted again, whatever certificate it comes in",
+                ));
             } else if bundle.allowed.contains(&info.sha256) {
                 f.push(Finding::ok("allowed", "on the console's allow-list"));
             } else {

@@ -250,6 +250,8 @@ pub struct BundleState {
     pub version: u64,
     pub allowed: Vec<String>,
     pub revoked: Vec<RevokedEntry>,
+    /// SHA-256 of the SubjectPublicKeyInfo of every revoked key.
+    pub revoked_keys: Vec<String>,
 }
 
 /// One stored certificate, complete (what `migrate` moves).

@@ -680,11 +680,22 @@ impl Store for PostgresStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let revoked_keys = tx
+            .query(
+                "SELECT key_sha256 FROM revoked_keys ORDER BY key_sha256",
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| r.try_get(0).map_err(pg))
+            .collect::<Result<Vec<String>, _>>()?;
         tx.commit().await.map_err(pg)?;
         Ok(BundleState {
             version,
             allowed,
             revoked,
+            revoked_keys,
         })
     }
 

@@ -578,11 +578,19 @@ impl Store for SqliteStore {
                     .map_err(failed)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(failed)?
             };
+            let revoked_keys = {
+                let mut stmt = tx
+                    .prepare("SELECT key_sha256 FROM revoked_keys ORDER BY key_sha256")
+                    .map_err(failed)?;
+                let rows = stmt.query_map([], |r| r.get(0)).map_err(failed)?;
+                rows.collect::<Result<Vec<String>, _>>().map_err(failed)?
+            };
             tx.commit().map_err(failed)?;
             Ok(BundleState {
                 version,
                 allowed,
                 revoked,
+                revoked_keys,
             })
         })
         .await
