@@ -64,6 +64,9 @@ fn content(p: &BundlePayload) -> String {
 
 #[test]
 fn two_instances_on_one_database_agree_under_parallel_uploads_and_revocations() {
+    if !console_support::pg::available_or_skip() {
+        return;
+    }
     let cluster = PgCluster::start();
     let db = pg_db(&cluster, "site");
     let dir = tempfile::tempdir().expect("console dir");
@@ -216,6 +219,9 @@ fn two_instances_on_one_database_agree_under_parallel_uploads_and_revocations() 
 
 #[test]
 fn a_postgresql_restart_fails_requests_cleanly_and_the_console_recovers() {
+    if !console_support::pg::available_or_skip() {
+        return;
+    }
     let cluster = PgCluster::start();
     let db = pg_db(&cluster, "site");
     let dir = tempfile::tempdir().expect("console dir");
@@ -361,6 +367,9 @@ fn listing_sqlite(path: &Path) -> Vec<String> {
 
 #[test]
 fn migrate_moves_a_site_from_sqlite_to_postgresql_and_checks_it() {
+    if !console_support::pg::available_or_skip() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("console dir");
     let port = free_port();
     let console = Console::start(dir.path(), port);
@@ -475,6 +484,9 @@ fn migrate_moves_a_site_from_sqlite_to_postgresql_and_checks_it() {
 
 #[test]
 fn a_schema_newer_than_the_console_knows_is_refused_at_start() {
+    if !console_support::pg::available_or_skip() {
+        return;
+    }
     let cluster = PgCluster::start();
     let db = pg_db(&cluster, "site");
     let dir = tempfile::tempdir().expect("console dir");
@@ -503,6 +515,9 @@ fn a_schema_newer_than_the_console_knows_is_refused_at_start() {
 
 #[test]
 fn the_console_reaches_postgresql_over_verified_tls_only() {
+    if !console_support::pg::available_or_skip() {
+        return;
+    }
     let cluster = PgCluster::start_tls();
     cluster.create_database("site");
     let ca = cluster.ca.clone().expect("the cluster's CA");

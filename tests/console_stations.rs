@@ -21,7 +21,11 @@ macro_rules! on_both_backends {
             $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
         }
         mod postgres {
-            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
+            $(#[test] fn $name() {
+                if super::console_support::pg::available_or_skip() {
+                    super::$name(super::Backend::Postgres)
+                }
+            })*
         }
     };
 }
