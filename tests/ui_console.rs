@@ -36,7 +36,7 @@ fn wait_until(
 
 fn configured_for(console: &Console) -> Config {
     let mut config = Config::default();
-    config.station.id = Some("ui-console".into());
+    config.station.id = Some("station-1".into());
     config.station.operator = Some("tester".into());
     config.console = ConsoleConfig {
         url: Some(format!("https://localhost:{}", console.port)),

@@ -628,6 +628,7 @@ mod tests {
             issued_at: 0,
             expires_at: i64::MAX,
             allowed: vec![fp.clone()],
+            revoked_keys: Vec::new(),
             revoked: vec![cardstation_protocol::messages::RevokedEntry {
                 sha256: "cd".repeat(32),
                 reason: "lost".into(),

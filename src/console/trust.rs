@@ -241,6 +241,7 @@ mod tests {
                 expires_at: 200,
                 allowed: allowed.iter().map(|s| s.to_string()).collect(),
                 revoked: vec![],
+                revoked_keys: vec![],
             },
             key,
         )
@@ -304,6 +305,7 @@ mod tests {
                         revoked_at: 1,
                     })
                     .collect(),
+                revoked_keys: vec![],
             },
             key,
         )

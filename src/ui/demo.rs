@@ -70,6 +70,8 @@ impl DemoSession {
     /// says "demo", and the demo console once it listens.
     pub fn config(&self, station: &Config) -> Config {
         let mut c = station.clone();
+        // The demo console's station identity (its client certificate) is its first station.
+        c.station.id = Some(cardstation_console::admin::FIRST_STATION.to_string());
         c.station.site_secret_file = None;
         c.enroll.subject = "CN=Demo device {guid},O=Cardstation demo".into();
         c.verify = Default::default();
@@ -153,19 +155,23 @@ fn spawn_console(root: PathBuf, closed: Arc<AtomicBool>, outlet: Outlet) {
                 data: dir.clone(),
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 bundle_validity: Duration::from_secs(86_400),
+                database: None,
             };
             let ready = outlet.clone();
-            let result = runtime.block_on(cardstation_console::serve(opts, move |addr, _files| {
-                if closed.load(Ordering::SeqCst) {
-                    // The window closed while the console set up: what it wrote goes too.
-                    let _ = std::fs::remove_dir_all(&root);
-                    return;
-                }
-                ready.send(AppEvent::DemoConsole(Ok(DemoConsoleReady {
-                    url: format!("https://127.0.0.1:{}", addr.port()),
-                    dir: dir.clone(),
-                })));
-            }));
+            let result = runtime.block_on(cardstation_console::serve(
+                opts,
+                move |addr, _files, _database| {
+                    if closed.load(Ordering::SeqCst) {
+                        // The window closed while the console set up: what it wrote goes too.
+                        let _ = std::fs::remove_dir_all(&root);
+                        return;
+                    }
+                    ready.send(AppEvent::DemoConsole(Ok(DemoConsoleReady {
+                        url: format!("https://127.0.0.1:{}", addr.port()),
+                        dir: dir.clone(),
+                    })));
+                },
+            ));
             match result {
                 // The console stops only on SIGINT/SIGTERM, which it took over from the
                 // process: honour the signal for the whole station (the window closes,

@@ -368,6 +368,11 @@ impl StationApp {
 
     /// Queue an enrolled card's certificate for its console.
     fn upload(&self, origin: Origin, outcome: &EnrollOutcome) {
+        // The demo card's uploads come from the demo station, as its certificate says.
+        let station_id = match (origin, self.readers.demo_station(&self.config)) {
+            (Origin::Demo, Some((_, demo))) => demo.station_id(),
+            _ => self.station_id.clone(),
+        };
         self.link_for(origin).submit(ConsoleJob::Upload {
             fingerprint: outcome.fingerprint.clone(),
             request: Box::new(UploadRequest {
@@ -377,7 +382,7 @@ impl StationApp {
                 slot: Some(outcome.slot.short().to_string()),
                 label: None,
                 operator: self.config.operator(),
-                station_id: self.station_id.clone(),
+                station_id,
             }),
         });
     }
