@@ -91,13 +91,44 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The console binary, built beside the station's (it is its own workspace crate, so
-/// cargo gives no `CARGO_BIN_EXE_` for it here; `cargo test` at the root builds it).
+/// The console binary, built beside the station's. It is its own workspace crate, so
+/// cargo gives no `CARGO_BIN_EXE_` for it here and `cargo test` does not build it as an
+/// executable: build it (once per test process; cargo's lock serialises processes) with
+/// the same cargo and target directory when it is missing or older than this test.
 pub fn console_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_cardstation")).with_file_name("cardstation-console");
+    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let station = Path::new(env!("CARGO_BIN_EXE_cardstation"));
+    let path = station.with_file_name("cardstation-console");
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !*built {
+        // target/<profile>/cardstation → target directory and profile.
+        let profile_dir = station.parent().expect("profile directory");
+        let target_dir = profile_dir.parent().expect("target directory");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "cardstation-console",
+                "--bin",
+                "cardstation-console",
+            ])
+            .arg("--manifest-path")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cargo.arg("--release");
+        }
+        let status = cargo
+            .status()
+            .expect("run cargo to build cardstation-console");
+        assert!(status.success(), "building cardstation-console failed");
+        *built = true;
+    }
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build -p cardstation-console` (cargo test at the workspace root does)",
+        "{} is missing after building it",
         path.display()
     );
     path
