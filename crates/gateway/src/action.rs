@@ -126,6 +126,7 @@ mod tests {
             fail_open: false,
             apdus: 3,
             millis: 1,
+            since_present_ms: None,
         };
         // The action itself uses a shell (its own, fixed script); the card data reaches
         // it only as environment values.

@@ -30,7 +30,11 @@ pub struct Outcome {
     /// Granted only because `fail_open` is set (no bundle, or an expired one).
     pub fail_open: bool,
     pub apdus: usize,
+    /// The check itself, from the first APDU to the verdict.
     pub millis: u128,
+    /// From pcscd reporting the card present to the verdict (the daemon only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_present_ms: Option<u128>,
 }
 
 /// Findings a fail-open gateway overlooks when its bundle has expired or is missing:
@@ -131,6 +135,7 @@ fn judge(check: SpotCheck, fail_open: bool) -> Outcome {
         fail_open: by_fail_open,
         apdus: check.apdus,
         millis: check.millis,
+        since_present_ms: None,
     }
 }
 
@@ -150,6 +155,7 @@ impl Outcome {
             fail_open: false,
             apdus: 0,
             millis: 0,
+            since_present_ms: None,
         }
     }
 
@@ -169,7 +175,7 @@ impl Outcome {
                 .unwrap_or_else(|| "-".into())
         };
         format!(
-            "{} reader={:?} fingerprint={} subject={} reasons={} bundle={} {}apdus={} ms={}",
+            "{} reader={:?} fingerprint={} subject={} reasons={} bundle={} {}apdus={} ms={}{}",
             self.decision.as_str(),
             self.reader,
             self.fingerprint.as_deref().unwrap_or("-"),
@@ -184,7 +190,10 @@ impl Outcome {
                 .unwrap_or_else(|| "none".into()),
             if self.fail_open { "fail-open " } else { "" },
             self.apdus,
-            self.millis
+            self.millis,
+            self.since_present_ms
+                .map(|ms| format!(" present_ms={ms}"))
+                .unwrap_or_default()
         )
     }
 }

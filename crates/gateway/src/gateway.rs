@@ -171,7 +171,8 @@ pub fn watched(configured: &[String], name: &str) -> bool {
 }
 
 enum Wake {
-    Readers(Vec<cardstation_pcsc::ReaderStatus>),
+    /// The readers, and when pcscd reported them.
+    Readers(Vec<cardstation_pcsc::ReaderStatus>, std::time::Instant),
     Unavailable(String),
 }
 
@@ -231,7 +232,7 @@ pub fn run(config: &Config) -> Result<(), GatewayError> {
     let (tx, rx) = mpsc::channel::<Wake>();
     let _watcher = Watcher::spawn(move |ev| {
         let _ = tx.send(match ev {
-            WatchEvent::Readers(r) => Wake::Readers(r),
+            WatchEvent::Readers(r) => Wake::Readers(r, std::time::Instant::now()),
             WatchEvent::Unavailable(m) => Wake::Unavailable(m),
         });
     })
@@ -253,7 +254,7 @@ pub fn run(config: &Config) -> Result<(), GatewayError> {
                 tracing::error!("{msg}");
                 present.clear();
             }
-            Wake::Readers(readers) => {
+            Wake::Readers(readers, reported) => {
                 let mut seen = HashMap::new();
                 for r in readers {
                     if !watched(&config.gateway.readers, &r.name) {
@@ -262,7 +263,8 @@ pub fn run(config: &Config) -> Result<(), GatewayError> {
                     let is_present = r.card != CardPresence::Absent;
                     let was_present = present.get(&r.name).copied().unwrap_or(false);
                     if is_present && !was_present && r.card == CardPresence::Present {
-                        let outcome = decide_on(&r.name, &mut decider, &keeper);
+                        let mut outcome = decide_on(&r.name, &mut decider, &keeper);
+                        outcome.since_present_ms = Some(reported.elapsed().as_millis());
                         if let Err(e) =
                             record_and_act(config, &queue, &outcome, true, LogTo::Stdout)
                         {
