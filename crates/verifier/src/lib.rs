@@ -575,4 +575,21 @@ mod tests {
         // Two fresh challenges are never the same.
         assert_ne!(book.issue().bytes, book.issue().bytes);
     }
+
+    #[test]
+    fn remembered_certificates_are_bounded_oldest_first() {
+        let mut seen = SeenCertificates::default();
+        let key = |i: usize| -> [u8; 32] { Sha256::digest(i.to_le_bytes()).into() };
+        for i in 0..=SeenCertificates::CAPACITY {
+            seen.put(key(i), vec![1]);
+        }
+        assert_eq!(seen.len(), SeenCertificates::CAPACITY);
+        assert!(seen.get(&key(0)).is_none());
+        assert!(seen.get(&key(SeenCertificates::CAPACITY)).is_some());
+        // The same card again does not take a second place.
+        seen.put(key(5), vec![2]);
+        assert_eq!(seen.len(), SeenCertificates::CAPACITY);
+        seen.forget(&key(5));
+        assert!(seen.get(&key(5)).is_none());
+    }
 }
