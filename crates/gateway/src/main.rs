@@ -69,6 +69,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_target(false)
+        // The journal (or a log file) gets plain text, a terminal gets colours.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
