@@ -114,6 +114,12 @@ fn outbox_load(args: &[String]) -> Result<serde_json::Value, String> {
         let mut params = rcgen::CertificateParams::new(vec![format!("gw-{i}.example")])
             .map_err(|e| e.to_string())?;
         params.serial_number = Some((i as u64 + 1).into());
+        // A device certificate the console accepts, for the console's first station.
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + time::Duration::days(3650);
         let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
         let req = UploadRequest {
             certificate: cert.pem(),
@@ -122,7 +128,7 @@ fn outbox_load(args: &[String]) -> Result<serde_json::Value, String> {
             slot: Some("9e".into()),
             label: Some(format!("gw-{i}")),
             operator: "bench".into(),
-            station_id: "bench".into(),
+            station_id: "station-1".into(),
         };
         outbox::enqueue_upload(
             &station.store,

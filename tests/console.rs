@@ -1,4 +1,6 @@
-//! The station against the real reference console on loopback, over real mutual TLS.
+//! The station against the real reference console on loopback, over real mutual TLS,
+//! with every test run on both storage backends: SQLite (the default) and a real
+//! PostgreSQL server of its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod console_support;
@@ -6,18 +8,44 @@ mod console_support;
 use std::time::{Duration, Instant};
 
 use console_support::{
-    certificate_file, copy_dir, free_port, outbox_rows, BlackHole, Console, ConsoleFiles, Station,
+    certificate_file, copy_dir, free_port, outbox_rows, Backend, BlackHole, Console, ConsoleFiles,
+    Station, TestDb,
 };
 
-fn console() -> (tempfile::TempDir, Console) {
+/// Each test below, once per backend: `sqlite::NAME` and `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                if super::console_support::pg::available_or_skip() {
+                    super::$name(super::Backend::Postgres)
+                }
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    upload_is_stored_once_and_readable,
+    offline_station_queues_and_delivers_exactly_once_when_the_console_is_back,
+    station_killed_between_commit_and_send_delivers_after_restart,
+    a_lost_acknowledgement_creates_no_duplicate,
+    wrong_server_certificate_and_missing_client_certificate_are_refused,
+    revocation_reaches_the_trust_bundle_and_tampering_or_rollback_is_refused,
+    bad_input_gets_json_errors_and_stores_nothing,
+);
+
+fn console(backend: Backend) -> (tempfile::TempDir, Console) {
     let dir = tempfile::tempdir().expect("console dir");
-    let console = Console::start(dir.path(), free_port());
+    let console = Console::start_on(dir.path(), free_port(), &TestDb::new(backend));
     (dir, console)
 }
 
-#[test]
-fn upload_is_stored_once_and_readable() {
-    let (_d, console) = console();
+fn upload_is_stored_once_and_readable(backend: Backend) {
+    let (_d, console) = console(backend);
     let station = Station::new(console.port, &console.dir);
     let (file, fp) = certificate_file(station.dir.path(), "gw-1");
     let file = file.to_str().expect("path");
@@ -45,7 +73,7 @@ fn upload_is_stored_once_and_readable() {
         cardstation_protocol::messages::CertificateStatus::Active
     );
     assert_eq!(rec.label.as_deref(), Some("gw-1"));
-    assert_eq!(rec.station_id, "st-1");
+    assert_eq!(rec.station_id, "station-1");
     let missing = client.get(&"0".repeat(64)).unwrap_err();
     assert!(
         matches!(
@@ -56,12 +84,12 @@ fn upload_is_stored_once_and_readable() {
     );
 }
 
-#[test]
-fn offline_station_queues_and_delivers_exactly_once_when_the_console_is_back() {
+fn offline_station_queues_and_delivers_exactly_once_when_the_console_is_back(backend: Backend) {
     let dir = tempfile::tempdir().expect("console dir");
     let port = free_port();
     // Create the console's files, then take it down.
-    Console::start(dir.path(), port).stop();
+    let db = TestDb::new(backend);
+    Console::start_on(dir.path(), port, &db).stop();
     let station = Station::new(port, dir.path());
 
     let mut fps = Vec::new();
@@ -77,7 +105,7 @@ fn offline_station_queues_and_delivers_exactly_once_when_the_console_is_back() {
     assert_eq!(out.status.code(), Some(1), "sync must say delivery failed");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be reached"));
 
-    let console = Console::start(dir.path(), port);
+    let console = Console::start_on(dir.path(), port, &db);
     let v = station.json(&["outbox", "sync", "--json"]);
     assert_eq!(v["sync"]["delivered"], 3, "{v}");
     assert_eq!(station.outbox_len(), 0);
@@ -88,11 +116,11 @@ fn offline_station_queues_and_delivers_exactly_once_when_the_console_is_back() {
     assert_eq!(console.records(), 3);
 }
 
-#[test]
-fn station_killed_between_commit_and_send_delivers_after_restart() {
+fn station_killed_between_commit_and_send_delivers_after_restart(backend: Backend) {
     let dir = tempfile::tempdir().expect("console dir");
     let port = free_port();
-    Console::start(dir.path(), port).stop();
+    let db = TestDb::new(backend);
+    Console::start_on(dir.path(), port, &db).stop();
     let station = Station::new(port, dir.path());
     let (file, fp) = certificate_file(station.dir.path(), "gw-k");
 
@@ -113,7 +141,7 @@ fn station_killed_between_commit_and_send_delivers_after_restart() {
     let _ = child.wait();
     drop(hole);
 
-    let console = Console::start(dir.path(), port);
+    let console = Console::start_on(dir.path(), port, &db);
     let items = station.json(&["outbox", "list", "--json"]);
     assert_eq!(items[0]["fingerprint"], fp.as_str());
     let v = station.json(&["outbox", "sync", "--json"]);
@@ -121,11 +149,11 @@ fn station_killed_between_commit_and_send_delivers_after_restart() {
     assert_eq!(console.records(), 1);
 }
 
-#[test]
-fn a_lost_acknowledgement_creates_no_duplicate() {
+fn a_lost_acknowledgement_creates_no_duplicate(backend: Backend) {
     let dir = tempfile::tempdir().expect("console dir");
     let port = free_port();
-    Console::start(dir.path(), port).stop();
+    let db = TestDb::new(backend);
+    Console::start_on(dir.path(), port, &db).stop();
     let station = Station::new(port, dir.path());
     let (file, _fp) = certificate_file(station.dir.path(), "gw-ack");
     station.run(&["upload", file.to_str().expect("path")]);
@@ -134,7 +162,7 @@ fn a_lost_acknowledgement_creates_no_duplicate() {
     // Remember the station as it was with the request still queued...
     let before = tempfile::tempdir().expect("snapshot");
     copy_dir(&station.dir.path().join("data"), before.path());
-    let console = Console::start(dir.path(), port);
+    let console = Console::start_on(dir.path(), port, &db);
     station.run(&["outbox", "sync"]);
     assert_eq!(console.records(), 1);
     // ...and put it back: the console acted, the station never heard the answer.
@@ -148,9 +176,8 @@ fn a_lost_acknowledgement_creates_no_duplicate() {
     assert_eq!(console.records(), 1);
 }
 
-#[test]
-fn wrong_server_certificate_and_missing_client_certificate_are_refused() {
-    let (_d, console) = console();
+fn wrong_server_certificate_and_missing_client_certificate_are_refused(backend: Backend) {
+    let (_d, console) = console(backend);
     let other = tempfile::tempdir().expect("other console");
     Console::start(other.path(), free_port()).stop();
 
@@ -207,11 +234,11 @@ fn wrong_server_certificate_and_missing_client_certificate_are_refused() {
     assert_eq!(console.records(), 0);
 }
 
-#[test]
-fn revocation_reaches_the_trust_bundle_and_tampering_or_rollback_is_refused() {
+fn revocation_reaches_the_trust_bundle_and_tampering_or_rollback_is_refused(backend: Backend) {
     let dir = tempfile::tempdir().expect("console dir");
     let port = free_port();
-    let console = Console::start(dir.path(), port);
+    let db = TestDb::new(backend);
+    let console = Console::start_on(dir.path(), port, &db);
     let station = Station::new(port, dir.path());
     let (file, fp) = certificate_file(station.dir.path(), "gw-r");
     station.json(&["upload", file.to_str().expect("path"), "--json"]);
@@ -223,7 +250,8 @@ fn revocation_reaches_the_trust_bundle_and_tampering_or_rollback_is_refused() {
     console.stop();
     let backup = tempfile::tempdir().expect("backup");
     copy_dir(dir.path(), backup.path());
-    let console = Console::start(dir.path(), port);
+    let backup_db = db.backup("backup");
+    let console = Console::start_on(dir.path(), port, &db);
 
     let v = station.json(&["revoke", "--fingerprint", &fp, "--reason", "lost", "--json"]);
     assert_eq!(v["sync"]["delivered"], 1, "{v}");
@@ -236,7 +264,7 @@ fn revocation_reaches_the_trust_bundle_and_tampering_or_rollback_is_refused() {
 
     // The console restored from the old backup offers an older bundle: refused.
     console.stop();
-    let restored = Console::start(backup.path(), port);
+    let restored = Console::start_on(backup.path(), port, &backup_db);
     let out = station.run(&["trust", "sync", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
@@ -263,9 +291,8 @@ fn revocation_reaches_the_trust_bundle_and_tampering_or_rollback_is_refused() {
     assert_eq!(shown["payload"]["revoked"][0]["sha256"], fp.as_str());
 }
 
-#[test]
-fn bad_input_gets_json_errors_and_stores_nothing() {
-    let (_d, console) = console();
+fn bad_input_gets_json_errors_and_stores_nothing(backend: Backend) {
+    let (_d, console) = console(backend);
     let client_cfg = cardstation::config::ConsoleConfig {
         url: Some(format!("https://localhost:{}", console.port)),
         ca: Some(console.dir.join("ca.pem")),
@@ -283,7 +310,7 @@ fn bad_input_gets_json_errors_and_stores_nothing() {
             slot: None,
             label: None,
             operator: "op".into(),
-            station_id: "st".into(),
+            station_id: "station-1".into(),
         })
     };
     let code = |r: Result<_, cardstation::console::ConsoleError>| match r {

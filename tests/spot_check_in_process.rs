@@ -55,3 +55,63 @@ fn a_card_that_answers_garbage_fails_with_a_message_and_never_passes() {
         }
     }
 }
+
+#[test]
+fn a_revoked_key_fails_even_under_a_certificate_still_on_the_allow_list() {
+    use cardstation_protocol::bundle::TrustStatus;
+    use cardstation_protocol::messages::BundlePayload;
+
+    let station = TestStation::new();
+    let reader = virtual_reader();
+    let outcome = enroll(
+        reader.clone(),
+        &request(Slot::CardAuthentication),
+        &station.ctx(),
+        &mut |_| ControlFlow::Continue(()),
+    )
+    .expect("enrollment");
+    let key = cardstation_pki::rules::public_key_sha256(&outcome.certificate_der).expect("key");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let judge = |revoked_keys: Vec<String>| {
+        let payload = BundlePayload {
+            version: 7,
+            issued_at: now,
+            expires_at: now + 3600,
+            allowed: vec![outcome.fingerprint.clone()],
+            revoked: vec![],
+            revoked_keys,
+        };
+        let status = TrustStatus {
+            version: 7,
+            issued_at: now,
+            expires_at: now + 3600,
+            fetched_at: now,
+            age_secs: 0,
+            expired: false,
+            allowed: 1,
+            revoked: 0,
+            key_id: "k".into(),
+        };
+        let policy = Policy {
+            bundle: Some((&payload, &status)),
+            issuing_ca: None,
+            now,
+        };
+        spot_check(
+            reader.clone(),
+            Slot::CardAuthentication,
+            None,
+            &policy,
+            &mut ChallengeBook::default(),
+        )
+        .0
+    };
+    assert_eq!(judge(vec![]).verdict, Verdict::Pass);
+    // Another certificate of the same key was revoked: the key itself is refused.
+    let check = judge(vec![key]);
+    assert_eq!(check.verdict, Verdict::Fail, "{check:?}");
+    assert!(
+        check.failures().any(|f| f.code == "key-revoked"),
+        "{check:?}"
+    );
+}

@@ -35,7 +35,7 @@ fn enrolled_card_is_uploaded_and_the_header_shows_the_console() {
     let console = Console::start(console_dir.path(), free_port());
     let dir = tempfile::tempdir().expect("station dir");
     let mut config = Config::default();
-    config.station.id = Some("ui-console".into());
+    config.station.id = Some("station-1".into());
     config.station.operator = Some("tester".into());
     config.console = ConsoleConfig {
         url: Some(format!("https://localhost:{}", console.port)),

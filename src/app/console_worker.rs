@@ -4,6 +4,7 @@
 //! bundle. Without a configured console it only reports that.
 
 use crate::app::failure::ErrorCode;
+use crate::store::AuditAction;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,7 +29,7 @@ pub enum ConsoleJob {
     /// Record an operator action of the window that has no worker of its own
     /// (e.g. a certificate exported through the save dialog).
     Audit {
-        action: &'static str,
+        action: AuditAction,
         subject: String,
         details: serde_json::Value,
     },
@@ -162,14 +163,18 @@ fn run_job(
         details,
     } = &job
     {
-        let _ = station.store.audit(
+        if let Err(e) = station.store.audit(
             &station.operator,
             &station.station_id,
-            action,
+            *action,
             subject,
             "ok",
             details,
-        );
+        ) {
+            status.last_error = Some(format!(
+                "{action} could not be written to the audit trail: {e}"
+            ));
+        }
         return;
     }
     if let ConsoleJob::Upload {
@@ -177,23 +182,19 @@ fn run_job(
         request,
     } = &job
     {
-        match outbox::enqueue_upload(&station.store, fingerprint, request) {
-            Ok(_) => {
-                let _ = station.store.audit(
-                    &station.operator,
-                    &station.station_id,
-                    "upload",
-                    fingerprint,
-                    "queued",
-                    &serde_json::json!({"label": request.label}),
-                );
-            }
-            Err(e) => status.last_error = Some(e.to_string()),
+        // The queued row and its audit row are written together.
+        // Nothing is sent when it could not be queued: the error stays shown.
+        if let Err(e) = outbox::enqueue_upload(&station.store, fingerprint, request) {
+            status.last_error = Some(format!("the upload was not queued: {e}"));
+            return;
         }
     }
     let Some(client) = client else { return };
     if matches!(job, ConsoleJob::SyncNow) {
-        let _ = station.store.outbox_due_now(now());
+        if let Err(e) = station.store.outbox_due_now(now()) {
+            status.last_error = Some(e.to_string());
+            return;
+        }
     }
     let before: Vec<String> = station
         .store

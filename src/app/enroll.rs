@@ -7,6 +7,7 @@
 use super::management_keys::{authenticate_current, rotate_management_key};
 use super::subject_template;
 use crate::app::failure::{Coded, ErrorCode};
+use crate::store::AuditAction;
 use cardstation_verifier::{prove_possession, ChallengeBook, PossessionError};
 use std::fmt;
 use std::ops::ControlFlow;
@@ -93,6 +94,12 @@ pub enum EnrollError {
     Cancelled(EnrollStep),
     #[error("{0}")]
     InvalidRequest(String),
+    /// The enrollment failed and the station database could not record the failure.
+    #[error("{error} (and this failure could not be written to the station database: {record})")]
+    Unrecorded {
+        error: Box<EnrollError>,
+        record: StoreError,
+    },
 }
 
 impl Coded for EnrollError {
@@ -109,6 +116,7 @@ impl Coded for EnrollError {
             EnrollError::SelfTestFailed(_) => ErrorCode::SelfTestFailed,
             EnrollError::Cancelled(_) => ErrorCode::Cancelled,
             EnrollError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            EnrollError::Unrecorded { error, .. } => error.code(),
         }
     }
 }
@@ -259,7 +267,7 @@ pub fn enroll<T: Transport>(
         card_serial: serial,
         old_guid: old_guid.as_deref(),
         new_guid: &new_guid_hex,
-        slot: req.slot.short(),
+        slot: req.slot,
         subject: &subject_text,
         operator: ctx.operator,
         station_id: ctx.station_id,
@@ -279,17 +287,27 @@ pub fn enroll<T: Transport>(
         Ok(done) => done,
         Err(e) => {
             let message = e.to_string();
-            // Recording the failure must not hide the failure itself.
-            let _ = ctx.store.fail_enrollment(enrollment_id, &message);
-            let _ = ctx.store.audit(
-                ctx.operator,
-                ctx.station_id,
-                "enroll",
-                &card_label,
-                "interrupted",
-                &serde_json::json!({"reader": reader, "slot": req.slot.short(), "error": message, "enrollment": enrollment_id}),
-            );
-            return Err(e);
+            // Recording the failure must not hide the failure itself, nor be skipped silently.
+            let recorded = ctx
+                .store
+                .fail_enrollment(enrollment_id, &message)
+                .and_then(|()| {
+                    ctx.store.audit(
+                        ctx.operator,
+                        ctx.station_id,
+                        AuditAction::Enroll,
+                        &card_label,
+                        "interrupted",
+                        &serde_json::json!({"reader": reader, "slot": req.slot.short(), "error": message, "enrollment": enrollment_id}),
+                    )
+                });
+            return Err(match recorded {
+                Ok(()) => e,
+                Err(record) => EnrollError::Unrecorded {
+                    error: Box::new(e),
+                    record,
+                },
+            });
         }
     };
 
@@ -320,7 +338,7 @@ pub fn enroll<T: Transport>(
     ctx.store.audit(
         ctx.operator,
         ctx.station_id,
-        "enroll",
+        AuditAction::Enroll,
         &card_label,
         "enrolled",
         &serde_json::json!({

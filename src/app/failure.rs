@@ -98,11 +98,17 @@ error_codes! {
     BundleKeyNotSet = "bundle-key-not-set",
     BundleRollback = "bundle-rollback",
     BundleConflict = "bundle-conflict",
+    /// The stored trust bundle fails its signature or was edited or deleted: run trust sync.
+    BundleDamaged = "bundle-damaged",
     Outbox = "outbox",
     // The station itself.
     Config = "config",
     Station = "station",
     StationDatabase = "station-database",
+    /// The station database is missing or empty although the station was used.
+    StationDatabaseLost = "station-database-lost",
+    /// `--reinit` was asked for while the database is there.
+    StationDatabasePresent = "station-database-present",
     SiteSecret = "site-secret",
     WriteFile = "write-file",
     FileExists = "file-exists",
@@ -207,7 +213,12 @@ impl Coded for PivError {
 
 impl Coded for crate::store::StoreError {
     fn code(&self) -> ErrorCode {
-        ErrorCode::StationDatabase
+        use crate::store::StoreError;
+        match self {
+            StoreError::Lost { .. } => ErrorCode::StationDatabaseLost,
+            StoreError::NotLost { .. } => ErrorCode::StationDatabasePresent,
+            _ => ErrorCode::StationDatabase,
+        }
     }
 }
 

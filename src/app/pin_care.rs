@@ -4,6 +4,7 @@
 //! saying so. Nothing secret is recorded; the audit row says what was done.
 
 use crate::app::failure::{Coded, ErrorCode};
+use crate::store::AuditAction;
 use serde::Serialize;
 
 use crate::store::Store;
@@ -129,6 +130,22 @@ pub fn set_retries<T: Transport>(
     s.verify_pin(pin)?;
     s.set_pin_retries(pin_tries, puk_tries)?;
     Ok(())
+}
+
+/// What the operator is told after a PIN care action succeeded (CLI and window alike).
+pub fn done_message(action: AuditAction) -> &'static str {
+    match action {
+        AuditAction::PinChange => "PIN changed.",
+        AuditAction::PukChange => "PUK changed.",
+        AuditAction::PinUnblock => "PIN unblocked and set.",
+        AuditAction::PinSetRetries => {
+            "Try counters set; PIN and PUK are back to the factory values — change them now."
+        }
+        AuditAction::CardReset => {
+            "The card is blank again: PIN 123456, PUK 12345678, factory management key. Enrol it again."
+        }
+        other => other.as_str(),
+    }
 }
 
 /// What a reset destroys, said plainly before the operator confirms it.

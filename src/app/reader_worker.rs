@@ -1,6 +1,7 @@
 //! One worker thread per reader: card I/O is blocking by nature, so the window
 //! sends jobs here and gets events back; it never waits on a card itself.
 
+use crate::store::AuditAction;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -58,12 +59,12 @@ pub enum PinCareOp {
 }
 
 impl PinCareOp {
-    fn action(&self) -> &'static str {
+    fn action(&self) -> AuditAction {
         match self {
-            PinCareOp::ChangePin { .. } => "pin-change",
-            PinCareOp::ChangePuk { .. } => "puk-change",
-            PinCareOp::Unblock { .. } => "pin-unblock",
-            PinCareOp::Reset { .. } => "card-reset",
+            PinCareOp::ChangePin { .. } => AuditAction::PinChange,
+            PinCareOp::ChangePuk { .. } => AuditAction::PukChange,
+            PinCareOp::Unblock { .. } => AuditAction::PinUnblock,
+            PinCareOp::Reset { .. } => AuditAction::CardReset,
         }
     }
 }
@@ -78,7 +79,7 @@ pub enum JobEvent {
     Checked(Box<SpotCheck>),
     CheckFailed(Failure),
     /// A PIN care operation finished: what was done, or why not.
-    PinCareDone(Result<&'static str, Failure>),
+    PinCareDone(Result<AuditAction, Failure>),
     Replaced(Box<ReplaceOutcome>),
     ReplaceFailed(Failure),
 }
@@ -216,7 +217,7 @@ fn run_pin_care(
     source: &CardSource,
     station: &Station,
     op: &PinCareOp,
-) -> Result<&'static str, Failure> {
+) -> Result<AuditAction, Failure> {
     let result = source.with_fresh_card(|t| match op {
         PinCareOp::ChangePin { old, new, last_try } => pin_care::change(t, old, new, *last_try),
         PinCareOp::ChangePuk { old, new, last_try } => pin_care::change(t, old, new, *last_try),
@@ -232,7 +233,7 @@ fn run_pin_care(
         Ok(Err(e)) => Err(Failure::new(e.code(), e)),
         Err(e) => Err(Failure::new(Coded::code(e), e)),
     };
-    let _ = station.store.audit(
+    let recorded = station.store.audit(
         &station.operator,
         &station.station_id,
         op.action(),
@@ -243,7 +244,23 @@ fn run_pin_care(
             .unwrap_or_else(|f| f.code.as_str()),
         &serde_json::json!({"error": outcome.as_ref().err().map(|f| f.message.clone())}),
     );
-    outcome
+    // An action missing from the audit trail is reported, never passed over.
+    match (outcome, recorded) {
+        (outcome, Ok(())) => outcome,
+        (Ok(action), Err(e)) => Err(Failure::new(
+            ErrorCode::StationDatabase,
+            format!(
+                "{action} was done on the card but could not be written to the audit trail: {e}"
+            ),
+        )),
+        (Err(f), Err(e)) => Err(Failure::new(
+            f.code,
+            format!(
+                "{} (and it could not be written to the audit trail: {e})",
+                f.message
+            ),
+        )),
+    }
 }
 
 /// The station database, opened on first use by this worker.

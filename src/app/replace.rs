@@ -4,13 +4,14 @@
 //! and old and new are linked in the station database and the audit trail.
 
 use crate::app::failure::{Coded, ErrorCode};
+use crate::store::AuditAction;
 use std::ops::ControlFlow;
 
 use serde::Serialize;
 
 use crate::console::outbox;
 use cardstation_card::Transport;
-use cardstation_piv::{PivSession, Slot};
+use cardstation_piv::PivSession;
 use cardstation_pki::CertificateInfo;
 use cardstation_protocol::messages::RevocationReason;
 
@@ -75,10 +76,7 @@ pub fn replace<T: Transport>(
         (None, Some(r)) => r.subject.clone(),
         (None, None) => return Err(ReplaceError::UnknownOld(old)),
     };
-    let slot = record
-        .as_ref()
-        .and_then(|r| r.slot.parse::<Slot>().ok())
-        .unwrap_or(req.enroll.slot);
+    let slot = record.as_ref().map(|r| r.slot).unwrap_or(req.enroll.slot);
 
     // Renewal: the card in the reader still carries the old certificate.
     let renewal = {
@@ -90,8 +88,14 @@ pub fn replace<T: Transport>(
     };
 
     // The old certificate is out of service from now on: queue its revocation first.
-    outbox::enqueue_revoke(ctx.store, &old, req.reason.as_str())
-        .map_err(|e| ReplaceError::Queue(e.to_string()))?;
+    outbox::enqueue_revoke(
+        ctx.store,
+        &old,
+        req.reason.as_str(),
+        ctx.operator,
+        ctx.station_id,
+    )
+    .map_err(|e| ReplaceError::Queue(e.to_string()))?;
 
     let enroll_req = EnrollRequest {
         slot,
@@ -116,7 +120,7 @@ pub fn replace<T: Transport>(
         .audit(
             ctx.operator,
             ctx.station_id,
-            "replace",
+            AuditAction::Replace,
             &old,
             "replaced",
             &serde_json::json!({

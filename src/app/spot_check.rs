@@ -3,17 +3,23 @@
 
 pub use cardstation_verifier::*;
 
+use crate::store::AuditAction;
 use cardstation_card::Transport;
 use cardstation_piv::{Pin, Slot};
 use cardstation_pki::certificate;
 
 /// Write the check to the audit trail (no secrets: identities, verdict, reasons).
-pub fn record(store: &crate::store::Store, operator: &str, station_id: &str, check: &SpotCheck) {
+pub fn record(
+    store: &crate::store::Store,
+    operator: &str,
+    station_id: &str,
+    check: &SpotCheck,
+) -> Result<(), crate::store::StoreError> {
     let reasons: Vec<&str> = check.failures().map(|f| f.message.as_str()).collect();
-    let _ = store.audit(
+    store.audit(
         operator,
         station_id,
-        "spot-check",
+        AuditAction::SpotCheck,
         check.fingerprint.as_deref().unwrap_or("(no certificate)"),
         match check.verdict {
             Verdict::Pass => "pass",
@@ -24,7 +30,7 @@ pub fn record(store: &crate::store::Store, operator: &str, station_id: &str, che
             "reader": check.reader, "slot": check.slot.short(), "subject": check.subject,
             "reasons": reasons, "bundle_version": check.bundle_version,
         }),
-    );
+    )
 }
 
 /// Run a spot check with the station's own policy: its cached trust bundle
@@ -38,12 +44,18 @@ pub fn check_with_station<T: Transport>(
 ) -> Result<(SpotCheck, Option<CapturedExchange>), String> {
     use crate::console::trust;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let (payload, status) = match trust::load_key(station.config.console.bundle_key.as_deref()) {
-        Ok(key) => (
-            trust::current(&station.store, &key).map_err(|e| e.to_string())?,
-            trust::status(&station.store, &key, now).map_err(|e| e.to_string())?,
-        ),
-        Err(trust::TrustError::NoKey) => (None, None),
+    // A damaged bundle is judged as none at all (TRUST UNKNOWN, never PASS), and says so.
+    let mut damaged = None;
+    let held = match trust::load_key(station.config.console.bundle_key.as_deref()) {
+        Ok(key) => match trust::held(&station.store, &key, now) {
+            Ok(held) => held,
+            Err(e @ trust::TrustError::Damaged(_)) => {
+                damaged = Some(e.to_string());
+                None
+            }
+            Err(e) => return Err(e.to_string()),
+        },
+        Err(trust::TrustError::NoKey) => None,
         Err(e) => return Err(e.to_string()),
     };
     let issuing_ca = match &station.config.verify.issuing_ca {
@@ -58,16 +70,29 @@ pub fn check_with_station<T: Transport>(
         None => None,
     };
     let policy = Policy {
-        bundle: payload.as_ref().zip(status.as_ref()),
+        bundle: held.as_ref().map(|h| (&h.payload, &h.status)),
         issuing_ca: issuing_ca.as_deref(),
         now,
     };
-    let (check, captured) = spot_check(transport, slot, pin, &policy, book);
+    let (mut check, captured) = spot_check(transport, slot, pin, &policy, book);
+    if let Some(message) = damaged {
+        for f in check
+            .findings
+            .iter_mut()
+            .filter(|f| f.code == "no-trust-bundle")
+        {
+            f.code = "trust-bundle-damaged";
+            f.message.clone_from(&message);
+        }
+    }
     record(
         &station.store,
         &station.operator,
         &station.station_id,
         &check,
-    );
+    )
+    .map_err(|e| {
+        format!("the spot check could not be written to the audit trail, so it does not count: {e}")
+    })?;
     Ok((check, captured))
 }

@@ -40,7 +40,8 @@ impl Station {
     /// Open with settings already loaded (the window loads them once at start).
     pub fn with_config(paths: Paths, config: Config) -> Result<Self, StationError> {
         create_private_dir(&paths.data_dir)?;
-        let store = Store::open(&paths.database())?;
+        // The station's own site secret shows it was used: an empty database then is lost, not new.
+        let store = Store::open_guarded(&paths.database(), &[paths.site_secret()])?;
         let operator = config.operator();
         let station_id = config.station_id();
         Ok(Station {

@@ -9,7 +9,7 @@ use cardstation::config::Paths;
 use cardstation::store::AuditVerdict;
 use cardstation_pki::certificate::format_unix;
 
-use super::output::{print_json, ErrorCode, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
@@ -51,9 +51,7 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
             match verdict {
                 AuditVerdict::Intact { rows } => {
                     if !json {
-                        println!(
-                            "Audit trail intact: {rows} rows, every row follows the one before."
-                        );
+                        say!("Audit trail intact: {rows} rows, every row follows the one before.");
                     }
                     Ok(())
                 }
@@ -75,7 +73,13 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
                 None => Box::new(std::io::stdout()),
             };
             let mut w = csv::Writer::from_writer(sink);
-            let csv_err = |e: csv::Error| Failure::new(ErrorCode::WriteFile, format!("CSV: {e}"));
+            let to_stdout = out.is_none();
+            let csv_err = |e: csv::Error| {
+                if let (true, csv::ErrorKind::Io(io)) = (to_stdout, e.kind()) {
+                    super::output::exit_on_output_error(io);
+                }
+                Failure::new(ErrorCode::WriteFile, format!("CSV: {e}"))
+            };
             w.write_record([
                 "id",
                 "time",
@@ -104,8 +108,12 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
                 ])
                 .map_err(csv_err)?;
             }
-            w.flush()
-                .map_err(|e| Failure::new(ErrorCode::WriteFile, format!("CSV: {e}")))?;
+            w.flush().map_err(|e| {
+                if to_stdout {
+                    super::output::exit_on_output_error(&e);
+                }
+                Failure::new(ErrorCode::WriteFile, format!("CSV: {e}"))
+            })?;
             Ok(())
         }
         AuditCommand::List {
@@ -132,7 +140,7 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
                 return Ok(());
             }
             for r in hits {
-                println!(
+                say!(
                     "#{:<5} {} {:<10} {:<11} {:<13} {}",
                     r.id,
                     format_unix(r.at),

@@ -1,5 +1,6 @@
 //! `readers`, `card`, `export`, `enrollments`.
 
+use cardstation::store::AuditAction;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -15,7 +16,7 @@ use cardstation_piv::{PinStatus, PivSession, Slot};
 use cardstation_pki::certificate::{format_unix, to_pem};
 use cardstation_pki::CertificateInfo;
 
-use super::output::{print_json, ErrorCode, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 use super::ReaderArgs;
 
 #[derive(Serialize)]
@@ -55,31 +56,31 @@ pub fn readers(json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     if lines.is_empty() {
-        println!("No readers connected. Plug in a reader, or start the virtual card: cardstation virtual-card");
+        say!("No readers connected. Plug in a reader, or start the virtual card: cardstation virtual-card");
     }
     for l in &lines {
-        println!("{}", l.status.name);
+        say!("{}", l.status.name);
         match l.status.card {
-            CardPresence::Absent => println!("  no card"),
-            CardPresence::InUse => println!("  card in use by another program"),
-            CardPresence::Mute => println!("  card does not answer (mute)"),
+            CardPresence::Absent => say!("  no card"),
+            CardPresence::InUse => say!("  card in use by another program"),
+            CardPresence::Mute => say!("  card does not answer (mute)"),
             CardPresence::Present => {
-                println!(
+                say!(
                     "  ATR      {} ({})",
                     hex::encode_upper(&l.status.atr),
                     l.protocols.join(", ")
                 );
                 if let Some(c) = &l.card {
                     if let Some(e) = &c.error {
-                        println!("  error    {e}");
+                        say!("  error    {e}");
                     } else if !c.piv {
-                        println!("  PIV      not present (not a PIV card)");
+                        say!("  PIV      not present (not a PIV card)");
                     } else {
-                        println!("  PIV      present");
+                        say!("  PIV      present");
                         if let Some(s) = c.serial {
-                            println!("  serial   {s}");
+                            say!("  serial   {s}");
                         }
-                        println!(
+                        say!(
                             "  GUID     {}",
                             c.chuid_guid.map_or("(no CHUID)".into(), |g| g.to_hex())
                         );
@@ -106,23 +107,23 @@ pub fn card(args: &ReaderArgs) -> Result<(), Failure> {
         print_json(&report);
         return Ok(());
     }
-    println!("Reader     {}", report.reader);
-    println!(
+    say!("Reader     {}", report.reader);
+    say!(
         "ATR        {} ({})",
         hex::encode_upper(&report.atr),
         report.protocols.join(", ")
     );
     if let Some(s) = report.serial {
-        println!("Serial     {s}");
+        say!("Serial     {s}");
     }
     if let Some(v) = &report.version {
-        println!("Version    {v}");
+        say!("Version    {v}");
     }
-    println!(
+    say!(
         "CHUID GUID {}",
         report.chuid_guid.map_or("(none)".into(), |g| g.to_hex())
     );
-    println!(
+    say!(
         "PIN        {}",
         match report.pin {
             PinStatus::Verified => "verified".to_string(),
@@ -131,7 +132,7 @@ pub fn card(args: &ReaderArgs) -> Result<(), Failure> {
         }
     );
     let mk = &report.management_key;
-    println!(
+    say!(
         "Mgmt key   {}{}",
         mk.algorithm
             .map(|a| a.to_string())
@@ -142,7 +143,7 @@ pub fn card(args: &ReaderArgs) -> Result<(), Failure> {
             None => "",
         }
     );
-    println!(
+    say!(
         "State      {}",
         if report.is_blank() {
             "blank"
@@ -154,26 +155,26 @@ pub fn card(args: &ReaderArgs) -> Result<(), Failure> {
         print!("Slot {:<26}", s.slot.to_string());
         match (&s.certificate, &s.certificate_error, s.key_present) {
             (Some(c), _, _) => {
-                println!("certificate");
+                say!("certificate");
                 print_certificate(c, "    ");
             }
-            (None, Some(e), _) => println!("unreadable certificate: {e}"),
-            (None, None, Some(true)) => println!("key, no certificate"),
-            (None, None, _) => println!("empty"),
+            (None, Some(e), _) => say!("unreadable certificate: {e}"),
+            (None, None, Some(true)) => say!("key, no certificate"),
+            (None, None, _) => say!("empty"),
         }
     }
     Ok(())
 }
 
 pub fn print_certificate(c: &CertificateInfo, indent: &str) {
-    println!("{indent}subject   {}", c.subject);
-    println!("{indent}issuer    {}", c.issuer);
-    println!(
+    say!("{indent}subject   {}", c.subject);
+    say!("{indent}issuer    {}", c.issuer);
+    say!(
         "{indent}valid     {} .. {}",
         format_unix(c.not_before),
         format_unix(c.not_after)
     );
-    println!("{indent}SHA-256   {}", c.sha256);
+    say!("{indent}SHA-256   {}", c.sha256);
 }
 
 #[derive(Args, Debug)]
@@ -213,19 +214,19 @@ pub fn export(args: &ExportArgs, paths: Paths) -> Result<(), Failure> {
     let info = CertificateInfo::parse(&obj.der)
         .map_err(|e| Failure::new(ErrorCode::Certificate, e.to_string()))?;
     write_certificate_file(&args.out, &obj.der, args.overwrite)?;
-    let _ = station.store.audit(
+    station.store.audit(
         &station.operator,
         &station.station_id,
-        "export",
+        AuditAction::Export,
         &info.sha256,
         "ok",
         &serde_json::json!({"reader": name, "slot": args.slot.short(), "file": args.out}),
-    );
+    )?;
     if args.json {
         print_json(&serde_json::json!({"ok": true, "file": args.out, "certificate": info}));
     } else {
-        println!("Wrote {} ({})", args.out.display(), info.subject);
-        println!("SHA-256 {}", info.sha256);
+        say!("Wrote {} ({})", args.out.display(), info.subject);
+        say!("SHA-256 {}", info.sha256);
     }
     Ok(())
 }
@@ -283,10 +284,10 @@ pub fn enrollments(args: &EnrollmentsArgs, paths: Paths) -> Result<(), Failure> 
         return Ok(());
     }
     if rows.is_empty() {
-        println!("No enrollments recorded at this station yet.");
+        say!("No enrollments recorded at this station yet.");
     }
     for r in rows {
-        println!(
+        say!(
             "#{:<5} {} {:<11} slot {} {} {}",
             r.id,
             format_unix(r.started_at),

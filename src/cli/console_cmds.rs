@@ -14,7 +14,7 @@ use cardstation_pki::certificate::{format_age, format_unix, from_pem_or_der, to_
 use cardstation_pki::CertificateInfo;
 use cardstation_protocol::messages::{UploadRequest, REVOCATION_REASONS};
 
-use super::output::{print_json, ErrorCode, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -57,7 +57,7 @@ pub fn upload(args: &UploadArgs, paths: Paths) -> Result<(), Failure> {
         certificate: to_pem(&der),
         card_serial: enrolled.as_ref().and_then(|e| e.card_serial),
         chuid_guid: enrolled.as_ref().map(|e| e.new_guid.clone()),
-        slot: enrolled.as_ref().map(|e| e.slot.clone()),
+        slot: enrolled.as_ref().map(|e| e.slot.short().to_string()),
         label: args.label.clone(),
         operator: station.operator.clone(),
         station_id: station.station_id.clone(),
@@ -74,51 +74,47 @@ pub fn enqueue_and_sync(
     sha256: &str,
     req: &UploadRequest,
 ) -> Result<SyncReport, Failure> {
+    // The queued row and its audit row are written together.
     outbox::enqueue_upload(&station.store, sha256, req)?;
-    let _ = station.store.audit(
-        &station.operator,
-        &station.station_id,
-        "upload",
-        sha256,
-        "queued",
-        &serde_json::json!({"label": req.label}),
-    );
-    Ok(try_sync(station))
-}
-
-/// Deliver what is due (for commands that queued something).
-pub fn sync_quietly(station: &Station) -> SyncReport {
     try_sync(station)
 }
 
-/// Deliver what is due; never fails the command because the console is away.
-fn try_sync(station: &Station) -> SyncReport {
-    match ConsoleClient::new(&station.config.console) {
-        Ok(client) => match outbox::sync(&station.store, &client) {
-            Ok(r) => {
-                // The console was reached: bring the trust bundle up to date too, so a
-                // spot check right after sees what was just delivered.
-                if r.error.is_none() {
-                    if let Ok(key) = trust::load_key(station.config.console.bundle_key.as_deref()) {
-                        let _ = trust::sync(&station.store, &client, &key, now());
-                    }
-                }
-                r
-            }
-            Err(e) => SyncReport {
+/// Deliver what is due after an action that already succeeded (enroll, replace):
+/// whatever stops the delivery is reported beside the action's result.
+pub fn sync_quietly(station: &Station) -> SyncReport {
+    try_sync(station).unwrap_or_else(|f| SyncReport {
+        error: Some(f.message),
+        error_code: Some(f.code),
+        pending: station.store.outbox_pending().unwrap_or(-1),
+        ..Default::default()
+    })
+}
+
+/// Deliver what is due. The console being away is not a failure (the report says
+/// what waits); the station database failing to record a delivery is.
+fn try_sync(station: &Station) -> Result<SyncReport, Failure> {
+    let client = match ConsoleClient::new(&station.config.console) {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(SyncReport {
                 error: Some(e.to_string()),
-                error_code: Some(ErrorCode::Outbox),
-                pending: station.store.outbox_pending().unwrap_or(-1),
+                error_code: Some(e.code()),
+                pending: station.store.outbox_pending()?,
                 ..Default::default()
-            },
-        },
-        Err(e) => SyncReport {
-            error: Some(e.to_string()),
-            error_code: Some(e.code()),
-            pending: station.store.outbox_pending().unwrap_or(-1),
-            ..Default::default()
-        },
+            })
+        }
+    };
+    let mut r = outbox::sync(&station.store, &client)?;
+    // The console was reached: bring the trust bundle up to date too, so a
+    // spot check right after sees what was just delivered.
+    if r.error.is_none() {
+        if let Ok(key) = trust::load_key(station.config.console.bundle_key.as_deref()) {
+            if let Err(e) = trust::sync(&station.store, &client, &key, now()) {
+                r.bundle_error = Some(e.to_string());
+            }
+        }
     }
+    Ok(r)
 }
 
 pub fn report_sync(r: &SyncReport, json: bool, queued: Option<&str>) {
@@ -131,14 +127,19 @@ fn report_sync_with(r: &SyncReport, json: bool, queued: Option<&str>, show_error
         return;
     }
     if let Some(fp) = queued {
-        println!("Queued {fp}");
+        say!("Queued {fp}");
     }
-    println!(
+    say!(
         "Delivered {}, refused {}, still queued {}",
-        r.delivered, r.rejected, r.pending
+        r.delivered,
+        r.rejected,
+        r.pending
     );
     if let (true, Some(e)) = (show_error, &r.error) {
         eprintln!("note: {e}");
+    }
+    if let Some(e) = &r.bundle_error {
+        eprintln!("note: the trust bundle was not updated: {e}");
     }
 }
 
@@ -168,10 +169,10 @@ pub fn outbox_cmd(cmd: &OutboxCommand, paths: Paths) -> Result<(), Failure> {
                 return Ok(());
             }
             if items.is_empty() {
-                println!("The outbox is empty: everything was delivered.");
+                say!("The outbox is empty: everything was delivered.");
             }
             for i in items {
-                println!(
+                say!(
                     "#{:<5} {:<7} {} {:<8} queued {} attempts {}{}",
                     i.id,
                     serde_json::to_value(i.kind)
@@ -191,7 +192,7 @@ pub fn outbox_cmd(cmd: &OutboxCommand, paths: Paths) -> Result<(), Failure> {
         }
         OutboxCommand::Sync { json } => {
             station.store.outbox_due_now(now())?;
-            let report = try_sync(&station);
+            let report = try_sync(&station)?;
             let failed = report.error.is_some() && report.pending > 0;
             report_sync_with(&report, *json, None, !failed);
             match (&report.error_code, report.pending) {
@@ -237,16 +238,15 @@ pub fn revoke(args: &RevokeArgs, paths: Paths) -> Result<(), Failure> {
         ));
     }
     let station = Station::open(paths)?;
-    outbox::enqueue_revoke(&station.store, &fp, &args.reason)?;
-    let _ = station.store.audit(
+    // The queued row and its audit row are written together.
+    outbox::enqueue_revoke(
+        &station.store,
+        &fp,
+        &args.reason,
         &station.operator,
         &station.station_id,
-        "revoke",
-        &fp,
-        "queued",
-        &serde_json::json!({"reason": args.reason}),
-    );
-    let report = try_sync(&station);
+    )?;
+    let report = try_sync(&station)?;
     report_sync(&report, args.json, Some(&fp));
     Ok(())
 }
@@ -279,12 +279,12 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
                 print_json(&serde_json::json!({"ok": true, "outcome": outcome, "bundle": status}));
             } else {
                 match outcome {
-                    BundleOutcome::Updated { from, to } => println!(
+                    BundleOutcome::Updated { from, to } => say!(
                         "Trust bundle updated: version {} -> {to}",
                         from.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
                     ),
                     BundleOutcome::Unchanged { version } => {
-                        println!("Trust bundle unchanged: version {version}")
+                        say!("Trust bundle unchanged: version {version}")
                     }
                 }
             }
@@ -298,16 +298,16 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
                 return Ok(());
             }
             let (Some(s), Some(p)) = (status, payload) else {
-                println!("No trust bundle yet: run `cardstation trust sync` while the console is reachable.");
+                say!("No trust bundle yet: run `cardstation trust sync` while the console is reachable.");
                 return Ok(());
             };
-            println!("Version    {}", s.version);
-            println!(
+            say!("Version    {}", s.version);
+            say!(
                 "Issued     {} ({} ago)",
                 format_unix(s.issued_at),
                 format_age(s.age_secs)
             );
-            println!(
+            say!(
                 "Expires    {}{}",
                 format_unix(s.expires_at),
                 if s.expired {
@@ -316,11 +316,11 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
                     ""
                 }
             );
-            println!("Fetched    {}", format_unix(s.fetched_at));
-            println!("Allowed    {}", s.allowed);
-            println!("Revoked    {}", s.revoked);
+            say!("Fetched    {}", format_unix(s.fetched_at));
+            say!("Allowed    {}", s.allowed);
+            say!("Revoked    {}", s.revoked);
             for r in &p.revoked {
-                println!(
+                say!(
                     "  {} {} ({})",
                     r.sha256,
                     r.reason,

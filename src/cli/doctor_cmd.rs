@@ -8,7 +8,7 @@ use cardstation::app::doctor::{diagnose, write_bundle, DoctorReport, Level};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
 
-use super::output::{print_json, ErrorCode, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
@@ -39,7 +39,7 @@ pub fn run(args: &DoctorArgs, paths: Paths) -> Result<i32, Failure> {
     } else {
         print_human(&report, args.trace);
         if let Some(path) = &args.bundle {
-            println!(
+            say!(
                 "Diagnostic bundle written to {} (no secrets in it).",
                 path.display()
             );
@@ -56,16 +56,16 @@ fn print_human(report: &DoctorReport, trace: bool) {
             Level::Warn => "WARN",
             Level::Fail => "FAIL",
         };
-        println!("{mark} [{}] {}", f.area, f.what);
+        say!("{mark} [{}] {}", f.area, f.what);
         if !f.todo.is_empty() && f.level != Level::Ok {
-            println!("       → {}", f.todo);
+            say!("       → {}", f.todo);
         }
     }
     if trace {
         for (reader, t) in &report.traces {
-            println!("APDU trace, {reader}:");
+            say!("APDU trace, {reader}:");
             for e in &t.entries {
-                println!("{e}");
+                say!("{e}");
             }
         }
     }

@@ -17,7 +17,7 @@ use cardstation_pki::certificate::format_unix;
 
 use super::card_cmds::write_certificate_file;
 use super::console_cmds::{report_sync, sync_quietly};
-use super::output::{print_json, ErrorCode, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct EnrollArgs {
@@ -165,22 +165,23 @@ fn check_writable(path: &std::path::Path) -> Result<(), Failure> {
 }
 
 fn print_outcome(outcome: &EnrollOutcome, args: &EnrollArgs) {
-    println!(
+    say!(
         "Enrolled: card in \"{}\", slot {}",
-        outcome.reader, outcome.slot
+        outcome.reader,
+        outcome.slot
     );
-    println!("  subject     {}", outcome.subject);
-    println!("  valid until {}", format_unix(outcome.not_after));
-    println!("  CHUID GUID  {}", outcome.chuid_guid);
-    println!(
+    say!("  subject     {}", outcome.subject);
+    say!("  valid until {}", format_unix(outcome.not_after));
+    say!("  CHUID GUID  {}", outcome.chuid_guid);
+    say!(
         "  mgmt key    {} (derived from the site secret)",
         outcome.management_key
     );
-    println!("  {} APDUs, {} ms", outcome.apdus, outcome.millis);
+    say!("  {} APDUs, {} ms", outcome.apdus, outcome.millis);
     if let Some(out) = &args.out {
-        println!("  written to  {}", out.display());
+        say!("  written to  {}", out.display());
     }
-    println!("SHA-256 {}", outcome.fingerprint);
+    say!("SHA-256 {}", outcome.fingerprint);
 }
 
 pub fn read_pin() -> Result<Pin, Failure> {

@@ -1,6 +1,7 @@
 //! The headless command line: every operator action, scriptable, with `--json`.
 
 mod audit_cmd;
+mod backup_cmd;
 mod card_cmds;
 mod console_cmds;
 mod doctor_cmd;
@@ -42,6 +43,9 @@ pub struct Cli {
     /// Window only: offer just the built-in demo card, even when readers are attached.
     #[arg(long)]
     pub demo: bool,
+    /// Start an empty station database in place of a lost one (refused while it is present).
+    #[arg(long, global = true)]
+    pub reinit: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -82,6 +86,8 @@ pub enum Command {
     /// The audit trail: verify the hash chain, export as CSV, search.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// A consistent copy of the station database (safe while the window runs).
+    Backup(backup_cmd::BackupArgs),
     /// Serve a virtual PIV card to pcscd through vsmartcard-vpcd (tests, demos).
     VirtualCard(virtual_card_cmd::VirtualCardArgs),
 }
@@ -125,6 +131,11 @@ pub fn run(cli: Cli) -> i32 {
             })
     }) {
         return output::report(&Failure::new(ErrorCode::Config, e.to_string()), false);
+    }
+    if cli.reinit {
+        if let Err(f) = backup_cmd::reinit(&paths) {
+            return output::report(&f, false);
+        }
     }
     let Some(command) = cli.command else {
         return open_window(paths, cli.demo);
@@ -175,6 +186,7 @@ pub fn run(cli: Cli) -> i32 {
             ),
             audit_cmd::run(&c, paths),
         ),
+        Command::Backup(a) => (a.json, backup_cmd::backup(&a, paths)),
         Command::VirtualCard(a) => (false, virtual_card_cmd::run(&a)),
     };
     match result {
@@ -188,6 +200,13 @@ fn open_window(paths: Paths, demo: bool) -> i32 {
         Ok(c) => c,
         Err(e) => return output::report(&Failure::new(ErrorCode::Config, e.to_string()), false),
     };
+    // A lost station database is refused before the window opens, with the remedy.
+    if let Err(cardstation::app::station::StationError::Store(
+        e @ cardstation::store::StoreError::Lost { .. },
+    )) = cardstation::app::station::Station::with_config(paths.clone(), config.clone())
+    {
+        return output::report(&e.into(), false);
+    }
     let mode = if demo {
         ReaderMode::DemoOnly
     } else {

@@ -1,6 +1,7 @@
 //! `cardstation pin …`: PIN care for a card holder at the desk. PINs and PUKs are
 //! read from standard input, one per line, never from the command line.
 
+use cardstation::store::AuditAction;
 use std::io::BufRead;
 
 use clap::{Args, Subcommand};
@@ -14,7 +15,7 @@ use cardstation_piv::{Pin, PinStatus};
 
 use cardstation::app::failure::Coded;
 
-use super::output::{print_json, ErrorCode, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct PinArgs {
@@ -78,7 +79,7 @@ fn read_secret_lines(n: usize) -> Result<Vec<Zeroizing<String>>, Failure> {
 }
 
 /// What a PIN care command did on the card: its audit action and its result.
-type PinAction = (&'static str, Result<(), PinCareError>);
+type PinAction = (AuditAction, Result<(), PinCareError>);
 
 pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
     if args.reader.is_empty() {
@@ -102,7 +103,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
                 let l = read_secret_lines(2)?;
                 let (old, new) = (Pin::card_pin(&l[0])?, Pin::card_pin(&l[1])?);
                 (
-                    "pin-change",
+                    AuditAction::PinChange,
                     pin_care::change(tx, &old, &new, args.last_try),
                 )
             }
@@ -110,7 +111,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
                 let l = read_secret_lines(2)?;
                 let (old, new) = (Pin::puk(&l[0])?, Pin::puk(&l[1])?);
                 (
-                    "puk-change",
+                    AuditAction::PukChange,
                     pin_care::change(tx, &old, &new, args.last_try),
                 )
             }
@@ -118,7 +119,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
                 let l = read_secret_lines(2)?;
                 let (puk, new) = (Pin::puk(&l[0])?, Pin::card_pin(&l[1])?);
                 (
-                    "pin-unblock",
+                    AuditAction::PinUnblock,
                     pin_care::unblock_pin(tx, &puk, &new, args.last_try),
                 )
             }
@@ -136,7 +137,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
                 let pin = Pin::card_pin(&l[0])?;
                 let secret = station.site_secret()?;
                 (
-                    "pin-set-retries",
+                    AuditAction::PinSetRetries,
                     pin_care::set_retries(
                         tx,
                         &pin,
@@ -158,7 +159,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
                         ),
                     ));
                 };
-                ("card-reset", pin_care::reset(tx, confirm))
+                (AuditAction::CardReset, pin_care::reset(tx, confirm))
             }
         }))
     })??;
@@ -169,7 +170,7 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
         Ok(()) => "ok".to_string(),
         Err(e) => Coded::code(e).to_string(),
     };
-    let _ = station.store.audit(
+    let recorded = station.store.audit(
         &station.operator,
         &station.station_id,
         action,
@@ -177,20 +178,29 @@ pub fn run(args: &PinArgs, paths: Paths) -> Result<(), Failure> {
         &outcome,
         &serde_json::json!({"error": result.as_ref().err().map(|e| e.to_string())}),
     );
-    result?;
+    // An action missing from the audit trail is a failure of the action.
+    match (result, recorded) {
+        (Err(e), Ok(())) => return Err(e.into()),
+        (Err(e), Err(r)) => {
+            return Err(Failure::new(
+                Coded::code(&e),
+                format!("{e} (and it could not be written to the audit trail: {r})"),
+            ))
+        }
+        (Ok(()), Err(r)) => {
+            return Err(Failure::new(
+                ErrorCode::StationDatabase,
+                format!(
+                "{action} was done on the card but could not be written to the audit trail: {r}"
+            ),
+            ))
+        }
+        (Ok(()), Ok(())) => {}
+    }
     if args.json {
         print_json(&serde_json::json!({"ok": true, "action": action}));
     } else {
-        println!(
-            "{}",
-            match action {
-                "pin-change" => "PIN changed.",
-                "puk-change" => "PUK changed.",
-                "pin-unblock" => "PIN unblocked and set.",
-                "pin-set-retries" => "Try counters set; PIN and PUK are back to the factory values — change them now.",
-                _ => "The card is blank again: PIN 123456, PUK 12345678, factory management key. Enrol it again.",
-            }
-        );
+        say!("{}", pin_care::done_message(action));
     }
     Ok(())
 }
@@ -201,18 +211,18 @@ fn print_status(r: &PinReport, json: bool) {
         return;
     }
     match r.pin {
-        PinStatus::Verified => println!("PIN  verified in this session"),
-        PinStatus::Retries(1) => println!("PIN  1 try left — the next wrong PIN blocks it"),
-        PinStatus::Retries(n) => println!("PIN  {n} tries left"),
+        PinStatus::Verified => say!("PIN  verified in this session"),
+        PinStatus::Retries(1) => say!("PIN  1 try left — the next wrong PIN blocks it"),
+        PinStatus::Retries(n) => say!("PIN  {n} tries left"),
         PinStatus::Blocked => {
-            println!("PIN  BLOCKED — unblock it with the PUK: cardstation pin unblock")
+            say!("PIN  BLOCKED — unblock it with the PUK: cardstation pin unblock")
         }
     }
     match r.puk_retries {
-        Some(0) => println!(
+        Some(0) => say!(
             "PUK  BLOCKED — with the PIN blocked too, only a reset helps: cardstation pin reset"
         ),
-        Some(n) => println!("PUK  {n} tries left"),
-        None => println!("PUK  tries left not reported by this card"),
+        Some(n) => say!("PUK  {n} tries left"),
+        None => say!("PUK  tries left not reported by this card"),
     }
 }

@@ -15,7 +15,7 @@ use cardstation_protocol::messages::RevocationReason;
 
 use super::console_cmds::{report_sync, sync_quietly};
 use super::enroll_cmd::read_pin;
-use super::output::{print_json, Failure};
+use super::output::{print_json, say, Failure};
 
 #[derive(Args, Debug)]
 pub struct ReplaceArgs {
@@ -89,7 +89,7 @@ pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
     if json {
         print_json(&serde_json::json!({"ok": true, "replacement": outcome, "sync": sync}));
     } else {
-        println!(
+        say!(
             "{} ({}):",
             if outcome.renewal {
                 "Renewed"
@@ -98,10 +98,11 @@ pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
             },
             outcome.reason
         );
-        println!("  old  {}  revocation queued", outcome.old_fingerprint);
-        println!(
+        say!("  old  {}  revocation queued", outcome.old_fingerprint);
+        say!(
             "  new  {}  on the card in \"{}\"",
-            outcome.new_fingerprint, outcome.enrollment.reader
+            outcome.new_fingerprint,
+            outcome.enrollment.reader
         );
         report_sync(&sync, false, None);
     }

@@ -11,7 +11,7 @@ use cardstation::config::Paths;
 use cardstation_piv::Slot;
 
 use super::enroll_cmd::read_pin;
-use super::output::{print_json, ErrorCode, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -73,27 +73,27 @@ fn print_human(check: &SpotCheck, replay: Option<&[Finding]>) {
         Verdict::Fail => "FAIL",
         Verdict::TrustUnknown => "SIGNATURE VALID, TRUST UNKNOWN",
     };
-    println!("{verdict}  — {} slot {}", check.reader, check.slot);
+    say!("{verdict}  — {} slot {}", check.reader, check.slot);
     if let Some(s) = &check.subject {
-        println!("  subject  {s}");
+        say!("  subject  {s}");
     }
     if let Some(fp) = &check.fingerprint {
-        println!("  SHA-256  {fp}");
+        say!("  SHA-256  {fp}");
     }
     for f in &check.findings {
-        println!("  {} {}", if f.ok { "ok  " } else { "FAIL" }, f.message);
+        say!("  {} {}", if f.ok { "ok  " } else { "FAIL" }, f.message);
     }
     if let Some(r) = replay {
-        println!("Replay test:");
+        say!("Replay test:");
         for f in r {
-            println!(
+            say!(
                 "  {} {}",
                 if f.ok { "rejected" } else { "ACCEPTED" },
                 f.message
             );
         }
     }
-    println!(
+    say!(
         "  {} APDUs, {} ms, trust bundle {}",
         check.apdus,
         check.millis,

@@ -86,6 +86,32 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, ConsoleError> {
         .map_err(|e| ConsoleError::Settings(format!("cannot read {what} {}: {e}", path.display())))
 }
 
+/// The station's console key is its identity: refuse one that other users can
+/// read or replace (as for the site secret).
+#[cfg(unix)]
+fn refuse_open_key(path: Option<&Path>) -> Result<(), ConsoleError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // reading it says what is wrong
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ConsoleError::Settings(format!(
+            "[console] client_key {} can be read or changed by other users (mode {mode:o}); run chmod 600 on it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_open_key(_: Option<&Path>) -> Result<(), ConsoleError> {
+    Ok(())
+}
+
 /// The TLS settings of the console connection: only the configured CA is trusted,
 /// and the station presents its client certificate.
 pub fn tls_config(cfg: &ConsoleConfig) -> Result<rustls::ClientConfig, ConsoleError> {
@@ -106,6 +132,7 @@ pub fn tls_config(cfg: &ConsoleConfig) -> Result<rustls::ClientConfig, ConsoleEr
         CertificateDer::pem_slice_iter(&read(&cfg.client_cert, "client_cert")?)
             .collect::<Result<_, _>>()
             .map_err(|e| settings(&format!("[console] client_cert: {e}")))?;
+    refuse_open_key(cfg.client_key.as_deref())?;
     let key = PrivateKeyDer::from_pem_slice(&read(&cfg.client_key, "client_key")?)
         .map_err(|e| settings(&format!("[console] client_key: {e}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -192,6 +219,11 @@ impl ConsoleClient {
                 String::from_utf8_lossy(&body).chars().take(200).collect(),
             ),
         };
+        // This station's credential is revoked or unknown: a settings problem (a new
+        // credential from the console administrator), so queued items are kept.
+        if status.as_u16() == 403 && (code == "station-revoked" || code == "unknown-station") {
+            return Err(ConsoleError::Settings(message));
+        }
         if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
             Err(ConsoleError::ServerError {
                 status: status.as_u16(),

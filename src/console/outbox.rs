@@ -6,7 +6,7 @@
 use crate::app::failure::Coded;
 use serde::Serialize;
 
-use crate::store::{OutboxItem, OutboxKind, Store, StoreError};
+use crate::store::{AuditAction, AuditEntry, OutboxItem, OutboxKind, Store, StoreError};
 
 use super::client::{ConsoleClient, ConsoleError};
 use cardstation_protocol::messages::{RevokeRequest, UploadRequest};
@@ -33,6 +33,9 @@ pub struct SyncReport {
     /// Why delivery stopped, if it did.
     pub error: Option<String>,
     pub error_code: Option<crate::app::failure::ErrorCode>,
+    /// The trust bundle could not be brought up to date after delivering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_error: Option<String>,
 }
 
 pub fn backoff_secs(attempts: i64) -> i64 {
@@ -46,21 +49,58 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Queue an upload and its audit row ("upload queued", by the request's operator
+/// and station) in one transaction.
 pub fn enqueue_upload(
     store: &Store,
     fingerprint: &str,
     req: &UploadRequest,
 ) -> Result<i64, OutboxError> {
     let body = serde_json::to_string(req).map_err(|e| OutboxError::Encode(e.to_string()))?;
-    Ok(store.outbox_enqueue(OutboxKind::Upload, fingerprint, &body, now())?)
+    let details = serde_json::json!({"label": req.label});
+    Ok(store.outbox_enqueue(
+        OutboxKind::Upload,
+        fingerprint,
+        &body,
+        now(),
+        &AuditEntry {
+            operator: &req.operator,
+            station_id: &req.station_id,
+            action: AuditAction::Upload,
+            subject: fingerprint,
+            outcome: "queued",
+            details: &details,
+        },
+    )?)
 }
 
-pub fn enqueue_revoke(store: &Store, fingerprint: &str, reason: &str) -> Result<i64, OutboxError> {
+/// Queue a revocation and its audit row ("revoke queued") in one transaction.
+pub fn enqueue_revoke(
+    store: &Store,
+    fingerprint: &str,
+    reason: &str,
+    operator: &str,
+    station_id: &str,
+) -> Result<i64, OutboxError> {
     let body = serde_json::to_string(&RevokeRequest {
         reason: reason.to_string(),
     })
     .map_err(|e| OutboxError::Encode(e.to_string()))?;
-    Ok(store.outbox_enqueue(OutboxKind::Revoke, fingerprint, &body, now())?)
+    let details = serde_json::json!({"reason": reason});
+    Ok(store.outbox_enqueue(
+        OutboxKind::Revoke,
+        fingerprint,
+        &body,
+        now(),
+        &AuditEntry {
+            operator,
+            station_id,
+            action: AuditAction::Revoke,
+            subject: fingerprint,
+            outcome: "queued",
+            details: &details,
+        },
+    )?)
 }
 
 /// Send every due item, oldest first. Stops at the first transient failure (the
@@ -70,8 +110,11 @@ pub fn sync(store: &Store, client: &ConsoleClient) -> Result<SyncReport, OutboxE
     for item in store.outbox_due(now())? {
         match deliver(client, &item) {
             Ok(()) => {
-                store.outbox_ack(item.id)?;
-                report.delivered += 1;
+                // Another process may have delivered and removed it meanwhile: the
+                // console holds it once either way, and only this row is touched.
+                if store.outbox_ack(&item)? {
+                    report.delivered += 1;
+                }
             }
             // The console is away, or our own TLS settings are wrong: keep the item,
             // retry later with backoff, say why, and stop (the rest would fail too).
@@ -80,7 +123,7 @@ pub fn sync(store: &Store, client: &ConsoleClient) -> Result<SyncReport, OutboxE
                     || matches!(e, ConsoleError::Tls { .. } | ConsoleError::Settings(_)) =>
             {
                 store.outbox_retry_later(
-                    item.id,
+                    &item,
                     &e.to_string(),
                     now() + backoff_secs(item.attempts),
                 )?;
@@ -89,7 +132,7 @@ pub fn sync(store: &Store, client: &ConsoleClient) -> Result<SyncReport, OutboxE
                 break;
             }
             Err(e) => {
-                store.outbox_reject(item.id, &e.to_string())?;
+                store.outbox_reject(&item, &e.to_string())?;
                 report.rejected += 1;
                 report.error = Some(e.to_string());
                 report.error_code = Some(e.code());

@@ -2,7 +2,7 @@
 //! previous row, so an edited, deleted or reordered row breaks the chain.
 //! Rows never contain secrets: callers pass identities and outcomes only.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -44,35 +44,130 @@ fn row_hash(prev: &str, at: i64, fields: [&str; 6]) -> String {
     hex::encode(h.finalize())
 }
 
+/// What an operator (or the station on their behalf) did. Stored as its text; rows read
+/// back keep the text, since a newer station may have written actions this one does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditAction {
+    Enroll,
+    Export,
+    SpotCheck,
+    Replace,
+    Upload,
+    Revoke,
+    PinChange,
+    PukChange,
+    PinUnblock,
+    PinSetRetries,
+    CardReset,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 11] = [
+        AuditAction::Enroll,
+        AuditAction::Export,
+        AuditAction::SpotCheck,
+        AuditAction::Replace,
+        AuditAction::Upload,
+        AuditAction::Revoke,
+        AuditAction::PinChange,
+        AuditAction::PukChange,
+        AuditAction::PinUnblock,
+        AuditAction::PinSetRetries,
+        AuditAction::CardReset,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Enroll => "enroll",
+            AuditAction::Export => "export",
+            AuditAction::SpotCheck => "spot-check",
+            AuditAction::Replace => "replace",
+            AuditAction::Upload => "upload",
+            AuditAction::Revoke => "revoke",
+            AuditAction::PinChange => "pin-change",
+            AuditAction::PukChange => "puk-change",
+            AuditAction::PinUnblock => "pin-unblock",
+            AuditAction::PinSetRetries => "pin-set-retries",
+            AuditAction::CardReset => "card-reset",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One operator action, as written to the trail.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditEntry<'a> {
+    pub operator: &'a str,
+    pub station_id: &'a str,
+    pub action: AuditAction,
+    pub subject: &'a str,
+    pub outcome: &'a str,
+    pub details: &'a serde_json::Value,
+}
+
+/// Append `e` inside `tx`, which must hold the write lock (`BEGIN IMMEDIATE`):
+/// then no other process can append between reading the last hash and writing.
+pub(super) fn append(tx: &rusqlite::Transaction<'_>, e: &AuditEntry<'_>) -> Result<(), StoreError> {
+    let prev: String = tx
+        .query_row("SELECT hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or_else(|| GENESIS.to_string());
+    let at = now_unix();
+    let details = e.details.to_string();
+    let hash = row_hash(
+        &prev,
+        at,
+        [
+            e.operator,
+            e.station_id,
+            e.action.as_str(),
+            e.subject,
+            e.outcome,
+            &details,
+        ],
+    );
+    tx.execute(
+        "INSERT INTO audit (at, operator, station_id, action, subject, outcome, details, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![at, e.operator, e.station_id, e.action.as_str(), e.subject, e.outcome, details, prev, hash],
+    )?;
+    Ok(())
+}
+
 impl Store {
-    /// Append one audit row (its own transaction).
+    /// Append one audit row (its own transaction). An error means the action is
+    /// not on the trail: the caller reports it as a failure of the action.
     pub fn audit(
         &self,
         operator: &str,
         station_id: &str,
-        action: &str,
+        action: AuditAction,
         subject: &str,
         outcome: &str,
         details: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let prev: String = tx
-            .query_row("SELECT hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| {
-                r.get(0)
-            })
-            .unwrap_or_else(|_| GENESIS.to_string());
-        let at = now_unix();
-        let details = details.to_string();
-        let hash = row_hash(
-            &prev,
-            at,
-            [operator, station_id, action, subject, outcome, &details],
-        );
-        tx.execute(
-            "INSERT INTO audit (at, operator, station_id, action, subject, outcome, details, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![at, operator, station_id, action, subject, outcome, details, prev, hash],
-        )?;
+        self.record(&AuditEntry {
+            operator,
+            station_id,
+            action,
+            subject,
+            outcome,
+            details,
+        })
+    }
+
+    /// Append one audit row (its own transaction).
+    pub fn record(&self, entry: &AuditEntry<'_>) -> Result<(), StoreError> {
+        let tx = self.write_tx()?;
+        append(&tx, entry)?;
         tx.commit()?;
         Ok(())
     }
@@ -144,7 +239,7 @@ mod tests {
             s.audit(
                 "op",
                 "st",
-                "enroll",
+                AuditAction::Enroll,
                 &format!("card {i}"),
                 "ok",
                 &serde_json::json!({"i": i}),
@@ -190,5 +285,39 @@ mod tests {
             s.verify_audit().unwrap(),
             AuditVerdict::Broken { row_id: 3, .. }
         ));
+    }
+
+    #[test]
+    fn writers_on_separate_connections_lose_no_row_and_keep_one_chain() {
+        // Separate connections lock the file as separate processes do.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("station.db");
+        Store::open(&db).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    let s = Store::open(&db).unwrap();
+                    for i in 0..40 {
+                        s.audit(
+                            "op",
+                            "st",
+                            AuditAction::SpotCheck,
+                            &format!("{w}/{i}"),
+                            "ok",
+                            &serde_json::json!({}),
+                        )
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(
+            Store::open(&db).unwrap().verify_audit().unwrap(),
+            AuditVerdict::Intact { rows: 160 }
+        );
     }
 }

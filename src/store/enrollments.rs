@@ -1,9 +1,10 @@
 //! Enrollment records: begun before the card is touched, finished only after the self-test.
 
+use cardstation_piv::Slot;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{now_unix, Store, StoreError};
+use super::{now_unix, OutboxKind, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -29,7 +30,7 @@ pub struct NewEnrollment<'a> {
     pub card_serial: Option<u32>,
     pub old_guid: Option<&'a str>,
     pub new_guid: &'a str,
-    pub slot: &'a str,
+    pub slot: Slot,
     pub subject: &'a str,
     pub operator: &'a str,
     pub station_id: &'a str,
@@ -45,7 +46,7 @@ pub struct EnrollmentRecord {
     pub card_serial: Option<u32>,
     pub old_guid: Option<String>,
     pub new_guid: String,
-    pub slot: String,
+    pub slot: Slot,
     pub subject: String,
     pub fingerprint: Option<String>,
     pub not_after: Option<i64>,
@@ -73,7 +74,16 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(EnrollmentRecord, String)> {
             card_serial: serial.and_then(|s| u32::try_from(s).ok()),
             old_guid: r.get(6)?,
             new_guid: r.get(7)?,
-            slot: r.get(8)?,
+            slot: {
+                let text: String = r.get(8)?;
+                text.parse::<Slot>().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        8,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?
+            },
             subject: r.get(9)?,
             fingerprint: r.get(10)?,
             not_after: r.get(11)?,
@@ -105,7 +115,7 @@ impl Store {
                 e.card_serial.map(i64::from),
                 e.old_guid,
                 e.new_guid,
-                e.slot,
+                e.slot.short(),
                 e.subject,
                 e.operator,
                 e.station_id
@@ -125,18 +135,14 @@ impl Store {
         not_after: i64,
         upload: Option<&str>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         tx.execute(
             "UPDATE enrollments SET state = 'enrolled', finished_at = ?2, fingerprint = ?3,
                  certificate = ?4, not_after = ?5 WHERE id = ?1",
             params![id, now_unix(), fingerprint, certificate, not_after],
         )?;
         if let Some(body) = upload {
-            tx.execute(
-                "INSERT INTO outbox (kind, fingerprint, body, created_at, next_attempt_at)
-                 VALUES ('upload', ?1, ?2, ?3, ?3)",
-                params![fingerprint, body, now_unix()],
-            )?;
+            super::outbox::insert(&tx, OutboxKind::Upload, fingerprint, body, now_unix())?;
         }
         tx.commit()?;
         Ok(())
@@ -260,7 +266,7 @@ mod tests {
             card_serial: Some(7),
             old_guid: None,
             new_guid: guid,
-            slot: "9e",
+            slot: Slot::CardAuthentication,
             subject: "CN=x",
             operator: "op",
             station_id: "st",

@@ -1,9 +1,16 @@
 //! The console outbox: every upload or revocation is first a committed row here,
 //! and leaves only when the console acknowledged it.
+//!
+//! Several processes may deliver from one outbox at once. Row ids are never
+//! reused (AUTOINCREMENT) and every row carries a random token: an
+//! acknowledgement, a retry or a refusal names both, so a late answer for a row
+//! another process already delivered touches nothing else.
 
+use rand::RngCore;
 use rusqlite::{params, Row};
 use serde::Serialize;
 
+use super::audit::{self, AuditEntry};
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -25,6 +32,9 @@ impl OutboxKind {
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxItem {
     pub id: i64,
+    /// The row's identity beside its id: what an acknowledgement must name.
+    #[serde(skip)]
+    pub token: String,
     pub kind: OutboxKind,
     pub fingerprint: String,
     /// The JSON request body to send.
@@ -38,43 +48,67 @@ pub struct OutboxItem {
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
-    let kind: String = r.get(1)?;
+    let kind: String = r.get(2)?;
     Ok(OutboxItem {
         id: r.get(0)?,
+        token: r.get(1)?,
         kind: if kind == "revoke" {
             OutboxKind::Revoke
         } else {
             OutboxKind::Upload
         },
-        fingerprint: r.get(2)?,
-        body: r.get(3)?,
-        created_at: r.get(4)?,
-        attempts: r.get(5)?,
-        next_attempt_at: r.get(6)?,
-        last_error: r.get(7)?,
-        state: r.get(8)?,
+        fingerprint: r.get(3)?,
+        body: r.get(4)?,
+        created_at: r.get(5)?,
+        attempts: r.get(6)?,
+        next_attempt_at: r.get(7)?,
+        last_error: r.get(8)?,
+        state: r.get(9)?,
     })
 }
 
 const COLUMNS: &str =
-    "id, kind, fingerprint, body, created_at, attempts, next_attempt_at, last_error, state";
+    "id, token, kind, fingerprint, body, created_at, attempts, next_attempt_at, last_error, state";
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Insert one outbox row inside `tx`.
+pub(super) fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    kind: OutboxKind,
+    fingerprint: &str,
+    body: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO outbox (token, kind, fingerprint, body, created_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![new_token(), kind.as_str(), fingerprint, body, now],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
 
 impl Store {
-    /// Queue a request (committed before anything is sent). Queuing the same
-    /// request twice is harmless: the console is idempotent by fingerprint.
+    /// Queue a request (committed before anything is sent) and its audit row, in one
+    /// transaction: the request is never queued without the trail saying so.
+    /// Queuing the same request twice is harmless: the console is idempotent by fingerprint.
     pub fn outbox_enqueue(
         &self,
         kind: OutboxKind,
         fingerprint: &str,
         body: &str,
         now: i64,
+        entry: &AuditEntry<'_>,
     ) -> Result<i64, StoreError> {
-        self.conn.execute(
-            "INSERT INTO outbox (kind, fingerprint, body, created_at, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![kind.as_str(), fingerprint, body, now],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        let tx = self.write_tx()?;
+        let id = insert(&tx, kind, fingerprint, body, now)?;
+        audit::append(&tx, entry)?;
+        tx.commit()?;
+        Ok(id)
     }
 
     /// Pending items whose next attempt is due, oldest first.
@@ -112,31 +146,36 @@ impl Store {
         )?)
     }
 
-    /// The console acknowledged the item: it leaves the outbox.
-    pub fn outbox_ack(&self, id: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
-        Ok(())
+    /// The console acknowledged `item`: that row, and only that row, leaves the
+    /// outbox. Returns false when it was already gone (another process delivered it).
+    pub fn outbox_ack(&self, item: &OutboxItem) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM outbox WHERE id = ?1 AND token = ?2",
+            params![item.id, item.token],
+        )?;
+        Ok(n > 0)
     }
 
     pub fn outbox_retry_later(
         &self,
-        id: i64,
+        item: &OutboxItem,
         error: &str,
         next_attempt_at: i64,
     ) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
-            params![id, error, next_attempt_at],
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4
+             WHERE id = ?1 AND token = ?2",
+            params![item.id, item.token, error, next_attempt_at],
         )?;
         Ok(())
     }
 
     /// The console refused the item for good (e.g. not a valid certificate): kept, visible, not retried.
-    pub fn outbox_reject(&self, id: i64, error: &str) -> Result<(), StoreError> {
+    pub fn outbox_reject(&self, item: &OutboxItem, error: &str) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = 'rejected' WHERE id = ?1",
-            params![id, error],
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, state = 'rejected'
+             WHERE id = ?1 AND token = ?2",
+            params![item.id, item.token, error],
         )?;
         Ok(())
     }
@@ -148,5 +187,54 @@ impl Store {
             [now],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> AuditEntry<'static> {
+        static DETAILS: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+        AuditEntry {
+            operator: "op",
+            station_id: "st",
+            action: crate::store::AuditAction::Upload,
+            subject: "fp",
+            outcome: "queued",
+            details: DETAILS.get_or_init(|| serde_json::json!({})),
+        }
+    }
+
+    #[test]
+    fn an_acknowledgement_removes_only_its_own_row_and_ids_are_never_reused() {
+        let s = Store::in_memory().unwrap();
+        let x = s
+            .outbox_enqueue(OutboxKind::Upload, "x", "{}", 1, &entry())
+            .unwrap();
+        let late = s.outbox_due(1).unwrap().remove(0);
+        assert_eq!(late.id, x);
+        // Another process delivers X; then Z is queued.
+        assert!(s.outbox_ack(&late).unwrap());
+        let z = s
+            .outbox_enqueue(OutboxKind::Upload, "z", "{}", 2, &entry())
+            .unwrap();
+        assert_ne!(z, x, "a deleted row's id must not come back");
+        // The first process's late acknowledgement, retry or refusal of X touches nothing.
+        assert!(!s.outbox_ack(&late).unwrap());
+        s.outbox_retry_later(&late, "late", 99).unwrap();
+        s.outbox_reject(&late, "late").unwrap();
+        let left = s.outbox_items().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!((left[0].fingerprint.as_str(), left[0].attempts), ("z", 0));
+        // Even a forged acknowledgement naming Z's id with another token leaves it.
+        let forged = OutboxItem {
+            token: "00".into(),
+            ..left[0].clone()
+        };
+        assert!(!s.outbox_ack(&forged).unwrap());
+        assert_eq!(s.outbox_pending().unwrap(), 1);
+        // Each queued item has its audit row.
+        assert_eq!(s.audit_rows().unwrap().len(), 2);
     }
 }

@@ -1,6 +1,8 @@
 //! The Card care screen: PIN and PUK for the holder at the desk, reset of a
 //! blocked card, and card replacement (lost, stolen, damaged, expiring) or renewal.
 
+use crate::app::pin_care;
+use crate::store::AuditAction;
 use eframe::egui;
 use zeroize::Zeroizing;
 
@@ -41,17 +43,9 @@ impl CareState {
         self.last_try = false;
     }
 
-    pub fn on_done(&mut self, result: Result<&'static str, Failure>) {
+    pub fn on_done(&mut self, result: Result<AuditAction, Failure>) {
         self.busy = false;
-        self.result = Some(result.map(|a| {
-            match a {
-                "pin-change" => "PIN changed.",
-                "puk-change" => "PUK changed.",
-                "pin-unblock" => "PIN unblocked and set.",
-                _ => "The card is blank again: PIN 123456, PUK 12345678, factory management key. Enrol it again.",
-            }
-            .to_string()
-        }));
+        self.result = Some(result.map(|a| pin_care::done_message(a).to_string()));
     }
 }
 

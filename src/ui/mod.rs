@@ -262,7 +262,7 @@ impl StationApp {
                             })
                             .unwrap_or_default();
                         console.submit(ConsoleJob::Audit {
-                            action: "export",
+                            action: crate::store::AuditAction::Export,
                             subject: fingerprint,
                             details: serde_json::json!({"reader": reader, "file": path}),
                         });

@@ -5,7 +5,84 @@ use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub mod pg;
+
+/// Which storage a console under test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A console's database as the tests see it: read independently of the console.
+#[derive(Clone)]
+pub enum TestDb {
+    /// The default: `console.db` in the console's data directory.
+    Sqlite,
+    Postgres {
+        cluster: Arc<pg::PgCluster>,
+        database: String,
+    },
+}
+
+impl TestDb {
+    /// A fresh database on `backend` (for PostgreSQL: a new server of its own).
+    pub fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => TestDb::Sqlite,
+            Backend::Postgres => {
+                let cluster = pg::PgCluster::start();
+                cluster.create_database("console");
+                TestDb::Postgres {
+                    cluster,
+                    database: "console".into(),
+                }
+            }
+        }
+    }
+
+    /// `serve --database` for this database (none: the default SQLite file).
+    pub fn url(&self) -> Option<String> {
+        match self {
+            TestDb::Sqlite => None,
+            TestDb::Postgres { cluster, database } => Some(cluster.url(database)),
+        }
+    }
+
+    /// A copy of the database as it is now (an "old backup" to restore later).
+    /// For SQLite the copy is the data directory copy the caller makes.
+    pub fn backup(&self, name: &str) -> TestDb {
+        match self {
+            TestDb::Sqlite => TestDb::Sqlite,
+            TestDb::Postgres { cluster, database } => {
+                cluster.psql(
+                    "postgres",
+                    &format!("CREATE DATABASE {name} TEMPLATE {database}"),
+                );
+                TestDb::Postgres {
+                    cluster: cluster.clone(),
+                    database: name.into(),
+                }
+            }
+        }
+    }
+
+    /// Run a counting query on the console's database.
+    pub fn count(&self, dir: &Path, sql: &str) -> i64 {
+        match self {
+            TestDb::Sqlite => {
+                let conn = rusqlite::Connection::open(dir.join("console.db")).expect("console db");
+                conn.query_row(sql, [], |r| r.get(0)).expect("count")
+            }
+            TestDb::Postgres { cluster, database } => {
+                cluster.psql(database, sql).parse().expect("a number")
+            }
+        }
+    }
+}
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -31,14 +108,33 @@ pub struct Console {
     child: Child,
     pub dir: PathBuf,
     pub port: u16,
+    pub db: TestDb,
 }
 
 impl Console {
+    /// A console on its default storage (SQLite in `dir`).
     pub fn start(dir: &Path, port: u16) -> Console {
-        let mut child = Command::new(console_binary())
-            .args(["serve", "--data"])
+        Self::start_on(dir, port, &TestDb::Sqlite)
+    }
+
+    pub fn start_on(dir: &Path, port: u16, db: &TestDb) -> Console {
+        Self::start_inner(dir, port, db, db.url())
+    }
+
+    /// On `db`, reached through `url` (e.g. with TLS options).
+    pub fn start_with_database(dir: &Path, port: u16, db: &TestDb, url: &str) -> Console {
+        Self::start_inner(dir, port, db, Some(url.to_string()))
+    }
+
+    fn start_inner(dir: &Path, port: u16, db: &TestDb, url: Option<String>) -> Console {
+        let mut cmd = Command::new(console_binary());
+        cmd.args(["serve", "--data"])
             .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
+        if let Some(url) = url {
+            cmd.args(["--database", &url]);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -61,7 +157,15 @@ impl Console {
             child,
             dir: dir.to_path_buf(),
             port,
+            db: db.clone(),
         }
+    }
+
+    /// Stop (SIGTERM) and start again on the same port, database and data directory.
+    pub fn restart(&mut self) {
+        self.terminate();
+        let (dir, port, db) = (self.dir.clone(), self.port, self.db.clone());
+        *self = Console::start_on(&dir, port, &db);
     }
 
     /// Graceful stop (SIGTERM), as an operator or init system would.
@@ -89,9 +193,25 @@ impl Console {
 
     /// Number of certificate records the console holds (read from its database).
     pub fn records(&self) -> i64 {
-        let conn = rusqlite::Connection::open(self.dir.join("console.db")).expect("console db");
-        conn.query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get(0))
-            .expect("count")
+        self.db
+            .count(&self.dir, "SELECT COUNT(*) FROM certificates")
+    }
+
+    /// The station-facing client for this console, with the first-start station identity.
+    pub fn client(&self) -> cardstation::console::ConsoleClient {
+        Self::client_for(&self.dir, self.port)
+    }
+
+    pub fn client_for(dir: &Path, port: u16) -> cardstation::console::ConsoleClient {
+        cardstation::console::ConsoleClient::new(&cardstation::config::ConsoleConfig {
+            url: Some(format!("https://localhost:{port}")),
+            ca: Some(dir.join("ca.pem")),
+            client_cert: Some(dir.join("station.pem")),
+            client_key: Some(dir.join("station.key")),
+            bundle_key: None,
+            ..Default::default()
+        })
+        .expect("console client")
     }
 }
 
@@ -133,7 +253,7 @@ impl Station {
         std::fs::write(
             dir.path().join("cardstation.toml"),
             format!(
-                "[station]\nid = \"st-1\"\noperator = \"op\"\n\n[console]\nurl = \"https://localhost:{port}\"\n\
+                "[station]\nid = \"station-1\"\noperator = \"op\"\n\n[console]\nurl = \"https://localhost:{port}\"\n\
                  ca = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nbundle_key = {:?}\n\
                  connect_timeout_secs = 2\nrequest_timeout_secs = 3\n",
                 f.ca, f.cert, f.key, f.bundle_key
@@ -141,6 +261,24 @@ impl Station {
         )
         .expect("config");
         Station { dir }
+    }
+
+    /// A station set up from the files `cardstation-console station add` wrote.
+    pub fn from_kit(kit: &Path) -> Station {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = std::fs::read_to_string(kit.join("cardstation.toml")).expect("kit config");
+        let config = config.replacen("[station]\n", "[station]\noperator = \"op\"\n", 1)
+            + "connect_timeout_secs = 2\nrequest_timeout_secs = 3\n";
+        std::fs::write(dir.path().join("cardstation.toml"), config).expect("config");
+        Station { dir }
+    }
+
+    /// The station's console client, as its configuration says.
+    pub fn client(&self) -> cardstation::console::ConsoleClient {
+        let config =
+            cardstation::config::Config::load(&self.dir.path().join("cardstation.toml"), true)
+                .expect("config");
+        cardstation::console::ConsoleClient::new(&config.console).expect("client")
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -192,11 +330,26 @@ impl Station {
     }
 }
 
+/// The parameters of a device certificate as a station makes it (digitalSignature,
+/// clientAuth, valid from a few minutes ago for ten years).
+pub fn device_params(name: &str) -> rcgen::CertificateParams {
+    let mut params =
+        rcgen::CertificateParams::new(vec![format!("{name}.example")]).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(3650);
+    params
+}
+
 /// A P-256 certificate file made with rcgen (as a card would have), and its fingerprint.
 pub fn certificate_file(dir: &Path, name: &str) -> (PathBuf, String) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-    let params = rcgen::CertificateParams::new(vec![format!("{name}.example")]).expect("params");
-    let cert = params.self_signed(&key).expect("certificate");
+    let cert = device_params(name).self_signed(&key).expect("certificate");
     let path = dir.join(format!("{name}.pem"));
     std::fs::write(&path, cert.pem()).expect("write certificate");
     (path, cardstation_pki::fingerprint(cert.der()))

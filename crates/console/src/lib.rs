@@ -1,13 +1,17 @@
 //! The reference management console: a small real HTTPS server (rustls, mutual
-//! TLS, SQLite) that tests, demos and small sites can run. Only clients with a
-//! certificate issued by the console's station CA may call it.
+//! TLS) that tests, demos and sites can run, on SQLite (the default) or on
+//! PostgreSQL for several instances at once. Only clients with a certificate
+//! issued by the console's station CA may call it.
 
-mod db;
+pub mod admin;
+pub mod migrate;
 mod routes;
+pub mod settings;
 pub mod setup;
+pub mod storage;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,11 +27,13 @@ pub use routes::MAX_BODY;
 pub enum ServeError {
     #[error(transparent)]
     Setup(#[from] setup::SetupError),
-    #[error("console database {path}: {source}")]
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("console database {db}: {source}")]
     Database {
-        path: PathBuf,
+        db: storage::Database,
         #[source]
-        source: rusqlite::Error,
+        source: storage::StoreError,
     },
     #[error("TLS setup: {0}")]
     Tls(String),
@@ -43,27 +49,87 @@ pub struct ServeOptions {
     pub data: PathBuf,
     pub listen: SocketAddr,
     pub bundle_validity: Duration,
+    /// Overrides `database` in the settings file; the default is `console.db` in `data`.
+    pub database: Option<storage::Database>,
+}
+
+/// The database of the console in `data`: `option`, else the settings file, else
+/// SQLite in `data` (what `serve` and the administration commands share).
+pub fn resolve_database(
+    data: &Path,
+    option: Option<&storage::Database>,
+) -> Result<storage::Database, ServeError> {
+    if let Some(db) = option {
+        return Ok(db.clone());
+    }
+    match settings::load(data)?.database {
+        Some(name) => storage::Database::parse(&name).map_err(|source| {
+            ServeError::Settings(settings::SettingsError::Invalid {
+                path: data.join(settings::SETTINGS_FILE),
+                message: source.to_string(),
+            })
+        }),
+        None => Ok(storage::Database::default_in(data)),
+    }
+}
+
+/// The console's rules from its settings file.
+fn policy(data: &Path) -> Result<routes::Policy, ServeError> {
+    let s = settings::load(data)?;
+    let issuing_ca = match &s.issuing_ca {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|source| setup::SetupError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let der = cardstation_pki::certificate::from_pem_or_der(&bytes).map_err(|e| {
+                ServeError::Settings(settings::SettingsError::Invalid {
+                    path: data.join(settings::SETTINGS_FILE),
+                    message: format!("issuing_ca {}: {e}", path.display()),
+                })
+            })?;
+            Some(der)
+        }
+    };
+    Ok(routes::Policy {
+        revocations_per_hour: match s.revocations_per_hour {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(settings::DEFAULT_REVOCATIONS_PER_HOUR),
+        },
+        max_certificate_days: s
+            .max_certificate_days
+            .unwrap_or(cardstation_pki::rules::DEFAULT_MAX_LIFETIME_DAYS),
+        issuing_ca,
+    })
 }
 
 /// Run the console until SIGINT/SIGTERM, then shut down gracefully.
 /// `on_listening` is told the bound address (useful with port 0).
 pub async fn serve(
     opts: ServeOptions,
-    on_listening: impl FnOnce(SocketAddr, &setup::ConsoleFiles),
+    on_listening: impl FnOnce(SocketAddr, &setup::ConsoleFiles, &storage::Database),
 ) -> Result<(), ServeError> {
     let files = setup::ensure(&opts.data)?;
-    let db_path = opts.data.join("console.db");
-    let db = db::ConsoleDb::open(&db_path).map_err(|source| ServeError::Database {
-        path: db_path.clone(),
-        source,
-    })?;
-    if let Ok(n) = db.count() {
-        tracing::info!("{n} certificates stored in {}", db_path.display());
+    let database = resolve_database(&opts.data, opts.database.as_ref())?;
+    let policy = policy(&opts.data)?;
+    let store = storage::open(&database)
+        .await
+        .map_err(|source| ServeError::Database {
+            db: database.clone(),
+            source,
+        })?;
+    if let Ok(n) = store.count().await {
+        tracing::info!("{n} certificates stored in {database}");
     }
+    admin::register_first_station(store.as_ref(), &files).await;
     let state = routes::AppState {
-        db: Arc::new(Mutex::new(db)),
+        store: Arc::from(store),
+        bundle_cache: Arc::new(Mutex::new(None)),
         signing_key: Arc::new(files.bundle_signing_key()?),
         bundle_validity_secs: i64::try_from(opts.bundle_validity.as_secs()).unwrap_or(i64::MAX / 2),
+        policy: Arc::new(policy),
     };
     let tls = tls_config(&files)?;
     let app = routes::router(state).layer(axum::middleware::from_fn(log_request));
@@ -75,16 +141,20 @@ pub async fn serve(
         tracing::info!("shutting down: finishing requests in flight");
         shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
     });
-    let server = axum_server::bind_rustls(
-        opts.listen,
+    // TCP_NODELAY: small JSON answers go out at once instead of waiting on the
+    // client's delayed ACK (tens of milliseconds per request otherwise).
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
         axum_server::tls_rustls::RustlsConfig::from_config(tls),
     )
-    .handle(handle.clone())
-    .serve(app.into_make_service_with_connect_info::<SocketAddr>());
+    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let server = axum_server::bind(opts.listen)
+        .acceptor(acceptor)
+        .handle(handle.clone())
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>());
     let listen = opts.listen;
     let announce = async {
         if let Some(addr) = handle.listening().await {
-            on_listening(addr, &files);
+            on_listening(addr, &files, &database);
         }
     };
     let (result, ()) = tokio::join!(server, announce);

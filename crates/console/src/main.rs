@@ -1,12 +1,13 @@
 //! `cardstation-console`: the reference management console.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use cardstation_console::{self as console_server, setup, ServeOptions};
+use cardstation_console::storage::{self, Database, Store};
+use cardstation_console::{self as console_server, admin, migrate, setup, ServeOptions};
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +33,288 @@ enum Command {
         /// How long a trust bundle stays valid, in hours.
         #[arg(long, default_value_t = 168)]
         bundle_hours: u64,
+        /// Where the records live: sqlite:PATH or postgres://USER@HOST:PORT/NAME
+        /// (default: `database` in DATA/console.toml, else sqlite:DATA/console.db).
+        #[arg(long, value_parser = parse_database)]
+        database: Option<Database>,
     },
+    /// Move every record from one console database to another (stop the console first),
+    /// then check counts and a hash of the records on both sides.
+    Migrate {
+        /// The database to read: sqlite:PATH or postgres://…
+        #[arg(long, value_parser = parse_database)]
+        from: Database,
+        /// The empty database to fill: postgres://… or sqlite:PATH
+        #[arg(long, value_parser = parse_database)]
+        to: Database,
+    },
+    /// Station credentials: one identity per station.
+    Station {
+        #[command(subcommand)]
+        command: StationCommand,
+    },
+    /// Certificates: the administrator's undo of revocations.
+    Cards {
+        #[command(subcommand)]
+        command: CardsCommand,
+    },
+    /// Show the console's audit trail (every upload, revocation, reinstatement and station change).
+    Audit {
+        #[command(flatten)]
+        at: ConsoleAt,
+        /// Check the hash chain: exit 1 if a row was changed, removed or reordered.
+        #[arg(long)]
+        verify: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which console an administration command works on (the same as `serve`'s).
+#[derive(clap::Args)]
+struct ConsoleAt {
+    /// The console's data directory.
+    #[arg(long)]
+    data: PathBuf,
+    /// The console's database, if not the one `serve` finds in DATA.
+    #[arg(long, value_parser = parse_database)]
+    database: Option<Database>,
+}
+
+#[derive(Subcommand)]
+enum StationCommand {
+    /// Issue a client certificate for station NAME alone and write it, the CA certificate,
+    /// the bundle public key and a ready cardstation.toml into OUTDIR.
+    Add {
+        name: String,
+        #[command(flatten)]
+        at: ConsoleAt,
+        /// Where to write the station's files (made readable by this user only).
+        #[arg(long)]
+        out: PathBuf,
+        /// The console CA's private key (default DATA/ca.key; it may live off the console host).
+        #[arg(long)]
+        ca_key: Option<PathBuf>,
+        /// The console's address as the station will reach it.
+        #[arg(long, default_value = "https://localhost:8443")]
+        url: String,
+        /// How long the credential is valid, in days.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+    /// List the stations and their credentials.
+    List {
+        #[command(flatten)]
+        at: ConsoleAt,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke station NAME's credential: its next request is refused, no restart needed.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        at: ConsoleAt,
+    },
+}
+
+#[derive(Subcommand)]
+enum CardsCommand {
+    /// Undo a revocation: FP is active again (and its key), in the next trust bundle.
+    /// With --by-station NAME --since TIME, undo what that station revoked since TIME
+    /// (the recovery after a stolen station).
+    Reinstate {
+        /// The certificate's SHA-256 fingerprint.
+        #[arg(required_unless_present = "by_station", conflicts_with = "by_station")]
+        fingerprint: Option<String>,
+        #[arg(long, requires = "since")]
+        by_station: Option<String>,
+        /// Unix seconds or RFC 3339 (2026-12-01T21:00:00Z).
+        #[arg(long, value_parser = admin::parse_time)]
+        since: Option<i64>,
+        #[command(flatten)]
+        at: ConsoleAt,
+    },
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+async fn open_store(at: &ConsoleAt) -> Result<Box<dyn Store>, String> {
+    let db = console_server::resolve_database(&at.data, at.database.as_ref())
+        .map_err(|e| e.to_string())?;
+    if let Database::Sqlite(path) = &db {
+        if !path.is_file() {
+            return Err(format!(
+                "{} does not exist: is {} a console's data directory (start `serve` once)?",
+                path.display(),
+                at.data.display()
+            ));
+        }
+    }
+    storage::open(&db)
+        .await
+        .map_err(|e| format!("console database {db}: {e}"))
+}
+
+fn console_files(data: &Path) -> Result<setup::ConsoleFiles, String> {
+    if !data.join(setup::CA_CERT).is_file() {
+        return Err(format!(
+            "{} holds no console (no {}); start `serve` once to create it",
+            data.display(),
+            setup::CA_CERT
+        ));
+    }
+    setup::ensure(data).map_err(|e| e.to_string())
+}
+
+async fn station(cmd: StationCommand) -> Result<(), String> {
+    match cmd {
+        StationCommand::Add {
+            name,
+            at,
+            out,
+            ca_key,
+            url,
+            days,
+        } => {
+            let files = console_files(&at.data)?;
+            let store = open_store(&at).await?;
+            let ca_key = ca_key.unwrap_or_else(|| files.path(setup::CA_KEY));
+            let issued = admin::add_station(store.as_ref(), &files, &ca_key, &name, days)
+                .await
+                .map_err(|e| e.to_string())?;
+            let config =
+                admin::write_station_kit(&files, &issued, &out, &url).map_err(|e| e.to_string())?;
+            println!(
+                "Station {name}: credential {} valid until {}.",
+                issued.row.cert_sha256,
+                cardstation_pki::certificate::format_unix(issued.row.not_after)
+            );
+            println!(
+                "Files for the station in {}; settings to copy: {}",
+                out.display(),
+                config.display()
+            );
+            Ok(())
+        }
+        StationCommand::List { at, json } => {
+            let store = open_store(&at).await?;
+            let rows = store.stations().await.map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+                );
+                return Ok(());
+            }
+            if rows.is_empty() {
+                println!("No stations.");
+            }
+            for r in rows {
+                let state = match r.revoked_at {
+                    Some(t) => format!("REVOKED {}", cardstation_pki::certificate::format_unix(t)),
+                    None => "active".into(),
+                };
+                println!(
+                    "{:<24} {:<28} issued {}  until {}  {}",
+                    r.name,
+                    state,
+                    cardstation_pki::certificate::format_unix(r.issued_at),
+                    cardstation_pki::certificate::format_unix(r.not_after),
+                    r.cert_sha256
+                );
+            }
+            Ok(())
+        }
+        StationCommand::Revoke { name, at } => {
+            let store = open_store(&at).await?;
+            let n = admin::revoke_station(store.as_ref(), &name, now())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("Station {name}: {n} credential(s) revoked; its next request is refused.");
+            Ok(())
+        }
+    }
+}
+
+async fn cards(cmd: CardsCommand) -> Result<(), String> {
+    let CardsCommand::Reinstate {
+        fingerprint,
+        by_station,
+        since,
+        at,
+    } = cmd;
+    let store = open_store(&at).await?;
+    if let Some(fp) = fingerprint {
+        if !cardstation_protocol::messages::is_fingerprint(&fp) {
+            return Err("give the SHA-256 fingerprint: 64 lower-case hex digits".into());
+        }
+        return match store
+            .reinstate(&fp, now())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(rec) => {
+                println!("{fp}: {:?}; in the next trust bundle.", rec.status);
+                Ok(())
+            }
+            None => Err(format!("no certificate {fp} on this console")),
+        };
+    }
+    let (Some(station), Some(since)) = (by_station, since) else {
+        return Err("give a fingerprint, or --by-station NAME --since TIME".into());
+    };
+    let fps = store
+        .reinstate_by_station(&station, since, now())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "Reinstated {} certificate(s) revoked by station {station} since {}:",
+        fps.len(),
+        cardstation_pki::certificate::format_unix(since)
+    );
+    for fp in fps {
+        println!("  {fp}");
+    }
+    Ok(())
+}
+
+async fn audit(at: ConsoleAt, verify: bool, json: bool) -> Result<(), String> {
+    let store = open_store(&at).await?;
+    let rows = store.audit().await.map_err(|e| e.to_string())?;
+    if verify {
+        return match storage::verify_audit(&rows) {
+            Ok(n) => {
+                println!("Audit trail intact: {n} rows, hash chain verified.");
+                Ok(())
+            }
+            Err(why) => Err(format!("the audit trail is broken: {why}")),
+        };
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    for r in rows {
+        println!(
+            "{:>6}  {}  {:<16} {:<15} {} {}",
+            r.seq,
+            cardstation_pki::certificate::format_unix(r.at),
+            r.actor,
+            r.action,
+            r.subject,
+            r.detail
+        );
+    }
+    Ok(())
+}
+
+fn parse_database(s: &str) -> Result<Database, String> {
+    Database::parse(s).map_err(|e| e.to_string())
 }
 
 fn main() {
@@ -44,11 +326,6 @@ fn main() {
         .with_writer(std::io::stderr)
         .try_init();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let Command::Serve {
-        data,
-        listen,
-        bundle_hours,
-    } = Cli::parse().command;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -56,29 +333,60 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let opts = ServeOptions {
-        data,
-        listen,
-        bundle_validity: Duration::from_secs(bundle_hours.saturating_mul(3600)),
+    let result = match Cli::parse().command {
+        Command::Serve {
+            data,
+            listen,
+            bundle_hours,
+            database,
+        } => {
+            let opts = ServeOptions {
+                data,
+                listen,
+                bundle_validity: Duration::from_secs(bundle_hours.saturating_mul(3600)),
+                database,
+            };
+            runtime
+                .block_on(console_server::serve(opts, announce))
+                .map_err(|e| e.to_string())
+        }
+        Command::Migrate { from, to } => runtime
+            .block_on(migrate::migrate(&from, &to))
+            .map(|report| {
+                println!(
+                    "Moved {} certificates (trust bundle version {}) from {from} to {to}.",
+                    report.records, report.bundle_version
+                );
+                println!(
+                    "Checked: {} records on both sides, SHA-256 of all records {}.",
+                    report.records, report.digest
+                );
+            })
+            .map_err(|e| e.to_string()),
+        Command::Station { command } => runtime.block_on(station(command)),
+        Command::Cards { command } => runtime.block_on(cards(command)),
+        Command::Audit { at, verify, json } => runtime.block_on(audit(at, verify, json)),
     };
-    let result = runtime.block_on(console_server::serve(opts, |addr, files| {
-        if files.created {
-            println!("Created the console's identity in {}:", files.dir.display());
-        } else {
-            println!("Console files in {}:", files.dir.display());
-        }
-        for (what, name) in [
-            ("CA certificate (server and stations)", setup::CA_CERT),
-            ("station client certificate", setup::STATION_CERT),
-            ("station client key", setup::STATION_KEY),
-            ("trust bundle public key", setup::BUNDLE_PUB),
-        ] {
-            println!("  {what:<38} {}", files.path(name).display());
-        }
-        println!("listening on https://{addr}");
-    }));
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+fn announce(addr: SocketAddr, files: &setup::ConsoleFiles, database: &Database) {
+    if files.created {
+        println!("Created the console's identity in {}:", files.dir.display());
+    } else {
+        println!("Console files in {}:", files.dir.display());
+    }
+    for (what, name) in [
+        ("CA certificate (server and stations)", setup::CA_CERT),
+        ("station client certificate", setup::STATION_CERT),
+        ("station client key", setup::STATION_KEY),
+        ("trust bundle public key", setup::BUNDLE_PUB),
+    ] {
+        println!("  {what:<38} {}", files.path(name).display());
+    }
+    println!("  {:<38} {database}", "records");
+    println!("listening on https://{addr}");
 }

@@ -7,31 +7,52 @@
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use axum_server::tls::TlsInfo;
 use p256::ecdsa::SigningKey;
 
-use cardstation_pki::certificate::{from_pem_or_der, to_pem, CertificateInfo};
+use cardstation_pki::certificate::{fingerprint, from_pem_or_der, to_pem, CertificateInfo};
+use cardstation_pki::rules::{check_certificate, public_key_sha256, Rules};
 use cardstation_protocol::bundle;
 use cardstation_protocol::messages::{
     is_fingerprint, BundlePayload, ErrorBody, ErrorDetail, RevokeRequest, UploadRequest,
     REVOCATION_REASONS,
 };
 
-use super::db::{ConsoleDb, Stored};
+use super::storage::{BundleState, NewCertificate, Revoked, Store, StoreError, Stored};
 
 /// Largest request body accepted (a PEM certificate and a few fields).
 pub const MAX_BODY: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Arc<Mutex<ConsoleDb>>,
+    pub store: Arc<dyn Store>,
+    /// The last bundle content read, keyed by its version. The version is read from
+    /// the database on every request, so a change made through another instance
+    /// replaces it on the next request.
+    pub bundle_cache: Arc<Mutex<Option<Arc<BundleState>>>>,
     pub signing_key: Arc<SigningKey>,
     pub bundle_validity_secs: i64,
+    pub policy: Arc<Policy>,
 }
+
+/// What the console enforces beyond the protocol (from its settings file).
+pub struct Policy {
+    /// Revocations one station may make per hour; `None` for no limit.
+    pub revocations_per_hour: Option<u32>,
+    pub max_certificate_days: u32,
+    /// Device certificates must chain to this CA (DER); `None` requires card-signed ones.
+    pub issuing_ca: Option<Vec<u8>>,
+}
+
+/// The station making a request: the name bound to its verified client certificate.
+#[derive(Clone)]
+pub struct Station(pub String);
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -40,7 +61,58 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/certificates/{sha256}/revoke", post(revoke))
         .route("/v1/trust-bundle", get(trust_bundle))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such resource") })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this resource does not take that method",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
         .with_state(state)
+}
+
+/// Every request: find the station by its client certificate (verified by TLS
+/// against the station CA) and refuse unknown or revoked ones. Checked against
+/// the database each time, so `station revoke` takes effect on the next request.
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(cert) = req
+        .extensions()
+        .get::<Arc<TlsInfo>>()
+        .and_then(|t| t.peer_certificates.first().cloned())
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "no-client-certificate",
+            "present this station's console client certificate",
+        );
+    };
+    let station = match state.store.station_by_cert(&fingerprint(&cert)).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "unknown-station",
+                "this client certificate is not a registered station credential; ask the console administrator for one (cardstation-console station add)",
+            )
+        }
+        Err(e) => return store_error(e),
+    };
+    if station.revoked_at.is_some() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "station-revoked",
+            format!(
+                "this station's console credential (station {}) was revoked; ask the console administrator for a new one",
+                station.name
+            ),
+        );
+    }
+    req.extensions_mut().insert(Station(station.name));
+    next.run(req).await
 }
 
 pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -91,28 +163,49 @@ async fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| error(StatusCode::BAD_REQUEST, "malformed-json", e.to_string()))
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Response> + Send + 'static,
-) -> Result<T, Response> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+/// A storage failure as an answer: 503 when the database is unreachable for now
+/// (the station keeps the item and tries again), 500 otherwise. Details go to the log.
+fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::Unavailable(detail) => {
+            tracing::warn!("database unavailable: {detail}");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage-unavailable",
+                "the console's database cannot be reached right now; nothing was changed. Try again shortly",
+            )
+        }
+        other => {
+            tracing::error!("database: {other}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage",
+                "the console could not store the request",
+            )
+        }
+    }
 }
 
-fn db_error(e: impl std::fmt::Display) -> Response {
-    tracing::error!("database: {e}");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "storage",
-        "the console could not store the request",
-    )
-}
-
-async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn upload(
+    State(state): State<AppState>,
+    Extension(Station(station)): Extension<Station>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let req: UploadRequest = match json_body(&headers, body).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    if req.station_id != station {
+        return error(
+            StatusCode::FORBIDDEN,
+            "station-mismatch",
+            format!(
+                "this credential belongs to station {station:?}, but the request claims {:?}; set [station] id = {station:?} in cardstation.toml",
+                req.station_id
+            ),
+        );
+    }
     if !req.certificate.contains("-----BEGIN CERTIFICATE-----") {
         return error(
             StatusCode::BAD_REQUEST,
@@ -135,24 +228,57 @@ async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             "the certificate's key is not an ECDSA P-256 key",
         );
     }
-    let db = state.db.clone();
-    let result = blocking(move || {
-        let mut db = db.lock().map_err(|_| db_error("lock poisoned"))?;
-        db.upload(
-            &info.sha256,
-            &to_pem(&der),
-            &info.subject,
-            info.not_after,
-            &req,
-            now(),
-        )
-        .map_err(db_error)
-    })
-    .await;
-    match result {
+    // The rules a spot check applies to the certificate itself.
+    let rules = Rules {
+        issuing_ca: state.policy.issuing_ca.as_deref(),
+        now: now(),
+        max_lifetime_days: state.policy.max_certificate_days,
+    };
+    let failures: Vec<_> = check_certificate(&der, &rules)
+        .into_iter()
+        .filter(|c| !c.ok)
+        .collect();
+    if let Some(first) = failures.first() {
+        let reasons: Vec<&str> = failures.iter().map(|c| c.message.as_str()).collect();
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            first.code,
+            format!("the certificate is not acceptable: {}", reasons.join("; ")),
+        );
+    }
+    let Some(key_sha256) = public_key_sha256(&der) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "not-a-certificate",
+            "the certificate's key cannot be read",
+        );
+    };
+    let cert = NewCertificate {
+        sha256: info.sha256,
+        pem: to_pem(&der),
+        subject: info.subject,
+        not_after: info.not_after,
+        card_serial: req.card_serial,
+        chuid_guid: req.chuid_guid,
+        slot: req.slot,
+        label: req.label,
+        operator: req.operator,
+        station_id: station,
+        uploaded_at: now(),
+        key_sha256,
+    };
+    match state.store.upload(cert).await {
         Ok(Stored::Created(rec)) => (StatusCode::CREATED, Json(rec)).into_response(),
         Ok(Stored::Existing(rec)) => (StatusCode::OK, Json(rec)).into_response(),
-        Err(resp) => resp,
+        Ok(Stored::KeyRevoked { revoked_at }) => error(
+            StatusCode::CONFLICT,
+            "key-revoked",
+            format!(
+                "this key was revoked on {}; a new certificate for it is refused. Enrol the card with a new key",
+                cardstation_pki::certificate::format_unix(revoked_at)
+            ),
+        ),
+        Err(e) => store_error(e),
     }
 }
 
@@ -164,27 +290,20 @@ async fn get_certificate(State(state): State<AppState>, Path(sha256): Path<Strin
             "use the SHA-256 fingerprint: 64 lower-case hex digits",
         );
     }
-    let db = state.db.clone();
-    match blocking(move || {
-        db.lock()
-            .map_err(|_| db_error("lock poisoned"))?
-            .get(&sha256)
-            .map_err(db_error)
-    })
-    .await
-    {
+    match state.store.get(&sha256).await {
         Ok(Some(rec)) => Json(rec).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             "unknown-certificate",
             "no certificate with this fingerprint",
         ),
-        Err(resp) => resp,
+        Err(e) => store_error(e),
     }
 }
 
 async fn revoke(
     State(state): State<AppState>,
+    Extension(Station(station)): Extension<Station>,
     Path(sha256): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -207,48 +326,68 @@ async fn revoke(
             format!("reason must be one of {}", REVOCATION_REASONS.join(", ")),
         );
     }
-    let db = state.db.clone();
-    let result = blocking(move || {
-        db.lock()
-            .map_err(|_| db_error("lock poisoned"))?
-            .revoke(&sha256, &req.reason, now())
-            .map_err(db_error)
-    })
-    .await;
-    match result {
-        Ok(Some(rec)) => Json(rec).into_response(),
-        Ok(None) => error(
+    let limit = state.policy.revocations_per_hour;
+    match state
+        .store
+        .revoke(&sha256, &req.reason, now(), &station, limit)
+        .await
+    {
+        Ok(Revoked::Done(rec)) => Json(rec).into_response(),
+        Ok(Revoked::NotFound) => error(
             StatusCode::NOT_FOUND,
             "unknown-certificate",
             "no certificate with this fingerprint",
         ),
-        Err(resp) => resp,
+        Ok(Revoked::RateLimited { limit }) => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "revocation-rate-limit",
+            format!(
+                "station {station} revoked {limit} certificates in the last hour, the most allowed; nothing was revoked. Try again later, or ask the console administrator"
+            ),
+        ),
+        Err(e) => store_error(e),
     }
 }
 
 async fn trust_bundle(State(state): State<AppState>) -> Response {
-    let db = state.db.clone();
-    let bundle_state = blocking(move || {
-        db.lock()
-            .map_err(|_| db_error("lock poisoned"))?
-            .bundle_state()
-            .map_err(db_error)
-    })
-    .await;
-    let (version, allowed, revoked) = match bundle_state {
-        Ok(s) => s,
-        Err(resp) => return resp,
+    let content = match current_bundle(&state).await {
+        Ok(c) => c,
+        Err(e) => return store_error(e),
     };
     let issued_at = now();
     let payload = BundlePayload {
-        version,
+        version: content.version,
         issued_at,
         expires_at: issued_at + state.bundle_validity_secs,
-        allowed,
-        revoked,
+        allowed: content.allowed.clone(),
+        revoked: content.revoked.clone(),
+        revoked_keys: content.revoked_keys.clone(),
     };
     match bundle::sign(&payload, &state.signing_key) {
         Ok(signed) => Json(signed).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "signing", e.to_string()),
     }
+}
+
+/// The bundle content at the database's current version: from the cache when the
+/// version is unchanged (one cheap query), read afresh otherwise.
+async fn current_bundle(state: &AppState) -> Result<Arc<BundleState>, StoreError> {
+    let version = state.store.bundle_version().await?;
+    let cached = state
+        .bundle_cache
+        .lock()
+        .ok()
+        .and_then(|c| c.clone())
+        .filter(|c| c.version == version);
+    if let Some(c) = cached {
+        return Ok(c);
+    }
+    let fresh = Arc::new(state.store.bundle_state().await?);
+    if let Ok(mut cache) = state.bundle_cache.lock() {
+        // Never replace a newer cached version with an older read.
+        if cache.as_ref().is_none_or(|c| c.version <= fresh.version) {
+            *cache = Some(fresh.clone());
+        }
+    }
+    Ok(fresh)
 }

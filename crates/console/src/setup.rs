@@ -65,11 +65,7 @@ impl ConsoleFiles {
 
 /// Load the console's files from `dir`, creating everything on first start.
 pub fn ensure(dir: &Path) -> Result<ConsoleFiles, SetupError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| SetupError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    create_private_dir(dir)?;
     let files = ConsoleFiles {
         dir: dir.to_path_buf(),
         created: !dir.join(CA_CERT).exists(),
@@ -107,7 +103,7 @@ pub fn ensure(dir: &Path) -> Result<ConsoleFiles, SetupError> {
 
     let station_key = KeyPair::generate().map_err(cert_err)?;
     let mut station = CertificateParams::default();
-    station.distinguished_name = dn("Cardstation station");
+    station.distinguished_name = dn(crate::admin::FIRST_STATION);
     station.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     station.not_before = now - time::Duration::hours(1);
     station.not_after = now + time::Duration::days(825);
@@ -160,7 +156,23 @@ fn dn(cn: &str) -> DistinguishedName {
     dn
 }
 
-fn write(path: &Path, bytes: &[u8], secret: bool) -> Result<(), SetupError> {
+/// Create `dir` (and parents) if needed and make it readable by this user alone.
+pub fn create_private_dir(dir: &Path) -> Result<(), SetupError> {
+    let err = |source| SetupError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Write a file; `secret` ones (keys) are readable by this user alone.
+pub fn write(path: &Path, bytes: &[u8], secret: bool) -> Result<(), SetupError> {
     let err = |source| SetupError::Io {
         path: path.to_path_buf(),
         source,

@@ -3,6 +3,7 @@
 
 pub mod card_signer;
 pub mod certificate;
+pub mod rules;
 pub mod subject;
 
 pub use card_signer::CardSigner;

@@ -84,6 +84,7 @@ mod tests {
 
     fn payload(version: u64) -> BundlePayload {
         BundlePayload {
+            revoked_keys: vec!["ab".repeat(32)],
             version,
             issued_at: 1,
             expires_at: 2,

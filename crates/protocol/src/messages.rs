@@ -128,6 +128,11 @@ pub struct BundlePayload {
     /// SHA-256 fingerprints (lower-case hex) of active certificates.
     pub allowed: Vec<String>,
     pub revoked: Vec<RevokedEntry>,
+    /// SHA-256 (lower-case hex) of the SubjectPublicKeyInfo of every revoked key: a
+    /// revoked card's key stays refused even inside a new certificate. Absent in
+    /// bundles from consoles that predate it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

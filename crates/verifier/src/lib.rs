@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use cardstation_card::Transport;
 use cardstation_piv::{Pin, PivError, PivSession, Slot};
 use cardstation_pki::certificate::{self, format_age, format_unix, CertificateInfo};
+use cardstation_pki::rules::{check_certificate, Rules, DEFAULT_MAX_LIFETIME_DAYS};
 use cardstation_protocol::bundle::TrustStatus;
 use cardstation_protocol::messages::BundlePayload;
 
@@ -396,27 +397,21 @@ fn judge<T: Transport>(
         }
     };
 
-    // The certificate itself.
-    if info.not_before > policy.now {
-        f.push(Finding::fail(
-            "not-yet-valid",
-            format!(
-                "the certificate is valid only from {}",
-                format_unix(info.not_before)
-            ),
-        ));
-    } else if info.not_after < policy.now {
-        f.push(Finding::fail(
-            "expired",
-            format!("the certificate expired on {}", format_unix(info.not_after)),
-        ));
-    } else {
-        f.push(Finding::ok(
-            "validity",
-            format!("valid until {}", format_unix(info.not_after)),
-        ));
-    }
-    f.push(chain_finding(&der, policy.issuing_ca));
+    // The certificate itself: the rules the console applies to every upload.
+    let rules = Rules {
+        issuing_ca: policy.issuing_ca,
+        now: policy.now,
+        max_lifetime_days: DEFAULT_MAX_LIFETIME_DAYS,
+    };
+    f.extend(
+        check_certificate(&der, &rules)
+            .into_iter()
+            .map(|c| Finding {
+                code: c.code,
+                ok: c.ok,
+                message: c.message,
+            }),
+    );
 
     // The console's policy.
     match policy.bundle {
@@ -429,6 +424,13 @@ fn judge<T: Transport>(
                 f.push(Finding::fail(
                     "revoked",
                     format!("revoked ({}) on {}", r.reason, format_unix(r.revoked_at)),
+                ));
+            } else if cardstation_pki::rules::public_key_sha256(&der)
+                .is_some_and(|key| bundle.revoked_keys.contains(&key))
+            {
+                f.push(Finding::fail(
+                    "key-revoked",
+                    "the card's key was revoked under another certificate: a revoked key is never trusted again, whatever certificate it comes in",
                 ));
             } else if bundle.allowed.contains(&info.sha256) {
                 f.push(Finding::ok("allowed", "on the console's allow-list"));
@@ -451,62 +453,6 @@ fn judge<T: Transport>(
         }
     }
     captured
-}
-
-/// Card-signed certificates must carry a valid self-signature; CA-issued ones must
-/// chain to the configured issuing CA.
-fn chain_finding(der: &[u8], issuing_ca: Option<&[u8]>) -> Finding {
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
-        return Finding::fail("bad-certificate", "the certificate cannot be parsed");
-    };
-    match issuing_ca {
-        None => {
-            if cert.subject() != cert.issuer() {
-                return Finding::fail(
-                    "unknown-issuer",
-                    format!(
-                        "issued by \"{}\", but no issuing CA is configured",
-                        cert.issuer()
-                    ),
-                );
-            }
-            match cert.verify_signature(None) {
-                Ok(()) => Finding::ok(
-                    "chain",
-                    "card-signed certificate with a valid self-signature",
-                ),
-                Err(_) => Finding::fail(
-                    "bad-self-signature",
-                    "the certificate's self-signature is invalid",
-                ),
-            }
-        }
-        Some(ca_der) => {
-            let Ok((_, ca)) = x509_parser::parse_x509_certificate(ca_der) else {
-                return Finding::fail(
-                    "bad-issuing-ca",
-                    "the configured issuing CA cannot be parsed",
-                );
-            };
-            if cert.issuer() != ca.subject() {
-                return Finding::fail(
-                    "wrong-issuer",
-                    format!(
-                        "issued by \"{}\", not by the configured CA \"{}\"",
-                        cert.issuer(),
-                        ca.subject()
-                    ),
-                );
-            }
-            match cert.verify_signature(Some(ca.public_key())) {
-                Ok(()) => Finding::ok("chain", format!("issued by \"{}\"", ca.subject())),
-                Err(_) => Finding::fail(
-                    "bad-chain",
-                    "the issuing CA's signature on the certificate is invalid",
-                ),
-            }
-        }
-    }
 }
 
 fn card_failure(e: &PivError) -> Finding {
