@@ -265,7 +265,9 @@ fn same_lists(a: &BundlePayload, b: &BundlePayload) -> bool {
             .map(|r| (r.sha256.clone(), r.reason.clone(), r.revoked_at))
             .collect();
         revoked.sort();
-        (allowed, revoked)
+        let mut keys = p.revoked_keys.clone();
+        keys.sort();
+        (allowed, revoked, keys)
     };
     sorted(a) == sorted(b)
 }
@@ -284,6 +286,7 @@ mod tests {
                 expires_at,
                 allowed: allowed.iter().map(|s| s.to_string()).collect(),
                 revoked: vec![],
+                revoked_keys: vec![],
             },
             key,
         )
