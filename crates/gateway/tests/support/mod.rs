@@ -241,7 +241,7 @@ impl Station {
         std::fs::write(
             dir.path().join("cardstation.toml"),
             format!(
-                "[station]\nid = \"st-1\"\noperator = \"op\"\n\n[console]\nurl = \"https://localhost:{}\"\n\
+                "[station]\nid = \"station-1\"\noperator = \"op\"\n\n[console]\nurl = \"https://localhost:{}\"\n\
                  ca = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nbundle_key = {:?}\n\
                  connect_timeout_secs = 2\nrequest_timeout_secs = 5\n",
                 console.port,
