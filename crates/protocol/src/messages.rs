@@ -160,3 +160,60 @@ pub fn is_fingerprint(s: &str) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
+
+/// A gateway's decision, as the gateway reports it (`POST /v1/events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Grant,
+    Deny,
+}
+
+impl Decision {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Decision::Grant => "grant",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+/// One decision at a gateway. `id` is chosen by the gateway when it decides and never
+/// changes, so a batch sent again after a lost answer is recognised: the console keeps
+/// each id once (delivery exactly once, end to end).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GatewayEvent {
+    /// 32 lower-case hex digits (128 random bits).
+    pub id: String,
+    /// Unix seconds at the gateway when it decided.
+    pub at: i64,
+    pub reader: String,
+    pub decision: Decision,
+    /// SHA-256 of the card's certificate, when the card presented one.
+    pub fingerprint: Option<String>,
+    pub subject: Option<String>,
+    /// Finding codes that decided it (e.g. "revoked", "not-allowed", "card").
+    pub reasons: Vec<String>,
+    /// The trust-bundle version the decision was made with.
+    pub bundle_version: Option<u64>,
+}
+
+/// `POST /v1/events` body. The gateway is named by its client certificate, not here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventBatch {
+    pub events: Vec<GatewayEvent>,
+}
+
+/// `POST /v1/events` answer: how many were new and how many the console already had.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventsAccepted {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+/// Whether `s` looks like an event id (32 lower-case hex digits).
+pub fn is_event_id(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}

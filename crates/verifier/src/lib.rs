@@ -168,6 +168,52 @@ pub struct CapturedExchange {
     pub key: p256::PublicKey,
 }
 
+/// Certificates already read, keyed by the card's CHUID (SHA-256 of its content).
+///
+/// Enrollment writes a new CHUID GUID with every certificate, so an unchanged CHUID
+/// means an unchanged certificate: a gateway that has seen the card skips reading it
+/// again. Nothing is trusted on that account: the card must still sign a fresh
+/// challenge with the cached certificate's key, and when it does not, the certificate
+/// is read from the card and the check runs again in full.
+#[derive(Default)]
+pub struct SeenCertificates {
+    by_chuid: HashMap<[u8; 32], Vec<u8>>,
+    order: std::collections::VecDeque<[u8; 32]>,
+}
+
+impl SeenCertificates {
+    /// Cards remembered at most (the oldest is forgotten first).
+    pub const CAPACITY: usize = 4096;
+
+    pub fn len(&self) -> usize {
+        self.by_chuid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_chuid.is_empty()
+    }
+
+    fn get(&self, chuid: &[u8; 32]) -> Option<&Vec<u8>> {
+        self.by_chuid.get(chuid)
+    }
+
+    fn put(&mut self, chuid: [u8; 32], der: Vec<u8>) {
+        if self.by_chuid.insert(chuid, der).is_none() {
+            self.order.push_back(chuid);
+        }
+        while self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.by_chuid.remove(&old);
+            }
+        }
+    }
+
+    fn forget(&mut self, chuid: &[u8; 32]) {
+        self.by_chuid.remove(chuid);
+        self.order.retain(|c| c != chuid);
+    }
+}
+
 /// Run the gateway's check on the card behind `transport`.
 pub fn spot_check<T: Transport>(
     transport: T,
@@ -175,6 +221,19 @@ pub fn spot_check<T: Transport>(
     pin: Option<&Pin>,
     policy: &Policy<'_>,
     book: &mut ChallengeBook,
+) -> (SpotCheck, Option<CapturedExchange>) {
+    spot_check_remembering(transport, slot, pin, policy, book, None)
+}
+
+/// [`spot_check`], reusing the certificate of a card seen before when its CHUID is
+/// unchanged (see [`SeenCertificates`]); the same check, fewer APDUs.
+pub fn spot_check_remembering<T: Transport>(
+    transport: T,
+    slot: Slot,
+    pin: Option<&Pin>,
+    policy: &Policy<'_>,
+    book: &mut ChallengeBook,
+    seen: Option<&mut SeenCertificates>,
 ) -> (SpotCheck, Option<CapturedExchange>) {
     let started = Instant::now();
     let mut check = SpotCheck {
@@ -196,7 +255,7 @@ pub fn spot_check<T: Transport>(
             return (check, None);
         }
     };
-    let captured = run(&mut session, slot, pin, policy, book, &mut check);
+    let captured = run(&mut session, slot, pin, policy, book, seen, &mut check);
     check.apdus = session.channel().apdu_count();
     check.millis = started.elapsed().as_millis();
     check.verdict = if check.findings.iter().any(|f| !f.ok) {
@@ -209,16 +268,52 @@ pub fn spot_check<T: Transport>(
     (check, captured)
 }
 
+/// The card's CHUID, hashed, as the key of [`SeenCertificates`]; `None` when the card
+/// has none (then nothing is remembered).
+fn chuid_key<T: Transport>(session: &mut PivSession<T>) -> Result<Option<[u8; 32]>, PivError> {
+    Ok(session
+        .get_data(cardstation_piv::objects::CHUID)?
+        .map(|content| Sha256::digest(content).into()))
+}
+
 fn run<T: Transport>(
     session: &mut PivSession<T>,
     slot: Slot,
     pin: Option<&Pin>,
     policy: &Policy<'_>,
     book: &mut ChallengeBook,
+    mut seen: Option<&mut SeenCertificates>,
     check: &mut SpotCheck,
 ) -> Option<CapturedExchange> {
-    let f = &mut check.findings;
+    // A remembered certificate is tried first; if the card does not sign for its key,
+    // the certificate is read from the card and the whole check runs again.
+    let chuid = match seen.as_deref_mut() {
+        Some(_) => match chuid_key(session) {
+            Ok(key) => key,
+            Err(e) => {
+                check.findings.push(card_failure(&e));
+                return None;
+            }
+        },
+        None => None,
+    };
+    if let (Some(cache), Some(key)) = (seen.as_deref_mut(), chuid) {
+        if let Some(der) = cache.get(&key).cloned() {
+            let mut attempt = check.clone();
+            let captured = judge(session, slot, pin, policy, book, der, &mut attempt);
+            let mismatch = attempt
+                .findings
+                .iter()
+                .any(|f| f.code == "signature-mismatch");
+            if !mismatch {
+                *check = attempt;
+                return captured;
+            }
+            cache.forget(&key);
+        }
+    }
     // The certificate the card presents.
+    let f = &mut check.findings;
     let der = match session.read_certificate(slot) {
         Ok(Some(obj)) => obj.der,
         Ok(None) => {
@@ -233,6 +328,23 @@ fn run<T: Transport>(
             return None;
         }
     };
+    if let (Some(cache), Some(key)) = (seen, chuid) {
+        cache.put(key, der.clone());
+    }
+    judge(session, slot, pin, policy, book, der, check)
+}
+
+/// Everything after the certificate is known: parse it, challenge the card, apply policy.
+fn judge<T: Transport>(
+    session: &mut PivSession<T>,
+    slot: Slot,
+    pin: Option<&Pin>,
+    policy: &Policy<'_>,
+    book: &mut ChallengeBook,
+    der: Vec<u8>,
+    check: &mut SpotCheck,
+) -> Option<CapturedExchange> {
+    let f = &mut check.findings;
     let info = match CertificateInfo::parse(&der) {
         Ok(i) => i,
         Err(e) => {
@@ -408,5 +520,22 @@ mod tests {
         );
         // Two fresh challenges are never the same.
         assert_ne!(book.issue().bytes, book.issue().bytes);
+    }
+
+    #[test]
+    fn remembered_certificates_are_bounded_oldest_first() {
+        let mut seen = SeenCertificates::default();
+        let key = |i: usize| -> [u8; 32] { Sha256::digest(i.to_le_bytes()).into() };
+        for i in 0..=SeenCertificates::CAPACITY {
+            seen.put(key(i), vec![1]);
+        }
+        assert_eq!(seen.len(), SeenCertificates::CAPACITY);
+        assert!(seen.get(&key(0)).is_none());
+        assert!(seen.get(&key(SeenCertificates::CAPACITY)).is_some());
+        // The same card again does not take a second place.
+        seen.put(key(5), vec![2]);
+        assert_eq!(seen.len(), SeenCertificates::CAPACITY);
+        seen.forget(&key(5));
+        assert!(seen.get(&key(5)).is_none());
     }
 }

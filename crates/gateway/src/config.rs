@@ -1,0 +1,196 @@
+//! The gateway's settings (TOML): the same `[console]` block as the station's, and a
+//! `[gateway]` block for readers, slot, actions, bundle refresh and failure policy.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use cardstation_piv::Slot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub console: ConsoleConfig,
+    pub gateway: GatewaySettings,
+}
+
+/// The management console, field for field as in the station's config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// e.g. "https://console.example:8443"
+    pub url: Option<String>,
+    /// CA certificate (PEM) the console's server certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// This gateway's client certificate and key (PEM), issued by the console's CA.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// The console's trust-bundle public key (PEM): bundles must verify with it.
+    pub bundle_key: Option<PathBuf>,
+    pub connect_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            url: None,
+            ca: None,
+            client_cert: None,
+            client_key: None,
+            bundle_key: None,
+            connect_timeout_secs: 5,
+            request_timeout_secs: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Name of this gateway in its log and events (default: host name).
+    pub id: Option<String>,
+    /// Readers to watch: exact names or unique substrings. Empty: every reader.
+    pub readers: Vec<String>,
+    /// The key slot a card proves itself with (9e needs no PIN: a tap).
+    pub slot: String,
+    /// Program and arguments run after a grant / a deny (no shell). The decision
+    /// reaches it in environment variables (README: "Gateway actions").
+    pub on_grant: Vec<String>,
+    pub on_deny: Vec<String>,
+    /// Seconds an action may run before it is killed.
+    pub action_timeout_secs: u64,
+    /// How often the trust bundle is refreshed from the console, in seconds.
+    pub refresh_secs: u64,
+    /// With no trust bundle, or an expired one: grant a card that proves its key and
+    /// holds a valid certificate (true), or deny every card (false, the default).
+    pub fail_open: bool,
+    /// Where the trust bundle and the event queue are kept.
+    pub data_dir: PathBuf,
+    /// The issuing CA for CA-issued card certificates (PEM); unset: card-signed.
+    pub issuing_ca: Option<PathBuf>,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            id: None,
+            readers: Vec::new(),
+            slot: "9e".into(),
+            on_grant: Vec::new(),
+            on_deny: Vec::new(),
+            action_timeout_secs: 10,
+            refresh_secs: 300,
+            fail_open: false,
+            data_dir: PathBuf::from("/var/lib/cardstation-gateway"),
+            issuing_ca: None,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        config.slot().map_err(invalid)?;
+        if config.gateway.refresh_secs == 0 {
+            return Err(invalid("[gateway] refresh_secs must be at least 1".into()));
+        }
+        for (name, argv) in [
+            ("on_grant", &config.gateway.on_grant),
+            ("on_deny", &config.gateway.on_deny),
+        ] {
+            if argv.first().is_some_and(|p| p.is_empty()) {
+                return Err(invalid(format!(
+                    "[gateway] {name}: the first element is the program to run and cannot be empty"
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn slot(&self) -> Result<Slot, String> {
+        Slot::from_str(&self.gateway.slot)
+            .map_err(|e| format!("[gateway] slot {:?}: {e}", self.gateway.slot))
+    }
+
+    pub fn gateway_id(&self) -> String {
+        self.gateway.id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "gateway".into())
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gateway.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(&p)
+    }
+
+    #[test]
+    fn defaults_are_fail_closed_on_slot_9e() {
+        let c = load("").unwrap();
+        assert!(!c.gateway.fail_open);
+        assert_eq!(c.slot().unwrap(), Slot::CardAuthentication);
+        assert_eq!(c.gateway.refresh_secs, 300);
+    }
+
+    #[test]
+    fn the_station_console_block_is_accepted_and_typos_are_not() {
+        let c = load(
+            "[console]\nurl = \"https://c:8443\"\nca = \"/ca.pem\"\nclient_cert = \"/g.pem\"\n\
+             client_key = \"/g.key\"\nbundle_key = \"/b.pem\"\n\
+             [gateway]\nreaders = [\"Virtual PCD 00 00\"]\nslot = \"9a\"\non_grant = [\"/bin/true\"]\n\
+             on_deny = [\"/bin/false\", \"x\"]\nrefresh_secs = 60\nfail_open = true\ndata_dir = \"/tmp/g\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.console.url.as_deref(), Some("https://c:8443"));
+        assert_eq!(c.gateway.on_deny, ["/bin/false", "x"]);
+        assert!(c.gateway.fail_open);
+        let err = load("[gateway]\nfail_opn = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fail_opn"), "{err}");
+        let err = load("[gateway]\nslot = \"zz\"\n").unwrap_err().to_string();
+        assert!(err.contains("slot"), "{err}");
+        let err = load("[gateway]\non_grant = [\"\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("on_grant"), "{err}");
+    }
+}

@@ -1,0 +1,371 @@
+//! The gateway's moving parts put together: one decision on a reader, the bundle
+//! refresher, the event sender, and the daemon loop that waits for cards.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use cardstation_pcsc::watcher::{WatchEvent, Watcher};
+use cardstation_pcsc::{CardPresence, Pcsc};
+use cardstation_pki::certificate;
+use cardstation_protocol::messages::EventBatch;
+
+use crate::action;
+use crate::bundle::{self, Refreshed, TrustError, TrustKeeper};
+use crate::client::{ConsoleClient, ConsoleError, Fetched};
+use crate::config::Config;
+use crate::decision::{Decider, Outcome};
+use crate::queue::{self, Queue, QueueError};
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
+    #[error("{0}")]
+    Settings(String),
+    #[error("PC/SC: {0}")]
+    Card(#[from] cardstation_card::CardError),
+}
+
+/// The decider for this configuration.
+pub fn decider(config: &Config) -> Result<Decider, GatewayError> {
+    let slot = config.slot().map_err(GatewayError::Settings)?;
+    let issuing_ca = match &config.gateway.issuing_ca {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                GatewayError::Settings(format!("[gateway] issuing_ca {}: {e}", path.display()))
+            })?;
+            Some(
+                certificate::from_pem_or_der(&bytes)
+                    .map_err(|e| GatewayError::Settings(format!("[gateway] issuing_ca: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    Ok(Decider::new(slot, issuing_ca, config.gateway.fail_open))
+}
+
+/// The held bundle (an unusable stored one is reported and treated as none: the
+/// gateway then decides fail-closed, or fail-open if so configured, until a sync).
+pub fn trust_keeper(config: &Config) -> Result<TrustKeeper, GatewayError> {
+    let key = bundle::load_key(config.console.bundle_key.as_deref())?;
+    match TrustKeeper::open(&config.gateway.data_dir, key) {
+        Ok(k) => Ok(k),
+        Err(e @ TrustError::Stored { .. }) => {
+            tracing::error!("{e}");
+            let key = bundle::load_key(config.console.bundle_key.as_deref())?;
+            Ok(TrustKeeper::empty(&config.gateway.data_dir, key))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One decision on the card in `reader`, inside a PC/SC transaction.
+pub fn decide_on(reader: &str, decider: &mut Decider, keeper: &Mutex<TrustKeeper>) -> Outcome {
+    let now = now();
+    let keeper = lock(keeper);
+    let trust = keeper.current(now);
+    let version = trust.as_ref().map(|(p, _)| p.version);
+    let mut card = match Pcsc::establish().and_then(|p| p.connect(reader)) {
+        Ok(c) => c,
+        Err(e) => return Outcome::card_unreachable(reader, e.to_string(), version),
+    };
+    let tx = match card.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return Outcome::card_unreachable(reader, e.to_string(), version),
+    };
+    decider.decide(tx, trust, now)
+}
+
+/// Where the one line of a decision goes.
+#[derive(Clone, Copy)]
+pub enum LogTo {
+    Stdout,
+    /// When stdout carries a JSON document.
+    Stderr,
+}
+
+/// Record the decision (committed before anything else happens), log it, act on it.
+pub fn record_and_act(
+    config: &Config,
+    queue: &Queue,
+    outcome: &Outcome,
+    act: bool,
+    log: LogTo,
+) -> Result<String, GatewayError> {
+    let id = queue::new_event_id();
+    queue.push(&queue::event_for(outcome, id.clone(), now()))?;
+    match log {
+        LogTo::Stdout => println!("{}", outcome.log_line()),
+        LogTo::Stderr => eprintln!("{}", outcome.log_line()),
+    }
+    if act {
+        let argv = match outcome.decision {
+            cardstation_protocol::messages::Decision::Grant => &config.gateway.on_grant,
+            cardstation_protocol::messages::Decision::Deny => &config.gateway.on_deny,
+        };
+        if !argv.is_empty() {
+            let timeout = Duration::from_secs(config.gateway.action_timeout_secs);
+            match action::run(argv, outcome, &id, timeout) {
+                action::ActionResult::Exited(0) => {}
+                other => tracing::warn!(event = %id, "action {:?}: {other:?}", argv[0]),
+            }
+        }
+    }
+    Ok(id)
+}
+
+/// Fetch the bundle and apply it. The network wait happens without holding the bundle,
+/// so decisions go on meanwhile.
+pub fn refresh(
+    keeper: &Mutex<TrustKeeper>,
+    client: &ConsoleClient,
+) -> Result<Refreshed, GatewayError> {
+    let tag = lock(keeper).conditional_tag(now()).map(str::to_string);
+    let fetched = client.trust_bundle(tag.as_deref())?;
+    let mut k = lock(keeper);
+    Ok(match fetched {
+        Fetched::NotModified => k.not_modified()?,
+        Fetched::Bundle { bundle, etag } => k.accept(&bundle, etag, now())?,
+    })
+}
+
+/// Send every pending event, oldest first, in batches; returns how many the console
+/// acknowledged.
+pub fn deliver(queue: &mut Queue, client: &ConsoleClient) -> Result<usize, GatewayError> {
+    const BATCH: usize = 200;
+    let mut delivered = 0;
+    loop {
+        let pending = queue.pending(BATCH)?;
+        if pending.is_empty() {
+            return Ok(delivered);
+        }
+        let (seqs, events): (Vec<i64>, Vec<_>) = pending.into_iter().unzip();
+        client.post_events(&EventBatch { events })?;
+        queue.mark_sent(&seqs, now())?;
+        delivered += seqs.len();
+    }
+}
+
+/// Whether `name` is one of the configured readers (exact, or a case-insensitive
+/// substring); an empty list means every reader.
+pub fn watched(configured: &[String], name: &str) -> bool {
+    configured.is_empty()
+        || configured
+            .iter()
+            .any(|c| c == name || name.to_lowercase().contains(&c.to_lowercase()))
+}
+
+enum Wake {
+    /// The readers, and when pcscd reported them.
+    Readers(Vec<cardstation_pcsc::ReaderStatus>, std::time::Instant),
+    Unavailable(String),
+}
+
+/// `cardstation-gateway run`: wait for cards until killed. Nothing is lost on a kill:
+/// the bundle is written atomically and every decision is committed before its action.
+pub fn run(config: &Config) -> Result<(), GatewayError> {
+    let mut decider = decider(config)?;
+    let keeper = Arc::new(Mutex::new(trust_keeper(config)?));
+    let queue = Queue::open(&config.gateway.data_dir)?;
+    let client = match ConsoleClient::new(&config.console) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(ConsoleError::NotConfigured) => {
+            tracing::warn!("no [console] url: the bundle is not refreshed and events stay queued");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match lock(&keeper).current(now()) {
+        Some((_, s)) => tracing::info!(
+            "trust bundle v{} held ({} allowed, {} revoked, expires {})",
+            s.version,
+            s.allowed,
+            s.revoked,
+            certificate::format_unix(s.expires_at)
+        ),
+        None => tracing::warn!(
+            "no trust bundle held yet: every card is {} until one is fetched",
+            if config.gateway.fail_open {
+                "judged fail-open"
+            } else {
+                "denied"
+            }
+        ),
+    }
+
+    // The sender: woken by every decision and every successful refresh; while the
+    // console is away it retries with a growing pause. Idle, it sleeps without a timer.
+    let (send_tx, send_rx) = mpsc::channel::<()>();
+    if let Some(client) = client.clone() {
+        let data_dir = config.gateway.data_dir.clone();
+        std::thread::Builder::new()
+            .name("event-sender".into())
+            .spawn(move || sender(&data_dir, &client, &send_rx))
+            .map_err(|e| GatewayError::Settings(format!("cannot start the sender: {e}")))?;
+        let _ = send_tx.send(());
+    }
+    if let Some(client) = client.clone() {
+        let keeper = keeper.clone();
+        let every = Duration::from_secs(config.gateway.refresh_secs);
+        let wake = send_tx.clone();
+        std::thread::Builder::new()
+            .name("bundle-refresh".into())
+            .spawn(move || refresher(&keeper, &client, every, &wake))
+            .map_err(|e| GatewayError::Settings(format!("cannot start the refresher: {e}")))?;
+    }
+
+    let (tx, rx) = mpsc::channel::<Wake>();
+    let _watcher = Watcher::spawn(move |ev| {
+        let _ = tx.send(match ev {
+            WatchEvent::Readers(r) => Wake::Readers(r, std::time::Instant::now()),
+            WatchEvent::Unavailable(m) => Wake::Unavailable(m),
+        });
+    })
+    .map_err(|e| GatewayError::Settings(format!("cannot start the reader watcher: {e}")))?;
+    tracing::info!(
+        "waiting for cards on {}",
+        if config.gateway.readers.is_empty() {
+            "every reader".to_string()
+        } else {
+            config.gateway.readers.join(", ")
+        }
+    );
+
+    // A card is checked once when it appears; it must leave before it is checked again.
+    let mut present: HashMap<String, bool> = HashMap::new();
+    for wake in rx {
+        match wake {
+            Wake::Unavailable(msg) => {
+                tracing::error!("{msg}");
+                present.clear();
+            }
+            Wake::Readers(readers, reported) => {
+                let mut seen = HashMap::new();
+                for r in readers {
+                    if !watched(&config.gateway.readers, &r.name) {
+                        continue;
+                    }
+                    let is_present = r.card != CardPresence::Absent;
+                    let was_present = present.get(&r.name).copied().unwrap_or(false);
+                    if is_present && !was_present && r.card == CardPresence::Present {
+                        let mut outcome = decide_on(&r.name, &mut decider, &keeper);
+                        outcome.since_present_ms = Some(reported.elapsed().as_millis());
+                        if let Err(e) =
+                            record_and_act(config, &queue, &outcome, true, LogTo::Stdout)
+                        {
+                            tracing::error!("{e}");
+                        }
+                        let _ = send_tx.send(());
+                    }
+                    seen.insert(r.name, is_present);
+                }
+                present = seen;
+            }
+        }
+    }
+    // The watcher stopped for good (it only does when dropped).
+    Ok(())
+}
+
+fn refresher(
+    keeper: &Mutex<TrustKeeper>,
+    client: &ConsoleClient,
+    every: Duration,
+    wake_sender: &mpsc::Sender<()>,
+) {
+    let mut last_error: Option<String> = None;
+    loop {
+        match refresh(keeper, client) {
+            Ok(outcome) => {
+                match &outcome {
+                    Refreshed::Updated { from, to } => tracing::info!(
+                        "trust bundle updated: {} -> v{to}",
+                        from.map(|v| format!("v{v}"))
+                            .unwrap_or_else(|| "none".into())
+                    ),
+                    Refreshed::Renewed {
+                        version,
+                        expires_at,
+                    } => tracing::debug!(
+                        "trust bundle v{version} unchanged, valid until {}",
+                        certificate::format_unix(*expires_at)
+                    ),
+                    Refreshed::NotModified { version } => {
+                        tracing::debug!("trust bundle v{version} not modified")
+                    }
+                }
+                if last_error.take().is_some() {
+                    tracing::info!("the console answers again");
+                }
+                let _ = wake_sender.send(());
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if last_error.as_ref() != Some(&msg) {
+                    tracing::warn!("bundle refresh: {msg}");
+                    last_error = Some(msg);
+                }
+            }
+        }
+        std::thread::sleep(every);
+    }
+}
+
+fn sender(data_dir: &Path, client: &ConsoleClient, wake: &mpsc::Receiver<()>) {
+    const MAX_PAUSE: Duration = Duration::from_secs(60);
+    let mut queue = match Queue::open(data_dir) {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::error!("event sender: {e}");
+            return;
+        }
+    };
+    let mut pause: Option<Duration> = None;
+    let mut last_error: Option<String> = None;
+    loop {
+        let woken = match pause {
+            None => wake.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(p) => wake.recv_timeout(p),
+        };
+        if let Err(RecvTimeoutError::Disconnected) = woken {
+            return;
+        }
+        while wake.try_recv().is_ok() {}
+        match deliver(&mut queue, client) {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!("{n} event(s) delivered to the console");
+                }
+                last_error = None;
+                pause = None;
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if last_error.as_ref() != Some(&msg) {
+                    tracing::warn!("events stay queued: {msg}");
+                    last_error = Some(msg);
+                }
+                pause = Some(
+                    pause
+                        .map(|p| (p * 2).min(MAX_PAUSE))
+                        .unwrap_or(Duration::from_secs(1)),
+                );
+            }
+        }
+    }
+}

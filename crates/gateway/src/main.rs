@@ -1,0 +1,230 @@
+//! `cardstation-gateway` on the command line: run, check, sync, status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use cardstation_gateway::bundle::Refreshed;
+use cardstation_gateway::client::ConsoleClient;
+use cardstation_gateway::config::Config;
+use cardstation_gateway::gateway::{self, GatewayError, LogTo};
+use cardstation_gateway::queue::{Queue, QueueStatus};
+use cardstation_pki::certificate::{format_age, format_unix};
+use cardstation_protocol::bundle::TrustStatus;
+use cardstation_protocol::messages::Decision;
+
+const DEFAULT_CONFIG: &str = "/etc/cardstation-gateway/gateway.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "cardstation-gateway",
+    version,
+    about = "Card authentication for a gateway: the station's check, the console's signed trust bundle, an action per decision"
+)]
+struct Cli {
+    /// The configuration file (TOML).
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Wait for cards on the configured readers; check, decide and act on each one.
+    Run,
+    /// Check the card in one reader now: prints the decision; exit 0 grant, 1 deny.
+    Check {
+        /// Reader name (exact, or a unique part of it).
+        #[arg(long)]
+        reader: String,
+        /// Also run the configured on_grant / on_deny action.
+        #[arg(long)]
+        act: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch and verify the trust bundle now, and send the queued events.
+    Sync {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The held trust bundle (version, age, expiry) and the event queue.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Exit codes: 0 grant / success, 1 deny, 2 could not decide or do what was asked.
+const EXIT_FAILURE: u8 = 2;
+
+fn main() -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        // The journal (or a log file) gets plain text, a terminal gets colours.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let result = match cli.command {
+        Command::Run => gateway::run(&config).map(|()| ExitCode::SUCCESS),
+        Command::Check { reader, act, json } => check(&config, &reader, act, json),
+        Command::Sync { json } => sync(&config, json),
+        Command::Status { json } => status(&config, json),
+    };
+    result.unwrap_or_else(|e| fail(&e))
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(EXIT_FAILURE)
+}
+
+fn check(config: &Config, reader: &str, act: bool, json: bool) -> Result<ExitCode, GatewayError> {
+    let mut decider = gateway::decider(config)?;
+    let keeper = std::sync::Mutex::new(gateway::trust_keeper(config)?);
+    let queue = Queue::open(&config.gateway.data_dir)?;
+    let name = cardstation_pcsc::Pcsc::establish()?.resolve(reader)?;
+    let outcome = gateway::decide_on(&name, &mut decider, &keeper);
+    if json {
+        // The log line goes to stderr so that stdout is one JSON document.
+        let id = gateway::record_and_act(config, &queue, &outcome, act, LogTo::Stderr)?;
+        #[derive(Serialize)]
+        struct Out<'a> {
+            event_id: String,
+            #[serde(flatten)]
+            outcome: &'a cardstation_gateway::decision::Outcome,
+        }
+        let text = serde_json::to_string_pretty(&Out {
+            event_id: id,
+            outcome: &outcome,
+        })
+        .map_err(|e| GatewayError::Settings(e.to_string()))?;
+        println!("{text}");
+    } else {
+        gateway::record_and_act(config, &queue, &outcome, act, LogTo::Stdout)?;
+        for r in &outcome.reasons {
+            println!("  {}: {}", r.code, r.message);
+        }
+    }
+    Ok(match outcome.decision {
+        Decision::Grant => ExitCode::SUCCESS,
+        Decision::Deny => ExitCode::from(1),
+    })
+}
+
+fn sync(config: &Config, json: bool) -> Result<ExitCode, GatewayError> {
+    let keeper = std::sync::Mutex::new(gateway::trust_keeper(config)?);
+    let client = ConsoleClient::new(&config.console)?;
+    let refreshed = gateway::refresh(&keeper, &client)?;
+    let mut queue = Queue::open(&config.gateway.data_dir)?;
+    // The bundle is what sync is for; events that cannot go now stay queued.
+    let delivered = gateway::deliver(&mut queue, &client);
+    if json {
+        #[derive(Serialize)]
+        struct Out {
+            bundle: Refreshed,
+            events_delivered: Option<usize>,
+            events_error: Option<String>,
+        }
+        let (n, err) = match &delivered {
+            Ok(n) => (Some(*n), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let text = serde_json::to_string_pretty(&Out {
+            bundle: refreshed,
+            events_delivered: n,
+            events_error: err,
+        })
+        .map_err(|e| GatewayError::Settings(e.to_string()))?;
+        println!("{text}");
+    } else {
+        match refreshed {
+            Refreshed::Updated { from, to } => println!(
+                "trust bundle updated: {} -> v{to}",
+                from.map(|v| format!("v{v}"))
+                    .unwrap_or_else(|| "none".into())
+            ),
+            Refreshed::Renewed {
+                version,
+                expires_at,
+            } => println!(
+                "trust bundle v{version} unchanged, valid until {}",
+                format_unix(expires_at)
+            ),
+            Refreshed::NotModified { version } => {
+                println!("trust bundle v{version} unchanged (not modified)")
+            }
+        }
+        match delivered {
+            Ok(n) => println!("{n} queued event(s) delivered"),
+            Err(e) => println!("events stay queued: {e}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(config: &Config, json: bool) -> Result<ExitCode, GatewayError> {
+    let keeper = gateway::trust_keeper(config)?;
+    let now = gateway::now();
+    let bundle: Option<TrustStatus> = keeper.current(now).map(|(_, s)| s);
+    let queue: QueueStatus = Queue::open(&config.gateway.data_dir)?.status()?;
+    if json {
+        #[derive(Serialize)]
+        struct Out {
+            bundle: Option<TrustStatus>,
+            queue: QueueStatus,
+            fail_open: bool,
+        }
+        let text = serde_json::to_string_pretty(&Out {
+            bundle,
+            queue,
+            fail_open: config.gateway.fail_open,
+        })
+        .map_err(|e| GatewayError::Settings(e.to_string()))?;
+        println!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    match bundle {
+        Some(s) => {
+            println!("Trust bundle  v{}", s.version);
+            println!("  fetched     {} ago", format_age(s.age_secs));
+            println!(
+                "  expires     {}{}",
+                format_unix(s.expires_at),
+                if s.expired { " (EXPIRED)" } else { "" }
+            );
+            println!("  allowed     {}", s.allowed);
+            println!("  revoked     {}", s.revoked);
+        }
+        None => println!("Trust bundle  none held (run `cardstation-gateway sync`)"),
+    }
+    println!(
+        "Policy        {}",
+        if config.gateway.fail_open {
+            "fail-open when the bundle is missing or expired"
+        } else {
+            "fail-closed (deny when the bundle is missing or expired)"
+        }
+    );
+    println!(
+        "Event queue   {} pending, {} sent",
+        queue.pending, queue.sent
+    );
+    if let Some(at) = queue.oldest_pending_at {
+        println!("  oldest      {}", format_unix(at));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,379 @@
+//! The gateway end to end: pcscd with the virtual card, the reference console, the
+//! station enrolling and uploading, and `cardstation-gateway` as its own process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cardstation_card::{CardError, Transport};
+use cardstation_gateway::config::Config;
+use cardstation_gateway::gateway;
+use cardstation_pcsc::Pcsc;
+use cardstation_protocol::messages::Decision;
+
+use support::*;
+
+fn reasons(v: &serde_json::Value) -> Vec<String> {
+    v["reasons"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["code"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn enrolled_card_is_granted_revoked_card_denied_after_sync_unknown_card_denied() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let console_dir = tempfile::tempdir().unwrap();
+    let console = Console::start(console_dir.path(), free_port(), 168);
+    let station = Station::new(&console);
+    let gw = Gateway::new(&console, GatewayOptions::default());
+    let states = tempfile::tempdir().unwrap();
+    let card = CardProcess::start(PORT_0, &states.path().join("a"));
+    let fp = station.enroll(READER_0, true);
+
+    // No bundle yet: fail-closed.
+    let (code, v) = gw.check(READER_0);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(reasons(&v), ["no-trust-bundle"], "{v}");
+
+    let s = gw.sync();
+    assert_eq!(s["bundle"]["result"], "updated", "{s}");
+    let (code, v) = gw.check(READER_0);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["decision"], "grant");
+    assert_eq!(v["fingerprint"], fp.as_str());
+    assert!(v["apdus"].as_u64().unwrap() <= 5, "{v}");
+
+    // The lost-card test: revoked at the console, refreshed at the gateway, denied.
+    station.revoke(&fp, "lost");
+    let (code, _) = gw.check(READER_0);
+    assert_eq!(code, 0, "still granted until the gateway refreshes");
+    let s = gw.sync();
+    assert_eq!(s["bundle"]["result"], "updated", "{s}");
+    let (code, v) = gw.check(READER_0);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(reasons(&v), ["revoked"], "{v}");
+    assert_eq!(v["fingerprint"], fp.as_str());
+
+    // A card the console never saw: enrolled at a station, never uploaded.
+    let card_b = CardProcess::start(PORT_1, &states.path().join("b"));
+    let fp_b = station.enroll(READER_1, false);
+    let (code, v) = gw.check(READER_1);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(reasons(&v), ["not-allowed"], "{v}");
+    assert_eq!(v["fingerprint"], fp_b.as_str());
+
+    // Every decision is queued for the console, none lost.
+    let status = gw.status();
+    assert_eq!(status["queue"]["pending"], 5, "{status}");
+    assert!(
+        status["bundle"]["version"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
+    drop((card, card_b));
+}
+
+#[test]
+fn an_expired_bundle_denies_and_grants_only_fail_open() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    // A console whose bundles expire the moment they are signed.
+    let console_dir = tempfile::tempdir().unwrap();
+    let console = Console::start(console_dir.path(), free_port(), 0);
+    let station = Station::new(&console);
+    let states = tempfile::tempdir().unwrap();
+    let _card = CardProcess::start(PORT_0, &states.path().join("a"));
+    let fp = station.enroll(READER_0, true);
+
+    let closed = Gateway::new(&console, GatewayOptions::default());
+    closed.sync();
+    let (code, v) = closed.check(READER_0);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(reasons(&v), ["bundle-expired"], "{v}");
+    assert_eq!(closed.status()["bundle"]["expired"], true);
+
+    let open = Gateway::new(
+        &console,
+        GatewayOptions {
+            fail_open: true,
+            ..Default::default()
+        },
+    );
+    open.sync();
+    let (code, v) = open.check(READER_0);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["fail_open"], true, "{v}");
+    assert_eq!(v["fingerprint"], fp.as_str());
+
+    // Fail-open never overrides a revocation the last bundle carries.
+    station.revoke(&fp, "stolen");
+    open.sync();
+    let (code, v) = open.check(READER_0);
+    assert_eq!(code, 1, "{v}");
+    assert!(reasons(&v).contains(&"revoked".to_string()), "{v}");
+}
+
+/// A transport that records the card's answer to GENERAL AUTHENTICATE and, once armed,
+/// answers a later one with the recording: an attacker replaying a captured exchange.
+struct Replayer<T> {
+    inner: T,
+    recorded: Option<Vec<u8>>,
+    replay: bool,
+}
+
+const GENERAL_AUTHENTICATE: u8 = 0x87;
+
+impl<T: Transport> Transport for Replayer<T> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
+        if apdu.get(1) == Some(&GENERAL_AUTHENTICATE) {
+            if self.replay {
+                if let Some(r) = &self.recorded {
+                    return Ok(r.clone());
+                }
+            }
+            let rsp = self.inner.transmit(apdu)?;
+            self.recorded = Some(rsp.clone());
+            return Ok(rsp);
+        }
+        self.inner.transmit(apdu)
+    }
+    fn reader(&self) -> &str {
+        self.inner.reader()
+    }
+    fn atr(&self) -> Vec<u8> {
+        self.inner.atr()
+    }
+}
+
+fn enrolled_gateway() -> (
+    tempfile::TempDir,
+    Console,
+    Station,
+    Gateway,
+    tempfile::TempDir,
+    CardProcess,
+    String,
+) {
+    let console_dir = tempfile::tempdir().unwrap();
+    let console = Console::start(console_dir.path(), free_port(), 168);
+    let station = Station::new(&console);
+    let gw = Gateway::new(&console, GatewayOptions::default());
+    let states = tempfile::tempdir().unwrap();
+    let card = CardProcess::start(PORT_0, &states.path().join("a"));
+    let fp = station.enroll(READER_0, true);
+    gw.sync();
+    (console_dir, console, station, gw, states, card, fp)
+}
+
+#[test]
+fn a_replayed_challenge_response_is_denied() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let (_cd, _console, _station, gw, _states, _card, fp) = enrolled_gateway();
+    let config = Config::load(&gw.config()).unwrap();
+    let mut decider = gateway::decider(&config).unwrap();
+    let keeper = Mutex::new(gateway::trust_keeper(&config).unwrap());
+    let now = gateway::now();
+
+    let pcsc = Pcsc::establish().unwrap();
+    let mut card = pcsc.connect(READER_0).unwrap();
+    let mut wire = Replayer {
+        inner: card.transaction().unwrap(),
+        recorded: None,
+        replay: false,
+    };
+    let first = decider.decide(&mut wire, keeper.lock().unwrap().current(now), now);
+    assert_eq!(first.decision, Decision::Grant, "{first:?}");
+    assert!(wire.recorded.is_some());
+
+    // The same card, the captured signature played back to the next (fresh) challenge.
+    wire.replay = true;
+    let replayed = decider.decide(&mut wire, keeper.lock().unwrap().current(now), now);
+    assert_eq!(replayed.decision, Decision::Deny, "{replayed:?}");
+    assert_eq!(replayed.fingerprint.as_deref(), Some(fp.as_str()));
+    assert!(
+        replayed
+            .reasons
+            .iter()
+            .any(|r| r.code == "signature-mismatch"),
+        "{replayed:?}"
+    );
+}
+
+/// Forwards APDUs until `pull_after` of them went through, then pulls the card (its
+/// process ends) and forwards the rest, which the card is no longer there to answer.
+struct Puller<'a, T> {
+    inner: T,
+    sent: usize,
+    pull_after: usize,
+    card: &'a mut CardProcess,
+}
+
+impl<T: Transport> Transport for Puller<'_, T> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
+        if self.sent == self.pull_after {
+            self.card.pull();
+        }
+        self.sent += 1;
+        self.inner.transmit(apdu)
+    }
+    fn reader(&self) -> &str {
+        self.inner.reader()
+    }
+    fn atr(&self) -> Vec<u8> {
+        self.inner.atr()
+    }
+}
+
+#[test]
+fn a_card_pulled_mid_check_is_never_granted() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let (_cd, _console, _station, gw, states, card, _fp) = enrolled_gateway();
+    let config = Config::load(&gw.config()).unwrap();
+    let keeper = Mutex::new(gateway::trust_keeper(&config).unwrap());
+    let now = gateway::now();
+    // How many APDUs a whole check takes, from a fresh decider and from one that has
+    // seen the card (and so does not read its certificate again).
+    let (cold, warm) = {
+        let mut decider = gateway::decider(&config).unwrap();
+        let a = gateway::decide_on(READER_0, &mut decider, &keeper);
+        let b = gateway::decide_on(READER_0, &mut decider, &keeper);
+        assert_eq!((a.decision, b.decision), (Decision::Grant, Decision::Grant));
+        (a.apdus, b.apdus)
+    };
+    assert!(warm >= 3 && cold > warm, "cold {cold}, warm {warm} APDUs");
+    card.remove();
+    // Pull it before each APDU in turn.
+    for (is_warm, count) in [(false, cold), (true, warm)] {
+        for pull_after in 0..count {
+            let mut card = CardProcess::start(PORT_0, &states.path().join("a"));
+            let mut decider = gateway::decider(&config).unwrap();
+            if is_warm {
+                let o = gateway::decide_on(READER_0, &mut decider, &keeper);
+                assert_eq!(o.decision, Decision::Grant, "{o:?}");
+            }
+            let pcsc = Pcsc::establish().unwrap();
+            let mut conn = pcsc.connect(READER_0).unwrap();
+            let tx = conn.transaction().unwrap();
+            let wire = Puller {
+                inner: tx,
+                sent: 0,
+                pull_after,
+                card: &mut card,
+            };
+            let o = decider.decide(wire, keeper.lock().unwrap().current(now), now);
+            assert_eq!(
+                o.decision,
+                Decision::Deny,
+                "pulled after {pull_after} APDUs (warm: {is_warm}): {o:?}"
+            );
+            drop(conn);
+            card.remove();
+        }
+    }
+}
+
+#[test]
+fn the_daemon_decides_each_card_acts_refreshes_and_goes_on_without_the_console() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let console_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let console = Console::start(console_dir.path(), port, 168);
+    let station = Station::new(&console);
+    let gw = Gateway::new(
+        &console,
+        GatewayOptions {
+            refresh_secs: 1,
+            ..Default::default()
+        },
+    );
+    let states = tempfile::tempdir().unwrap();
+    let state = states.path().join("a");
+    let card = CardProcess::start(PORT_0, &state);
+    let fp = station.enroll(READER_0, true);
+    card.remove();
+
+    let daemon = gw.daemon();
+    daemon.wait_log("trust bundle updated", Duration::from_secs(20));
+
+    // Card in: one decision, one action.
+    let card = CardProcess::start(PORT_0, &state);
+    let line = daemon.next_decision(Duration::from_secs(20));
+    assert!(line.starts_with("grant "), "{line}");
+    assert_eq!(field(&line, "fingerprint"), Some(fp.as_str()), "{line}");
+    // SELECT, CHUID, the certificate (two answers of up to 256 bytes), GENERAL AUTHENTICATE.
+    assert!(
+        field(&line, "apdus").unwrap().parse::<u32>().unwrap() <= 5,
+        "{line}"
+    );
+    card.remove();
+    // Again: the certificate is not read again for a card already seen.
+    let card = CardProcess::start(PORT_0, &state);
+    let line = daemon.next_decision(Duration::from_secs(20));
+    assert!(line.starts_with("grant "), "{line}");
+    assert_eq!(field(&line, "apdus"), Some("3"), "{line}");
+    card.remove();
+
+    // Revoked at the console: the next refresh applies it without a restart.
+    station.revoke(&fp, "lost");
+    daemon.wait_log("trust bundle updated", Duration::from_secs(20));
+    let card = CardProcess::start(PORT_0, &state);
+    let line = daemon.next_decision(Duration::from_secs(20));
+    assert!(line.starts_with("deny "), "{line}");
+    assert_eq!(field(&line, "reasons"), Some("revoked"), "{line}");
+    card.remove();
+
+    // The console away: decisions are still made on the last good bundle.
+    console.stop();
+    daemon.wait_log("bundle refresh", Duration::from_secs(20));
+    let card = CardProcess::start(PORT_0, &state);
+    let line = daemon.next_decision(Duration::from_secs(20));
+    assert!(line.starts_with("deny "), "{line}");
+    assert_eq!(field(&line, "reasons"), Some("revoked"), "{line}");
+    card.remove();
+
+    // Every decision ran its action, with the decision in the environment.
+    let actions = gw.actions();
+    assert_eq!(actions.len(), 4, "{actions:?}");
+    assert!(
+        actions[0].starts_with(&format!("grant {fp} ")),
+        "{actions:?}"
+    );
+    assert!(
+        actions[2].starts_with(&format!("deny {fp} revoked ")),
+        "{actions:?}"
+    );
+
+    // Killed hard: every decision is still in the queue, each once.
+    daemon.kill();
+    let status = gw.status();
+    assert_eq!(
+        status["queue"]["pending"].as_i64().unwrap() + status["queue"]["sent"].as_i64().unwrap(),
+        4,
+        "{status}"
+    );
+    let ids: std::collections::BTreeSet<String> = actions
+        .iter()
+        .filter_map(|a| a.split(' ').nth(3).map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 4, "one event id per decision: {actions:?}");
+}
