@@ -30,6 +30,21 @@ fn killing_the_station_anywhere_loses_nothing_and_duplicates_nothing() {
     let card = CardProcess::start(PORT_0, Some(state.path()));
     let mut rng = rand::thread_rng();
 
+    // How long one enroll-and-upload takes here: the kills land anywhere inside it, on a
+    // fast machine as on a slow one (a fixed window let most runs finish first).
+    let started = std::time::Instant::now();
+    let probe = station.run(&[
+        "enroll", "--reader", READER_0, "--force", "--upload", "--json",
+    ]);
+    assert!(
+        probe.status.success(),
+        "a clean enrollment first: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let window_ms = u64::try_from(started.elapsed().as_millis())
+        .unwrap_or(250)
+        .max(20);
+
     let mut killed = 0;
     for _ in 0..ROUNDS {
         let mut child = station
@@ -41,7 +56,7 @@ fn killing_the_station_anywhere_loses_nothing_and_duplicates_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .expect("enroll");
-        std::thread::sleep(Duration::from_millis(rng.gen_range(0..250)));
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..window_ms)));
         if let Ok(None) = child.try_wait() {
             child.kill().expect("SIGKILL");
             killed += 1;
