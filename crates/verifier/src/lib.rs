@@ -417,7 +417,7 @@ fn judge<T: Transport>(
     match policy.bundle {
         None => f.push(Finding::ok(
             "no-trust-bundle",
-            "no trust bundle at this station: signature valid, trust unknown (run `cardstation trust sync`)",
+            "no trust bundle is held here: the signature is valid but trust is unknown; fetch the console's trust bundle",
         )),
         Some((bundle, status)) => {
             if let Some(r) = bundle.revoked.iter().find(|r| r.sha256 == info.sha256) {
