@@ -8,37 +8,13 @@ mod console_support;
 mod pcscd;
 mod records_support;
 
-use console_support::{free_port, Station};
+use console_support::{failure_codes, free_port, Station};
 use pcscd::{exclusive, pcscd_or_skip, CardProcess, PORT_0, PORT_1, READER_0, READER_1};
 use records_support::Console;
 
-fn verify(station: &Station, reader: &str) -> (i32, serde_json::Value) {
-    let out = station.run(&["verify", "--reader", reader, "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "verify: {e}\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), v)
-}
-
-fn failure_codes(v: &serde_json::Value) -> Vec<String> {
-    v["check"]["findings"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|f| f["ok"] == false)
-                .filter_map(|f| f["code"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// TRUST UNKNOWN (exit 3) because the stored bundle is damaged, with the remedy.
 fn damaged_trust_unknown(station: &Station, reader: &str) {
-    let (code, v) = verify(station, reader);
+    let (code, v) = station.verify(&["--reader", reader]);
     assert_eq!(code, 3, "{v}");
     assert_eq!(v["check"]["verdict"], "trust-unknown", "{v}");
     let findings = v["check"]["findings"].to_string();
@@ -82,7 +58,7 @@ fn edited_or_deleted_bundles_never_make_a_revoked_or_expired_card_pass() {
     // Card A: enrolled, uploaded, PASS; then revoked: FAIL.
     let card_a = CardProcess::start(PORT_0, None);
     let fp = enroll_and_upload(&station, READER_0);
-    let (code, v) = verify(&station, READER_0);
+    let (code, v) = station.verify(&["--reader", READER_0]);
     assert_eq!(
         (code, v["check"]["verdict"].as_str()),
         (0, Some("pass")),
@@ -91,7 +67,7 @@ fn edited_or_deleted_bundles_never_make_a_revoked_or_expired_card_pass() {
     let out = station.run(&["revoke", "--fingerprint", &fp, "--reason", "stolen"]);
     assert!(out.status.success());
     assert!(station.run(&["trust", "sync"]).status.success());
-    let (code, v) = verify(&station, READER_0);
+    let (code, v) = station.verify(&["--reader", READER_0]);
     assert_eq!(code, 1);
     assert_eq!(failure_codes(&v), ["revoked"], "{v}");
 
@@ -118,7 +94,7 @@ fn edited_or_deleted_bundles_never_make_a_revoked_or_expired_card_pass() {
     // `trust sync` repairs it from the console's signed bundle.
     db.execute("DELETE FROM trust_bundles", []).expect("clear");
     assert!(station.run(&["trust", "sync"]).status.success());
-    let (code, v) = verify(&station, READER_0);
+    let (code, v) = station.verify(&["--reader", READER_0]);
     assert_eq!(code, 1);
     assert_eq!(failure_codes(&v), ["revoked"], "{v}");
     card_a.stop();
@@ -129,7 +105,7 @@ fn edited_or_deleted_bundles_never_make_a_revoked_or_expired_card_pass() {
     let card_b = CardProcess::start(PORT_1, None);
     enroll_and_upload(&station, READER_1);
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let (code, v) = verify(&station, READER_1);
+    let (code, v) = station.verify(&["--reader", READER_1]);
     assert_eq!(code, 1, "{v}");
     assert_eq!(failure_codes(&v), ["bundle-expired"], "{v}");
     // A far-away expiry written into the database does not un-expire it.

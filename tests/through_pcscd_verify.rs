@@ -11,34 +11,8 @@ use cardstation_piv::{Algorithm, PivSession, Slot};
 use cardstation_pki::certificate::{self, CertificateProfile};
 use cardstation_pki::subject::parse_subject;
 use cardstation_pki::CardSigner;
-use console_support::{free_port, Console, Station};
+use console_support::{failure_codes, free_port, Console, Station};
 use pcscd::{exclusive, pcscd_or_skip, CardProcess, PORT_0, PORT_1, READER_0, READER_1};
-
-fn verify(station: &Station, args: &[&str]) -> (i32, serde_json::Value) {
-    let mut full = vec!["verify", "--json"];
-    full.extend_from_slice(args);
-    let out = station.run(&full);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "verify {args:?}: {e}\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), v)
-}
-
-fn failure_codes(v: &serde_json::Value) -> Vec<String> {
-    v["check"]["findings"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|f| f["ok"] == false)
-                .filter_map(|f| f["code"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn enroll(station: &Station, reader: &str, upload: bool) -> serde_json::Value {
     let mut args = vec!["enroll", "--reader", reader, "--json"];
@@ -102,7 +76,7 @@ fn verdicts_follow_the_console_and_the_card() {
     let card = CardProcess::start(PORT_0, None);
 
     // Not enrolled yet.
-    let (code, v) = verify(&station, &["--reader", READER_0]);
+    let (code, v) = station.verify(&["--reader", READER_0]);
     assert_eq!(code, 1);
     assert_eq!(failure_codes(&v), ["no-certificate"]);
 
@@ -113,7 +87,7 @@ fn verdicts_follow_the_console_and_the_card() {
         .expect("fp")
         .to_string();
     let a_der = card_certificate(READER_0);
-    let (code, v) = verify(&station, &["--reader", READER_0, "--replay-test"]);
+    let (code, v) = station.verify(&["--reader", READER_0, "--replay-test"]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["check"]["verdict"], "pass");
     assert_eq!(v["check"]["fingerprint"], fp.as_str());
@@ -126,21 +100,21 @@ fn verdicts_follow_the_console_and_the_card() {
     // Revoked: FAIL (revoked).
     station.run(&["revoke", "--fingerprint", &fp, "--reason", "stolen"]);
     station.run(&["trust", "sync"]);
-    let (code, v) = verify(&station, &["--reader", READER_0]);
+    let (code, v) = station.verify(&["--reader", READER_0]);
     assert_eq!(code, 1);
     assert_eq!(failure_codes(&v), ["revoked"], "{v}");
 
     // A second card, enrolled but never uploaded: FAIL (not on the allow-list).
     let card_b = CardProcess::start(PORT_1, None);
     enroll(&station, READER_1, false);
-    let (code, v) = verify(&station, &["--reader", READER_1]);
+    let (code, v) = station.verify(&["--reader", READER_1]);
     assert_eq!(code, 1);
     assert_eq!(failure_codes(&v), ["not-allowed"], "{v}");
 
     // Card A now carries card B's certificate: the signature does not match.
     let b_der = card_certificate(READER_1);
     replace_certificate(&station, READER_0, |_| b_der.clone());
-    let (code, v) = verify(&station, &["--reader", READER_0]);
+    let (code, v) = station.verify(&["--reader", READER_0]);
     assert_eq!(code, 1);
     assert!(
         failure_codes(&v).contains(&"signature-mismatch".to_string()),
@@ -162,7 +136,7 @@ fn verdicts_follow_the_console_and_the_card() {
         certificate::self_signed(&profile, &signer, a_year_ago)
             .expect("certificate signed by the card")
     });
-    let (code, v) = verify(&station, &["--reader", READER_0]);
+    let (code, v) = station.verify(&["--reader", READER_0]);
     assert_eq!(code, 1);
     let codes = failure_codes(&v);
     assert!(codes.contains(&"expired".to_string()), "{v}");
@@ -217,7 +191,7 @@ fn a_slot_that_needs_the_pin_asks_for_it() {
     // The same card, powered up afresh (the PIN is not verified): the verifier asks for it.
     card.stop();
     let card = CardProcess::start(PORT_0, Some(state.path()));
-    let (code, v) = verify(&station, &["--reader", READER_0, "--slot", "9a"]);
+    let (code, v) = station.verify(&["--reader", READER_0, "--slot", "9a"]);
     assert_eq!(code, 1);
     assert_eq!(failure_codes(&v), ["pin-required"], "{v}");
     assert!(

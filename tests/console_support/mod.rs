@@ -353,6 +353,21 @@ impl Station {
         })
     }
 
+    /// `cardstation verify --json ARGS`: the exit code and the JSON report.
+    pub fn verify(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let mut full = vec!["verify", "--json"];
+        full.extend_from_slice(args);
+        let out = self.run(&full);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "verify {args:?}: {e}\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), v)
+    }
+
     pub fn outbox_len(&self) -> usize {
         self.json(&["outbox", "list", "--json"])
             .as_array()
@@ -445,4 +460,17 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).expect("copy");
         }
     }
+}
+
+/// The codes of the findings that failed in a `verify --json` report.
+pub fn failure_codes(v: &serde_json::Value) -> Vec<String> {
+    v["check"]["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|f| f["ok"] == false)
+                .filter_map(|f| f["code"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
