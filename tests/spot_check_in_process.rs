@@ -58,8 +58,8 @@ fn a_card_that_answers_garbage_fails_with_a_message_and_never_passes() {
 
 #[test]
 fn a_revoked_key_fails_even_under_a_certificate_still_on_the_allow_list() {
-    use cardstation_protocol::bundle::TrustStatus;
-    use cardstation_protocol::messages::BundlePayload;
+    use cardstation_protocol::bundle::{Header, TrustView};
+    use cardstation_protocol::trust_lists::{fingerprint_from_hex, TrustLists};
 
     let station = TestStation::new();
     let reader = virtual_reader();
@@ -73,27 +73,17 @@ fn a_revoked_key_fails_even_under_a_certificate_still_on_the_allow_list() {
     let key = cardstation_pki::rules::public_key_sha256(&outcome.certificate_der).expect("key");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let judge = |revoked_keys: Vec<String>| {
-        let payload = BundlePayload {
-            version: 7,
-            issued_at: now,
-            expires_at: now + 3600,
-            allowed: vec![outcome.fingerprint.clone()],
-            revoked: vec![],
-            revoked_keys,
-        };
-        let status = TrustStatus {
-            version: 7,
-            issued_at: now,
-            expires_at: now + 3600,
-            fetched_at: now,
-            age_secs: 0,
-            expired: false,
-            allowed: 1,
-            revoked: 0,
-            key_id: "k".into(),
-        };
+        let fp = |h: &str| fingerprint_from_hex(h).expect("hex fingerprint");
+        let lists = TrustLists::from_unsorted(
+            vec![fp(&outcome.fingerprint)],
+            vec![],
+            revoked_keys.iter().map(|k| fp(k)).collect(),
+        );
+        let header = Header::for_lists([1; 16], 7, now, now + 3600, [0; 32], &lists);
+        let view = TrustView::of(header, lists);
+        let status = view.status(now, now, "k");
         let policy = Policy {
-            bundle: Some((&payload, &status)),
+            bundle: Some((&view.lists, &status)),
             issuing_ca: None,
             now,
         };
