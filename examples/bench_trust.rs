@@ -36,10 +36,7 @@ fn main() {
     }
 }
 
-fn open(
-    data: PathBuf,
-    config: PathBuf,
-) -> Result<(Store, p256::ecdsa::VerifyingKey), String> {
+fn open(data: PathBuf, config: PathBuf) -> Result<(Store, p256::ecdsa::VerifyingKey), String> {
     let paths = Paths::resolve(Some(data), Some(config.clone())).map_err(|e| e.to_string())?;
     let config = Config::load(&config, true).map_err(|e| e.to_string())?;
     let store = Store::open(&paths.data_dir.join("station.db")).map_err(|e| e.to_string())?;
@@ -60,7 +57,8 @@ fn apply(data: PathBuf, config: PathBuf, delta: PathBuf) -> Result<serde_json::V
     for _ in 0..ROUNDS {
         let t = Instant::now();
         let opened = bundle::open(&bytes, &key).map_err(|e| e.to_string())?;
-        let advanced = bundle::advance(Some(&view), None, opened, None).map_err(|e| e.to_string())?;
+        let advanced =
+            bundle::advance(Some(&view), None, opened, None).map_err(|e| e.to_string())?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         if let Advance::Advanced { view: v, .. } = advanced {
             changed = v.lists.allowed().len();

@@ -1,6 +1,7 @@
 //! The trust bundle at fleet scale, end to end with the real console over mutual TLS:
 //! deltas from the version held, 304 when nothing changed, the same lists whichever
 //! way they arrived, and the published files served by an ordinary web server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod console_support;
 
@@ -35,12 +36,21 @@ fn console_lists(station: &Station, console_dir: &Path) -> serde_json::Value {
 
 fn curl_bundle(console_dir: &Path, port: u16, query: &str, etag: Option<&str>) -> (u16, String) {
     let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--max-time", "10", "-o", "/dev/null", "-D", "-", "--cacert"])
-        .arg(console_dir.join("ca.pem"))
-        .arg("--cert")
-        .arg(console_dir.join("station.pem"))
-        .arg("--key")
-        .arg(console_dir.join("station.key"));
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "10",
+        "-o",
+        "/dev/null",
+        "-D",
+        "-",
+        "--cacert",
+    ])
+    .arg(console_dir.join("ca.pem"))
+    .arg("--cert")
+    .arg(console_dir.join("station.pem"))
+    .arg("--key")
+    .arg(console_dir.join("station.key"));
     if let Some(tag) = etag {
         cmd.args(["-H", &format!("If-None-Match: {tag}")]);
     }
@@ -118,7 +128,13 @@ fn a_station_follows_the_console_by_deltas_and_holds_the_same_lists() {
     assert!(tag.starts_with(&format!("\"{version}-")), "{tag}");
     assert_eq!(curl_bundle(dir.path(), port, "", Some(&tag)).0, 304);
     assert_eq!(
-        curl_bundle(dir.path(), port, &format!("?since={}", version - 1), Some(&tag)).0,
+        curl_bundle(
+            dir.path(),
+            port,
+            &format!("?since={}", version - 1),
+            Some(&tag)
+        )
+        .0,
         304
     );
     let (status, head) = curl_bundle(dir.path(), port, &format!("?since={}", version - 1), None);
@@ -146,8 +162,14 @@ struct WebServer {
 impl WebServer {
     fn start(dir: &Path) -> WebServer {
         let port = free_port();
-        let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+        let mut child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -159,6 +181,8 @@ impl WebServer {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the web server did not start");
     }
 }
@@ -200,7 +224,10 @@ fn published_files_serve_a_station_from_a_plain_web_server_and_tampering_is_refu
         &config,
         text.replacen(
             "[console]\n",
-            &format!("[console]\nbundle_url = \"http://127.0.0.1:{}/\"\n", web.port),
+            &format!(
+                "[console]\nbundle_url = \"http://127.0.0.1:{}/\"\n",
+                web.port
+            ),
             1,
         ),
     )

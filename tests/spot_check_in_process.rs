@@ -149,7 +149,14 @@ fn verdicts_from_lists_built_by_deltas_equal_those_from_full_bundles() {
     let mut headers: Vec<Header> = Vec::new();
     for (i, lists) in history.iter().enumerate() {
         let prev = headers.last().map_or([0; 32], |h| h.hash());
-        headers.push(Header::for_lists([7; 16], i as u64 + 1, now, now + 3600, prev, lists));
+        headers.push(Header::for_lists(
+            [7; 16],
+            i as u64 + 1,
+            now,
+            now + 3600,
+            prev,
+            lists,
+        ));
     }
     let judge = |lists: &TrustLists| {
         let status = TrustView::of(headers[0], lists.clone()).status(now, now, "k");
@@ -174,7 +181,8 @@ fn verdicts_from_lists_built_by_deltas_equal_those_from_full_bundles() {
         hash: h.hash(),
     };
     let first = sign_full(&headers[0], &history[0], &[link(&headers[0])], &signer).unwrap();
-    let Advance::Advanced { view, .. } = advance(None, None, open(&first, &vk).unwrap(), None).unwrap()
+    let Advance::Advanced { view, .. } =
+        advance(None, None, open(&first, &vk).unwrap(), None).unwrap()
     else {
         panic!("the first version is taken");
     };
@@ -202,6 +210,11 @@ fn verdicts_from_lists_built_by_deltas_equal_those_from_full_bundles() {
     let codes: Vec<Vec<String>> = verdicts.iter().map(|(_, c)| c.clone()).collect();
     assert_eq!(
         codes,
-        [vec![], vec!["revoked".to_string()], vec![], vec!["key-revoked".to_string()]]
+        [
+            vec![],
+            vec!["revoked".to_string()],
+            vec![],
+            vec!["key-revoked".to_string()]
+        ]
     );
 }

@@ -199,7 +199,10 @@ fn status(config: &Config, json: bool) -> Result<ExitCode, GatewayError> {
     match bundle {
         Some(s) => {
             println!("Trust bundle  v{}", s.version);
-            println!("  fetched     {} ago", format_age(s.age_secs));
+            println!(
+                "  fetched     {} ago",
+                format_age((now - s.fetched_at).max(0))
+            );
             println!(
                 "  expires     {}{}",
                 format_unix(s.expires_at),

@@ -406,7 +406,7 @@ impl TrustView {
             issued_at: self.header.issued_at,
             expires_at: self.header.expires_at,
             fetched_at,
-            age_secs: (now - fetched_at).max(0),
+            age_secs: (now - self.header.issued_at).max(0),
             expired: now >= self.header.expires_at,
             allowed: self.lists.allowed().len(),
             revoked: self.lists.revoked().len(),
@@ -634,6 +634,7 @@ pub struct TrustStatus {
     pub issued_at: i64,
     pub expires_at: i64,
     pub fetched_at: i64,
+    /// Seconds since the version was signed.
     pub age_secs: i64,
     pub expired: bool,
     pub allowed: usize,

@@ -89,6 +89,9 @@ impl StationApp {
                 reason,
             }),
             Command::SyncConsole => self.link_for(origin).submit(ConsoleJob::SyncNow),
+            Command::AcceptBundleReset(chain) => self
+                .link_for(origin)
+                .submit(ConsoleJob::AcceptBundleReset { chain }),
             Command::Export {
                 der,
                 name,
