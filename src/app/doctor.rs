@@ -67,6 +67,15 @@ impl DoctorReport {
 
 /// Run every check; `reader` limits the card checks to one reader.
 pub fn diagnose(station: &Station, reader: Option<&str>) -> DoctorReport {
+    diagnose_with(station, reader, Vec::new())
+}
+
+/// [`diagnose`], also checking cards that are not behind PC/SC (the window's demo card).
+pub fn diagnose_with(
+    station: &Station,
+    reader: Option<&str>,
+    other_cards: Vec<CardSource>,
+) -> DoctorReport {
     let mut report = DoctorReport {
         findings: Vec::new(),
         cards: Vec::new(),
@@ -77,6 +86,23 @@ pub fn diagnose(station: &Station, reader: Option<&str>) -> DoctorReport {
         .ok()
         .and_then(|key| trust::current(&station.store, &key).ok().flatten());
     pcsc_checks(&mut report, reader, bundle.as_deref());
+    for source in other_cards {
+        let name = source.name();
+        let atr = match &source {
+            CardSource::Virtual(r) => cardstation_card::Transport::atr(r),
+            CardSource::Pcsc(_) => Vec::new(),
+        };
+        if atr.is_empty() {
+            report.findings.push(finding(
+                &format!("reader {name}"),
+                Level::Info,
+                "no card in the reader",
+                "insert a card to check it",
+            ));
+            continue;
+        }
+        card_checks(&mut report, source, &atr, bundle.as_deref());
+    }
     console_checks(&mut report, station);
     trust_checks(&mut report, station);
     outbox_checks(&mut report, station);
@@ -142,13 +168,19 @@ fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>, bundle: Option<&Tr
                 "the card does not answer to reset (mute)",
                 "reinsert it the right way round; if it stays mute the card or its contacts are faulty",
             )),
-            CardPresence::Present => card_checks(report, &r.name, &r.atr, bundle),
+            CardPresence::Present => {
+                card_checks(report, CardSource::Pcsc(r.name.clone()), &r.atr, bundle)
+            }
         }
     }
 }
 
 /// What the trust bundle says of a certificate, when it is not simply allowed.
-fn bundle_verdict(bundle: &TrustView, sha256: &str) -> Option<(Level, String, &'static str)> {
+fn bundle_verdict(
+    bundle: &TrustView,
+    sha256: &str,
+    key_sha256: &str,
+) -> Option<(Level, String, &'static str)> {
     if let Some(r) = bundle.lists.revocation_hex(sha256) {
         return Some((
             Level::Fail,
@@ -157,6 +189,13 @@ fn bundle_verdict(bundle: &TrustView, sha256: &str) -> Option<(Level, String, &'
                 r.reason,
                 format_unix(r.at)
             ),
+            "replace the card (Card care, Replace a card)",
+        ));
+    }
+    if bundle.lists.is_key_revoked_hex(key_sha256) {
+        return Some((
+            Level::Fail,
+            "its key was revoked (under another certificate): gateways refuse this card whatever certificate it holds".into(),
             "replace the card (Card care, Replace a card)",
         ));
     }
@@ -172,7 +211,13 @@ fn bundle_verdict(bundle: &TrustView, sha256: &str) -> Option<(Level, String, &'
     })
 }
 
-fn card_checks(report: &mut DoctorReport, name: &str, atr: &[u8], bundle: Option<&TrustView>) {
+fn card_checks(
+    report: &mut DoctorReport,
+    source: CardSource,
+    atr: &[u8],
+    bundle: Option<&TrustView>,
+) {
+    let name = &source.name();
     let area = format!("card in {name}");
     let f = &mut report.findings;
     match Atr::parse(atr) {
@@ -201,8 +246,7 @@ fn card_checks(report: &mut DoctorReport, name: &str, atr: &[u8], bundle: Option
             "",
         )),
     }
-    let (result, trace) = match CardSource::Pcsc(name.to_string()).with_card(|t| inspect_traced(t))
-    {
+    let (result, trace) = match source.with_card(|t| inspect_traced(t)) {
         Ok(r) => r,
         Err(e) => {
             f.push(finding(
@@ -298,14 +342,15 @@ fn card_checks(report: &mut DoctorReport, name: &str, atr: &[u8], bundle: Option
                 (Level::Ok, "")
             };
             // A valid date says nothing if the console has revoked or never allowed the card.
-            let (level, what, todo) = match bundle.and_then(|b| bundle_verdict(b, &c.sha256)) {
-                Some((l, what, todo)) if l > level => (l, what, todo),
-                _ => (
-                    level,
-                    format!("valid until {}", format_unix(c.not_after)),
-                    todo,
-                ),
-            };
+            let (level, what, todo) =
+                match bundle.and_then(|b| bundle_verdict(b, &c.sha256, &c.key_sha256)) {
+                    Some((l, what, todo)) if l > level => (l, what, todo),
+                    _ => (
+                        level,
+                        format!("valid until {}", format_unix(c.not_after)),
+                        todo,
+                    ),
+                };
             f.push(finding(
                 &area,
                 level,
@@ -630,7 +675,7 @@ mod tests {
                 reason: "lost".into(),
                 at: 0,
             }],
-            vec![],
+            vec![[0x99; 32]],
         );
         let header = cardstation_protocol::bundle::Header::for_lists(
             [1; 16],
@@ -641,11 +686,15 @@ mod tests {
             &lists,
         );
         let bundle = TrustView::of(header, lists);
-        assert!(bundle_verdict(&bundle, &fp.to_uppercase()).is_none());
-        let (level, what, _) = bundle_verdict(&bundle, &"cd".repeat(32)).unwrap();
+        let key = "11".repeat(32);
+        assert!(bundle_verdict(&bundle, &fp.to_uppercase(), &key).is_none());
+        let (level, what, _) = bundle_verdict(&bundle, &fp, &"99".repeat(32)).unwrap();
+        assert_eq!(level, Level::Fail);
+        assert!(what.contains("key was revoked"), "{what}");
+        let (level, what, _) = bundle_verdict(&bundle, &"cd".repeat(32), &key).unwrap();
         assert_eq!(level, Level::Fail);
         assert!(what.starts_with("REVOKED (lost)"), "{what}");
-        let (level, what, _) = bundle_verdict(&bundle, &"ef".repeat(32)).unwrap();
+        let (level, what, _) = bundle_verdict(&bundle, &"ef".repeat(32), &key).unwrap();
         assert_eq!(level, Level::Warn);
         assert!(what.contains("allow-list"), "{what}");
     }
