@@ -336,7 +336,7 @@ impl ConsoleClient {
             return Err(failure(status, &body));
         }
         Ok(Some(Fetched::Bundle {
-            bytes: body.to_vec(),
+            bytes: Vec::from(body),
             etag: tag,
         }))
     }

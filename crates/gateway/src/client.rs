@@ -226,7 +226,7 @@ impl ConsoleClient {
         }
         let body = rsp.bytes().map_err(|e| self.classify(&e))?;
         Ok(Some(Fetched::Bundle {
-            bytes: body.to_vec(),
+            bytes: Vec::from(body),
             etag: tag,
         }))
     }

@@ -16,7 +16,7 @@ use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::trust_lists::{pack, unpack, Changes, ListError, Revocation, TrustLists};
+use crate::trust_lists::{pack, unpack, unpack_owned, Changes, ListError, Revocation, TrustLists};
 
 const MAGIC: &[u8; 4] = b"CSTB";
 const FORMAT: u8 = 2;
@@ -297,9 +297,9 @@ pub fn open(bytes: &[u8], key: &VerifyingKey) -> Result<Opened, BundleError> {
                 return Err(BundleError::Malformed("payload kind is not full".into()));
             }
             let lists = TrustLists::new(
-                unpack(&p.allowed, "allowed").map_err(list)?,
+                unpack_owned(p.allowed, "allowed").map_err(list)?,
                 p.revoked,
-                unpack(&p.revoked_keys, "revoked keys").map_err(list)?,
+                unpack_owned(p.revoked_keys, "revoked keys").map_err(list)?,
             )
             .map_err(list)?;
             if Header::for_lists(

@@ -85,6 +85,19 @@ pub fn pack(fps: &[Fingerprint]) -> Vec<u8> {
     out
 }
 
+/// The inverse of [`pack`], reusing the buffer (a million fingerprints are 32 MB:
+/// not copied again); `what` names the list in errors.
+pub fn unpack_owned(bytes: Vec<u8>, what: &'static str) -> Result<Vec<Fingerprint>, ListError> {
+    if !bytes.len().is_multiple_of(32) {
+        return Err(ListError::Ragged(what));
+    }
+    match bytemuck::allocation::try_cast_vec::<u8, Fingerprint>(bytes) {
+        Ok(fps) => Ok(fps),
+        // The buffer's capacity is not a whole number of fingerprints: copy.
+        Err((_, bytes)) => unpack(&bytes, what),
+    }
+}
+
 /// The inverse of [`pack`]; `what` names the list in errors.
 pub fn unpack(bytes: &[u8], what: &'static str) -> Result<Vec<Fingerprint>, ListError> {
     if !bytes.len().is_multiple_of(32) {
@@ -526,6 +539,17 @@ mod tests {
         assert!(l.is_key_revoked_hex(&hex::encode(fp(7))));
         assert!(!l.is_allowed_hex("not hex"));
         assert!(TrustLists::new(vec![fp(2), fp(1)], vec![], vec![]).is_err());
+    }
+
+    #[test]
+    fn unpacking_in_place_equals_copying() {
+        let fps = vec![fp(1), fp(2), fp(3)];
+        let packed = pack(&fps);
+        assert_eq!(unpack_owned(packed.clone(), "x").unwrap(), fps);
+        let mut roomy = Vec::with_capacity(100);
+        roomy.extend_from_slice(&packed);
+        assert_eq!(unpack_owned(roomy, "x").unwrap(), fps);
+        assert_eq!(unpack_owned(vec![0; 33], "x"), Err(ListError::Ragged("x")));
     }
 
     #[test]
