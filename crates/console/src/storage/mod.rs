@@ -11,6 +11,7 @@
 
 mod pg_tls;
 mod postgres;
+pub mod search;
 mod sqlite;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 use cardstation_protocol::messages::{CertificateRecord, RevokedEntry};
 
 pub use postgres::PostgresStore;
+pub use search::Search;
 pub use sqlite::SqliteStore;
 
 /// Where the console keeps its records.
@@ -349,6 +351,8 @@ pub trait Store: Send + Sync {
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
     /// Fill an empty database with `snapshot` (everything and the bundle version) in one transaction.
     async fn import(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+    /// Certificates matching `search`, newest first, at most `search.limit` of them.
+    async fn search(&self, search: &Search) -> Result<Vec<CertificateRecord>, StoreError>;
 }
 
 /// The key hash of a stored PEM certificate (for rows written before it was kept).
