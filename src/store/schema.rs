@@ -100,6 +100,8 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO station_meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
     INSERT INTO station_meta (key, value)
         SELECT 'bundle_high_water', MAX(version) FROM trust_bundles HAVING COUNT(*) > 0;",
+    // 5: who or what holds the card ("gw-17 Plant B", "J. Smith"), as the operator typed it.
+    "ALTER TABLE enrollments ADD COLUMN label TEXT;",
 ];
 
 #[derive(Debug)]

@@ -421,6 +421,7 @@ impl CareScreen {
                         old_fingerprint: fp.clone(),
                         reason: self.replace_reason,
                         subject_override: None,
+                        old_record: None,
                         enroll: EnrollRequest {
                             upload: Some(Default::default()),
                             ..self.profile.clone()

@@ -53,7 +53,7 @@ impl StationApp {
                 card_serial: outcome.card_serial,
                 chuid_guid: Some(outcome.chuid_guid.clone()),
                 slot: Some(outcome.slot.short().to_string()),
-                label: None,
+                label: outcome.label.clone(),
                 operator: self.config.operator(),
                 station_id,
             }),
