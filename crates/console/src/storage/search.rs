@@ -2,10 +2,12 @@
 //! and one parameterised query (no user text is ever part of the SQL).
 //!
 //! Every record has rows in `certificate_terms`: the words of its subject values,
-//! label and station, its card serial, CHUID GUID and fingerprint, lower case.
-//! A search word matches a record when it begins one of its terms (a range scan
-//! on the terms index), so a search costs what its matches cost, not a scan of
-//! every record. Pages are ordered newest first by (uploaded_at, sha256), and a
+//! label and station, its card serial, and (marked with `#`) its CHUID GUID and
+//! fingerprint, lower case. A search word matches a record when it begins one of
+//! its terms (a range scan on the terms index), so a search costs what its matches
+//! cost, not a scan of every record. Only a word of at least [`MIN_HEX_PREFIX`] hex
+//! digits is also looked for at the start of GUIDs and fingerprints: otherwise
+//! "plant b" would find every card whose fingerprint begins with b. Pages are ordered newest first by (uploaded_at, sha256), and a
 //! cursor is the last row's pair: the next page starts strictly after it.
 
 use cardstation_protocol::messages::{search_words, CertificateStatus};
@@ -44,13 +46,19 @@ pub fn terms(
         t.push(s.to_string());
     }
     if let Some(g) = chuid_guid {
-        t.push(g.to_ascii_lowercase());
+        t.push(format!("{HEX_MARK}{}", g.to_ascii_lowercase()));
     }
-    t.push(sha256.to_ascii_lowercase());
+    t.push(format!("{HEX_MARK}{}", sha256.to_ascii_lowercase()));
     t.sort();
     t.dedup();
     t
 }
+
+/// Marks GUID and fingerprint terms (never part of a word).
+const HEX_MARK: char = '#';
+
+/// Shortest word looked for at the start of a GUID or fingerprint.
+pub const MIN_HEX_PREFIX: usize = 6;
 
 /// A bound value of the search query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,11 +89,22 @@ pub fn query(s: &Search, columns: &str, placeholder: char) -> (String, Vec<Value
         sql += &format!(" AND (uploaded_at, sha256) < ({a}, {b})");
     }
     for w in &s.words {
-        let lo = bind(Value::Text(w.clone()));
-        // Every term that begins with `w` sorts below `w` followed by the largest character.
-        let hi = bind(Value::Text(format!("{w}{}", char::MAX)));
+        let mut prefixes = vec![w.clone()];
+        if w.len() >= MIN_HEX_PREFIX && w.bytes().all(|b| b.is_ascii_hexdigit()) {
+            prefixes.push(format!("{HEX_MARK}{w}"));
+        }
+        let ranges: Vec<String> = prefixes
+            .into_iter()
+            .map(|p| {
+                // Every term that begins with `p` sorts below `p` followed by the largest character.
+                let hi = bind(Value::Text(format!("{p}{}", char::MAX)));
+                let lo = bind(Value::Text(p));
+                format!("(term >= {lo} AND term < {hi})")
+            })
+            .collect();
         sql += &format!(
-            " AND sha256 IN (SELECT sha256 FROM certificate_terms WHERE term >= {lo} AND term < {hi})"
+            " AND sha256 IN (SELECT sha256 FROM certificate_terms WHERE {})",
+            ranges.join(" OR ")
         );
     }
     let limit = bind(Value::Int(i64::from(s.limit)));
@@ -108,7 +127,7 @@ mod tests {
             Some("00FF"),
         );
         for w in [
-            "gw", "17", "acme", "plant", "j", "smith", "desk", "2", "4711", "00ff", "ab12",
+            "gw", "17", "acme", "plant", "j", "smith", "desk", "2", "4711", "#00ff", "#ab12",
         ] {
             assert!(t.contains(&w.to_string()), "{w} in {t:?}");
         }
