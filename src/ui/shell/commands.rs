@@ -89,6 +89,15 @@ impl StationApp {
                 reason,
             }),
             Command::SyncConsole => self.link_for(origin).submit(ConsoleJob::SyncNow),
+            Command::SearchConsole {
+                purpose,
+                query,
+                more,
+            } => self.link_for(origin).submit(ConsoleJob::Search {
+                purpose,
+                query,
+                more,
+            }),
             Command::Export {
                 der,
                 name,
