@@ -195,9 +195,9 @@ const PAGE: u32 = 50;
 impl ConsoleScreen {
     pub fn show(&mut self, ui: &mut egui::Ui, console: &ConsoleStatus) -> Option<Command> {
         ui.heading(if self.demo {
-            "Console — demo"
+            "Cards on the demo console"
         } else {
-            "Console"
+            "Cards on the console"
         });
         if !console.configured {
             style::wrapped(ui, "No management console is set up at this station: set [console] in the settings to find and revoke cards here.");
