@@ -78,7 +78,7 @@ const MIGRATIONS: &[&str] = &[
         sha256 TEXT NOT NULL,
         PRIMARY KEY (term, sha256)
      );
-     CREATE INDEX certificate_terms_sha256 ON certificate_terms (sha256);
+     CREATE INDEX certificate_terms_sha256 ON certificate_terms (sha256, term);
      CREATE INDEX certificates_newest ON certificates (uploaded_at, sha256);
      CREATE INDEX certificates_status_newest ON certificates (status, uploaded_at, sha256);
      CREATE INDEX certificates_station_newest ON certificates (station_id, uploaded_at, sha256);",
@@ -909,33 +909,64 @@ impl Store for PostgresStore {
     }
 
     async fn search(&self, s: &Search) -> Result<Vec<CertificateRecord>, StoreError> {
-        let client = self.client().await?;
-        let (sql, values) = search::query(s, COLUMNS, '$');
-        let values: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = values
-            .into_iter()
-            .map(|v| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
-                match v {
-                    search::Value::Text(t) => Box::new(t),
-                    search::Value::Int(i) => Box::new(i),
-                }
-            })
-            .collect();
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
-            .iter()
-            .map(|v| v.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        let stmt = client.prepare_cached(&sql).await.map_err(pg)?;
-        client
-            .query(&stmt, &params)
+        let boxed = |values: Vec<search::Value>| -> Vec<Param> {
+            values
+                .into_iter()
+                .map(|v| -> Param {
+                    match v {
+                        search::Value::Text(t) => Box::new(t),
+                        search::Value::Int(i) => Box::new(i),
+                    }
+                })
+                .collect()
+        };
+        let mut client = self.client().await?;
+        // One snapshot for the counts and the page.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg)?;
+        let mut counts = Vec::new();
+        for w in &s.words {
+            let (sql, values) = search::probe(w, '$');
+            let values = boxed(values);
+            let stmt = tx.prepare_cached(&sql).await.map_err(pg)?;
+            let n: i64 = tx
+                .query_one(&stmt, &pg_params(&values))
+                .await
+                .map_err(pg)?
+                .try_get(0)
+                .map_err(pg)?;
+            counts.push(n);
+        }
+        let (sql, values) = search::query(s, COLUMNS, '$', search::driver(&counts));
+        let values = boxed(values);
+        let stmt = tx.prepare_cached(&sql).await.map_err(pg)?;
+        let rows = tx
+            .query(&stmt, &pg_params(&values))
             .await
             .map_err(pg)?
             .iter()
             .map(record)
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await.map_err(pg)?;
+        Ok(rows)
     }
 }
 
 // Certificate search: its terms, written with each record.
+
+type Param = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
+
+fn pg_params(values: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    values
+        .iter()
+        .map(|v| v.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
+}
 
 fn record_terms(r: &CertificateRecord) -> Vec<String> {
     search::terms(

@@ -7,8 +7,16 @@
 //! its terms (a range scan on the terms index), so a search costs what its matches
 //! cost, not a scan of every record. Only a word of at least [`MIN_HEX_PREFIX`] hex
 //! digits is also looked for at the start of GUIDs and fingerprints: otherwise
-//! "plant b" would find every card whose fingerprint begins with b. Pages are ordered newest first by (uploaded_at, sha256), and a
-//! cursor is the last row's pair: the next page starts strictly after it.
+//! "plant b" would find every card whose fingerprint begins with b.
+//!
+//! The plan follows the words: each is first counted (up to [`SELECTIVE`] terms,
+//! a bounded index read). When one is rare, its matches are the candidates and the
+//! other words are checked on each; when every word is common, the records are
+//! walked newest first and each is checked until the page is full. So a rare
+//! name costs its few matches, and "plant" (on most cards) a page's worth of
+//! checks, not a sort of everything. Pages are ordered newest first by
+//! (uploaded_at, sha256), and a cursor is the last row's pair: the next page
+//! starts strictly after it.
 
 use cardstation_protocol::messages::{search_words, CertificateStatus};
 
@@ -67,49 +75,114 @@ pub enum Value {
     Int(i64),
 }
 
-/// The search as SQL with numbered placeholders (`?N` for SQLite, `$N` for
-/// PostgreSQL) and the values to bind, in order. `columns` are the record columns.
-pub fn query(s: &Search, columns: &str, placeholder: char) -> (String, Vec<Value>) {
-    let mut values: Vec<Value> = Vec::new();
-    let mut bind = |v: Value| {
-        values.push(v);
-        format!("{placeholder}{}", values.len())
+/// A word matched by at least this many terms is common: it does not drive a search.
+pub const SELECTIVE: i64 = 5000;
+
+/// The term ranges a word matches: its own prefix, and for a long enough hex
+/// word also the GUID and fingerprint prefix. Each is `[lo, hi)`.
+fn ranges(w: &str) -> Vec<(String, String)> {
+    let mut prefixes = vec![w.to_string()];
+    if w.len() >= MIN_HEX_PREFIX && w.bytes().all(|b| b.is_ascii_hexdigit()) {
+        prefixes.push(format!("{HEX_MARK}{w}"));
+    }
+    prefixes
+        .into_iter()
+        // Every term that begins with `p` sorts below `p` followed by the largest character.
+        .map(|p| (p.clone(), format!("{p}{}", char::MAX)))
+        .collect()
+}
+
+/// Placeholders and values, numbered as they are added.
+struct Binder {
+    placeholder: char,
+    values: Vec<Value>,
+}
+
+impl Binder {
+    fn bind(&mut self, v: Value) -> String {
+        self.values.push(v);
+        format!("{}{}", self.placeholder, self.values.len())
+    }
+
+    /// `(term >= lo AND term < hi) OR …` for the word `w`, on the terms alias `t`.
+    fn word(&mut self, t: &str, w: &str) -> String {
+        ranges(w)
+            .into_iter()
+            .map(|(lo, hi)| {
+                let (lo, hi) = (self.bind(Value::Text(lo)), self.bind(Value::Text(hi)));
+                format!("({t}.term >= {lo} AND {t}.term < {hi})")
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    }
+}
+
+/// How many terms `w` matches, counted up to [`SELECTIVE`].
+pub fn probe(w: &str, placeholder: char) -> (String, Vec<Value>) {
+    let mut b = Binder {
+        placeholder,
+        values: Vec::new(),
     };
-    let mut sql = format!("SELECT {columns} FROM certificates WHERE TRUE");
+    let cond = b.word("t", w);
+    let limit = b.bind(Value::Int(SELECTIVE));
+    (
+        format!("SELECT COUNT(*) FROM (SELECT 1 FROM certificate_terms t WHERE {cond} LIMIT {limit}) AS p"),
+        b.values,
+    )
+}
+
+/// The word to drive the search with: the rarest, if it is rare at all.
+pub fn driver(counts: &[i64]) -> Option<usize> {
+    counts
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, c)| **c)
+        .filter(|(_, c)| **c < SELECTIVE)
+        .map(|(i, _)| i)
+}
+
+/// The search as SQL with numbered placeholders (`?N` for SQLite, `$N` for
+/// PostgreSQL) and the values to bind, in order. `columns` are the record columns;
+/// `driver` the word whose matches are the candidates (see [`driver`]).
+pub fn query(
+    s: &Search,
+    columns: &str,
+    placeholder: char,
+    driver: Option<usize>,
+) -> (String, Vec<Value>) {
+    let mut b = Binder {
+        placeholder,
+        values: Vec::new(),
+    };
+    let mut sql = format!("SELECT {columns} FROM certificates c WHERE TRUE");
     if let Some(status) = s.status {
-        let p = bind(Value::Text(super::sqlite::status_text(status).into()));
-        sql += &format!(" AND status = {p}");
+        let p = b.bind(Value::Text(super::sqlite::status_text(status).into()));
+        sql += &format!(" AND c.status = {p}");
     }
     if let Some(station) = &s.station {
-        let p = bind(Value::Text(station.clone()));
-        sql += &format!(" AND station_id = {p}");
+        let p = b.bind(Value::Text(station.clone()));
+        sql += &format!(" AND c.station_id = {p}");
     }
     if let Some((at, sha)) = &s.after {
-        let (a, b) = (bind(Value::Int(*at)), bind(Value::Text(sha.clone())));
-        sql += &format!(" AND (uploaded_at, sha256) < ({a}, {b})");
+        let (x, y) = (b.bind(Value::Int(*at)), b.bind(Value::Text(sha.clone())));
+        sql += &format!(" AND (c.uploaded_at, c.sha256) < ({x}, {y})");
     }
-    for w in &s.words {
-        let mut prefixes = vec![w.clone()];
-        if w.len() >= MIN_HEX_PREFIX && w.bytes().all(|b| b.is_ascii_hexdigit()) {
-            prefixes.push(format!("{HEX_MARK}{w}"));
+    for (i, w) in s.words.iter().enumerate() {
+        if Some(i) == driver {
+            let cond = b.word("t", w);
+            sql += &format!(
+                " AND c.sha256 IN (SELECT t.sha256 FROM certificate_terms t WHERE {cond})"
+            );
+        } else {
+            let cond = b.word("t", w);
+            sql += &format!(
+                " AND EXISTS (SELECT 1 FROM certificate_terms t WHERE t.sha256 = c.sha256 AND ({cond}))"
+            );
         }
-        let ranges: Vec<String> = prefixes
-            .into_iter()
-            .map(|p| {
-                // Every term that begins with `p` sorts below `p` followed by the largest character.
-                let hi = bind(Value::Text(format!("{p}{}", char::MAX)));
-                let lo = bind(Value::Text(p));
-                format!("(term >= {lo} AND term < {hi})")
-            })
-            .collect();
-        sql += &format!(
-            " AND sha256 IN (SELECT sha256 FROM certificate_terms WHERE {})",
-            ranges.join(" OR ")
-        );
     }
-    let limit = bind(Value::Int(i64::from(s.limit)));
-    sql += &format!(" ORDER BY uploaded_at DESC, sha256 DESC LIMIT {limit}");
-    (sql, values)
+    let limit = b.bind(Value::Int(i64::from(s.limit)));
+    sql += &format!(" ORDER BY c.uploaded_at DESC, c.sha256 DESC LIMIT {limit}");
+    (sql, b.values)
 }
 
 #[cfg(test)]
@@ -135,6 +208,13 @@ mod tests {
     }
 
     #[test]
+    fn the_rarest_word_drives_unless_every_word_is_common() {
+        assert_eq!(driver(&[5000, 3, 40]), Some(1));
+        assert_eq!(driver(&[SELECTIVE, SELECTIVE]), None);
+        assert_eq!(driver(&[]), None);
+    }
+
+    #[test]
     fn user_text_is_bound_never_part_of_the_sql() {
         let s = Search {
             words: vec!["x' or 1=1 --".into()],
@@ -143,10 +223,15 @@ mod tests {
             limit: 51,
             after: Some((5, "ff".into())),
         };
-        let (sql, values) = query(&s, "sha256", '$');
-        assert!(!sql.contains('\''), "{sql}");
-        assert!(!sql.contains("drop"), "{sql}");
-        assert_eq!(values.len(), 7);
-        assert!(sql.ends_with("LIMIT $7"), "{sql}");
+        for driver in [None, Some(0)] {
+            let (sql, values) = query(&s, "sha256", '$', driver);
+            assert!(!sql.contains('\''), "{sql}");
+            assert!(!sql.contains("drop"), "{sql}");
+            assert_eq!(values.len(), 7);
+            assert!(sql.ends_with("LIMIT $7"), "{sql}");
+        }
+        let (sql, values) = probe("a3f9c2", '?');
+        assert!(!sql.contains("a3f9"), "{sql}");
+        assert_eq!(values.len(), 5, "two ranges and the limit");
     }
 }

@@ -72,7 +72,7 @@ const MIGRATIONS: &[&str] = &[
         sha256 TEXT NOT NULL,
         PRIMARY KEY (term, sha256)
      ) WITHOUT ROWID;
-     CREATE INDEX certificate_terms_sha256 ON certificate_terms (sha256);
+     CREATE INDEX certificate_terms_sha256 ON certificate_terms (sha256, term);
      CREATE INDEX certificates_newest ON certificates (uploaded_at, sha256);
      CREATE INDEX certificates_status_newest ON certificates (status, uploaded_at, sha256);
      CREATE INDEX certificates_station_newest ON certificates (station_id, uploaded_at, sha256);",
@@ -784,19 +784,39 @@ impl Store for SqliteStore {
     async fn search(&self, s: &Search) -> Result<Vec<CertificateRecord>, StoreError> {
         let s = s.clone();
         self.with(move |conn| {
-            let (sql, values) = search::query(&s, COLUMNS, '?');
-            let values: Vec<rusqlite::types::Value> = values
-                .into_iter()
-                .map(|v| match v {
-                    search::Value::Text(t) => rusqlite::types::Value::Text(t),
-                    search::Value::Int(i) => rusqlite::types::Value::Integer(i),
-                })
-                .collect();
-            let mut stmt = conn.prepare_cached(&sql).map_err(failed)?;
-            let rows = stmt
+            let sqlite = |values: Vec<search::Value>| -> Vec<rusqlite::types::Value> {
+                values
+                    .into_iter()
+                    .map(|v| match v {
+                        search::Value::Text(t) => rusqlite::types::Value::Text(t),
+                        search::Value::Int(i) => rusqlite::types::Value::Integer(i),
+                    })
+                    .collect()
+            };
+            // One read snapshot for the counts and the page.
+            let tx = conn.transaction().map_err(failed)?;
+            let mut counts = Vec::new();
+            for w in &s.words {
+                let (sql, values) = search::probe(w, '?');
+                let n: i64 = tx
+                    .prepare_cached(&sql)
+                    .and_then(|mut st| {
+                        st.query_row(rusqlite::params_from_iter(sqlite(values)), |r| r.get(0))
+                    })
+                    .map_err(failed)?;
+                counts.push(n);
+            }
+            let (sql, values) = search::query(&s, COLUMNS, '?', search::driver(&counts));
+            let values = sqlite(values);
+            let mut stmt = tx.prepare_cached(&sql).map_err(failed)?;
+            let rows: Vec<CertificateRecord> = stmt
                 .query_map(rusqlite::params_from_iter(values), record)
+                .map_err(failed)?
+                .collect::<Result<_, _>>()
                 .map_err(failed)?;
-            rows.collect::<Result<_, _>>().map_err(failed)
+            drop(stmt);
+            tx.commit().map_err(failed)?;
+            Ok(rows)
         })
         .await
     }
