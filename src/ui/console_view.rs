@@ -193,6 +193,16 @@ impl Default for ConsoleScreen {
 const PAGE: u32 = 50;
 
 impl ConsoleScreen {
+    /// Which console the tab shows; another one is listed afresh.
+    pub fn show_console(&mut self, demo: bool) {
+        if self.demo != demo {
+            self.demo = demo;
+            self.listed = false;
+            self.selected = None;
+            self.confirming = false;
+        }
+    }
+
     pub fn show(&mut self, ui: &mut egui::Ui, console: &ConsoleStatus) -> Option<Command> {
         ui.heading(if self.demo {
             "Cards on the demo console"

@@ -152,7 +152,7 @@ impl StationApp {
             Screen::Console => {
                 // With the demo card selected, the demo console's cards.
                 let origin = self.selected_origin();
-                self.console_screen.demo = origin == Origin::Demo;
+                self.console_screen.show_console(origin == Origin::Demo);
                 let reader = self.readers.selected.clone().unwrap_or_default();
                 let status = match origin {
                     Origin::Demo => &self.demo_console.status,
