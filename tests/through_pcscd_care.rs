@@ -134,10 +134,20 @@ fn a_card_enrolled_at_another_station_is_replaced_by_its_holders_name() {
     let _card_a = CardProcess::start(PORT_0, None);
     let _card_b = CardProcess::start(PORT_1, None);
     let a = issuing.json(&[
-        "enroll", "--reader", READER_0, "--subject", "CN=badge 7,O=Acme", "--label", "J. Smith",
-        "--upload", "--json",
+        "enroll",
+        "--reader",
+        READER_0,
+        "--subject",
+        "CN=badge 7,O=Acme",
+        "--label",
+        "J. Smith",
+        "--upload",
+        "--json",
     ]);
-    let a_fp = a["enrollment"]["fingerprint"].as_str().expect("fp").to_string();
+    let a_fp = a["enrollment"]["fingerprint"]
+        .as_str()
+        .expect("fp")
+        .to_string();
     assert_eq!(a["enrollment"]["label"], "J. Smith", "{a}");
 
     // At another desk, which never saw card A: the holder's name is enough.
@@ -146,12 +156,21 @@ fn a_card_enrolled_at_another_station_is_replaced_by_its_holders_name() {
     ]);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["replacement"]["old_fingerprint"], a_fp.as_str());
-    assert_eq!(r["replacement"]["enrollment"]["subject"], "CN=badge 7, O=Acme");
+    assert_eq!(
+        r["replacement"]["enrollment"]["subject"],
+        "CN=badge 7, O=Acme"
+    );
     assert_eq!(r["replacement"]["enrollment"]["label"], "J. Smith");
-    let b_fp = r["replacement"]["new_fingerprint"].as_str().expect("new").to_string();
+    let b_fp = r["replacement"]["new_fingerprint"]
+        .as_str()
+        .expect("new")
+        .to_string();
     let client = console.client();
     let old = client.get(&a_fp).expect("old");
-    assert_eq!(old.status, cardstation_protocol::messages::CertificateStatus::Revoked);
+    assert_eq!(
+        old.status,
+        cardstation_protocol::messages::CertificateStatus::Revoked
+    );
     let new = client.get(&b_fp).expect("new");
     assert_eq!(new.label.as_deref(), Some("J. Smith"));
     let listed = desk.json(&["enrollments", "--json"]);

@@ -29,7 +29,7 @@ fn fingerprint(i: usize) -> String {
 }
 
 fn label(i: usize) -> String {
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         let p = i / 7;
         format!("{} {}", FIRST[p % 10], LAST[(p / 10) % 10])
     } else {
