@@ -36,6 +36,8 @@ pub enum Command {
         query: SearchQuery,
         more: bool,
     },
+    /// Take the new trust-bundle chain (its id), after the operator confirmed.
+    AcceptBundleReset(String),
     RunDiagnostics,
     SaveDiagnostics,
     LoadAudit,

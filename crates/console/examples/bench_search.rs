@@ -78,6 +78,9 @@ fn fill(database: &str, n: usize) -> Result<serde_json::Value, String> {
             stations: Vec::new(),
             revoked_keys: Vec::new(),
             audit: Vec::new(),
+            // No chain yet: the console cuts its first bundle version when it starts.
+            bundle_chain: Vec::new(),
+            bundle_published: None,
         };
         store.import(&snapshot).await.map_err(|e| e.to_string())
     })?;

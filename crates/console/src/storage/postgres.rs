@@ -13,13 +13,15 @@ use deadpool_postgres::{GenericClient, Transaction};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
-use cardstation_protocol::messages::{CertificateRecord, CertificateStatus, RevokedEntry};
+use cardstation_protocol::messages::{CertificateRecord, CertificateStatus};
 
+use super::postgres_bundle;
 use super::search::{self, Search};
 use super::sqlite::status_text;
 use super::{
-    audit_hash, AuditRow, BundleState, FullRecord, NewCertificate, Revoked, RevokedKey, Snapshot,
-    StationRow, Store, StoreError, Stored, ADMIN,
+    audit_hash, AuditRow, BundleState, BundleVersionRow, FullRecord, NewCertificate,
+    PublishedBundle, Revoked, RevokedEntry, RevokedKey, Snapshot, StationRow, Store, StoreError,
+    Stored, ADMIN,
 };
 
 /// Schema migrations, in order; `schema_migrations` lists those applied.
@@ -71,7 +73,21 @@ const MIGRATIONS: &[&str] = &[
         hash    TEXT NOT NULL
      );
      CREATE INDEX audit_actor ON audit (actor, action, at);",
-    // 3: certificate search: the words each record is found by (byte order, so a
+    // The trust-bundle chain: one row per signed version, and the bundle served.
+    "CREATE TABLE bundle_versions (
+        version        BIGINT PRIMARY KEY,
+        header         BYTEA NOT NULL,
+        hash           BYTEA NOT NULL,
+        changes        BYTEA,
+        source_counter BIGINT NOT NULL,
+        created_at     BIGINT NOT NULL
+     );
+     CREATE TABLE bundle_published (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        version     BIGINT NOT NULL,
+        full_bundle BYTEA NOT NULL
+     );",
+    // 4: certificate search: the words each record is found by (byte order, so a
     // word's range is its prefix), and newest-first orders.
     "CREATE TABLE certificate_terms (
         term   TEXT COLLATE \"C\" NOT NULL,
@@ -100,7 +116,7 @@ pub struct PostgresStore {
 
 /// Connection trouble (server down or restarting, pool timeout) is `Unavailable`:
 /// the request can be repeated; anything else is a failure.
-fn pg(e: tokio_postgres::Error) -> StoreError {
+pub(super) fn pg(e: tokio_postgres::Error) -> StoreError {
     let transient = e.is_closed()
         || e.code().is_some_and(|c| {
             let c = c.code();
@@ -791,6 +807,7 @@ impl Store for PostgresStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let audit = audit_rows(&tx).await?;
+        let (bundle_chain, bundle_published) = postgres_bundle::all(&tx).await?;
         tx.commit().await.map_err(pg)?;
         Ok(Snapshot {
             bundle_version,
@@ -798,6 +815,8 @@ impl Store for PostgresStore {
             stations,
             revoked_keys,
             audit,
+            bundle_chain,
+            bundle_published,
         })
     }
 
@@ -898,6 +917,12 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         }
+        postgres_bundle::import(
+            &tx,
+            &snapshot.bundle_chain,
+            snapshot.bundle_published.as_deref(),
+        )
+        .await?;
         let version = i64::try_from(snapshot.bundle_version).unwrap_or(i64::MAX);
         tx.execute(
             "UPDATE meta SET value = $1 WHERE key = 'bundle_version'",
@@ -960,6 +985,37 @@ impl Store for PostgresStore {
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit().await.map_err(pg)?;
         Ok(rows)
+    }
+
+    async fn bundle_head(&self) -> Result<Option<PublishedBundle>, StoreError> {
+        let client = self.client().await?;
+        postgres_bundle::head(&client).await
+    }
+
+    async fn bundle_latest_version(&self) -> Result<Option<u64>, StoreError> {
+        let client = self.client().await?;
+        postgres_bundle::latest_version(&client).await
+    }
+
+    async fn bundle_history(
+        &self,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<BundleVersionRow>, StoreError> {
+        let client = self.client().await?;
+        postgres_bundle::history(&client, from_version, limit).await
+    }
+
+    async fn cut_bundle_version(
+        &self,
+        row: &BundleVersionRow,
+        full: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let cut = postgres_bundle::cut(&tx, row, full).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(cut)
     }
 }
 

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 
-use cardstation_protocol::messages::{CertificateRecord, CertificateStatus, RevokedEntry};
+use cardstation_protocol::messages::{CertificateRecord, CertificateStatus};
 
 use super::search::{self, Search};
+use super::sqlite_bundle;
 use super::{
-    audit_hash, AuditRow, BundleState, FullRecord, NewCertificate, Revoked, RevokedKey, Snapshot,
-    StationRow, Store, StoreError, Stored, ADMIN,
+    audit_hash, AuditRow, BundleState, BundleVersionRow, FullRecord, NewCertificate,
+    PublishedBundle, Revoked, RevokedEntry, RevokedKey, Snapshot, StationRow, Store, StoreError,
+    Stored, ADMIN,
 };
 
 /// Schema migrations, in order; `PRAGMA user_version` is how many have run. The
@@ -66,7 +68,21 @@ const MIGRATIONS: &[&str] = &[
         hash    TEXT NOT NULL
      );
      CREATE INDEX audit_actor ON audit (actor, action, at);",
-    // 3: certificate search: the words each record is found by, and newest-first orders.
+    // The trust-bundle chain: one row per signed version, and the bundle served.
+    "CREATE TABLE bundle_versions (
+        version        INTEGER PRIMARY KEY,
+        header         BLOB NOT NULL,
+        hash           BLOB NOT NULL,
+        changes        BLOB,
+        source_counter INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL
+     );
+     CREATE TABLE bundle_published (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        full    BLOB NOT NULL
+     );",
+    // 4: certificate search: the words each record is found by, and newest-first orders.
     "CREATE TABLE certificate_terms (
         term   TEXT NOT NULL,
         sha256 TEXT NOT NULL,
@@ -681,6 +697,7 @@ impl Store for SqliteStore {
                 rows.collect::<Result<Vec<_>, _>>().map_err(failed)?
             };
             let audit = audit_rows(&tx).map_err(failed)?;
+            let (bundle_chain, bundle_published) = sqlite_bundle::all(&tx).map_err(failed)?;
             tx.commit().map_err(failed)?;
             Ok(Snapshot {
                 bundle_version,
@@ -688,6 +705,8 @@ impl Store for SqliteStore {
                 stations,
                 revoked_keys,
                 audit,
+                bundle_chain,
+                bundle_published,
             })
         })
         .await
@@ -771,12 +790,50 @@ impl Store for SqliteStore {
                 )
                 .map_err(failed)?;
             }
+            sqlite_bundle::import(&tx, &snapshot.bundle_chain, snapshot.bundle_published.as_deref())
+                .map_err(failed)?;
             tx.execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'bundle_version'",
                 [i64::try_from(snapshot.bundle_version).unwrap_or(i64::MAX)],
             )
             .map_err(failed)?;
             tx.commit().map_err(failed)
+        })
+        .await
+    }
+
+    async fn bundle_head(&self) -> Result<Option<PublishedBundle>, StoreError> {
+        self.with(|conn| sqlite_bundle::head(conn).map_err(failed))
+            .await
+    }
+
+    async fn bundle_latest_version(&self) -> Result<Option<u64>, StoreError> {
+        self.with(|conn| sqlite_bundle::latest_version(conn).map_err(failed))
+            .await
+    }
+
+    async fn bundle_history(
+        &self,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<BundleVersionRow>, StoreError> {
+        self.with(move |conn| sqlite_bundle::history(conn, from_version, limit).map_err(failed))
+            .await
+    }
+
+    async fn cut_bundle_version(
+        &self,
+        row: &BundleVersionRow,
+        full: &[u8],
+    ) -> Result<bool, StoreError> {
+        let (row, full) = (row.clone(), full.to_vec());
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let cut = sqlite_bundle::cut(&tx, &row, &full).map_err(failed)?;
+            tx.commit().map_err(failed)?;
+            Ok(cut)
         })
         .await
     }
