@@ -282,6 +282,7 @@ fn replacement_survives_a_fault_at_every_apdu() {
             reason: cardstation_protocol::messages::RevocationReason::Lost,
             enroll: request(Slot::CardAuthentication),
             subject_override: None,
+            old_record: None,
         };
         replace(virtual_reader(), &req, &station.ctx(), &mut go)
             .unwrap()
@@ -304,6 +305,7 @@ fn replacement_survives_a_fault_at_every_apdu() {
                 reason: cardstation_protocol::messages::RevocationReason::Lost,
                 enroll: request(Slot::CardAuthentication),
                 subject_override: None,
+                old_record: None,
             };
             let result = replace(
                 FaultyTransport::new(new_card.clone(), k, fault),

@@ -119,6 +119,76 @@ fn replacement_while_the_console_is_down_revokes_later_exactly_once() {
 }
 
 #[test]
+fn a_card_enrolled_at_another_station_is_replaced_by_its_holders_name() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let console_dir = tempfile::tempdir().expect("console dir");
+    let port = free_port();
+    let console = Console::start(console_dir.path(), port);
+    let (issuing, desk) = (
+        Station::new(port, console_dir.path()),
+        Station::new(port, console_dir.path()),
+    );
+    let _card_a = CardProcess::start(PORT_0, None);
+    let _card_b = CardProcess::start(PORT_1, None);
+    let a = issuing.json(&[
+        "enroll",
+        "--reader",
+        READER_0,
+        "--subject",
+        "CN=badge 7,O=Acme",
+        "--label",
+        "J. Smith",
+        "--upload",
+        "--json",
+    ]);
+    let a_fp = a["enrollment"]["fingerprint"]
+        .as_str()
+        .expect("fp")
+        .to_string();
+    assert_eq!(a["enrollment"]["label"], "J. Smith", "{a}");
+
+    // At another desk, which never saw card A: the holder's name is enough.
+    let r = desk.json(&[
+        "replace", "--reader", READER_1, "--old", "j. smith", "--reason", "lost", "--json",
+    ]);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["replacement"]["old_fingerprint"], a_fp.as_str());
+    assert_eq!(
+        r["replacement"]["enrollment"]["subject"],
+        "CN=badge 7, O=Acme"
+    );
+    assert_eq!(r["replacement"]["enrollment"]["label"], "J. Smith");
+    let b_fp = r["replacement"]["new_fingerprint"]
+        .as_str()
+        .expect("new")
+        .to_string();
+    let client = console.client();
+    let old = client.get(&a_fp).expect("old");
+    assert_eq!(
+        old.status,
+        cardstation_protocol::messages::CertificateStatus::Revoked
+    );
+    let new = client.get(&b_fp).expect("new");
+    assert_eq!(new.label.as_deref(), Some("J. Smith"));
+    let listed = desk.json(&["enrollments", "--json"]);
+    assert_eq!(listed[0]["label"], "J. Smith", "{listed}");
+    // The console lists both under the holder's name: the old one revoked.
+    let cards = desk.json(&["cards", "--search", "smith", "--json"]);
+    let mut statuses: Vec<&str> = cards["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or(""))
+        .collect();
+    // Both may carry the same second: within it the order is by fingerprint.
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["active", "revoked"], "{cards}");
+}
+
+#[test]
 fn pin_care_counts_down_guards_the_last_try_and_resets_a_blocked_card() {
     let _slots = exclusive();
     if pcscd_or_skip().is_none() {

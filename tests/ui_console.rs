@@ -7,10 +7,12 @@ mod console_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cardstation::app::console_worker::{CardSearch, SearchFor};
 use cardstation::config::{Config, ConsoleConfig, Paths};
 use cardstation::ui::{AppEvent, ReaderMode, Stage, StationApp};
 use cardstation_pcsc::watcher::WatchEvent;
 use cardstation_pcsc::{CardPresence, ReaderStatus};
+use cardstation_protocol::messages::{CertificateRecord, CertificateStatus, UploadRequest};
 use cardstation_virtual_card::{CardStorage, VirtualCard, VirtualReader};
 use console_support::{free_port, Console};
 use eframe::egui;
@@ -95,6 +97,7 @@ fn enrolled_card_is_uploaded_and_the_header_shows_the_console() {
     h.get_by_label("Start enrollment").click();
     h.run_steps(3);
     h.get_by_label("Upload the certificate to the console when enrolled");
+    type_into(&mut h, "Holder label", "gw-17 Plant B");
     h.get_by_label("Enroll").click();
     wait_until(&mut h, "the enrollment finishes", |a| {
         done_fingerprint(a).is_some()
@@ -106,6 +109,23 @@ fn enrolled_card_is_uploaded_and_the_header_shows_the_console() {
     h.get_by_label("Uploaded to the console.");
     h.get_by_label("Outbox: 0");
     assert_eq!(console.records(), 1);
+    // The holder label went with it, and is kept in the station's record too.
+    let rec = console.client().get(&fp).expect("record");
+    assert_eq!(rec.label.as_deref(), Some("gw-17 Plant B"));
+    let station = cardstation::app::station::Station::with_config(
+        Paths {
+            data_dir: dir.path().join("data"),
+            config_file: dir.path().join("unused.toml"),
+            config_explicit: false,
+        },
+        Config::default(),
+    )
+    .expect("station");
+    let enrolled = station.store.enrollment_by_fingerprint(&fp).expect("db");
+    assert_eq!(
+        enrolled.and_then(|e| e.label).as_deref(),
+        Some("gw-17 Plant B")
+    );
     // The trust bundle came back with the contact and lists the new certificate.
     wait_until(&mut h, "the trust bundle is held", |a| {
         a.console_status()
@@ -294,4 +314,159 @@ fn a_new_bundle_chain_is_taken_only_after_the_operator_confirms_it() {
             .is_some_and(|b| b.chain == chain)
     });
     assert!(h.state().console_status().reset_offered.is_none());
+}
+
+/// A card enrolled elsewhere: its certificate on the console, unknown to this station.
+fn on_the_console(console: &Console, name: &str, label: &str, serial: u32) -> CertificateRecord {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let cert = console_support::device_params(name)
+        .self_signed(&key)
+        .expect("certificate");
+    console
+        .client()
+        .upload(&UploadRequest {
+            certificate: cert.pem(),
+            card_serial: Some(serial),
+            chuid_guid: None,
+            slot: Some("9e".into()),
+            label: Some(label.into()),
+            operator: "someone".into(),
+            station_id: "station-1".into(),
+        })
+        .expect("upload")
+}
+
+fn console_search(a: &StationApp, purpose: SearchFor) -> Option<&CardSearch> {
+    a.console_status().search(purpose)
+}
+
+/// Type `text` into the field labelled `field`.
+fn type_into(h: &mut Harness<'static, StationApp>, field: &str, text: &str) {
+    h.get_by_label(field).focus();
+    h.run_steps(2);
+    h.get_by_label(field).type_text(text);
+    h.run_steps(2);
+}
+
+#[test]
+fn the_console_tab_finds_a_card_shows_it_and_revokes_it_after_confirmation() {
+    let console_dir = tempfile::tempdir().expect("console dir");
+    let console = Console::start(console_dir.path(), free_port());
+    let smith = on_the_console(&console, "badge-1", "J. Smith", 11);
+    on_the_console(&console, "gw-17", "gw-17 Plant B", 17);
+    on_the_console(&console, "gw-18", "gw-18 Plant B", 18);
+    let dir = tempfile::tempdir().expect("station dir");
+    let mut h = window(&dir, configured_for(&console), ReaderMode::Manual);
+    wait_until(&mut h, "the console is reached", |a| {
+        a.console_status().reachable == Some(true)
+    });
+
+    // The tab opens on the newest cards, from every station.
+    h.get_by_label("Console").click();
+    wait_until(&mut h, "the newest cards are listed", |a| {
+        console_search(a, SearchFor::Console).is_some_and(|s| s.records.len() == 3)
+    });
+    h.get_by_label_contains("3 cards (as of");
+    type_into(&mut h, "Find cards", "smith");
+    h.get_by_label("Search").click();
+    wait_until(&mut h, "the search is answered", |a| {
+        console_search(a, SearchFor::Console).is_some_and(|s| s.records.len() == 1)
+    });
+    h.get_by_label_contains("1 card (as of");
+    assert!(h.query_by_label_contains("gw-17").is_none());
+
+    // Its details, then Revoke with a reason, confirmed.
+    h.get_by_label("J. Smith — CN=badge-1").click();
+    h.run_steps(3);
+    h.get_by_label("Holder label");
+    h.get_by_label(&smith.sha256);
+    h.get_by_label("Copy fingerprint");
+    h.get_by_label("Revoke…").click();
+    h.run_steps(3);
+    h.get_by_label_contains("Gateways refuse this card once they hold the next trust bundle");
+    assert_eq!(
+        console.client().get(&smith.sha256).expect("get").status,
+        CertificateStatus::Active,
+        "nothing is revoked before the confirmation"
+    );
+    h.get_by_label("Confirm revocation").click();
+    wait_until(&mut h, "the result shows the revocation", |a| {
+        console_search(a, SearchFor::Console).is_some_and(|s| {
+            s.records
+                .first()
+                .is_some_and(|r| r.status == CertificateStatus::Revoked)
+        })
+    });
+    let rec = console.client().get(&smith.sha256).expect("get");
+    assert_eq!(rec.status, CertificateStatus::Revoked);
+    assert_eq!(rec.revocation_reason.as_deref(), Some("lost"));
+    assert_eq!(rec.revoked_by.as_deref(), Some("station-1"));
+    assert!(h.get_all_by_label("revoked (lost)").count() >= 1);
+
+    // The console goes away: the last results stay, marked offline with their time.
+    console.stop();
+    h.get_by_label("Search").click();
+    wait_until(&mut h, "the search fails", |a| {
+        console_search(a, SearchFor::Console).is_some_and(|s| s.error.is_some())
+    });
+    h.get_by_label_contains("offline, as of");
+    h.get_by_label("J. Smith — CN=badge-1");
+}
+
+#[test]
+fn replace_in_card_care_starts_from_the_holders_name() {
+    let console_dir = tempfile::tempdir().expect("console dir");
+    let console = Console::start(console_dir.path(), free_port());
+    let old = on_the_console(&console, "badge-7", "J. Smith", 7);
+    on_the_console(&console, "gw-17", "gw-17 Plant B", 17);
+    let dir = tempfile::tempdir().expect("station dir");
+    let mut h = window(&dir, configured_for(&console), ReaderMode::Manual);
+    // The new, blank card for the holder who lost the old one.
+    let card = Arc::new(VirtualCard::start(CardStorage::Memory).expect("card"));
+    h.state_mut()
+        .attach_reader(VirtualReader::new(card, "Test Reader 00 00"));
+    wait_until(&mut h, "the card is read and the console reached", |a| {
+        a.readers().iter().any(|p| p.report.is_some()) && a.console_status().reachable == Some(true)
+    });
+
+    h.get_by_label("Card care").click();
+    h.run_steps(3);
+    type_into(&mut h, "Find the old card", "smith");
+    h.get_by_label("Search").click();
+    wait_until(&mut h, "the old card is found", |a| {
+        console_search(a, SearchFor::Replace).is_some_and(|s| s.records.len() == 1)
+    });
+    h.get_by_label_contains("J. Smith — CN=badge-7 · serial 7 · station station-1")
+        .click();
+    wait_until(&mut h, "the old card is looked up", |a| {
+        a.readers().iter().any(|p| p.care.replace_old == old.sha256)
+    });
+    h.run_steps(3);
+    h.get_by_label_contains("Old card: \"J. Smith — CN=badge-7\", card serial 7");
+    h.get_by_label("Replace card…").click();
+    h.run_steps(3);
+    h.get_by_label("Confirm replacement").click();
+    wait_until(&mut h, "the card is replaced", |a| {
+        a.readers().iter().any(|p| p.care.replaced.is_some())
+    });
+    let new = h
+        .state()
+        .readers()
+        .iter()
+        .find_map(|p| p.care.replaced.as_ref().map(|r| r.new_fingerprint.clone()))
+        .expect("new fingerprint");
+    wait_until(&mut h, "both reach the console", |a| {
+        a.console_status().outbox.is_empty() && a.console_status().delivered.contains(&new)
+    });
+    let client = console.client();
+    let old_now = client.get(&old.sha256).expect("old");
+    assert_eq!(old_now.status, CertificateStatus::Revoked);
+    let new_rec = client.get(&new).expect("new");
+    assert_eq!(new_rec.subject, old.subject, "the same holder");
+    assert_eq!(
+        new_rec.label.as_deref(),
+        Some("J. Smith"),
+        "the label carried over"
+    );
+    assert_eq!(new_rec.status, CertificateStatus::Active);
 }

@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use cardstation::app::console_worker::SearchFor;
 use cardstation::app::doctor::Level;
 use cardstation::config::{Config, Paths};
-use cardstation::ui::{AppEvent, ReaderMode, Stage, StationApp};
+use cardstation::ui::{AppEvent, ReaderMode, Screen, Stage, StationApp};
 use cardstation_pcsc::watcher::WatchEvent;
 use cardstation_pcsc::{CardPresence, ReaderStatus};
 use cardstation_piv::{PivSession, Slot};
@@ -629,10 +630,14 @@ fn no_screen_repaints_while_nothing_happens() {
         a.demo_console_status().outbox.is_empty() && a.demo_console_status().bundle.is_some()
     });
     assert_idle(h, "the Done step");
-    for tab in ["Spot check", "Card care", "Diagnostics", "Audit"] {
+    for tab in ["Spot check", "Card care", "Diagnostics", "Audit", "Console"] {
         h.get_by_label(tab).click();
         wait_until(h, "the tab's work is done", |a| {
-            !a.audit.loading && !a.diag.running && a.readers().iter().all(|p| !p.busy())
+            !a.audit.loading
+                && !a.diag.running
+                && a.readers().iter().all(|p| !p.busy())
+                && (a.screen != Screen::Console
+                    || a.demo_console_status().search(SearchFor::Console).is_some())
         });
         assert_idle(h, tab);
     }

@@ -15,7 +15,9 @@ use crate::console::trust::{self, TrustStatus};
 use crate::console::ConsoleClient;
 use crate::store::OutboxItem;
 use cardstation_protocol::bundle::BundleError;
-use cardstation_protocol::messages::{RevocationReason, UploadRequest};
+use cardstation_protocol::messages::{
+    CertificateRecord, RevocationReason, SearchQuery, UploadRequest,
+};
 
 use super::station::Station;
 
@@ -42,6 +44,38 @@ pub enum ConsoleJob {
         subject: String,
         details: serde_json::Value,
     },
+    /// Find certificates on the console for one screen; `more`: the next page of
+    /// the same search, added to what it shows.
+    Search {
+        purpose: SearchFor,
+        query: SearchQuery,
+        more: bool,
+    },
+}
+
+/// Which screen a search is for (each keeps its own results).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchFor {
+    /// The Console tab.
+    Console,
+    /// Card care's Replace: the old card, found by its holder.
+    Replace,
+}
+
+/// A screen's last search and what the console answered.
+#[derive(Debug, Clone)]
+pub struct CardSearch {
+    pub purpose: SearchFor,
+    pub query: SearchQuery,
+    /// The last results the console gave (kept, and shown as such, while it is away).
+    pub records: Vec<CertificateRecord>,
+    pub next_cursor: Option<String>,
+    /// When the console gave them.
+    pub as_of: Option<i64>,
+    /// Why the last search got no answer; the records are the earlier ones.
+    pub error: Option<String>,
+    /// Counts finished searches: a screen waiting for one sees it change.
+    pub seq: u64,
 }
 
 /// Where the console link stands, as the window shows it.
@@ -58,11 +92,17 @@ pub struct ConsoleStatus {
     pub reset_offered: Option<(String, u64)>,
     /// Fingerprints delivered in this session.
     pub delivered: Vec<String>,
+    /// Each screen's last card search.
+    pub searches: Vec<CardSearch>,
 }
 
 impl ConsoleStatus {
     pub fn pending(&self) -> usize {
         self.outbox.iter().filter(|i| i.state == "pending").count()
+    }
+
+    pub fn search(&self, purpose: SearchFor) -> Option<&CardSearch> {
+        self.searches.iter().find(|s| s.purpose == purpose)
     }
 }
 
@@ -189,6 +229,15 @@ fn run_job(
         }
         return;
     }
+    if let ConsoleJob::Search {
+        purpose,
+        query,
+        more,
+    } = job
+    {
+        search(client, purpose, query, more, status);
+        return;
+    }
     if let ConsoleJob::Upload {
         fingerprint,
         request,
@@ -256,6 +305,14 @@ fn run_job(
         }
         Err(e) => status.last_error = Some(e.to_string()),
     }
+    // A revocation shows in the screens' results at once.
+    if matches!(job, ConsoleJob::Revoke { .. }) && status.reachable == Some(true) {
+        for s in status.searches.clone() {
+            let mut query = s.query;
+            query.cursor = None;
+            search(Some(client), s.purpose, query, false, status);
+        }
+    }
     // The trust bundle rides along with every contact.
     if status.reachable == Some(true) {
         if let Ok(key) = trust::load_key(station.config.console.bundle_key.as_deref()) {
@@ -275,6 +332,66 @@ fn run_job(
                 Err(e) => status.last_error = Some(e.to_string()),
             }
             status.bundle = trust::status(&station.store, &key, now()).ok().flatten();
+        }
+    }
+}
+
+/// Run a screen's search; when the console does not answer, keep its earlier
+/// results (with the time they are from) and say why.
+fn search(
+    client: Option<&ConsoleClient>,
+    purpose: SearchFor,
+    query: SearchQuery,
+    more: bool,
+    status: &mut ConsoleStatus,
+) {
+    let index = match status.searches.iter().position(|s| s.purpose == purpose) {
+        Some(i) => i,
+        None => {
+            status.searches.push(CardSearch {
+                purpose,
+                query: query.clone(),
+                records: Vec::new(),
+                next_cursor: None,
+                as_of: None,
+                error: None,
+                seq: 0,
+            });
+            status.searches.len() - 1
+        }
+    };
+    let answer = match client {
+        Some(c) => c.search(&query).map_err(|e| {
+            if e.is_transient() {
+                status.reachable = Some(false);
+            }
+            e.to_string()
+        }),
+        None => Err(status
+            .last_error
+            .clone()
+            .unwrap_or_else(|| crate::console::ConsoleError::NotConfigured.to_string())),
+    };
+    let s = &mut status.searches[index];
+    s.seq += 1;
+    match answer {
+        Ok(page) => {
+            if more {
+                s.records.extend(page.records);
+            } else {
+                s.records = page.records;
+            }
+            s.next_cursor = page.next_cursor;
+            s.query = query;
+            s.as_of = Some(now());
+            s.error = None;
+            status.reachable = Some(true);
+        }
+        Err(e) => {
+            if !more {
+                s.query = query;
+            }
+            s.error = Some(e);
         }
     }
 }

@@ -22,7 +22,7 @@ use cardstation_piv::{Algorithm, Guid, Pin, PivError, PivSession, Slot};
 use cardstation_pki::certificate::{self, CertificateInfo, CertificateProfile};
 use cardstation_pki::subject::{parse_subject, SubjectError};
 use cardstation_pki::{CardSigner, CertError};
-use cardstation_protocol::messages::UploadRequest;
+use cardstation_protocol::messages::{check_label, UploadRequest};
 
 use super::site_keys::{CardIdentity, SiteSecret};
 
@@ -134,12 +134,14 @@ pub struct EnrollRequest {
     pub max_object_size: Option<usize>,
     /// Queue the certificate for the console together with the enrollment record.
     pub upload: Option<UploadOptions>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct UploadOptions {
+    /// Who or what holds the card ("gw-17 Plant B", "J. Smith"): recorded with the
+    /// enrollment and sent with the upload.
     pub label: Option<String>,
 }
+
+/// How the certificate goes to the console (it carries the request's label).
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {}
 
 /// Longest validity accepted, in days (100 years).
 pub const MAX_VALID_DAYS: u32 = 36_500;
@@ -154,6 +156,8 @@ impl EnrollRequest {
             )));
         }
         subject_template::check(&self.subject_template).map_err(EnrollError::InvalidRequest)?;
+        check_label(self.label.as_deref().unwrap_or_default())
+            .map_err(EnrollError::InvalidRequest)?;
         parse_subject(&subject_template::fill(
             &self.subject_template,
             Some(0),
@@ -182,6 +186,7 @@ impl EnrollRequest {
             force: false,
             max_object_size: config.card.max_object_size,
             upload: None,
+            label: None,
         }
     }
 }
@@ -221,6 +226,7 @@ pub struct EnrollOutcome {
     pub chuid_guid: String,
     pub fingerprint: String,
     pub subject: String,
+    pub label: Option<String>,
     pub not_after: i64,
     #[serde(skip)]
     pub certificate_der: Vec<u8>,
@@ -297,6 +303,8 @@ pub fn enroll<T: Transport>(
         });
     }
 
+    let label = check_label(req.label.as_deref().unwrap_or_default())
+        .map_err(EnrollError::InvalidRequest)?;
     // From here on the card changes: the attempt is committed to the database first.
     let enrollment_id = ctx.store.begin_enrollment(&NewEnrollment {
         reader: &reader,
@@ -307,6 +315,7 @@ pub fn enroll<T: Transport>(
         subject: &subject_text,
         operator: ctx.operator,
         station_id: ctx.station_id,
+        label: label.as_deref(),
     })?;
     let card_label = card_label(serial, &new_guid_hex);
     let result = change_card(
@@ -350,13 +359,13 @@ pub fn enroll<T: Transport>(
     // 7. Record: only now is the card enrolled.
     step(EnrollStep::Record)?;
     let upload = match &req.upload {
-        Some(opts) => Some(
+        Some(_) => Some(
             serde_json::to_string(&UploadRequest {
                 certificate: certificate::to_pem(&der),
                 card_serial: serial,
                 chuid_guid: Some(new_guid_hex.clone()),
                 slot: Some(req.slot.short().to_string()),
-                label: opts.label.clone(),
+                label: label.clone(),
                 operator: ctx.operator.to_string(),
                 station_id: ctx.station_id.to_string(),
             })
@@ -379,7 +388,7 @@ pub fn enroll<T: Transport>(
         "enrolled",
         &serde_json::json!({
             "reader": reader, "slot": req.slot.short(), "fingerprint": info.sha256,
-            "subject": info.subject, "enrollment": enrollment_id,
+            "subject": info.subject, "enrollment": enrollment_id, "label": label,
         }),
     )?;
     Ok(EnrollOutcome {
@@ -390,6 +399,7 @@ pub fn enroll<T: Transport>(
         chuid_guid: new_guid_hex,
         fingerprint: info.sha256.clone(),
         subject: info.subject.clone(),
+        label,
         not_after: info.not_after,
         certificate_der: der,
         management_key: new_mgmt_alg,
@@ -557,8 +567,14 @@ mod tests {
             force: false,
             max_object_size: None,
             upload: None,
+            label: Some("gw-17 Plant B".into()),
         };
         assert!(ok.validate().is_ok());
+        let r = EnrollRequest {
+            label: Some("a\nb".into()),
+            ..ok.clone()
+        };
+        assert!(matches!(r.validate(), Err(EnrollError::InvalidRequest(_))));
         for days in [0, MAX_VALID_DAYS + 1, 99_999_999] {
             let r = EnrollRequest {
                 valid_days: days,

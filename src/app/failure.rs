@@ -77,6 +77,10 @@ error_codes! {
     InvalidRequest = "invalid-request",
     BadReason = "bad-reason",
     UnknownCertificate = "unknown-certificate",
+    /// A search for the card to replace matched several active cards.
+    CardAmbiguous = "card-ambiguous",
+    /// A search for the card to replace matched no active card.
+    NoMatchingCard = "no-matching-card",
     /// A PIN or PUK could not be read or has the wrong form.
     Pin = "pin",
     LastTry = "last-try",

@@ -300,7 +300,11 @@ pub fn enrollments(args: &EnrollmentsArgs, paths: Paths) -> Result<(), Failure> 
                 .as_deref()
                 .map(|f| &f[..16.min(f.len())])
                 .unwrap_or("-"),
-            r.error.as_deref().unwrap_or(&r.subject),
+            match (&r.error, &r.label) {
+                (Some(e), _) => e.clone(),
+                (None, Some(l)) => format!("{l} — {}", r.subject),
+                (None, None) => r.subject.clone(),
+            },
         );
     }
     Ok(())

@@ -46,7 +46,8 @@ pub struct EnrollArgs {
     /// Queue the certificate for the management console and try to deliver it.
     #[arg(long)]
     pub upload: bool,
-    /// Label sent to the console with the certificate.
+    /// Who or what holds the card ("gw-17 Plant B", "J. Smith"): recorded with the
+    /// enrollment, sent to the console and searchable there.
     #[arg(long)]
     pub label: Option<String>,
     /// Machine-readable output.
@@ -80,9 +81,8 @@ pub fn run(args: &EnrollArgs, paths: Paths) -> Result<(), Failure> {
         pin,
         force: args.force,
         max_object_size: station.config.card.max_object_size,
-        upload: args.upload.then(|| UploadOptions {
-            label: args.label.clone(),
-        }),
+        upload: args.upload.then(UploadOptions::default),
+        label: args.label.clone(),
     };
     let ctx = EnrollContext {
         store: &station.store,
@@ -171,6 +171,9 @@ fn print_outcome(outcome: &EnrollOutcome, args: &EnrollArgs) {
         outcome.slot
     );
     say!("  subject     {}", outcome.subject);
+    if let Some(l) = &outcome.label {
+        say!("  label       {l}");
+    }
     say!("  valid until {}", format_unix(outcome.not_after));
     say!("  CHUID GUID  {}", outcome.chuid_guid);
     say!(

@@ -3,6 +3,7 @@
 mod audit_cmd;
 mod backup_cmd;
 mod card_cmds;
+mod cards_cmd;
 mod console_cmds;
 mod doctor_cmd;
 mod enroll_cmd;
@@ -70,6 +71,9 @@ pub enum Command {
     /// The console outbox: what waits for delivery.
     #[command(subcommand)]
     Outbox(console_cmds::OutboxCommand),
+    /// The console's certificates (every station's), newest first: find a card by its
+    /// holder's label, subject, card serial, CHUID GUID, fingerprint prefix or station.
+    Cards(cards_cmd::CardsArgs),
     /// Revoke a certificate on the console (queued when the console is away).
     Revoke(console_cmds::RevokeArgs),
     /// The console's trust bundle (allow-list and revocation list) kept for offline use.
@@ -161,6 +165,7 @@ pub fn run(cli: Cli) -> i32 {
             ),
             console_cmds::outbox_cmd(&c, paths),
         ),
+        Command::Cards(a) => (a.json, cards_cmd::run(&a, paths)),
         Command::Revoke(a) => (a.json, console_cmds::revoke(&a, paths)),
         Command::Trust(c) => (
             matches!(

@@ -7,24 +7,30 @@ use clap::Args;
 
 use cardstation::app::card_source::CardSource;
 use cardstation::app::enroll::{EnrollContext, EnrollRequest};
-use cardstation::app::replace::{replace, ReplaceRequest};
+use cardstation::app::replace::{find_old, replace, OldCardMatch, ReplaceRequest};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
+use cardstation::console::ConsoleClient;
 use cardstation_piv::Slot;
 use cardstation_protocol::messages::RevocationReason;
 
+use super::cards_cmd::{holder, print_table};
 use super::console_cmds::{report_sync, sync_quietly};
 use super::enroll_cmd::read_pin;
-use super::output::{print_json, say, Failure};
+use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
 pub struct ReplaceArgs {
     /// Reader holding the new card (or the same card, for a renewal).
     #[arg(long, short)]
     pub reader: String,
-    /// SHA-256 fingerprint of the certificate being replaced.
+    /// The card being replaced: its certificate's SHA-256 fingerprint, or words that
+    /// match exactly one active card on the console ("J. Smith", "gw-17 plant").
     #[arg(long)]
     pub old: String,
+    /// Label of the new card (default: the old one's).
+    #[arg(long)]
+    pub label: Option<String>,
     /// Why: lost, stolen, damaged, replaced, expired or unspecified.
     #[arg(long)]
     pub reason: RevocationReason,
@@ -50,6 +56,44 @@ pub struct ReplaceArgs {
 
 pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
     let station = Station::open(paths)?;
+    // Which card: settled before the PIN is read or the card touched.
+    let client = ConsoleClient::new(&station.config.console);
+    let (old, old_record) = match find_old(client.as_ref().map_err(Clone::clone), &args.old)? {
+        OldCardMatch::Fingerprint(fp, record) => (fp, record),
+        OldCardMatch::One(r) => {
+            if !args.json {
+                eprintln!("… the card to replace: {}", holder(&r));
+            }
+            (r.sha256.clone(), Some(r))
+        }
+        OldCardMatch::Several(records) => {
+            if args.json {
+                print_json(&serde_json::json!({"ok": false, "matches": records,
+                    "error": {"code": ErrorCode::CardAmbiguous.as_str(),
+                              "message": "several active cards match"}}));
+                std::process::exit(1);
+            }
+            say!("Active cards matching {:?}:", args.old);
+            print_table(&records);
+            return Err(Failure::new(
+                ErrorCode::CardAmbiguous,
+                format!(
+                    "{} active cards match {:?}; nothing was done. Give more words or the fingerprint (--old FP)",
+                    records.len(),
+                    args.old
+                ),
+            ));
+        }
+        OldCardMatch::None => {
+            return Err(Failure::new(
+                ErrorCode::NoMatchingCard,
+                format!(
+                    "no active card on the console matches {:?}; nothing was done. Try `cardstation cards --search …`",
+                    args.old
+                ),
+            ))
+        }
+    };
     let secret = station.site_secret()?;
     let pin = if args.pin_stdin {
         Some(read_pin()?)
@@ -57,7 +101,8 @@ pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
         None
     };
     let req = ReplaceRequest {
-        old_fingerprint: args.old.clone(),
+        old_fingerprint: old,
+        old_record: old_record.map(|r| *r),
         reason: args.reason,
         subject_override: args.subject.clone(),
         enroll: EnrollRequest {
@@ -68,6 +113,7 @@ pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
             force: args.force,
             max_object_size: station.config.card.max_object_size,
             upload: Some(Default::default()),
+            label: args.label.clone(),
         },
     };
     let ctx = EnrollContext {

@@ -15,7 +15,10 @@ use serde::de::DeserializeOwned;
 use crate::config::ConsoleConfig;
 
 use cardstation_protocol::bundle;
-use cardstation_protocol::messages::{CertificateRecord, ErrorBody, RevokeRequest, UploadRequest};
+use cardstation_protocol::messages::{
+    CertificateRecord, CertificateStatus, ErrorBody, RevokeRequest, SearchPage, SearchQuery,
+    UploadRequest,
+};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConsoleError {
@@ -273,6 +276,34 @@ impl ConsoleClient {
                     reason: reason.to_string(),
                 }),
         )
+    }
+
+    /// `GET /v1/certificates?search=…`: one page of matching certificates, newest first.
+    pub fn search(&self, q: &SearchQuery) -> Result<SearchPage, ConsoleError> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = &q.search {
+            params.push(("search", s.clone()));
+        }
+        if let Some(s) = q.status {
+            let status = match s {
+                CertificateStatus::Active => "active",
+                CertificateStatus::Revoked => "revoked",
+            };
+            params.push(("status", status.into()));
+        }
+        if let Some(s) = &q.station {
+            params.push(("station", s.clone()));
+        }
+        if let Some(l) = q.limit {
+            params.push(("limit", l.to_string()));
+        }
+        if let Some(c) = &q.cursor {
+            params.push(("cursor", c.clone()));
+        }
+        let url =
+            reqwest::Url::parse_with_params(&format!("{}/v1/certificates", self.base), &params)
+                .map_err(|e| ConsoleError::Settings(format!("[console] url: {e}")))?;
+        self.send(self.http.get(url))
     }
 
     /// The trust bundle: the delta from `since` if the source has one, else the full

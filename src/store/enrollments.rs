@@ -34,6 +34,8 @@ pub struct NewEnrollment<'a> {
     pub subject: &'a str,
     pub operator: &'a str,
     pub station_id: &'a str,
+    /// Who or what holds the card.
+    pub label: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,11 +57,12 @@ pub struct EnrollmentRecord {
     pub error: Option<String>,
     pub operator: String,
     pub station_id: String,
+    pub label: Option<String>,
 }
 
 const COLUMNS: &str =
     "id, started_at, finished_at, state, reader, card_serial, old_guid, new_guid, \
-     slot, subject, fingerprint, not_after, certificate, error, operator, station_id";
+     slot, subject, fingerprint, not_after, certificate, error, operator, station_id, label";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<(EnrollmentRecord, String)> {
     let state: String = r.get(3)?;
@@ -91,6 +94,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(EnrollmentRecord, String)> {
             error: r.get(13)?,
             operator: r.get(14)?,
             station_id: r.get(15)?,
+            label: r.get(16)?,
         },
         state,
     ))
@@ -107,8 +111,8 @@ impl Store {
     pub fn begin_enrollment(&self, e: &NewEnrollment<'_>) -> Result<i64, StoreError> {
         self.conn.execute(
             "INSERT INTO enrollments (started_at, state, reader, card_serial, old_guid, new_guid,
-                 slot, subject, operator, station_id)
-             VALUES (?1, 'in-progress', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 slot, subject, operator, station_id, label)
+             VALUES (?1, 'in-progress', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 now_unix(),
                 e.reader,
@@ -118,7 +122,8 @@ impl Store {
                 e.slot.short(),
                 e.subject,
                 e.operator,
-                e.station_id
+                e.station_id,
+                e.label
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
@@ -270,6 +275,7 @@ mod tests {
             subject: "CN=x",
             operator: "op",
             station_id: "st",
+            label: Some("gw-17 Plant B"),
         }
     }
 
@@ -288,6 +294,7 @@ mod tests {
         let rec = s.enrollment(id).unwrap().unwrap();
         assert_eq!(rec.state, EnrollmentState::Enrolled);
         assert_eq!(rec.fingerprint.as_deref(), Some("ff"));
+        assert_eq!(rec.label.as_deref(), Some("gw-17 Plant B"));
         assert!(s.knows_guid("AA").unwrap());
         assert!(s.interrupted_guids(Some(7)).unwrap().is_empty());
 

@@ -115,6 +115,8 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO station_meta (key, value)
         SELECT 'bundle_format_upgraded', 1 FROM station_meta
         WHERE key = 'bundle_high_water';",
+    // 6: who or what holds the card ("gw-17 Plant B", "J. Smith"), as the operator typed it.
+    "ALTER TABLE enrollments ADD COLUMN label TEXT;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).

@@ -8,6 +8,7 @@ use eframe::egui;
 use zeroize::Zeroizing;
 
 use crate::app::console_worker::ConsoleStatus;
+use crate::app::console_worker::SearchFor;
 use crate::app::enroll::EnrollRequest;
 use crate::app::failure::Failure;
 use crate::app::pin_care::{reset_confirmation, RESET_WARNING};
@@ -17,9 +18,12 @@ use crate::config::Config;
 use crate::store::EnrollmentRecord;
 use cardstation_piv::{Pin, PinStatus};
 use cardstation_pki::certificate::format_unix;
-use cardstation_protocol::messages::{is_fingerprint, RevocationReason};
+use cardstation_protocol::messages::{
+    is_fingerprint, CertificateRecord, CertificateStatus, RevocationReason,
+};
 
 use super::command::{CardView, Command};
+use super::console_view::{holder, SearchBox};
 use super::style::{self, GREEN};
 
 /// What the station knows of the certificate a replacement revokes.
@@ -39,6 +43,9 @@ pub struct CareScreen {
     pub confirm: String,
     pub replace_old: String,
     pub replace_reason: RevocationReason,
+    /// The old card found by its holder on the console.
+    pub replace_search: SearchBox,
+    picked: Option<Box<CertificateRecord>>,
     /// The operator saw the old card and asked to go on.
     replace_asked: bool,
     old_card: Option<(String, OldCard)>,
@@ -63,6 +70,8 @@ impl CareScreen {
             confirm: String::new(),
             replace_old: String::new(),
             replace_reason: RevocationReason::Lost,
+            replace_search: SearchBox::default(),
+            picked: None,
             replace_asked: false,
             old_card: None,
             revoke_reason: RevocationReason::Lost,
@@ -235,7 +244,7 @@ impl CareScreen {
         }
         ui.add_space(12.0);
         ui.separator();
-        if let Some(c) = self.replace_section(ui, card, idle) {
+        if let Some(c) = self.replace_section(ui, card, console, idle) {
             command = Some(c);
         }
         command
@@ -320,11 +329,43 @@ impl CareScreen {
         &mut self,
         ui: &mut egui::Ui,
         card: &CardView<'_>,
+        console: &ConsoleStatus,
         idle: bool,
     ) -> Option<Command> {
         ui.strong("Replace a card");
         style::wrapped(ui, "Revokes the old certificate on the console (queued when it is away) and enrols the card in this reader for the same holder or device. With the old card itself in the reader, it is renewed.");
         let mut command = None;
+        if console.configured {
+            // Start from who holds the old card: their name, a device label, a serial.
+            let last = console.search(SearchFor::Replace);
+            let busy = self.replace_search.searching(last);
+            if self.replace_search.field(ui, "Find the old card", busy) {
+                command = Some(self.replace_search.command(
+                    SearchFor::Replace,
+                    Some(CertificateStatus::Active),
+                    20,
+                    last,
+                ));
+            }
+            self.replace_search.state_line(ui, last);
+            if let Some(s) = last {
+                for r in &s.records {
+                    let chosen = self.replace_old.trim() == r.sha256;
+                    let text = format!(
+                        "{} · serial {} · station {} · uploaded {}",
+                        holder(r),
+                        r.card_serial.map(|n| n.to_string()).unwrap_or("-".into()),
+                        r.station_id,
+                        format_unix(r.uploaded_at)
+                    );
+                    if ui.selectable_label(chosen, text).clicked() {
+                        self.replace_old = r.sha256.clone();
+                        self.picked = Some(Box::new(r.clone()));
+                        self.replace_asked = false;
+                    }
+                }
+            }
+        }
         ui.horizontal(|ui| {
             let l = ui.label("Old certificate (SHA-256)");
             let r = ui
@@ -380,7 +421,24 @@ impl CareScreen {
                     );
                 }
                 (Some((_, OldCard::Unknown)), None) => {
-                    style::warn(ui, "This station has no record of that certificate: check the fingerprint. It is revoked all the same.");
+                    match self.picked.as_ref().filter(|p| p.sha256 == fp) {
+                        Some(p) => {
+                            style::wrapped(
+                                ui,
+                                format!(
+                                "Old card: \"{}\", card serial {}, uploaded {} by station {} ({}).",
+                                holder(p),
+                                p.card_serial.map(|n| n.to_string()).unwrap_or("-".into()),
+                                format_unix(p.uploaded_at),
+                                p.station_id,
+                                p.operator
+                            ),
+                            );
+                        }
+                        None => {
+                            style::warn(ui, "This station has no record of that certificate: check the fingerprint. It is revoked all the same.");
+                        }
+                    }
                 }
                 (Some((_, OldCard::Failed(e))), None) => {
                     style::failure(ui, "old-card", e);
@@ -421,6 +479,7 @@ impl CareScreen {
                         old_fingerprint: fp.clone(),
                         reason: self.replace_reason,
                         subject_override: None,
+                        old_record: self.picked.as_deref().filter(|p| p.sha256 == fp).cloned(),
                         enroll: EnrollRequest {
                             upload: Some(Default::default()),
                             ..self.profile.clone()

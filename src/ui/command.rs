@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 
 use crate::app::card_status::CardReport;
+use crate::app::console_worker::SearchFor;
 use crate::app::enroll::EnrollOutcome;
 use crate::app::failure::Failure;
 use crate::app::reader_worker::Job;
-use cardstation_protocol::messages::RevocationReason;
+use cardstation_protocol::messages::{RevocationReason, SearchQuery};
 
 pub enum Command {
     /// Run a job on the reader the screen shows.
@@ -29,6 +30,12 @@ pub enum Command {
     /// Look up the station's record of a certificate (replace shows the old card).
     LookUp(String),
     SyncConsole,
+    /// Find certificates on the console for a screen (`more`: the next page).
+    SearchConsole {
+        purpose: SearchFor,
+        query: SearchQuery,
+        more: bool,
+    },
     /// Take the new trust-bundle chain (its id), after the operator confirmed.
     AcceptBundleReset(String),
     RunDiagnostics,

@@ -45,7 +45,8 @@ pub enum AppEvent {
         fingerprint: String,
         result: Result<Saved, String>,
     },
-    Console(Link, ConsoleStatus),
+    /// Boxed: with each screen's search results it is the largest event by far.
+    Console(Link, Box<ConsoleStatus>),
     DemoConsole(Result<DemoConsoleReady, String>),
     Diagnosed(Box<DoctorReport>),
     BundleSaved(Result<Saved, String>),

@@ -6,7 +6,7 @@
 //!
 //! Layers, each importing only those below it: `events`, `command`, `style` →
 //! the screens (`wizard`, `spot_check`, `care`, `card_details`, `diagnostics`,
-//! `audit_view`, `operator_prompt`, `outbox_view`, `bars`), `export` → `tasks`, `demo` →
+//! `audit_view`, `console_view`, `operator_prompt`, `outbox_view`, `bars`), `export` → `tasks`, `demo` →
 //! `pane` → `readers`, `readers_panel` → `shell`, which owns the screens and carries out their commands.
 
 mod audit_view;
@@ -14,6 +14,7 @@ mod bars;
 mod card_details;
 mod care;
 mod command;
+mod console_view;
 mod demo;
 mod diagnostics;
 mod events;

@@ -59,6 +59,8 @@ pub struct Wizard {
     pub upload_when_done: bool,
     pub slot: Slot,
     pub subject: String,
+    /// Who or what holds the card ("gw-17 Plant B", "J. Smith").
+    pub label: String,
     pub days: String,
     pub pin: Zeroizing<String>,
     pub replace_confirmed: bool,
@@ -83,6 +85,7 @@ impl Wizard {
             upload_when_done: true,
             slot: profile.slot,
             subject: profile.subject_template.clone(),
+            label: String::new(),
             days: profile.valid_days.to_string(),
             pin: Zeroizing::new(String::new()),
             replace_confirmed: false,
@@ -226,6 +229,7 @@ impl Wizard {
             pin,
             force: self.replace_confirmed,
             upload: upload.then(Default::default),
+            label: Some(self.label.trim().to_string()).filter(|l| !l.is_empty()),
             ..self.profile.clone()
         };
         req.validate().map_err(|e| capitalised(&e.to_string()))?;
@@ -471,6 +475,21 @@ impl Wizard {
                 left_field |= subject.lost_focus();
                 ui.end_row();
 
+                let l = ui.label("Holder label");
+                let label = ui
+                    .add(
+                        egui::TextEdit::singleline(&mut self.label)
+                            .hint_text("who or what holds the card")
+                            .desired_width(420.0),
+                    )
+                    .labelled_by(l.id)
+                    .on_hover_text(
+                        "e.g. gw-17 Plant B, or J. Smith: kept with the enrollment and searchable on the console",
+                    );
+                edited |= label.changed();
+                left_field |= label.lost_focus();
+                ui.end_row();
+
                 let l = ui.label("Validity (days)");
                 let days = ui
                     .add(egui::TextEdit::singleline(&mut self.days).desired_width(80.0))
@@ -599,6 +618,11 @@ impl Wizard {
                 ui.label("Subject");
                 style::wrapped(ui, outcome.subject.as_str());
                 ui.end_row();
+                if let Some(l) = &outcome.label {
+                    ui.label("Holder label");
+                    style::wrapped(ui, l.as_str());
+                    ui.end_row();
+                }
                 ui.label("Slot");
                 ui.label(outcome.slot.to_string());
                 ui.end_row();

@@ -49,6 +49,7 @@ pub fn request(slot: Slot) -> EnrollRequest {
         pin: None,
         force: false,
         max_object_size: None,
+        label: None,
         upload: None,
     }
 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod bundle;
 pub mod migrate;
 mod routes;
+pub mod search;
 pub mod settings;
 pub mod setup;
 pub mod storage;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use cardstation_console::bundle::BundleBook;
 use cardstation_console::storage::{self, Database, Store};
 use cardstation_console::{self as console_server, admin, migrate, setup, ServeOptions};
+use cardstation_protocol::messages::{CertificateRecord, CertificateStatus, SearchQuery};
 
 #[derive(Parser)]
 #[command(
@@ -54,7 +55,7 @@ enum Command {
         #[command(subcommand)]
         command: StationCommand,
     },
-    /// Certificates: the administrator's undo of revocations.
+    /// Certificates: find, show, revoke and reinstate (the administrator's, at the console host).
     Cards {
         #[command(subcommand)]
         command: CardsCommand,
@@ -163,6 +164,51 @@ enum BundleCommand {
 
 #[derive(Subcommand)]
 enum CardsCommand {
+    /// List certificates, newest first: fingerprint, status, uploaded when and by which
+    /// station, card serial, label and subject.
+    List {
+        /// Words that begin a word of the label, subject or station, or a card serial,
+        /// CHUID GUID or fingerprint prefix ("smith", "gw-17", "a3f9").
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        /// Uploaded by this station.
+        #[arg(long)]
+        station: Option<String>,
+        /// Records per page (at most 200).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Every page, not just the first.
+        #[arg(long)]
+        all: bool,
+        /// The page after this cursor (printed under a page with more after it).
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        at: ConsoleAt,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything the console holds about one certificate.
+    Show {
+        /// The certificate's SHA-256 fingerprint.
+        fingerprint: String,
+        #[command(flatten)]
+        at: ConsoleAt,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a certificate (and its key) as the administrator: in the next trust bundle.
+    Revoke {
+        /// The certificate's SHA-256 fingerprint.
+        fingerprint: String,
+        /// lost, stolen, damaged, replaced, expired or unspecified.
+        #[arg(long)]
+        reason: cardstation_protocol::messages::RevocationReason,
+        #[command(flatten)]
+        at: ConsoleAt,
+    },
     /// Undo a revocation: FP is active again (and its key), in the next trust bundle.
     /// With --by-station NAME --since TIME, undo what that station revoked since TIME
     /// (the recovery after a stolen station).
@@ -282,13 +328,186 @@ async fn station(cmd: StationCommand) -> Result<(), String> {
     }
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum StatusArg {
+    Active,
+    Revoked,
+}
+
+impl From<StatusArg> for CertificateStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Active => CertificateStatus::Active,
+            StatusArg::Revoked => CertificateStatus::Revoked,
+        }
+    }
+}
+
+/// A fingerprint as people paste it (upper case, colons) in the console's form.
+fn fingerprint_arg(fp: &str) -> Result<String, String> {
+    let fp = fp.trim().to_ascii_lowercase().replace(':', "");
+    if cardstation_protocol::messages::is_fingerprint(&fp) {
+        Ok(fp)
+    } else {
+        Err("give the SHA-256 fingerprint: 64 hex digits".into())
+    }
+}
+
+fn print_record(r: &CertificateRecord) {
+    let t = cardstation_pki::certificate::format_unix;
+    println!("Fingerprint  {}", r.sha256);
+    println!("Label        {}", r.label.as_deref().unwrap_or("-"));
+    println!("Subject      {}", r.subject);
+    match r.status {
+        CertificateStatus::Active => println!("Status       active"),
+        CertificateStatus::Revoked => println!(
+            "Status       REVOKED ({}) {} by {}",
+            r.revocation_reason.as_deref().unwrap_or("?"),
+            r.revoked_at.map(t).unwrap_or_default(),
+            r.revoked_by.as_deref().unwrap_or("?")
+        ),
+    }
+    println!(
+        "Uploaded     {} by station {} (operator {})",
+        t(r.uploaded_at),
+        r.station_id,
+        r.operator
+    );
+    println!(
+        "Card         serial {}, CHUID GUID {}, slot {}",
+        r.card_serial.map(|s| s.to_string()).unwrap_or("-".into()),
+        r.chuid_guid.as_deref().unwrap_or("-"),
+        r.slot.as_deref().unwrap_or("-")
+    );
+    println!("Valid until  {}", t(r.not_after));
+}
+
 async fn cards(cmd: CardsCommand) -> Result<(), String> {
-    let CardsCommand::Reinstate {
-        fingerprint,
-        by_station,
-        since,
-        at,
-    } = cmd;
+    let (fingerprint, by_station, since, at) = match cmd {
+        CardsCommand::List {
+            search,
+            status,
+            station,
+            limit,
+            all,
+            cursor,
+            at,
+            json,
+        } => {
+            let store = open_store(&at).await?;
+            let mut q = SearchQuery {
+                search,
+                status: status.map(Into::into),
+                station,
+                limit: Some(limit),
+                cursor,
+            };
+            let mut records = Vec::new();
+            let next = loop {
+                let page = console_server::search::run(store.as_ref(), &q)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                records.extend(page.records);
+                match page.next_cursor {
+                    Some(c) if all => q.cursor = Some(c),
+                    other => break other,
+                }
+            };
+            if json {
+                let page = cardstation_protocol::messages::SearchPage {
+                    records,
+                    next_cursor: next,
+                };
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&page).map_err(|e| e.to_string())?
+                );
+                return Ok(());
+            }
+            if records.is_empty() {
+                println!("No certificates match.");
+            }
+            for r in &records {
+                let status = match r.status {
+                    CertificateStatus::Active => "active".to_string(),
+                    CertificateStatus::Revoked => {
+                        format!("revoked:{}", r.revocation_reason.as_deref().unwrap_or("?"))
+                    }
+                };
+                println!(
+                    "{}  {:<18} {}  {:<16} {:>10}  {}",
+                    r.sha256,
+                    status,
+                    cardstation_pki::certificate::format_unix(r.uploaded_at),
+                    r.station_id,
+                    r.card_serial.map(|s| s.to_string()).unwrap_or("-".into()),
+                    match &r.label {
+                        Some(l) => format!("{l} — {}", r.subject),
+                        None => r.subject.clone(),
+                    }
+                );
+            }
+            if let Some(c) = next {
+                println!("More: --cursor {c} (or --all)");
+            }
+            return Ok(());
+        }
+        CardsCommand::Show {
+            fingerprint,
+            at,
+            json,
+        } => {
+            let fp = fingerprint_arg(&fingerprint)?;
+            let store = open_store(&at).await?;
+            let Some(rec) = store.get(&fp).await.map_err(|e| e.to_string())? else {
+                return Err(format!("no certificate {fp} on this console"));
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rec).map_err(|e| e.to_string())?
+                );
+            } else {
+                print_record(&rec);
+            }
+            return Ok(());
+        }
+        CardsCommand::Revoke {
+            fingerprint,
+            reason,
+            at,
+        } => {
+            let fp = fingerprint_arg(&fingerprint)?;
+            let store = open_store(&at).await?;
+            // The administrator is not rate-limited: the limit bounds a stolen station.
+            return match store
+                .revoke(&fp, reason.as_str(), now(), storage::ADMIN, None)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                storage::Revoked::Done(rec) => {
+                    println!(
+                        "{fp}: revoked ({}) {}; in the next trust bundle.",
+                        rec.revocation_reason.as_deref().unwrap_or("?"),
+                        rec.revoked_at
+                            .map(cardstation_pki::certificate::format_unix)
+                            .unwrap_or_default()
+                    );
+                    Ok(())
+                }
+                storage::Revoked::NotFound => Err(format!("no certificate {fp} on this console")),
+                storage::Revoked::RateLimited { .. } => {
+                    Err("the revocation was refused by the rate limit".into())
+                }
+            };
+        }
+        CardsCommand::Reinstate {
+            fingerprint,
+            by_station,
+            since,
+            at,
+        } => (fingerprint, by_station, since, at),
+    };
     let store = open_store(&at).await?;
     if let Some(fp) = fingerprint {
         if !cardstation_protocol::messages::is_fingerprint(&fp) {

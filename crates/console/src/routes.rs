@@ -19,7 +19,8 @@ use cardstation_pki::certificate::{fingerprint, from_pem_or_der, to_pem, Certifi
 use cardstation_pki::rules::{check_certificate, public_key_sha256, Rules};
 use cardstation_protocol::bundle;
 use cardstation_protocol::messages::{
-    is_fingerprint, ErrorBody, ErrorDetail, RevokeRequest, UploadRequest, REVOCATION_REASONS,
+    check_label, is_fingerprint, ErrorBody, ErrorDetail, RevokeRequest, UploadRequest,
+    REVOCATION_REASONS,
 };
 
 use super::bundle::{BundleBook, BundleBuildError, DeltaAnswer};
@@ -53,7 +54,7 @@ pub struct Station(pub String);
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/certificates", post(upload))
+        .route("/v1/certificates", post(upload).get(crate::search::search))
         .route("/v1/certificates/{sha256}", get(get_certificate))
         .route("/v1/certificates/{sha256}/revoke", post(revoke))
         .route("/v1/trust-bundle", get(trust_bundle))
@@ -162,7 +163,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(
 
 /// A storage failure as an answer: 503 when the database is unreachable for now
 /// (the station keeps the item and tries again), 500 otherwise. Details go to the log.
-fn store_error(e: StoreError) -> Response {
+pub fn store_error(e: StoreError) -> Response {
     match e {
         StoreError::Unavailable(detail) => {
             tracing::warn!("database unavailable: {detail}");
@@ -203,6 +204,10 @@ async fn upload(
             ),
         );
     }
+    let label = match check_label(req.label.as_deref().unwrap_or_default()) {
+        Ok(l) => l,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "bad-label", message),
+    };
     if !req.certificate.contains("-----BEGIN CERTIFICATE-----") {
         return error(
             StatusCode::BAD_REQUEST,
@@ -258,7 +263,7 @@ async fn upload(
         card_serial: req.card_serial,
         chuid_guid: req.chuid_guid,
         slot: req.slot,
-        label: req.label,
+        label,
         operator: req.operator,
         station_id: station,
         uploaded_at: now(),

@@ -39,6 +39,9 @@ pub struct CertificateRecord {
     pub status: CertificateStatus,
     pub revocation_reason: Option<String>,
     pub revoked_at: Option<i64>,
+    /// Who revoked it: a station's name, or "admin". Absent from consoles that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<String>,
 }
 
 /// `POST /v1/certificates/{sha256}/revoke`
@@ -182,4 +185,70 @@ pub fn is_event_id(s: &str) -> bool {
     s.len() == 32
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `GET /v1/certificates?search=&status=&station=&limit=&cursor=`: one page of
+/// certificates, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SearchPage {
+    pub records: Vec<CertificateRecord>,
+    /// Give it as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// What a certificate search asks for (the query string of `GET /v1/certificates`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// Words that must each begin a word of the subject, label, station, card serial,
+    /// CHUID GUID or fingerprint (case-insensitive): "smith", "gw-17 plant", "a3f9".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<CertificateStatus>,
+    /// Uploaded by this station.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<String>,
+    /// Records per page: 1 to [`SEARCH_MAX_LIMIT`], default [`SEARCH_DEFAULT_LIMIT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+pub const SEARCH_DEFAULT_LIMIT: u32 = 50;
+pub const SEARCH_MAX_LIMIT: u32 = 200;
+/// Longest search text accepted, in bytes, and most words in it.
+pub const SEARCH_MAX_TEXT: usize = 200;
+pub const SEARCH_MAX_WORDS: usize = 8;
+
+/// Longest holder label, in characters.
+pub const LABEL_MAX_CHARS: usize = 128;
+
+/// A holder label ("gw-17 Plant B", "J. Smith"): trimmed, at most
+/// [`LABEL_MAX_CHARS`] characters, no control characters. Empty means none.
+pub fn check_label(label: &str) -> Result<Option<String>, String> {
+    let label = label.trim();
+    if label.is_empty() {
+        return Ok(None);
+    }
+    if label.chars().count() > LABEL_MAX_CHARS {
+        return Err(format!(
+            "the label is longer than {LABEL_MAX_CHARS} characters"
+        ));
+    }
+    if label.chars().any(char::is_control) {
+        return Err("the label holds control characters".into());
+    }
+    Ok(Some(label.to_string()))
+}
+
+/// The words a search matches against, lower case: runs of letters and digits.
+/// "CN=gw-17,O=Acme" gives "gw", "17", "acme" (attribute names are not words).
+pub fn search_words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
 }

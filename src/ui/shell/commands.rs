@@ -53,7 +53,7 @@ impl StationApp {
                 card_serial: outcome.card_serial,
                 chuid_guid: Some(outcome.chuid_guid.clone()),
                 slot: Some(outcome.slot.short().to_string()),
-                label: None,
+                label: outcome.label.clone(),
                 operator: self.config.operator(),
                 station_id,
             }),
@@ -89,6 +89,15 @@ impl StationApp {
                 reason,
             }),
             Command::SyncConsole => self.link_for(origin).submit(ConsoleJob::SyncNow),
+            Command::SearchConsole {
+                purpose,
+                query,
+                more,
+            } => self.link_for(origin).submit(ConsoleJob::Search {
+                purpose,
+                query,
+                more,
+            }),
             Command::AcceptBundleReset(chain) => self
                 .link_for(origin)
                 .submit(ConsoleJob::AcceptBundleReset { chain }),

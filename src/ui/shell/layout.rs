@@ -128,6 +128,7 @@ impl StationApp {
             {
                 self.audit.stale();
             }
+            ui.selectable_value(&mut self.screen, Screen::Console, "Console");
         });
         ui.separator();
         let command = match self.screen {
@@ -145,6 +146,21 @@ impl StationApp {
                 let reader = self.readers.selected.clone().unwrap_or_default();
                 egui::ScrollArea::vertical()
                     .show(ui, |ui| self.audit.show(ui))
+                    .inner
+                    .map(|c| (reader, c))
+            }
+            Screen::Console => {
+                // With the demo card selected, the demo console's cards.
+                let origin = self.selected_origin();
+                self.console_screen.show_console(origin == Origin::Demo);
+                let reader = self.readers.selected.clone().unwrap_or_default();
+                let status = match origin {
+                    Origin::Demo => &self.demo_console.status,
+                    Origin::Pcsc | Origin::Attached => &self.console.status,
+                };
+                let screen = &mut self.console_screen;
+                egui::ScrollArea::vertical()
+                    .show(ui, |ui| screen.show(ui, status))
                     .inner
                     .map(|c| (reader, c))
             }
@@ -189,7 +205,7 @@ impl StationApp {
                     }
                     Screen::SpotCheck => parts.spot.show(ui, &parts.card, history),
                     Screen::CardCare => parts.care.show(ui, &parts.card, console),
-                    Screen::Diagnostics | Screen::Audit => None,
+                    Screen::Diagnostics | Screen::Audit | Screen::Console => None,
                 };
                 ui.add_space(12.0);
                 ui.separator();

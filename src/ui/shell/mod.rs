@@ -26,6 +26,7 @@ use cardstation_virtual_card::{VirtualCard, VirtualReader};
 use super::audit_view::AuditScreen;
 use super::bars::{self, StatusBar, TopAction, TopBar};
 use super::command::Command;
+use super::console_view::ConsoleScreen;
 use super::diagnostics::DiagnosticsScreen;
 use super::events::{AppEvent, Link, Outlet, Waker};
 use super::operator_prompt::OperatorPrompt;
@@ -44,6 +45,8 @@ pub enum Screen {
     CardCare,
     Diagnostics,
     Audit,
+    /// The console's cards: search, details, revoke.
+    Console,
 }
 
 /// The operator's session at this station.
@@ -88,6 +91,7 @@ pub struct StationApp {
     pub checks: Vec<(i64, Box<SpotCheck>)>,
     pub diag: DiagnosticsScreen,
     pub audit: AuditScreen,
+    pub console_screen: ConsoleScreen,
     prompt: Option<OperatorPrompt>,
     view: ViewState,
 }
@@ -146,6 +150,7 @@ impl StationApp {
             checks: Vec::new(),
             diag: DiagnosticsScreen::default(),
             audit: AuditScreen::default(),
+            console_screen: ConsoleScreen::default(),
             prompt,
             view: ViewState {
                 dark: true,
@@ -212,7 +217,7 @@ impl StationApp {
     fn spawn_link(&mut self, link: Link, paths: Paths, config: Config) -> Option<ConsoleWorker> {
         let outlet = self.outlet.clone();
         match ConsoleWorker::spawn(paths, config, move |status| {
-            outlet.send(AppEvent::Console(link, status))
+            outlet.send(AppEvent::Console(link, Box::new(status)))
         }) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -241,7 +246,7 @@ impl StationApp {
                         Link::Configured => &mut self.console,
                         Link::Demo => &mut self.demo_console,
                     };
-                    l.status = status;
+                    l.status = *status;
                     l.received_at = now();
                 }
                 AppEvent::DemoConsole(result) => {

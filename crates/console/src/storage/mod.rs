@@ -14,6 +14,7 @@
 mod pg_tls;
 mod postgres;
 mod postgres_bundle;
+pub mod search;
 mod sqlite;
 mod sqlite_bundle;
 
@@ -26,6 +27,7 @@ use sha2::{Digest, Sha256};
 use cardstation_protocol::messages::CertificateRecord;
 
 pub use postgres::PostgresStore;
+pub use search::Search;
 pub use sqlite::SqliteStore;
 
 /// Where the console keeps its records.
@@ -412,6 +414,8 @@ pub trait Store: Send + Sync {
         row: &BundleVersionRow,
         full: &[u8],
     ) -> Result<bool, StoreError>;
+    /// Certificates matching `search`, newest first, at most `search.limit` of them.
+    async fn search(&self, search: &Search) -> Result<Vec<CertificateRecord>, StoreError>;
 }
 
 /// The key hash of a stored PEM certificate (for rows written before it was kept).

@@ -16,6 +16,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 use cardstation_protocol::messages::{CertificateRecord, CertificateStatus};
 
 use super::postgres_bundle;
+use super::search::{self, Search};
 use super::sqlite::status_text;
 use super::{
     audit_hash, AuditRow, BundleState, BundleVersionRow, FullRecord, NewCertificate,
@@ -86,6 +87,17 @@ const MIGRATIONS: &[&str] = &[
         version     BIGINT NOT NULL,
         full_bundle BYTEA NOT NULL
      );",
+    // 4: certificate search: the words each record is found by (byte order, so a
+    // word's range is its prefix), and newest-first orders.
+    "CREATE TABLE certificate_terms (
+        term   TEXT COLLATE \"C\" NOT NULL,
+        sha256 TEXT NOT NULL,
+        PRIMARY KEY (term, sha256)
+     );
+     CREATE INDEX certificate_terms_sha256 ON certificate_terms (sha256, term);
+     CREATE INDEX certificates_newest ON certificates (uploaded_at, sha256);
+     CREATE INDEX certificates_status_newest ON certificates (status, uploaded_at, sha256);
+     CREATE INDEX certificates_station_newest ON certificates (station_id, uploaded_at, sha256);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -96,7 +108,7 @@ const MIGRATION_LOCK: i64 = 0x4353_434e_0000_0002;
 
 const COLUMNS: &str =
     "sha256, subject, not_after, card_serial, chuid_guid, slot, label, operator, \
-     station_id, uploaded_at, status, reason, revoked_at";
+     station_id, uploaded_at, status, reason, revoked_at, revoked_by";
 
 pub struct PostgresStore {
     pool: Pool,
@@ -151,6 +163,7 @@ fn record(r: &Row) -> Result<CertificateRecord, StoreError> {
         },
         revocation_reason: r.try_get(11).map_err(get_err)?,
         revoked_at: r.try_get(12).map_err(get_err)?,
+        revoked_by: r.try_get(13).map_err(get_err)?,
     })
 }
 
@@ -391,6 +404,7 @@ impl PostgresStore {
         let mut client = store.client().await?;
         migrate(&mut client).await?;
         backfill_key_hashes(&mut client).await?;
+        backfill_terms(&mut client).await?;
         Ok(store)
     }
 
@@ -441,6 +455,19 @@ impl Store for PostgresStore {
         )
         .await
         .map_err(pg)?;
+        insert_terms(
+            &tx,
+            &search::terms(
+                &c.sha256,
+                &c.subject,
+                c.label.as_deref(),
+                &c.station_id,
+                c.card_serial,
+                c.chuid_guid.as_deref(),
+            ),
+            &c.sha256,
+        )
+        .await?;
         bump_version(&tx).await?;
         audit(
             &tx,
@@ -736,9 +763,7 @@ impl Store for PostgresStore {
         let bundle_version = bundle_version(&tx).await?;
         let records = tx
             .query(
-                &format!(
-                    "SELECT {COLUMNS}, pem, key_sha256, revoked_by FROM certificates ORDER BY sha256"
-                ),
+                &format!("SELECT {COLUMNS}, pem, key_sha256 FROM certificates ORDER BY sha256"),
                 &[],
             )
             .await
@@ -747,9 +772,9 @@ impl Store for PostgresStore {
             .map(|r| {
                 Ok(FullRecord {
                     record: record(r)?,
-                    pem: r.try_get(13).map_err(pg)?,
-                    key_sha256: r.try_get(14).map_err(pg)?,
-                    revoked_by: r.try_get(15).map_err(pg)?,
+                    pem: r.try_get(14).map_err(pg)?,
+                    key_sha256: r.try_get(15).map_err(pg)?,
+                    revoked_by: r.try_get(13).map_err(pg)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -856,6 +881,7 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(pg)?;
+            insert_terms(&tx, &record_terms(r), &r.sha256).await?;
         }
         for st in &snapshot.stations {
             tx.execute(
@@ -904,7 +930,61 @@ impl Store for PostgresStore {
         )
         .await
         .map_err(pg)?;
-        tx.commit().await.map_err(pg)
+        tx.commit().await.map_err(pg)?;
+        // Statistics for what was just moved in, so searches are planned for it
+        // at once rather than after autovacuum's next visit.
+        client
+            .batch_execute("ANALYZE certificates, certificate_terms")
+            .await
+            .map_err(pg)
+    }
+
+    async fn search(&self, s: &Search) -> Result<Vec<CertificateRecord>, StoreError> {
+        let boxed = |values: Vec<search::Value>| -> Vec<Param> {
+            values
+                .into_iter()
+                .map(|v| -> Param {
+                    match v {
+                        search::Value::Text(t) => Box::new(t),
+                        search::Value::Int(i) => Box::new(i),
+                    }
+                })
+                .collect()
+        };
+        let mut client = self.client().await?;
+        // One snapshot for the counts and the page.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg)?;
+        let mut counts = Vec::new();
+        for w in &s.words {
+            let (sql, values) = search::probe(w, '$');
+            let values = boxed(values);
+            let n: i64 = tx
+                .query_one(sql.as_str(), &pg_params(&values))
+                .await
+                .map_err(pg)?
+                .try_get(0)
+                .map_err(pg)?;
+            counts.push(n);
+        }
+        let (sql, values) = search::query(s, COLUMNS, '$', search::driver(&counts));
+        let values = boxed(values);
+        // An unnamed statement is planned with the words' own ranges (a cached one
+        // turns generic after a few runs and walks every record for a rare word).
+        let rows = tx
+            .query(sql.as_str(), &pg_params(&values))
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await.map_err(pg)?;
+        Ok(rows)
     }
 
     async fn bundle_head(&self) -> Result<Option<PublishedBundle>, StoreError> {
@@ -937,4 +1017,64 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(pg)?;
         Ok(cut)
     }
+}
+
+// Certificate search: its terms, written with each record.
+
+type Param = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
+
+fn pg_params(values: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    values
+        .iter()
+        .map(|v| v.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
+}
+
+fn record_terms(r: &CertificateRecord) -> Vec<String> {
+    search::terms(
+        &r.sha256,
+        &r.subject,
+        r.label.as_deref(),
+        &r.station_id,
+        r.card_serial,
+        r.chuid_guid.as_deref(),
+    )
+}
+
+async fn insert_terms(
+    tx: &impl GenericClient,
+    terms: &[String],
+    sha256: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO certificate_terms (term, sha256) SELECT unnest($1::text[]), $2
+         ON CONFLICT DO NOTHING",
+        &[&terms, &sha256],
+    )
+    .await
+    .map(|_| ())
+    .map_err(pg)
+}
+
+/// Index certificates stored before search existed (once: afterwards every record has terms).
+async fn backfill_terms(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(pg)?;
+    lock_writers(&tx).await?;
+    let missing = tx
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM certificates c WHERE NOT EXISTS
+                     (SELECT 1 FROM certificate_terms t WHERE t.sha256 = c.sha256)"
+            ),
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(record)
+        .collect::<Result<Vec<_>, _>>()?;
+    for r in &missing {
+        insert_terms(&tx, &record_terms(r), &r.sha256).await?;
+    }
+    tx.commit().await.map_err(pg)
 }

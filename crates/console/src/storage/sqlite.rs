@@ -10,6 +10,7 @@ use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 
 use cardstation_protocol::messages::{CertificateRecord, CertificateStatus};
 
+use super::search::{self, Search};
 use super::sqlite_bundle;
 use super::{
     audit_hash, AuditRow, BundleState, BundleVersionRow, FullRecord, NewCertificate,
@@ -81,13 +82,23 @@ const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL,
         full    BLOB NOT NULL
      );",
+    // 4: certificate search: the words each record is found by, and newest-first orders.
+    "CREATE TABLE certificate_terms (
+        term   TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        PRIMARY KEY (term, sha256)
+     ) WITHOUT ROWID;
+     CREATE INDEX certificate_terms_sha256 ON certificate_terms (sha256, term);
+     CREATE INDEX certificates_newest ON certificates (uploaded_at, sha256);
+     CREATE INDEX certificates_status_newest ON certificates (status, uploaded_at, sha256);
+     CREATE INDEX certificates_station_newest ON certificates (station_id, uploaded_at, sha256);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const COLUMNS: &str =
     "sha256, subject, not_after, card_serial, chuid_guid, slot, label, operator, \
-     station_id, uploaded_at, status, reason, revoked_at";
+     station_id, uploaded_at, status, reason, revoked_at, revoked_by";
 
 pub struct SqliteStore {
     conn: Arc<Mutex<rusqlite::Connection>>,
@@ -123,6 +134,7 @@ fn record(r: &Row<'_>) -> rusqlite::Result<CertificateRecord> {
         },
         revocation_reason: r.get(11)?,
         revoked_at: r.get(12)?,
+        revoked_by: r.get(13)?,
     })
 }
 
@@ -277,6 +289,7 @@ impl SqliteStore {
             conn.busy_timeout(Duration::from_secs(5)).map_err(failed)?;
             migrate(&mut conn)?;
             backfill_key_hashes(&mut conn)?;
+            backfill_terms(&mut conn)?;
             super::restrict_permissions(&path);
             Ok::<_, StoreError>(conn)
         })
@@ -343,6 +356,19 @@ impl Store for SqliteStore {
                     c.uploaded_at,
                     c.key_sha256
                 ],
+            )
+            .map_err(failed)?;
+            insert_terms(
+                &tx,
+                &search::terms(
+                    &c.sha256,
+                    &c.subject,
+                    c.label.as_deref(),
+                    &c.station_id,
+                    c.card_serial,
+                    c.chuid_guid.as_deref(),
+                ),
+                &c.sha256,
             )
             .map_err(failed)?;
             bump_version(&tx).map_err(failed)?;
@@ -627,16 +653,16 @@ impl Store for SqliteStore {
             let records = {
                 let mut stmt = tx
                     .prepare(&format!(
-                        "SELECT {COLUMNS}, pem, key_sha256, revoked_by FROM certificates ORDER BY sha256"
+                        "SELECT {COLUMNS}, pem, key_sha256 FROM certificates ORDER BY sha256"
                     ))
                     .map_err(failed)?;
                 let rows = stmt
                     .query_map([], |r| {
                         Ok(FullRecord {
                             record: record(r)?,
-                            pem: r.get(13)?,
-                            key_sha256: r.get(14)?,
-                            revoked_by: r.get(15)?,
+                            pem: r.get(14)?,
+                            key_sha256: r.get(15)?,
+                            revoked_by: r.get(13)?,
                         })
                     })
                     .map_err(failed)?;
@@ -739,6 +765,7 @@ impl Store for SqliteStore {
                     ],
                 )
                 .map_err(failed)?;
+                insert_terms(&tx, &record_terms(r), &r.sha256).map_err(failed)?;
             }
             for st in &snapshot.stations {
                 tx.execute(
@@ -810,6 +837,93 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn search(&self, s: &Search) -> Result<Vec<CertificateRecord>, StoreError> {
+        let s = s.clone();
+        self.with(move |conn| {
+            let sqlite = |values: Vec<search::Value>| -> Vec<rusqlite::types::Value> {
+                values
+                    .into_iter()
+                    .map(|v| match v {
+                        search::Value::Text(t) => rusqlite::types::Value::Text(t),
+                        search::Value::Int(i) => rusqlite::types::Value::Integer(i),
+                    })
+                    .collect()
+            };
+            // One read snapshot for the counts and the page.
+            let tx = conn.transaction().map_err(failed)?;
+            let mut counts = Vec::new();
+            for w in &s.words {
+                let (sql, values) = search::probe(w, '?');
+                let n: i64 = tx
+                    .prepare_cached(&sql)
+                    .and_then(|mut st| {
+                        st.query_row(rusqlite::params_from_iter(sqlite(values)), |r| r.get(0))
+                    })
+                    .map_err(failed)?;
+                counts.push(n);
+            }
+            let (sql, values) = search::query(&s, COLUMNS, '?', search::driver(&counts));
+            let values = sqlite(values);
+            let mut stmt = tx.prepare_cached(&sql).map_err(failed)?;
+            let rows: Vec<CertificateRecord> = stmt
+                .query_map(rusqlite::params_from_iter(values), record)
+                .map_err(failed)?
+                .collect::<Result<_, _>>()
+                .map_err(failed)?;
+            drop(stmt);
+            tx.commit().map_err(failed)?;
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+// Certificate search: its terms, written with each record.
+
+fn record_terms(r: &CertificateRecord) -> Vec<String> {
+    search::terms(
+        &r.sha256,
+        &r.subject,
+        r.label.as_deref(),
+        &r.station_id,
+        r.card_serial,
+        r.chuid_guid.as_deref(),
+    )
+}
+
+fn insert_terms(
+    conn: &rusqlite::Connection,
+    terms: &[String],
+    sha256: &str,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn
+        .prepare_cached("INSERT OR IGNORE INTO certificate_terms (term, sha256) VALUES (?1, ?2)")?;
+    for t in terms {
+        stmt.execute(params![t, sha256])?;
+    }
+    Ok(())
+}
+
+/// Index certificates stored before search existed (once: afterwards every record has terms).
+fn backfill_terms(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(failed)?;
+    let missing: Vec<CertificateRecord> = {
+        let mut stmt = tx
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM certificates c WHERE NOT EXISTS
+                     (SELECT 1 FROM certificate_terms t WHERE t.sha256 = c.sha256)"
+            ))
+            .map_err(failed)?;
+        let rows = stmt.query_map([], record).map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)?
+    };
+    for r in &missing {
+        insert_terms(&tx, &record_terms(r), &r.sha256).map_err(failed)?;
+    }
+    tx.commit().map_err(failed)
 }
 
 fn audit_rows(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<AuditRow>> {
