@@ -19,7 +19,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use cardstation_protocol::messages::{CertificateRecord, RevokedEntry};
+use cardstation_protocol::messages::{
+    AuditAnchor, AuditHead, CertificateRecord, Decision, EventsAccepted, GatewayEvent,
+    RecordedEvent, RevokedEntry,
+};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -271,6 +274,12 @@ pub struct Snapshot {
     pub stations: Vec<StationRow>,
     pub revoked_keys: Vec<RevokedKey>,
     pub audit: Vec<AuditRow>,
+    /// Gateway credentials, by certificate fingerprint.
+    pub gateways: Vec<GatewayRow>,
+    /// Gateway events, by gateway and id.
+    pub events: Vec<RecordedEvent>,
+    /// The latest audit chain head of each station, by station.
+    pub anchors: Vec<StationAnchor>,
 }
 
 impl Snapshot {
@@ -295,6 +304,15 @@ impl Snapshot {
             line(serde_json::to_vec(r))?;
         }
         for r in &self.audit {
+            line(serde_json::to_vec(r))?;
+        }
+        for r in &self.gateways {
+            line(serde_json::to_vec(r))?;
+        }
+        for r in &self.events {
+            line(serde_json::to_vec(r))?;
+        }
+        for r in &self.anchors {
             line(serde_json::to_vec(r))?;
         }
         Ok(hex::encode(h.finalize()))
@@ -349,6 +367,88 @@ pub trait Store: Send + Sync {
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
     /// Fill an empty database with `snapshot` (everything and the bundle version) in one transaction.
     async fn import(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+
+    // --- Gateways, their events and the stations' audit anchors ---
+
+    /// Record a newly issued gateway credential; refused while `name` has an active one.
+    async fn add_gateway(&self, gateway: &GatewayRow, actor: &str) -> Result<(), StoreError>;
+    async fn gateways(&self) -> Result<Vec<GatewayRow>, StoreError>;
+    /// Revoke every credential of gateway `name`; how many were active.
+    async fn revoke_gateway(&self, name: &str, now: i64) -> Result<usize, StoreError>;
+    /// The gateway whose client certificate has this fingerprint.
+    async fn gateway_by_cert(&self, cert_sha256: &str) -> Result<Option<GatewayRow>, StoreError>;
+    /// Keep each event of `gateway` once by its id, in one transaction (events
+    /// already held are counted, never stored again or changed).
+    async fn add_events(
+        &self,
+        gateway: &str,
+        events: &[GatewayEvent],
+        received_at: i64,
+    ) -> Result<EventsAccepted, StoreError>;
+    /// Events matching `query`, newest first (by the gateway's time), at most `query.limit`.
+    async fn events(&self, query: &EventQuery) -> Result<Vec<RecordedEvent>, StoreError>;
+    /// Keep `head` as `station`'s audit anchor unless it would lose what is anchored.
+    async fn set_audit_anchor(
+        &self,
+        station: &str,
+        head: &AuditHead,
+        now: i64,
+    ) -> Result<AnchorSet, StoreError>;
+    async fn audit_anchor(&self, station: &str) -> Result<Option<AuditAnchor>, StoreError>;
+}
+
+/// One issued gateway credential (the same shape as a station's).
+pub type GatewayRow = StationRow;
+
+/// Which events `GET /v1/events` and `cardstation-console events` want.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    pub fingerprint: Option<String>,
+    pub gateway: Option<String>,
+    /// Events the gateway decided at or after this time (unix seconds).
+    pub since: Option<i64>,
+    pub limit: u32,
+}
+
+/// The most events one query returns.
+pub const MAX_EVENT_QUERY: u32 = 1000;
+
+/// A station's anchored audit chain head (what `migrate` moves).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StationAnchor {
+    pub station: String,
+    pub anchor: AuditAnchor,
+}
+
+/// What storing an audit chain head did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnchorSet {
+    /// Stored (or the same head again).
+    Stored(AuditAnchor),
+    /// The console holds a head with more rows: the station's trail lost rows.
+    Shorter(AuditAnchor),
+    /// The console holds another hash for the same number of rows: rewritten.
+    Different(AuditAnchor),
+}
+
+/// Reason codes are kept as one comma-separated column: a code never holds a comma.
+fn join_reasons(reasons: &[String]) -> String {
+    reasons.join(",")
+}
+
+fn split_reasons(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn decision_of(s: &str) -> Decision {
+    if s == Decision::Grant.as_str() {
+        Decision::Grant
+    } else {
+        Decision::Deny
+    }
 }
 
 /// The key hash of a stored PEM certificate (for rows written before it was kept).
