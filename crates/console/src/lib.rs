@@ -4,6 +4,7 @@
 //! issued by the console's station CA may call it.
 
 pub mod admin;
+mod events;
 pub mod migrate;
 mod routes;
 pub mod settings;
