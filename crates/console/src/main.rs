@@ -473,10 +473,9 @@ async fn events(at: ConsoleAt, query: storage::EventQuery, json: bool) -> Result
     );
     for r in rows {
         let e = &r.event;
-        let fp = e
-            .fingerprint
-            .as_deref()
-            .map_or("-".to_string(), |f| format!("{}…", &f[..f.len().min(12)]));
+        let fp = e.fingerprint.as_deref().map_or("-".to_string(), |f| {
+            format!("{}…", f.chars().take(12).collect::<String>())
+        });
         let reasons = if e.reasons.is_empty() {
             "-".to_string()
         } else {
