@@ -569,6 +569,11 @@ fn migrate_carries_gateways_events_and_audit_anchors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 gateway credential(s), 3 gateway event(s), 1 station audit anchor(s)"),
+        "{stdout}"
+    );
     assert_eq!(
         cluster.psql("site", "SELECT COUNT(*) FROM gateway_events"),
         "3"

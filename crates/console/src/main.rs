@@ -539,6 +539,10 @@ fn main() {
                     report.records, report.bundle_version
                 );
                 println!(
+                    "Also moved {} gateway credential(s), {} gateway event(s), {} station audit anchor(s).",
+                    report.gateways, report.events, report.anchors
+                );
+                println!(
                     "Checked: {} records on both sides, SHA-256 of all records {}.",
                     report.records, report.digest
                 );
