@@ -423,6 +423,12 @@ fn events_are_kept_once_checked_and_listed_newest_first(backend: Backend) {
     assert_eq!(list[2].event.reasons, vec!["revoked".to_string()]);
     assert_eq!(list[2].event.bundle_version, Some(4));
     assert_eq!(station.events(Some(&card), 2).unwrap().events.len(), 2);
+    for limit in [0, 1001] {
+        assert_eq!(
+            refused(station.events(Some(&card), limit)),
+            (400, "bad-limit".into())
+        );
+    }
     assert_eq!(station.events(None, 100).unwrap().events.len(), 5);
 
     // The administrator's view at the console host.
