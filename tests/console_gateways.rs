@@ -504,6 +504,21 @@ fn an_audit_anchor_only_grows_and_belongs_to_the_calling_station(backend: Backen
     let held = station.audit_anchor().unwrap().unwrap();
     assert_eq!((held.rows, held.hash), (9, h(9)));
 
+    // The station's database restored from an older backup: the administrator forgets
+    // the anchor (audited), and the next head anchors afresh.
+    let out = site.admin_ok(&["station", "reset-anchor", "station-1"]);
+    assert!(out.contains("anchored at 9 rows"), "{out}");
+    station
+        .post_audit_head(&AuditHead {
+            rows: 7,
+            hash: h(7),
+        })
+        .unwrap();
+    assert_eq!(station.audit_anchor().unwrap().unwrap().rows, 7);
+    assert!(site.admin_ok(&["audit"]).contains("anchor-reset"));
+    let out = site.admin(&["station", "reset-anchor", "desk-9"]);
+    assert_eq!(out.status.code(), Some(1));
+
     // Another station has an anchor of its own: named by its certificate.
     let kit = site.kits.path().join("desk-2");
     site.admin_ok(&["station", "add", "desk-2", "--out", kit.to_str().unwrap()]);
@@ -522,7 +537,7 @@ fn an_audit_anchor_only_grows_and_belongs_to_the_calling_station(backend: Backen
         hash: h(1),
     })
     .unwrap();
-    assert_eq!(station.audit_anchor().unwrap().unwrap().rows, 9);
+    assert_eq!(station.audit_anchor().unwrap().unwrap().rows, 7);
 }
 
 #[test]

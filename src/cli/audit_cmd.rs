@@ -221,7 +221,7 @@ fn anchor_outcome(anchor: Option<ConsoleAnchor>, json: bool) -> Result<(), Failu
         Failure::new(
             ErrorCode::AuditAnchorMismatch,
             format!(
-                "{what}: rows were removed or rewritten after the console anchored them. Restore the station database from its backup (README: Backup and restore) and keep this copy for investigation"
+                "{what}: rows were removed or rewritten after the console anchored them. Keep this copy for investigation and restore the station database from its backup (README: Station records); then the console administrator re-anchors it (cardstation-console station reset-anchor <station>)"
             ),
         )
     };

@@ -175,6 +175,13 @@ enum StationCommand {
         #[command(flatten)]
         at: ConsoleAt,
     },
+    /// Forget station NAME's audit anchor after its database was restored from a backup
+    /// (the restored trail is shorter than the anchor); its next delivery anchors afresh.
+    ResetAnchor {
+        name: String,
+        #[command(flatten)]
+        at: ConsoleAt,
+    },
 }
 
 #[derive(Subcommand)]
@@ -294,6 +301,29 @@ async fn station(cmd: StationCommand) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             println!("Station {name}: {n} credential(s) revoked; its next request is refused.");
             Ok(())
+        }
+        StationCommand::ResetAnchor { name, at } => {
+            let store = open_store(&at).await?;
+            if let Some(a) = store.audit_anchor(&name).await.map_err(|e| e.to_string())? {
+                println!(
+                    "Station {name}'s audit trail was anchored at {} rows (last hash {}) on {}.",
+                    a.rows,
+                    a.hash,
+                    cardstation_pki::certificate::format_unix(a.received_at)
+                );
+            }
+            if store
+                .reset_audit_anchor(&name, now())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!("Forgotten (in the console's audit trail); the station's next delivery anchors its trail afresh.");
+                Ok(())
+            } else {
+                Err(format!(
+                    "the console holds no audit anchor for station {name}"
+                ))
+            }
         }
     }
 }

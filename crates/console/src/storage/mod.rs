@@ -395,6 +395,9 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> Result<AnchorSet, StoreError>;
     async fn audit_anchor(&self, station: &str) -> Result<Option<AuditAnchor>, StoreError>;
+    /// Forget `station`'s anchor (the administrator, after restoring its database from a
+    /// backup): its next delivery anchors afresh. Whether there was one; audited.
+    async fn reset_audit_anchor(&self, station: &str, now: i64) -> Result<bool, StoreError>;
 }
 
 /// One issued gateway credential (the same shape as a station's).

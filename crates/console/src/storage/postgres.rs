@@ -1131,6 +1131,22 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         anchor(&client, station).await
     }
+
+    async fn reset_audit_anchor(&self, station: &str, now: i64) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        lock_writers(&tx).await?;
+        let Some(held) = anchor(&tx, station).await? else {
+            return Ok(false);
+        };
+        tx.execute("DELETE FROM audit_anchors WHERE station = $1", &[&station])
+            .await
+            .map_err(pg)?;
+        let detail = format!("{} rows, {}", held.rows, held.hash);
+        audit(&tx, now, ADMIN, "anchor-reset", station, &detail).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(true)
+    }
 }
 
 // --- Gateways, their events and the stations' audit anchors ---

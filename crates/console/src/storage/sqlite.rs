@@ -1000,6 +1000,25 @@ impl Store for SqliteStore {
         self.with(move |conn| anchor(conn, &station).map_err(failed))
             .await
     }
+
+    async fn reset_audit_anchor(&self, station: &str, now: i64) -> Result<bool, StoreError> {
+        let station = station.to_string();
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let Some(held) = anchor(&tx, &station).map_err(failed)? else {
+                return Ok(false);
+            };
+            tx.execute("DELETE FROM audit_anchors WHERE station = ?1", [&station])
+                .map_err(failed)?;
+            let detail = format!("{} rows, {}", held.rows, held.hash);
+            audit(&tx, now, ADMIN, "anchor-reset", &station, &detail).map_err(failed)?;
+            tx.commit().map_err(failed)?;
+            Ok(true)
+        })
+        .await
+    }
 }
 
 fn audit_rows(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<AuditRow>> {
