@@ -50,6 +50,10 @@ pub struct ConsoleConfig {
     pub client_key: Option<PathBuf>,
     /// The console's trust-bundle public key (PEM): bundles must verify with it.
     pub bundle_key: Option<PathBuf>,
+    /// Where `cardstation-console publish` files are served (a web server or CDN),
+    /// if bundles are not fetched from the console itself. http or https (public CA
+    /// roots or `ca`); the bundle's signature, not the transport, is what is trusted.
+    pub bundle_url: Option<String>,
     pub connect_timeout_secs: u64,
     pub request_timeout_secs: u64,
 }
@@ -62,6 +66,7 @@ impl Default for ConsoleConfig {
             client_cert: None,
             client_key: None,
             bundle_key: None,
+            bundle_url: None,
             connect_timeout_secs: 5,
             request_timeout_secs: 15,
         }

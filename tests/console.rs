@@ -8,8 +8,8 @@ mod console_support;
 use std::time::{Duration, Instant};
 
 use console_support::{
-    certificate_file, copy_dir, free_port, outbox_rows, Backend, BlackHole, Console, ConsoleFiles,
-    Station, TestDb,
+    certificate_file, console_binary, copy_dir, free_port, outbox_rows, Backend, BlackHole,
+    Console, ConsoleFiles, Station, TestDb,
 };
 
 /// Each test below, once per backend: `sqlite::NAME` and `postgres::NAME`.
@@ -258,8 +258,8 @@ fn revocation_reaches_the_trust_bundle_and_tampering_or_rollback_is_refused(back
     let v = station.json(&["trust", "sync", "--json"]);
     assert!(v["bundle"]["version"].as_u64().expect("version") > first);
     let shown = station.json(&["trust", "show", "--json"]);
-    assert_eq!(shown["payload"]["revoked"][0]["sha256"], fp.as_str());
-    assert_eq!(shown["payload"]["revoked"][0]["reason"], "lost");
+    assert_eq!(shown["lists"]["revoked"][0]["sha256"], fp.as_str());
+    assert_eq!(shown["lists"]["revoked"][0]["reason"], "lost");
     assert_eq!(shown["bundle"]["allowed"], 0);
 
     // The console restored from the old backup offers an older bundle: refused.
@@ -269,6 +269,51 @@ fn revocation_reaches_the_trust_bundle_and_tampering_or_rollback_is_refused(back
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["error"]["code"], "bundle-rollback", "{v}");
+
+    // The restored console goes on and re-issues the version this station holds with
+    // other lists (the revocation is gone): a fork, refused, naming both hashes.
+    let held = station.json(&["trust", "show", "--json"]);
+    let held_hash = held["bundle"]["hash"].as_str().expect("hash").to_string();
+    let (other, _) = certificate_file(station.dir.path(), "gw-after-restore");
+    let v = station.json(&["upload", other.to_str().expect("path"), "--json"]);
+    assert_eq!(v["sync"]["delivered"], 1, "{v}");
+    let out = station.run(&["trust", "sync", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["error"]["code"], "bundle-fork", "{v}");
+    let message = v["error"]["message"].as_str().expect("message");
+    assert!(message.contains(&held_hash), "{message}");
+    assert!(message.contains("bundle reset"), "{message}");
+    // Still judged by what it held: the revocation stands.
+    let shown = station.json(&["trust", "show", "--json"]);
+    assert_eq!(shown["lists"]["revoked"][0]["sha256"], fp.as_str());
+
+    // The administrator publishes a new chain; the station takes it only when told to.
+    let out = std::process::Command::new(console_binary())
+        .args(["bundle", "reset", "--yes", "--data"])
+        .arg(backup.path())
+        .args(backup_db.database_args())
+        .output()
+        .expect("bundle reset");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let chain = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Chain      "))
+        .expect("the new chain is shown")
+        .trim()
+        .to_string();
+    let out = station.run(&["trust", "sync", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["error"]["code"], "bundle-reset-offered", "{v}");
+    let accepted = station.json(&["trust", "sync", "--accept-reset", &chain[..8], "--json"]);
+    assert_eq!(accepted["ok"], true, "{accepted}");
+    assert_eq!(accepted["bundle"]["chain"], chain.as_str(), "{accepted}");
+    assert_eq!(accepted["bundle"]["allowed"], 2, "{accepted}");
     restored.stop();
 
     // A bundle signed with another key (what a tampered bundle looks like to the
@@ -288,7 +333,8 @@ fn revocation_reaches_the_trust_bundle_and_tampering_or_rollback_is_refused(back
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["error"]["code"], "bundle-bad-signature", "{v}");
     let shown = station.json(&["trust", "show", "--json"]);
-    assert_eq!(shown["payload"]["revoked"][0]["sha256"], fp.as_str());
+    assert_eq!(shown["bundle"]["chain"], chain.as_str());
+    assert_eq!(shown["bundle"]["hash"], accepted["bundle"]["hash"]);
 }
 
 fn bad_input_gets_json_errors_and_stores_nothing(backend: Backend) {

@@ -129,6 +129,7 @@ fn gateway_client(site: &Site, cert: &Path, key: &Path) -> GatewayClient {
         client_cert: Some(cert.to_path_buf()),
         client_key: Some(key.to_path_buf()),
         bundle_key: None,
+        bundle_url: None,
         connect_timeout_secs: 2,
         request_timeout_secs: 5,
     })
@@ -236,7 +237,7 @@ fn a_stolen_gateway_credential_reaches_the_bundle_and_events_and_nothing_else(ba
     // What a gateway needs works at once (no restart).
     let gw = gateway_of(&site, &kit);
     assert!(matches!(
-        gw.trust_bundle(None),
+        gw.trust_bundle(None, None),
         Ok(cardstation_gateway::client::Fetched::Bundle { .. })
     ));
     let accepted = gw
@@ -308,7 +309,7 @@ fn a_station_cannot_post_events_and_a_revoked_gateway_is_refused(backend: Backen
     assert_eq!(out.status.code(), Some(1));
 
     let gw = gateway_of(&site, &kit);
-    assert!(gw.trust_bundle(None).is_ok());
+    assert!(gw.trust_bundle(None, None).is_ok());
     let listed = site.admin_ok(&["gateway", "list"]);
     assert!(
         listed.contains("gw-south") && listed.contains("active"),
@@ -319,7 +320,7 @@ fn a_station_cannot_post_events_and_a_revoked_gateway_is_refused(backend: Backen
     let out = site.admin_ok(&["gateway", "revoke", "gw-south"]);
     assert!(out.contains("1 credential(s) revoked"), "{out}");
     assert_eq!(
-        gateway_refused(gw.trust_bundle(None).map(|_| ())),
+        gateway_refused(gw.trust_bundle(None, None).map(|_| ())),
         (403, "gateway-revoked".into())
     );
     let r = gw.post_events(&EventBatch {

@@ -268,7 +268,7 @@ fn each_station_gets_its_own_identity_while_the_console_runs(backend: Backend) {
         ..Default::default()
     })
     .unwrap();
-    let (_, code, message) = refusal(client.trust_bundle());
+    let (_, code, message) = refusal(client.trust_bundle(None, None));
     assert_eq!(code, "settings");
     assert!(message.contains("not a registered station"), "{message}");
 }
@@ -312,7 +312,7 @@ fn a_revoked_station_is_refused_on_its_next_request_and_told_so(backend: Backend
     );
     // The station keeps what it could not deliver, for when it has a new credential.
     assert_eq!(desk.outbox_len(), 1);
-    let (_, code, _) = refusal(desk.client().trust_bundle());
+    let (_, code, _) = refusal(desk.client().trust_bundle(None, None));
     assert_eq!(code, "settings");
     let (status, _, _) = {
         let r = Station::new(site.console.port, site.data())
@@ -505,15 +505,9 @@ fn a_revoked_key_cannot_come_back_in_a_new_certificate(backend: Backend) {
     assert!(message.contains("this key was revoked"), "{message}");
     assert_eq!(site.console.records(), 1);
     // Not on the allow-list, so the spot check (and a gateway) fails it.
-    let bundle = client.trust_bundle().expect("bundle");
-    let key_pem = std::fs::read_to_string(site.data().join("bundle-signing.pub.pem")).unwrap();
-    let (payload, _) = cardstation_protocol::bundle::verify(
-        &bundle,
-        &cardstation_protocol::bundle::verifying_key_from_pem(&key_pem).unwrap(),
-    )
-    .unwrap();
-    assert!(!payload.allowed.contains(&again_fp));
-    assert!(payload.revoked.iter().any(|r| r.sha256 == fp));
+    let lists = console_support::full_lists(&client, site.data());
+    assert!(!lists.is_allowed_hex(&again_fp));
+    assert!(lists.revocation_hex(&fp).is_some());
 
     // Reinstated by the administrator, the key may come back.
     site.admin_ok(&["cards", "reinstate", &fp]);
@@ -650,15 +644,9 @@ fn revocations_are_limited_per_station_and_undone_by_the_administrator_alone(bac
         desk1.get(&fps[5]).unwrap().status,
         CertificateStatus::Revoked
     );
-    let bundle = desk1.trust_bundle().expect("bundle");
-    let key_pem = std::fs::read_to_string(site.data().join("bundle-signing.pub.pem")).unwrap();
-    let (payload, _) = cardstation_protocol::bundle::verify(
-        &bundle,
-        &cardstation_protocol::bundle::verifying_key_from_pem(&key_pem).unwrap(),
-    )
-    .unwrap();
+    let lists = console_support::full_lists(&desk1, site.data());
     for fp in &fps[1..5] {
-        assert!(payload.allowed.contains(fp));
+        assert!(lists.is_allowed_hex(fp));
     }
     // One certificate by fingerprint, too.
     site.admin_ok(&["cards", "reinstate", &fps[5]]);
@@ -765,6 +753,6 @@ fn serve_runs_without_the_ca_key_and_station_add_takes_it_from_elsewhere(backend
     assert_eq!(v["sync"]["delivered"], 1, "{v}");
     // Revoking needs no CA key at all.
     site.admin_ok(&["station", "revoke", "desk-9"]);
-    let (_, code, _) = refusal(desk.client().trust_bundle());
+    let (_, code, _) = refusal(desk.client().trust_bundle(None, None));
     assert_eq!(code, "settings");
 }

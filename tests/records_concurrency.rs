@@ -78,7 +78,7 @@ fn processes_starting_together_on_a_fresh_data_dir_all_succeed() {
         let version: i64 = db
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("version");
-        assert_eq!(version, 4, "trial {trial}");
+        assert_eq!(version, cardstation::store::SCHEMA_VERSION, "trial {trial}");
         let ids: i64 = db
             .query_row(
                 "SELECT COUNT(*) FROM station_meta WHERE key = 'database_id'",

@@ -80,9 +80,9 @@ fn replacement_while_the_console_is_down_revokes_later_exactly_once() {
     assert_eq!(console.records(), 2);
     station.run(&["trust", "sync"]);
     let shown = station.json(&["trust", "show", "--json"]);
-    assert_eq!(shown["payload"]["revoked"][0]["sha256"], a_fp.as_str());
-    assert_eq!(shown["payload"]["revoked"][0]["reason"], "lost");
-    assert_eq!(shown["payload"]["allowed"][0], b_fp.as_str());
+    assert_eq!(shown["lists"]["revoked"][0]["sha256"], a_fp.as_str());
+    assert_eq!(shown["lists"]["revoked"][0]["reason"], "lost");
+    assert_eq!(shown["lists"]["allowed"][0], b_fp.as_str());
 
     // Old and new are linked in the database and the audit trail.
     let db =

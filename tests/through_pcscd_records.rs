@@ -71,15 +71,15 @@ fn edited_or_deleted_bundles_never_make_a_revoked_or_expired_card_pass() {
     assert_eq!(code, 1);
     assert_eq!(failure_codes(&v), ["revoked"], "{v}");
 
-    // Delete the newest bundle (the one with the revocation): the older one that
-    // still allows the card is not used.
+    // Delete the newest piece held (the delta with the revocation): the older
+    // version that still allows the card is not used.
     let db = station_db(&station);
     let before: i64 = db
-        .query_row("SELECT COUNT(*) FROM trust_bundles", [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM trust_held", [], |r| r.get(0))
         .expect("count");
-    assert!(before >= 2, "an older bundle to fall back to");
+    assert!(before >= 2, "an older version to fall back to");
     db.execute(
-        "DELETE FROM trust_bundles WHERE version = (SELECT MAX(version) FROM trust_bundles)",
+        "DELETE FROM trust_held WHERE seq = (SELECT MAX(seq) FROM trust_held)",
         [],
     )
     .expect("delete newest");
@@ -88,11 +88,11 @@ fn edited_or_deleted_bundles_never_make_a_revoked_or_expired_card_pass() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("run trust sync"));
     // Relabelling the old row as the newest version is no better.
-    db.execute("UPDATE trust_bundles SET version = version + 100", [])
+    db.execute("UPDATE trust_held SET version = version + 100", [])
         .expect("relabel");
     damaged_trust_unknown(&station, READER_0);
     // `trust sync` repairs it from the console's signed bundle.
-    db.execute("DELETE FROM trust_bundles", []).expect("clear");
+    db.execute("DELETE FROM trust_held", []).expect("clear");
     assert!(station.run(&["trust", "sync"]).status.success());
     let (code, v) = station.verify(&["--reader", READER_0]);
     assert_eq!(code, 1);
@@ -108,9 +108,23 @@ fn edited_or_deleted_bundles_never_make_a_revoked_or_expired_card_pass() {
     let (code, v) = station.verify(&["--reader", READER_1]);
     assert_eq!(code, 1, "{v}");
     assert_eq!(failure_codes(&v), ["bundle-expired"], "{v}");
-    // A far-away expiry written into the database does not un-expire it.
-    db.execute("UPDATE trust_bundles SET expires_at = 4102444800", [])
-        .expect("edit expiry");
+    // The expiry lives in the signed bytes only: editing them (to un-expire it, or
+    // anything else) breaks the signature, and the bundle is not judged by.
+    let (seq, mut bytes): (i64, Vec<u8>) = db
+        .query_row(
+            "SELECT seq, bytes FROM trust_held ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("held bytes");
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 1;
+    }
+    db.execute(
+        "UPDATE trust_held SET bytes = ?1 WHERE seq = ?2",
+        rusqlite::params![bytes, seq],
+    )
+    .expect("edit the signed bytes");
     damaged_trust_unknown(&station, READER_1);
 
     // Every check is on the audit trail, and the trail is whole.

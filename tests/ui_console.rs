@@ -238,3 +238,60 @@ fn the_demo_loop_runs_on_the_demo_console_and_never_reaches_the_configured_one()
     assert!(station.store.enrollments(10).expect("list").is_empty());
     assert!(station.store.outbox_items().expect("outbox").is_empty());
 }
+
+/// A console that started a new trust-bundle chain (after a restore): the window shows
+/// the offer, keeps the held bundle, and takes the new chain only after the operator
+/// accepts it and confirms.
+#[test]
+fn a_new_bundle_chain_is_taken_only_after_the_operator_confirms_it() {
+    let console_dir = tempfile::tempdir().expect("console dir");
+    let console = Console::start(console_dir.path(), free_port());
+    let dir = tempfile::tempdir().expect("station dir");
+    let mut h = window(&dir, configured_for(&console), ReaderMode::Manual);
+    wait_until(&mut h, "a trust bundle is held", |a| {
+        a.console_status().bundle.is_some()
+    });
+    let held = h.state().console_status().bundle.clone().expect("bundle");
+
+    let out = std::process::Command::new(console_support::console_binary())
+        .args(["bundle", "reset", "--yes", "--data"])
+        .arg(console_dir.path())
+        .output()
+        .expect("bundle reset");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chain = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Chain      ").map(|c| c.trim().to_string()))
+        .expect("the new chain is shown");
+    let short = chain[..8].to_string();
+
+    h.get_by_label("Outbox: 0").click();
+    h.run_steps(2);
+    h.get_by_label("Sync now").click();
+    wait_until(&mut h, "the new chain is offered", |a| {
+        a.console_status().reset_offered.is_some()
+    });
+    // Offered, not taken: spot checks still use the chain held.
+    assert_eq!(
+        h.state()
+            .console_status()
+            .bundle
+            .as_ref()
+            .map(|b| b.chain.clone()),
+        Some(held.chain.clone())
+    );
+    h.get_by_label(&format!("Accept chain {short}…")).click();
+    h.run_steps(2);
+    h.get_by_label(&format!("Yes, accept {short}")).click();
+    wait_until(&mut h, "the new chain is held", |a| {
+        a.console_status()
+            .bundle
+            .as_ref()
+            .is_some_and(|b| b.chain == chain)
+    });
+    assert!(h.state().console_status().reset_offered.is_none());
+}

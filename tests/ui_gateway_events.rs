@@ -63,6 +63,7 @@ fn gateway(console: &Console, name: &str) -> cardstation_gateway::client::Consol
         client_cert: Some(kit.join("gateway.pem")),
         client_key: Some(kit.join("gateway.key")),
         bundle_key: None,
+        bundle_url: None,
         connect_timeout_secs: 2,
         request_timeout_secs: 5,
     })
@@ -85,6 +86,7 @@ fn card_details_show_gateway_events_and_the_last_known_ones_offline() {
         bundle_key: Some(console.dir.join("bundle-signing.pub.pem")),
         connect_timeout_secs: 2,
         request_timeout_secs: 3,
+        ..Default::default()
     };
     let paths = Paths {
         data_dir: dir.path().join("data"),

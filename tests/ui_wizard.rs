@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use cardstation::app::doctor::Level;
 use cardstation::config::{Config, Paths};
 use cardstation::ui::{AppEvent, ReaderMode, Stage, StationApp};
 use cardstation_pcsc::watcher::WatchEvent;
@@ -488,12 +489,37 @@ fn diagnostics_and_audit_screens_show_findings_and_an_intact_trail() {
     h.get_by_label_contains("Chain intact");
     h.get_by_label("enroll");
 
+    wait_until(h, "the demo card is uploaded and the bundle held", |a| {
+        a.demo_console_status().outbox.is_empty()
+            && a.demo_console_status()
+                .bundle
+                .as_ref()
+                .is_some_and(|b| b.allowed == 1)
+    });
     h.get_by_label("Diagnostics").click();
     settle(h);
     h.get_by_label("Run diagnostics").click();
     wait_until(h, "the doctor is done", |a| a.diag.report.is_some());
     h.get_by_label("Card reader service");
     h.get_by_label("Save diagnostic bundle…");
+    // The demo card is checked like a card in a reader, against the demo station's bundle.
+    let report = h.state().diag.report.clone().expect("report");
+    let demo_area = format!("card in {DEMO_READER_NAME}");
+    let on_card: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.area == demo_area)
+        .collect();
+    assert!(
+        on_card.iter().any(|f| f.what.contains("PIV")),
+        "{on_card:?}"
+    );
+    assert!(
+        on_card
+            .iter()
+            .any(|f| f.level == Level::Ok && f.what.contains("valid until")),
+        "the enrolled, uploaded demo card is allowed: {on_card:?}"
+    );
 }
 
 #[test]

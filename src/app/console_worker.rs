@@ -14,6 +14,7 @@ use crate::console::outbox;
 use crate::console::trust::{self, TrustStatus};
 use crate::console::ConsoleClient;
 use crate::store::OutboxItem;
+use cardstation_protocol::bundle::BundleError;
 use cardstation_protocol::messages::{RecordedEvent, RevocationReason, UploadRequest};
 use std::collections::BTreeMap;
 
@@ -32,6 +33,9 @@ pub enum ConsoleJob {
     },
     /// Deliver now and refresh the trust bundle.
     SyncNow,
+    /// The operator confirmed the new trust-bundle chain the console started
+    /// (`bundle reset`): take it (its id, hex).
+    AcceptBundleReset { chain: String },
     /// Record an operator action of the window that has no worker of its own
     /// (e.g. a certificate exported through the save dialog).
     Audit {
@@ -66,6 +70,9 @@ pub struct ConsoleStatus {
     pub last_error: Option<String>,
     pub outbox: Vec<OutboxItem>,
     pub bundle: Option<TrustStatus>,
+    /// The console offers a new trust-bundle chain (an explicit reset): its id (hex)
+    /// and first version, until the operator accepts it.
+    pub reset_offered: Option<(String, u64)>,
     /// Fingerprints delivered in this session.
     pub delivered: Vec<String>,
     /// Gateway events by certificate fingerprint, as last fetched in this session.
@@ -281,8 +288,19 @@ fn run_job(
     // The trust bundle rides along with every contact.
     if status.reachable == Some(true) {
         if let Ok(key) = trust::load_key(station.config.console.bundle_key.as_deref()) {
-            match trust::sync(&station.store, client, &key, now()) {
-                Ok(_) => {}
+            let confirmed = match &job {
+                ConsoleJob::AcceptBundleReset { chain } => Some(chain.as_str()),
+                _ => None,
+            };
+            match trust::sync_accepting(&station.store, client, &key, now(), confirmed) {
+                Ok(_) => status.reset_offered = None,
+                Err(trust::TrustError::Bundle(BundleError::ResetOffered {
+                    chain,
+                    version,
+                    ..
+                })) => {
+                    status.reset_offered = Some((chain, version));
+                }
                 Err(e) => status.last_error = Some(e.to_string()),
             }
             status.bundle = trust::status(&station.store, &key, now()).ok().flatten();

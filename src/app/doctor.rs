@@ -14,7 +14,7 @@ use cardstation_card::trace::ApduTrace;
 use cardstation_pcsc::{CardPresence, Pcsc};
 use cardstation_piv::PinStatus;
 use cardstation_pki::certificate::{format_age, format_unix};
-use cardstation_protocol::messages::BundlePayload;
+use cardstation_protocol::bundle::TrustView;
 
 use super::card_source::CardSource;
 use super::card_status::{inspect_traced, CardReport};
@@ -67,6 +67,15 @@ impl DoctorReport {
 
 /// Run every check; `reader` limits the card checks to one reader.
 pub fn diagnose(station: &Station, reader: Option<&str>) -> DoctorReport {
+    diagnose_with(station, reader, Vec::new())
+}
+
+/// [`diagnose`], also checking cards that are not behind PC/SC (the window's demo card).
+pub fn diagnose_with(
+    station: &Station,
+    reader: Option<&str>,
+    other_cards: Vec<CardSource>,
+) -> DoctorReport {
     let mut report = DoctorReport {
         findings: Vec::new(),
         cards: Vec::new(),
@@ -76,14 +85,31 @@ pub fn diagnose(station: &Station, reader: Option<&str>) -> DoctorReport {
     let bundle = trust::load_key(station.config.console.bundle_key.as_deref())
         .ok()
         .and_then(|key| trust::current(&station.store, &key).ok().flatten());
-    pcsc_checks(&mut report, reader, bundle.as_ref());
+    pcsc_checks(&mut report, reader, bundle.as_deref());
+    for source in other_cards {
+        let name = source.name();
+        let atr = match &source {
+            CardSource::Virtual(r) => cardstation_card::Transport::atr(r),
+            CardSource::Pcsc(_) => Vec::new(),
+        };
+        if atr.is_empty() {
+            report.findings.push(finding(
+                &format!("reader {name}"),
+                Level::Info,
+                "no card in the reader",
+                "insert a card to check it",
+            ));
+            continue;
+        }
+        card_checks(&mut report, source, &atr, bundle.as_deref());
+    }
     console_checks(&mut report, station);
     trust_checks(&mut report, station);
     outbox_checks(&mut report, station);
     report
 }
 
-fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>, bundle: Option<&BundlePayload>) {
+fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>, bundle: Option<&TrustView>) {
     let f = &mut report.findings;
     let installed = ["/usr/sbin/pcscd", "/usr/bin/pcscd", "/usr/local/sbin/pcscd"]
         .iter()
@@ -142,38 +168,56 @@ fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>, bundle: Option<&Bu
                 "the card does not answer to reset (mute)",
                 "reinsert it the right way round; if it stays mute the card or its contacts are faulty",
             )),
-            CardPresence::Present => card_checks(report, &r.name, &r.atr, bundle),
+            CardPresence::Present => {
+                card_checks(report, CardSource::Pcsc(r.name.clone()), &r.atr, bundle)
+            }
         }
     }
 }
 
 /// What the trust bundle says of a certificate, when it is not simply allowed.
-fn bundle_verdict(bundle: &BundlePayload, sha256: &str) -> Option<(Level, String, &'static str)> {
-    let sha256 = sha256.to_ascii_lowercase();
-    if let Some(r) = bundle.revoked.iter().find(|r| r.sha256 == sha256) {
+fn bundle_verdict(
+    bundle: &TrustView,
+    sha256: &str,
+    key_sha256: &str,
+) -> Option<(Level, String, &'static str)> {
+    if let Some(r) = bundle.lists.revocation_hex(sha256) {
         return Some((
             Level::Fail,
             format!(
                 "REVOKED ({}) on {}: gateways refuse this card",
                 r.reason,
-                format_unix(r.revoked_at)
+                format_unix(r.at)
             ),
             "replace the card (Card care, Replace a card)",
         ));
     }
-    (!bundle.allowed.contains(&sha256)).then(|| {
+    if bundle.lists.is_key_revoked_hex(key_sha256) {
+        return Some((
+            Level::Fail,
+            "its key was revoked (under another certificate): gateways refuse this card whatever certificate it holds".into(),
+            "replace the card (Card care, Replace a card)",
+        ));
+    }
+    (!bundle.lists.is_allowed_hex(sha256)).then(|| {
         (
             Level::Warn,
             format!(
                 "not on the console's allow-list (trust bundle version {}): gateways refuse this card",
-                bundle.version
+                bundle.header.version
             ),
             "upload its certificate to the console, or replace the card",
         )
     })
 }
 
-fn card_checks(report: &mut DoctorReport, name: &str, atr: &[u8], bundle: Option<&BundlePayload>) {
+fn card_checks(
+    report: &mut DoctorReport,
+    source: CardSource,
+    atr: &[u8],
+    bundle: Option<&TrustView>,
+) {
+    let name = &source.name();
     let area = format!("card in {name}");
     let f = &mut report.findings;
     match Atr::parse(atr) {
@@ -202,8 +246,7 @@ fn card_checks(report: &mut DoctorReport, name: &str, atr: &[u8], bundle: Option
             "",
         )),
     }
-    let (result, trace) = match CardSource::Pcsc(name.to_string()).with_card(|t| inspect_traced(t))
-    {
+    let (result, trace) = match source.with_card(|t| inspect_traced(t)) {
         Ok(r) => r,
         Err(e) => {
             f.push(finding(
@@ -299,14 +342,15 @@ fn card_checks(report: &mut DoctorReport, name: &str, atr: &[u8], bundle: Option
                 (Level::Ok, "")
             };
             // A valid date says nothing if the console has revoked or never allowed the card.
-            let (level, what, todo) = match bundle.and_then(|b| bundle_verdict(b, &c.sha256)) {
-                Some((l, what, todo)) if l > level => (l, what, todo),
-                _ => (
-                    level,
-                    format!("valid until {}", format_unix(c.not_after)),
-                    todo,
-                ),
-            };
+            let (level, what, todo) =
+                match bundle.and_then(|b| bundle_verdict(b, &c.sha256, &c.key_sha256)) {
+                    Some((l, what, todo)) if l > level => (l, what, todo),
+                    _ => (
+                        level,
+                        format!("valid until {}", format_unix(c.not_after)),
+                        todo,
+                    ),
+                };
             f.push(finding(
                 &area,
                 level,
@@ -417,7 +461,7 @@ fn console_checks(report: &mut DoctorReport, station: &Station) {
             return;
         }
     }
-    match ConsoleClient::new(cfg).and_then(|c| c.trust_bundle()) {
+    match ConsoleClient::new(cfg).and_then(|c| c.trust_bundle(None, None)) {
         Ok(_) => f.push(finding(
             "console HTTP",
             Level::Ok,
@@ -623,23 +667,34 @@ mod tests {
     #[test]
     fn a_revoked_or_unknown_card_is_not_reported_ok() {
         let fp = "ab".repeat(32);
-        let bundle = BundlePayload {
-            version: 7,
-            issued_at: 0,
-            expires_at: i64::MAX,
-            allowed: vec![fp.clone()],
-            revoked_keys: Vec::new(),
-            revoked: vec![cardstation_protocol::messages::RevokedEntry {
-                sha256: "cd".repeat(32),
+        use cardstation_protocol::trust_lists::{fingerprint_from_hex, Revocation, TrustLists};
+        let lists = TrustLists::from_unsorted(
+            vec![fingerprint_from_hex(&fp).unwrap()],
+            vec![Revocation {
+                fp: [0xcd; 32],
                 reason: "lost".into(),
-                revoked_at: 0,
+                at: 0,
             }],
-        };
-        assert!(bundle_verdict(&bundle, &fp.to_uppercase()).is_none());
-        let (level, what, _) = bundle_verdict(&bundle, &"cd".repeat(32)).unwrap();
+            vec![[0x99; 32]],
+        );
+        let header = cardstation_protocol::bundle::Header::for_lists(
+            [1; 16],
+            7,
+            0,
+            i64::MAX,
+            [0; 32],
+            &lists,
+        );
+        let bundle = TrustView::of(header, lists);
+        let key = "11".repeat(32);
+        assert!(bundle_verdict(&bundle, &fp.to_uppercase(), &key).is_none());
+        let (level, what, _) = bundle_verdict(&bundle, &fp, &"99".repeat(32)).unwrap();
+        assert_eq!(level, Level::Fail);
+        assert!(what.contains("key was revoked"), "{what}");
+        let (level, what, _) = bundle_verdict(&bundle, &"cd".repeat(32), &key).unwrap();
         assert_eq!(level, Level::Fail);
         assert!(what.starts_with("REVOKED (lost)"), "{what}");
-        let (level, what, _) = bundle_verdict(&bundle, &"ef".repeat(32)).unwrap();
+        let (level, what, _) = bundle_verdict(&bundle, &"ef".repeat(32), &key).unwrap();
         assert_eq!(level, Level::Warn);
         assert!(what.contains("allow-list"), "{what}");
     }

@@ -97,7 +97,10 @@ error_codes! {
     BundleMalformed = "bundle-malformed",
     BundleKeyNotSet = "bundle-key-not-set",
     BundleRollback = "bundle-rollback",
-    BundleConflict = "bundle-conflict",
+    /// The console's bundle history differs from the one held (a restored backup).
+    BundleFork = "bundle-fork",
+    /// The console started a new chain; an operator must confirm it.
+    BundleResetOffered = "bundle-reset-offered",
     /// The stored trust bundle fails its signature or was edited or deleted: run trust sync.
     BundleDamaged = "bundle-damaged",
     Outbox = "outbox",

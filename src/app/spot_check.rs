@@ -70,7 +70,7 @@ pub fn check_with_station<T: Transport>(
         None => None,
     };
     let policy = Policy {
-        bundle: held.as_ref().map(|h| (&h.payload, &h.status)),
+        bundle: held.as_ref().map(|h| (&h.view.lists, &h.status)),
         issuing_ca: issuing_ca.as_deref(),
         now,
     };

@@ -261,6 +261,10 @@ pub enum TrustCommand {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Accept a new chain the console administrator started (`bundle reset`):
+        /// the first 8 or more hex digits of its id, as they announced it.
+        #[arg(long, value_name = "CHAIN")]
+        accept_reset: Option<String>,
     },
     /// The trust bundle this station holds: version, age, list sizes.
     Show {
@@ -274,18 +278,35 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
     let station = Station::open(paths)?;
     let key = trust::load_key(station.config.console.bundle_key.as_deref())?;
     match cmd {
-        TrustCommand::Sync { json } => {
+        TrustCommand::Sync { json, accept_reset } => {
             let client = ConsoleClient::new(&station.config.console)?;
-            let outcome = trust::sync(&station.store, &client, &key, now())?;
+            let outcome = trust::sync_accepting(
+                &station.store,
+                &client,
+                &key,
+                now(),
+                accept_reset.as_deref(),
+            )?;
             let status = trust::status(&station.store, &key, now())?;
             if *json {
                 print_json(&serde_json::json!({"ok": true, "outcome": outcome, "bundle": status}));
             } else {
                 match outcome {
-                    BundleOutcome::Updated { from, to } => say!(
-                        "Trust bundle updated: version {} -> {to}",
-                        from.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
-                    ),
+                    BundleOutcome::Updated {
+                        from,
+                        to,
+                        delta,
+                        history_checked,
+                    } => {
+                        say!(
+                            "Trust bundle updated: version {} -> {to} ({})",
+                            from.map(|v| v.to_string()).unwrap_or_else(|| "none".into()),
+                            if delta { "delta" } else { "full bundle" }
+                        );
+                        if !history_checked && from.is_some() {
+                            say!("Note: this station was too far behind for the console to show its history, so continuity with version {} was not checked.", from.unwrap_or(0));
+                        }
+                    }
                     BundleOutcome::Unchanged { version } => {
                         say!("Trust bundle unchanged: version {version}")
                     }
@@ -297,14 +318,28 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
             let status = trust::status(&station.store, &key, now())?;
             let payload = trust::current(&station.store, &key)?;
             if *json {
-                print_json(&serde_json::json!({"bundle": status, "payload": payload}));
+                let lists = payload.as_ref().map(|v| {
+                    serde_json::json!({
+                        "allowed": v.lists.allowed().iter().map(hex::encode).collect::<Vec<_>>(),
+                        "revoked": v.lists.revoked().iter().map(|r| serde_json::json!({
+                            "sha256": hex::encode(r.fp), "reason": r.reason, "revoked_at": r.at,
+                        })).collect::<Vec<_>>(),
+                        "revoked_keys": v.lists.revoked_keys().iter().map(hex::encode).collect::<Vec<_>>(),
+                    })
+                });
+                print_json(&serde_json::json!({"bundle": status, "lists": lists}));
                 return Ok(());
             }
             let (Some(s), Some(p)) = (status, payload) else {
                 say!("No trust bundle yet: run `cardstation trust sync` while the console is reachable.");
                 return Ok(());
             };
-            say!("Version    {}", s.version);
+            say!(
+                "Version    {} (chain {}, hash {})",
+                s.version,
+                &s.chain[..8],
+                &s.hash[..16]
+            );
             say!(
                 "Issued     {} ({} ago)",
                 format_unix(s.issued_at),
@@ -322,14 +357,15 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
             say!("Fetched    {}", format_unix(s.fetched_at));
             say!("Allowed    {}", s.allowed);
             say!("Revoked    {}", s.revoked);
-            for r in &p.revoked {
+            for r in p.lists.revoked() {
                 say!(
                     "  {} {} ({})",
-                    r.sha256,
+                    hex::encode(r.fp),
                     r.reason,
-                    format_unix(r.revoked_at)
+                    format_unix(r.at)
                 );
             }
+            say!("Revoked keys {}", s.revoked_keys);
             Ok(())
         }
     }

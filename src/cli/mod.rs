@@ -165,7 +165,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Trust(c) => (
             matches!(
                 c,
-                console_cmds::TrustCommand::Sync { json: true }
+                console_cmds::TrustCommand::Sync { json: true, .. }
                     | console_cmds::TrustCommand::Show { json: true }
             ),
             console_cmds::trust_cmd(&c, paths),

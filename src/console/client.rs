@@ -14,9 +14,9 @@ use serde::de::DeserializeOwned;
 
 use crate::config::ConsoleConfig;
 
+use cardstation_protocol::bundle;
 use cardstation_protocol::messages::{
-    AuditAnchor, AuditHead, CertificateRecord, ErrorBody, EventList, RevokeRequest, SignedBundle,
-    UploadRequest,
+    AuditAnchor, AuditHead, CertificateRecord, ErrorBody, EventList, RevokeRequest, UploadRequest,
 };
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -73,6 +73,52 @@ impl Coded for ConsoleError {
 pub struct ConsoleClient {
     http: reqwest::blocking::Client,
     base: String,
+    /// Published bundle files elsewhere (`[console] bundle_url`), and the client
+    /// that fetches them (no client certificate: a CDN does not ask for one).
+    bundle_url: Option<(String, reqwest::blocking::Client)>,
+}
+
+/// A trust bundle fetch's answer.
+#[derive(Debug)]
+pub enum Fetched {
+    /// 304: the tag sent is still current.
+    NotModified { etag: Option<String> },
+    Bundle {
+        bytes: Vec<u8>,
+        etag: Option<String>,
+    },
+}
+
+/// The client for `bundle_url`: public CA roots and the console CA, no client certificate.
+fn bundle_http(cfg: &ConsoleConfig, url: &str) -> Result<reqwest::blocking::Client, ConsoleError> {
+    let settings = |e: &dyn std::fmt::Display| ConsoleError::Settings(e.to_string());
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(ConsoleError::Settings(format!(
+            "[console] bundle_url must start with https:// or http:// (got {url})"
+        )));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(ca) = cfg.ca.as_deref() {
+        for cert in CertificateDer::pem_slice_iter(&read_file(ca, "ca")?).flatten() {
+            let _ = roots.add(cert);
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| settings(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::blocking::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
+        .timeout(Duration::from_secs(cfg.request_timeout_secs.max(60)))
+        .user_agent(concat!("cardstation/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| settings(&e))
 }
 
 fn read(path: &Option<std::path::PathBuf>, what: &str) -> Result<Vec<u8>, ConsoleError> {
@@ -145,6 +191,34 @@ pub fn tls_config(cfg: &ConsoleConfig) -> Result<rustls::ClientConfig, ConsoleEr
         .map_err(|e| settings(&format!("client certificate and key do not match: {e}")))
 }
 
+/// The error an unsuccessful answer stands for.
+fn failure(status: reqwest::StatusCode, body: &[u8]) -> ConsoleError {
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => (b.error.code, b.error.message),
+        Err(_) => (
+            "http".to_string(),
+            String::from_utf8_lossy(body).chars().take(200).collect(),
+        ),
+    };
+    // This station's credential is revoked or unknown: a settings problem (a new
+    // credential from the console administrator), so queued items are kept.
+    if status.as_u16() == 403 && (code == "station-revoked" || code == "unknown-station") {
+        return ConsoleError::Settings(message);
+    }
+    if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+        ConsoleError::ServerError {
+            status: status.as_u16(),
+            message,
+        }
+    } else {
+        ConsoleError::Rejected {
+            status: status.as_u16(),
+            code,
+            message,
+        }
+    }
+}
+
 impl ConsoleClient {
     pub fn new(cfg: &ConsoleConfig) -> Result<Self, ConsoleError> {
         let url = cfg.url.as_deref().ok_or(ConsoleError::NotConfigured)?;
@@ -162,9 +236,14 @@ impl ConsoleClient {
             .user_agent(concat!("cardstation/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| settings(&e))?;
+        let bundle_url = match cfg.bundle_url.as_deref() {
+            Some(u) => Some((u.to_string(), bundle_http(cfg, u)?)),
+            None => None,
+        };
         Ok(ConsoleClient {
             http,
             base: url.trim_end_matches('/').to_string(),
+            bundle_url,
         })
     }
 
@@ -198,8 +277,70 @@ impl ConsoleClient {
         )
     }
 
-    pub fn trust_bundle(&self) -> Result<SignedBundle, ConsoleError> {
-        self.send(self.http.get(format!("{}/v1/trust-bundle", self.base)))
+    /// The trust bundle: the delta from `since` if the source has one, else the full
+    /// bundle; conditional on `etag` (304 when it is still current).
+    pub fn trust_bundle(
+        &self,
+        since: Option<u64>,
+        etag: Option<&str>,
+    ) -> Result<Fetched, ConsoleError> {
+        let (delta, full) = bundle::fetch_urls(
+            &self.base,
+            self.bundle_url.as_ref().map(|(u, _)| u.as_str()),
+            since,
+        );
+        if let Some(url) = delta {
+            if let Some(f) = self.fetch_bundle(&url, etag)? {
+                return Ok(f);
+            }
+        }
+        self.fetch_bundle(&full, etag)?
+            .ok_or_else(|| ConsoleError::Rejected {
+                status: 404,
+                code: "not-found".into(),
+                message: format!("no trust bundle at {full}"),
+            })
+    }
+
+    /// One GET; `None` for 404 (no such delta: take the full bundle).
+    fn fetch_bundle(&self, url: &str, etag: Option<&str>) -> Result<Option<Fetched>, ConsoleError> {
+        let http = self.bundle_url.as_ref().map_or(&self.http, |(_, h)| h);
+        let mut req = http.get(url);
+        if let Some(tag) = etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, tag);
+        }
+        let rsp = req.send().map_err(|e| self.classify(&e))?;
+        let status = rsp.status();
+        let tag = rsp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if status == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(Some(Fetched::NotModified {
+                etag: tag.or(etag.map(str::to_string)),
+            }));
+        }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if rsp
+            .content_length()
+            .is_some_and(|n| n > bundle::MAX_BUNDLE_BYTES)
+        {
+            return Err(ConsoleError::Malformed(format!(
+                "the trust bundle at {url} is larger than {} bytes; refused",
+                bundle::MAX_BUNDLE_BYTES
+            )));
+        }
+        let body = rsp.bytes().map_err(|e| self.classify(&e))?;
+        if !status.is_success() {
+            return Err(failure(status, &body));
+        }
+        Ok(Some(Fetched::Bundle {
+            bytes: body.to_vec(),
+            etag: tag,
+        }))
     }
 
     /// `GET /v1/events`: what gateways reported about the certificate `fingerprint`
@@ -249,30 +390,7 @@ impl ConsoleClient {
             return serde_json::from_slice(&body)
                 .map_err(|e| ConsoleError::Malformed(e.to_string()));
         }
-        let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(b) => (b.error.code, b.error.message),
-            Err(_) => (
-                "http".to_string(),
-                String::from_utf8_lossy(&body).chars().take(200).collect(),
-            ),
-        };
-        // This station's credential is revoked or unknown: a settings problem (a new
-        // credential from the console administrator), so queued items are kept.
-        if status.as_u16() == 403 && (code == "station-revoked" || code == "unknown-station") {
-            return Err(ConsoleError::Settings(message));
-        }
-        if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-            Err(ConsoleError::ServerError {
-                status: status.as_u16(),
-                message,
-            })
-        } else {
-            Err(ConsoleError::Rejected {
-                status: status.as_u16(),
-                code,
-                message,
-            })
-        }
+        Err(failure(status, &body))
     }
 
     /// Tell TLS failures (wrong CA, refused client certificate) from a console that is down.

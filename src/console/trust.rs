@@ -1,24 +1,30 @@
-//! The station's copy of the console's trust bundle: downloaded, verified with the
-//! pinned console key, refused on rollback, kept for offline checks.
+//! The station's copy of the console's trust bundle: fetched (a delta from the
+//! version held when the console has one, else the full bundle), verified with the
+//! pinned console key, taken only if it extends the chain held, kept for offline
+//! checks.
 //!
-//! Only the signed bytes are trusted. Every use verifies the stored payload again
-//! and takes version, times and lists from it; the database's other columns are
-//! caches that must agree with it. The station never judges by a version older
-//! than the highest it accepted: a deleted or edited newest bundle is "damaged",
-//! which a spot check reports as TRUST UNKNOWN, never as PASS.
+//! Only the signed bytes are trusted. What is held is replayed from them (full
+//! version + deltas, each verified again) whenever the stored rows change, and kept
+//! in memory as sorted lists in between, so a check is a binary search. The station
+//! never judges by a version older than the highest it accepted: a deleted or edited
+//! row is "damaged", which a spot check reports as TRUST UNKNOWN, never as PASS.
 
-use crate::app::failure::{Coded, ErrorCode};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use p256::ecdsa::VerifyingKey;
 use serde::Serialize;
 
-use crate::store::{Store, StoreError, StoredBundle};
+use crate::app::failure::{Coded, ErrorCode};
+use crate::store::{HeldGeneration, Store, StoreError};
 
-use super::client::{ConsoleClient, ConsoleError};
+use super::client::{ConsoleClient, ConsoleError, Fetched};
 pub use cardstation_protocol::bundle::TrustStatus;
-use cardstation_protocol::bundle::{self, BundleError};
-use cardstation_protocol::messages::{BundlePayload, SignedBundle};
+use cardstation_protocol::bundle::{self, Advance, BundleError, Kind, TrustView};
+
+/// Held deltas after which the next sync takes the full bundle again (keeps the
+/// replay after a change short).
+const MAX_DELTAS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -30,10 +36,6 @@ pub enum TrustError {
     Store(#[from] StoreError),
     #[error("no console key is pinned: set [console] bundle_key to the console's bundle-signing.pub.pem")]
     NoKey,
-    #[error("the console offered trust bundle version {offered}, older than the version {stored} this station holds. A rollback is refused; check the console was not restored from an old backup")]
-    Rollback { stored: u64, offered: u64 },
-    #[error("the console offered a different trust bundle under the same version {version}. It was refused; check the console")]
-    Conflict { version: u64 },
     #[error("the stored trust bundle is damaged — run trust sync ({0})")]
     Damaged(String),
 }
@@ -43,11 +45,12 @@ impl Coded for TrustError {
         match self {
             TrustError::Console(e) => e.code(),
             TrustError::Bundle(BundleError::BadSignature) => ErrorCode::BundleBadSignature,
+            TrustError::Bundle(BundleError::Rollback { .. }) => ErrorCode::BundleRollback,
+            TrustError::Bundle(BundleError::Fork { .. }) => ErrorCode::BundleFork,
+            TrustError::Bundle(BundleError::ResetOffered { .. }) => ErrorCode::BundleResetOffered,
             TrustError::Bundle(_) => ErrorCode::BundleMalformed,
             TrustError::Store(e) => e.code(),
             TrustError::NoKey => ErrorCode::BundleKeyNotSet,
-            TrustError::Rollback { .. } => ErrorCode::BundleRollback,
-            TrustError::Conflict { .. } => ErrorCode::BundleConflict,
             TrustError::Damaged(_) => ErrorCode::BundleDamaged,
         }
     }
@@ -56,14 +59,24 @@ impl Coded for TrustError {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "result", rename_all = "kebab-case")]
 pub enum BundleOutcome {
-    Updated { from: Option<u64>, to: u64 },
-    Unchanged { version: u64 },
+    Updated {
+        from: Option<u64>,
+        to: u64,
+        /// Taken as a delta (else the full bundle was downloaded).
+        delta: bool,
+        /// False only when this station was so far behind that the console no longer
+        /// lists its version, so continuity could not be checked.
+        history_checked: bool,
+    },
+    Unchanged {
+        version: u64,
+    },
 }
 
-/// The bundle the station judges by: its verified payload and what follows from it.
+/// The bundle the station judges by: the verified view and what follows from it.
 #[derive(Debug, Clone)]
 pub struct HeldBundle {
-    pub payload: BundlePayload,
+    pub view: Arc<TrustView>,
     pub status: TrustStatus,
 }
 
@@ -74,82 +87,144 @@ pub fn load_key(path: Option<&Path>) -> Result<VerifyingKey, TrustError> {
     Ok(bundle::verifying_key_from_pem(&pem)?)
 }
 
-/// Download, verify and store the console's current bundle.
+/// Fetch, verify and store the console's current bundle.
 pub fn sync(
     store: &Store,
     client: &ConsoleClient,
     key: &VerifyingKey,
     now: i64,
 ) -> Result<BundleOutcome, TrustError> {
-    let signed = client.trust_bundle()?;
-    accept(store, &signed, key, now)
+    sync_accepting(store, client, key, now, None)
 }
 
-/// Verify `signed` and store it unless it would move the station backwards.
-/// A damaged stored bundle is replaced by any verified one at or above the
-/// highest version accepted: `trust sync` is the repair.
-pub fn accept(
+/// [`sync`], taking a new chain the operator confirmed (`accept_reset`: the first 8
+/// or more hex digits of its id, as the console administrator announced it).
+pub fn sync_accepting(
     store: &Store,
-    signed: &SignedBundle,
+    client: &ConsoleClient,
     key: &VerifyingKey,
     now: i64,
+    accept_reset: Option<&str>,
 ) -> Result<BundleOutcome, TrustError> {
-    let (payload, bytes) = bundle::verify(signed, key)?;
-    let held = match held(store, key, now) {
+    let held = match held_view(store, key) {
         Ok(h) => h,
         Err(TrustError::Damaged(_)) => None,
         Err(e) => return Err(e),
     };
-    let high_water = store.bundle_high_water()?;
-    let floor = held.as_ref().map(|h| h.payload.version).max(high_water);
-    if let Some(floor) = floor {
-        if payload.version < floor {
-            return Err(TrustError::Rollback {
-                stored: floor,
-                offered: payload.version,
-            });
+    let (_, tag) = store.bundle_fetch_mark()?;
+    let deltas = store.held_rows()?.len().saturating_sub(1);
+    let since = held
+        .as_ref()
+        .filter(|_| deltas < MAX_DELTAS)
+        .map(|v| v.header.version);
+    let tag = held.as_ref().and(tag);
+    let fetched = client.trust_bundle(since, tag.as_deref())?;
+    match accept(store, held.as_deref(), fetched, key, now, accept_reset) {
+        // A delta that does not fit what is held: take the full bundle instead.
+        Err(TrustError::Bundle(BundleError::DeltaBase { .. } | BundleError::DeltaMismatch(_)))
+            if since.is_some() =>
+        {
+            let fetched = client.trust_bundle(None, None)?;
+            accept(store, held.as_deref(), fetched, key, now, accept_reset)
         }
+        other => other,
     }
-    let fresh = StoredBundle {
-        version: payload.version,
-        payload: bytes,
-        signature: signed.signature.clone(),
-        key_id: signed.key_id.clone(),
-        issued_at: payload.issued_at,
-        expires_at: payload.expires_at,
-        fetched_at: now,
-    };
-    if let Some(h) = &held {
-        if h.payload.version == payload.version {
-            // The console re-signs with fresh times; only the lists must agree.
-            if h.payload.allowed != payload.allowed || h.payload.revoked != payload.revoked {
-                return Err(TrustError::Conflict {
-                    version: payload.version,
-                });
-            }
-            // Keep the newer signature: its expiry is the later one.
-            if payload.issued_at > h.payload.issued_at {
-                store.save_bundle(&fresh)?;
-            } else {
-                store.touch_bundle(payload.version, now)?;
-            }
-            return Ok(BundleOutcome::Unchanged {
-                version: payload.version,
-            });
-        }
-    }
-    store.save_bundle(&fresh)?;
-    Ok(BundleOutcome::Updated {
-        from: floor,
-        to: payload.version,
-    })
 }
 
-/// The stored bundle, verified again from its signed bytes. `Ok(None)`: the
-/// station never accepted one. `Err(Damaged)`: what is stored cannot be relied on.
-pub fn held(store: &Store, key: &VerifyingKey, now: i64) -> Result<Option<HeldBundle>, TrustError> {
+/// Take what the console answered, or refuse it.
+pub fn accept(
+    store: &Store,
+    held: Option<&TrustView>,
+    fetched: Fetched,
+    key: &VerifyingKey,
+    now: i64,
+    accept_reset: Option<&str>,
+) -> Result<BundleOutcome, TrustError> {
+    let (bytes, tag) = match fetched {
+        Fetched::NotModified { etag } => {
+            let Some(held) = held else {
+                return Err(ConsoleError::Malformed(
+                    "the console answered 304 Not Modified although no bundle is held".into(),
+                )
+                .into());
+            };
+            store.touch_bundle(now, etag.as_deref())?;
+            return Ok(BundleOutcome::Unchanged {
+                version: held.header.version,
+            });
+        }
+        Fetched::Bundle { bytes, etag } => (bytes, etag),
+    };
+    let opened = bundle::open(&bytes, key)?;
+    let kind = match &opened {
+        bundle::Opened::Full(_) => Kind::Full,
+        bundle::Opened::Delta(_) => Kind::Delta,
+    };
+    let reset = held.is_some_and(|h| h.header.chain != opened.header().chain);
+    let floor = store.bundle_high_water()?;
+    match bundle::advance(held, floor, opened, accept_reset)? {
+        Advance::Unchanged => {
+            store.touch_bundle(now, tag.as_deref())?;
+            Ok(BundleOutcome::Unchanged {
+                version: held.map_or(0, |h| h.header.version),
+            })
+        }
+        Advance::Advanced {
+            view,
+            replaces_base,
+            history_checked,
+        } => {
+            let to = view.header.version;
+            let from = held.map(|h| h.header.version);
+            if replaces_base {
+                let below = floor.is_some_and(|f| to < f);
+                store.hold_full(to, &bytes, now, tag.as_deref(), reset || below)?;
+            } else if !store.hold_delta(from.unwrap_or(0), to, &bytes, now, tag.as_deref())? {
+                // Another station process moved on meanwhile; what it stored stands.
+                return Ok(BundleOutcome::Unchanged { version: to });
+            }
+            remember(store, Arc::new(view));
+            Ok(BundleOutcome::Updated {
+                from: from.or(floor),
+                to,
+                delta: kind == Kind::Delta,
+                history_checked,
+            })
+        }
+    }
+}
+
+/// The verified view of what is stored, from memory while the rows are unchanged.
+type Cached = (String, HeldGeneration, Arc<TrustView>);
+static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+
+fn remember(store: &Store, view: Arc<TrustView>) {
+    if let (Ok(id), Ok(generation)) = (store.database_id(), store.held_generation()) {
+        if let Ok(mut c) = CACHE.lock() {
+            *c = Some((id, generation, view));
+        }
+    }
+}
+
+/// The held view: `Ok(None)` when the station never accepted a bundle (or only
+/// format-1 ones, before this build); `Err(Damaged)` when what is stored cannot be
+/// relied on.
+fn held_view(store: &Store, key: &VerifyingKey) -> Result<Option<Arc<TrustView>>, TrustError> {
+    let id = store.database_id()?;
+    let generation = store.held_generation()?;
+    if let Ok(c) = CACHE.lock() {
+        if let Some((cid, cgen, view)) = c.as_ref() {
+            if *cid == id && *cgen == generation {
+                return Ok(Some(view.clone()));
+            }
+        }
+    }
     let high_water = store.bundle_high_water()?;
-    let Some(s) = store.latest_bundle()? else {
+    let rows = store.held_rows()?;
+    let Some((base, deltas)) = rows.split_first() else {
+        if store.bundle_format_upgrade_pending()? {
+            return Ok(None);
+        }
         return match high_water {
             Some(v) => Err(TrustError::Damaged(format!(
                 "version {v}, the newest this station accepted, is no longer stored"
@@ -157,19 +232,23 @@ pub fn held(store: &Store, key: &VerifyingKey, now: i64) -> Result<Option<HeldBu
             None => Ok(None),
         };
     };
-    let (payload, _) = decode_stored(&s, key).map_err(|e| {
+    if base.kind != "full" || deltas.iter().any(|d| d.kind != "delta") {
+        return Err(TrustError::Damaged(
+            "the stored rows are not one full version followed by deltas".into(),
+        ));
+    }
+    let delta_bytes: Vec<Vec<u8>> = deltas.iter().map(|d| d.bytes.clone()).collect();
+    let view = bundle::replay(&base.bytes, &delta_bytes, key).map_err(|e| {
         TrustError::Damaged(format!(
             "the stored version {} does not verify: {e}",
-            s.version
+            rows.last().map_or(0, |r| r.version)
         ))
     })?;
-    if payload.version != s.version
-        || payload.issued_at != s.issued_at
-        || payload.expires_at != s.expires_at
-    {
+    let last = rows.last().map_or(0, |r| r.version);
+    if view.header.version != last {
         return Err(TrustError::Damaged(format!(
-            "the stored version {} was edited: its recorded version or times differ from the signed ones",
-            s.version
+            "the stored version {last} was edited: the signed bytes say version {}",
+            view.header.version
         )));
     }
     match high_water {
@@ -178,32 +257,35 @@ pub fn held(store: &Store, key: &VerifyingKey, now: i64) -> Result<Option<HeldBu
                 "the record of the newest version accepted is missing".into(),
             ))
         }
-        Some(v) if payload.version < v => {
+        Some(v) if view.header.version < v => {
             return Err(TrustError::Damaged(format!(
                 "only version {} is stored, older than version {v} this station accepted",
-                payload.version
+                view.header.version
             )))
         }
         Some(_) => {}
     }
-    let status = TrustStatus {
-        version: payload.version,
-        issued_at: payload.issued_at,
-        expires_at: payload.expires_at,
-        fetched_at: s.fetched_at,
-        age_secs: now - payload.issued_at,
-        expired: now > payload.expires_at,
-        allowed: payload.allowed.len(),
-        revoked: payload.revoked.len(),
-        key_id: s.key_id,
-    };
-    Ok(Some(HeldBundle { payload, status }))
+    let view = Arc::new(view);
+    if let Ok(mut c) = CACHE.lock() {
+        *c = Some((id, generation, view.clone()));
+    }
+    Ok(Some(view))
 }
 
-/// The held bundle's payload (see [`held`]).
-pub fn current(store: &Store, key: &VerifyingKey) -> Result<Option<BundlePayload>, TrustError> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    Ok(held(store, key, now)?.map(|h| h.payload))
+/// The stored bundle, verified (see [`held_view`]), with its status as of `now`.
+pub fn held(store: &Store, key: &VerifyingKey, now: i64) -> Result<Option<HeldBundle>, TrustError> {
+    let Some(view) = held_view(store, key)? else {
+        return Ok(None);
+    };
+    let (fetched_at, _) = store.bundle_fetch_mark()?;
+    let key_id = bundle::key_id(key)?;
+    let status = view.status(fetched_at.unwrap_or(0), now, &key_id);
+    Ok(Some(HeldBundle { view, status }))
+}
+
+/// The held view (see [`held`]).
+pub fn current(store: &Store, key: &VerifyingKey) -> Result<Option<Arc<TrustView>>, TrustError> {
+    held_view(store, key)
 }
 
 /// The held bundle's status (see [`held`]).
@@ -215,101 +297,52 @@ pub fn status(
     Ok(held(store, key, now)?.map(|h| h.status))
 }
 
-fn decode_stored(
-    s: &StoredBundle,
-    key: &VerifyingKey,
-) -> Result<(BundlePayload, Vec<u8>), TrustError> {
-    use base64::Engine as _;
-    let signed = SignedBundle {
-        payload: base64::engine::general_purpose::STANDARD.encode(&s.payload),
-        signature: s.signature.clone(),
-        key_id: s.key_id.clone(),
-    };
-    Ok(bundle::verify(&signed, key)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cardstation_protocol::bundle::{sign_full, Header, Link};
+    use cardstation_protocol::trust_lists::TrustLists;
     use p256::ecdsa::SigningKey;
 
-    fn signed(key: &SigningKey, version: u64, allowed: &[&str]) -> SignedBundle {
-        bundle::sign(
-            &BundlePayload {
+    fn full(key: &SigningKey, chain: u8, version: u64, issued_at: i64, allowed: &[u8]) -> Vec<u8> {
+        let lists =
+            TrustLists::from_unsorted(allowed.iter().map(|&n| [n; 32]).collect(), vec![], vec![]);
+        let h = Header::for_lists(
+            [chain; 16],
+            version,
+            issued_at,
+            issued_at + 100,
+            [0; 32],
+            &lists,
+        );
+        // Every test version lists itself only: a held older one counts as too far behind.
+        sign_full(
+            &h,
+            &lists,
+            &[Link {
                 version,
-                issued_at: 100,
-                expires_at: 200,
-                allowed: allowed.iter().map(|s| s.to_string()).collect(),
-                revoked: vec![],
-                revoked_keys: vec![],
-            },
+                hash: h.hash(),
+            }],
             key,
         )
         .unwrap()
     }
 
-    #[test]
-    fn newer_bundles_replace_older_ones_and_rollback_is_refused() {
-        let store = Store::in_memory().unwrap();
-        let key = SigningKey::random(&mut rand::rngs::OsRng);
-        let vk = *key.verifying_key();
-        assert_eq!(
-            accept(&store, &signed(&key, 3, &["a"]), &vk, 150).unwrap(),
-            BundleOutcome::Updated { from: None, to: 3 }
-        );
-        assert_eq!(
-            accept(&store, &signed(&key, 3, &["a"]), &vk, 160).unwrap(),
-            BundleOutcome::Unchanged { version: 3 }
-        );
-        assert!(matches!(
-            accept(&store, &signed(&key, 3, &["b"]), &vk, 160),
-            Err(TrustError::Conflict { version: 3 })
-        ));
-        assert!(matches!(
-            accept(&store, &signed(&key, 2, &[]), &vk, 170),
-            Err(TrustError::Rollback {
-                stored: 3,
-                offered: 2
-            })
-        ));
-        assert_eq!(
-            accept(&store, &signed(&key, 5, &["a", "c"]), &vk, 180).unwrap(),
-            BundleOutcome::Updated {
-                from: Some(3),
-                to: 5
-            }
-        );
-        let st = status(&store, &vk, 250).unwrap().unwrap();
-        assert_eq!((st.version, st.allowed, st.expired), (5, 2, true));
-
-        let other = SigningKey::random(&mut rand::rngs::OsRng);
-        assert!(matches!(
-            accept(&store, &signed(&other, 9, &[]), &vk, 190),
-            Err(TrustError::Bundle(BundleError::BadSignature))
-        ));
-        assert_eq!(current(&store, &vk).unwrap().unwrap().version, 5);
-    }
-
-    fn signed_at(key: &SigningKey, version: u64, issued_at: i64, revoked: &[&str]) -> SignedBundle {
-        bundle::sign(
-            &BundlePayload {
-                version,
-                issued_at,
-                expires_at: issued_at + 100,
-                allowed: vec!["a".into()],
-                revoked: revoked
-                    .iter()
-                    .map(|s| cardstation_protocol::messages::RevokedEntry {
-                        sha256: s.to_string(),
-                        reason: "lost".into(),
-                        revoked_at: 1,
-                    })
-                    .collect(),
-                revoked_keys: vec![],
-            },
-            key,
+    fn take(
+        store: &Store,
+        bytes: Vec<u8>,
+        vk: &VerifyingKey,
+        now: i64,
+    ) -> Result<BundleOutcome, TrustError> {
+        let held = held_view(store, vk).ok().flatten();
+        accept(
+            store,
+            held.as_deref(),
+            Fetched::Bundle { bytes, etag: None },
+            vk,
+            now,
+            None,
         )
-        .unwrap()
     }
 
     fn damaged(store: &Store, vk: &VerifyingKey, now: i64) -> String {
@@ -327,49 +360,52 @@ mod tests {
         let raw = rusqlite::Connection::open(&db).unwrap();
         let key = SigningKey::random(&mut rand::rngs::OsRng);
         let vk = *key.verifying_key();
-        accept(&store, &signed_at(&key, 1, 100, &[]), &vk, 100).unwrap();
-        accept(&store, &signed_at(&key, 2, 100, &["b"]), &vk, 100).unwrap();
+        take(&store, full(&key, 1, 1, 100, &[1]), &vk, 100).unwrap();
+        take(&store, full(&key, 1, 2, 100, &[1, 2]), &vk, 100).unwrap();
         let st = status(&store, &vk, 300).unwrap().unwrap();
         assert!(st.expired);
+        assert_eq!((st.version, st.allowed), (2, 2));
 
-        // Editing the cached expiry does not un-expire it: the bundle is damaged.
-        raw.execute(
-            "UPDATE trust_bundles SET expires_at = 9999999999 WHERE version = 2",
-            [],
-        )
-        .unwrap();
-        assert!(damaged(&store, &vk, 300).contains("run trust sync"));
-        // Re-syncing the same version repairs it from the signed bytes.
-        accept(&store, &signed_at(&key, 2, 250, &["b"]), &vk, 250).unwrap();
-        let st = status(&store, &vk, 300).unwrap().unwrap();
-        assert_eq!((st.version, st.expires_at, st.expired), (2, 350, false));
-
-        // Deleting the newest row does not fall back to version 1 (which lacks the revocation).
-        raw.execute("DELETE FROM trust_bundles WHERE version = 2", [])
+        // Rows relabelled, swapped or deleted are noticed, never judged by.
+        raw.execute("UPDATE trust_held SET version = 7", [])
             .unwrap();
-        assert!(damaged(&store, &vk, 300).contains("older than version 2"));
-        raw.execute("DELETE FROM trust_bundles", []).unwrap();
+        assert!(damaged(&store, &vk, 300).contains("edited"));
+        raw.execute("UPDATE trust_held SET version = 2, bytes = x'00'", [])
+            .unwrap();
+        assert!(damaged(&store, &vk, 300).contains("does not verify"));
+        raw.execute("DELETE FROM trust_held", []).unwrap();
         assert!(damaged(&store, &vk, 300).contains("no longer stored"));
         // Nor may the console hand back the older version afterwards.
         assert!(matches!(
-            accept(&store, &signed_at(&key, 1, 260, &[]), &vk, 260),
-            Err(TrustError::Rollback {
-                stored: 2,
+            take(&store, full(&key, 1, 1, 260, &[1]), &vk, 260),
+            Err(TrustError::Bundle(BundleError::Rollback {
+                held: 2,
                 offered: 1
-            })
+            }))
         ));
-        accept(&store, &signed_at(&key, 3, 260, &["b"]), &vk, 260).unwrap();
+        take(&store, full(&key, 1, 3, 260, &[1, 2]), &vk, 260).unwrap();
         assert_eq!(status(&store, &vk, 300).unwrap().unwrap().version, 3);
 
-        // A version column relabelled upwards, or a payload swapped in from elsewhere.
-        raw.execute("UPDATE trust_bundles SET version = 7", [])
-            .unwrap();
-        assert!(damaged(&store, &vk, 300).contains("edited"));
-        raw.execute(
-            "UPDATE trust_bundles SET version = 3, signature = 'AAAA'",
-            [],
-        )
-        .unwrap();
-        assert!(damaged(&store, &vk, 300).contains("does not verify"));
+        // Signed by someone else: refused, the held bundle stays.
+        let other = SigningKey::random(&mut rand::rngs::OsRng);
+        assert!(matches!(
+            take(&store, full(&other, 1, 9, 300, &[]), &vk, 300),
+            Err(TrustError::Bundle(BundleError::BadSignature))
+        ));
+        // Another chain: taken only when confirmed.
+        let held = held_view(&store, &vk).unwrap();
+        let reset = || Fetched::Bundle {
+            bytes: full(&key, 2, 4, 300, &[]),
+            etag: None,
+        };
+        assert!(matches!(
+            accept(&store, held.as_deref(), reset(), &vk, 300, None),
+            Err(TrustError::Bundle(BundleError::ResetOffered {
+                version: 4,
+                ..
+            }))
+        ));
+        accept(&store, held.as_deref(), reset(), &vk, 300, Some("02020202")).unwrap();
+        assert_eq!(status(&store, &vk, 300).unwrap().unwrap().allowed, 0);
     }
 }

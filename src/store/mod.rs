@@ -13,6 +13,7 @@ mod enrollments;
 mod guard;
 mod outbox;
 mod schema;
+pub use schema::SCHEMA_VERSION;
 mod trust;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ pub use audit::{AnchorCheck, AuditAction, AuditEntry, AuditRow, AuditVerdict};
 pub use enrollments::{EnrollmentRecord, EnrollmentState, NewEnrollment};
 pub use guard::{marker_path, Reinit};
 pub use outbox::{OutboxItem, OutboxKind};
-pub use trust::StoredBundle;
+pub use trust::{HeldGeneration, HeldRow};
 
 /// How long a write waits for another process holding the database's write lock.
 /// Writes are short (milliseconds); this covers a slow disk under several processes.

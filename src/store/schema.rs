@@ -100,7 +100,25 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO station_meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))));
     INSERT INTO station_meta (key, value)
         SELECT 'bundle_high_water', MAX(version) FROM trust_bundles HAVING COUNT(*) > 0;",
+    // 5: trust bundle format 2 (a chain of versions; full bundles and deltas). What
+    // is held is a full version and the deltas taken after it, each as signed. Format 1
+    // bundles cannot be read any more; the high-water mark stays, so the console's
+    // first format-2 version must still not be older than what was accepted.
+    "DROP TABLE trust_bundles;
+    CREATE TABLE trust_held (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind       TEXT NOT NULL CHECK (kind IN ('full', 'delta')),
+        version    INTEGER NOT NULL,
+        bytes      BLOB NOT NULL,
+        fetched_at INTEGER NOT NULL
+    );
+    INSERT INTO station_meta (key, value)
+        SELECT 'bundle_format_upgraded', 1 FROM station_meta
+        WHERE key = 'bundle_high_water';",
 ];
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 #[derive(Debug)]
 pub enum MigrateError {

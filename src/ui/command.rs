@@ -29,6 +29,8 @@ pub enum Command {
     /// Look up the station's record of a certificate (replace shows the old card).
     LookUp(String),
     SyncConsole,
+    /// Take the new trust-bundle chain (its id), after the operator confirmed.
+    AcceptBundleReset(String),
     RunDiagnostics,
     SaveDiagnostics,
     LoadAudit,

@@ -45,7 +45,7 @@ pub enum AppEvent {
         fingerprint: String,
         result: Result<Saved, String>,
     },
-    Console(Link, ConsoleStatus),
+    Console(Link, Box<ConsoleStatus>),
     DemoConsole(Result<DemoConsoleReady, String>),
     Diagnosed(Box<DoctorReport>),
     BundleSaved(Result<Saved, String>),

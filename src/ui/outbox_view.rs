@@ -42,16 +42,22 @@ pub fn show(ctx: &egui::Context, open: &mut bool, v: &OutboxView<'_>) -> Option<
                 style::warn(ui, plain);
                 style::technician_details(ui, "outbox-error", &[technical]);
             }
+            if let Some((chain, version)) = &c.reset_offered {
+                if let Some(c) = reset_offer(ui, chain, *version) {
+                    command = Some(c);
+                }
+            }
             match &c.bundle {
                 Some(b) => {
                     style::wrapped(
                         ui,
                         format!(
-                            "Trust bundle version {}: {} allowed, {} revoked, issued {}{}",
+                            "Trust bundle version {}: {} allowed, {} revoked, issued {}, checked {}{}",
                             b.version,
                             b.allowed,
                             b.revoked,
-                            format_unix(v.received_at - b.age_secs),
+                            format_unix(b.issued_at),
+                            format_unix(v.received_at),
                             if b.expired { " — EXPIRED" } else { "" }
                         ),
                     );
@@ -81,5 +87,40 @@ pub fn show(ctx: &egui::Context, open: &mut bool, v: &OutboxView<'_>) -> Option<
                     }
                 });
         });
+    command
+}
+
+/// The console started a new trust-bundle chain: taken only after the operator says
+/// so twice (the console administrator announces the chain id).
+fn reset_offer(ui: &mut egui::Ui, chain: &str, version: u64) -> Option<Command> {
+    let short = &chain[..8.min(chain.len())];
+    style::warn(
+        ui,
+        format!(
+            "The console started a new trust-bundle chain ({short}…, version {version}). Spot checks keep using the bundle held until you accept it. Accept only if your console administrator announced chain {short}."
+        ),
+    );
+    let id = egui::Id::unique("accept-bundle-reset").with(chain);
+    let confirming = ui.data(|d| d.get_temp::<bool>(id)).unwrap_or(false);
+    let mut command = None;
+    if !confirming {
+        if ui.button(format!("Accept chain {short}…")).clicked() {
+            ui.data_mut(|d| d.insert_temp(id, true));
+        }
+    } else {
+        style::wrapped(
+            ui,
+            format!("Accept chain {short}? Revocations the console lost before its reset are undone here unless they were made again."),
+        );
+        ui.horizontal(|ui| {
+            if ui.button(format!("Yes, accept {short}")).clicked() {
+                command = Some(Command::AcceptBundleReset(chain.to_string()));
+                ui.data_mut(|d| d.insert_temp(id, false));
+            }
+            if ui.button("Cancel").clicked() {
+                ui.data_mut(|d| d.insert_temp(id, false));
+            }
+        });
+    }
     command
 }

@@ -248,6 +248,15 @@ impl ReaderList {
         self.demo.as_ref().map(|d| (d.paths(), d.config(config)))
     }
 
+    /// The demo card's reader, while the demo card is offered in the list.
+    pub fn demo_reader(&self) -> Option<VirtualReader> {
+        let shown = self.panes.iter().any(|p| p.is_demo);
+        self.demo
+            .as_ref()
+            .filter(|_| shown)
+            .map(|d| d.reader.clone())
+    }
+
     pub fn demo_starting(&self) -> bool {
         self.demo
             .as_ref()

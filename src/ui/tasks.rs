@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::app::doctor::{diagnose, write_bundle, DoctorReport, Finding, Level};
+use crate::app::card_source::CardSource;
+use crate::app::doctor::{diagnose_with, write_bundle, DoctorReport, Finding, Level};
 use crate::app::station::Station;
 use crate::config::{Config, Paths};
 
@@ -48,10 +49,12 @@ pub fn look_up(outlet: &Outlet, paths: Paths, config: Config, fingerprint: Strin
 }
 
 /// The doctor talks to pcscd, the cards and the network.
-pub fn diagnostics(outlet: &Outlet, paths: Paths, config: Config) {
+/// Diagnose the station at `paths`; `other_cards` are cards not behind PC/SC that the
+/// window shows (the demo card), checked too.
+pub fn diagnostics(outlet: &Outlet, paths: Paths, config: Config, other_cards: Vec<CardSource>) {
     outlet.spawn("doctor", move || {
         AppEvent::Diagnosed(Box::new(match Station::with_config(paths, config) {
-            Ok(station) => diagnose(&station, None),
+            Ok(station) => diagnose_with(&station, None, other_cards),
             Err(e) => DoctorReport {
                 findings: vec![Finding {
                     area: "station".into(),

@@ -52,6 +52,14 @@ impl TestDb {
         }
     }
 
+    /// The `--database` arguments an administration command needs for this database.
+    pub fn database_args(&self) -> Vec<String> {
+        match self.url() {
+            Some(url) => vec!["--database".into(), url],
+            None => vec![],
+        }
+    }
+
     /// A copy of the database as it is now (an "old backup" to restore later).
     /// For SQLite the copy is the data directory copy the caller makes.
     pub fn backup(&self, name: &str) -> TestDb {
@@ -473,4 +481,30 @@ pub fn failure_codes(v: &serde_json::Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The console's current full bundle, verified with its key: the lists.
+pub fn full_lists(
+    client: &cardstation::console::client::ConsoleClient,
+    data: &std::path::Path,
+) -> cardstation_protocol::trust_lists::TrustLists {
+    full_bundle(client, data).lists
+}
+
+/// The console's current full bundle, verified with its key.
+pub fn full_bundle(
+    client: &cardstation::console::client::ConsoleClient,
+    data: &std::path::Path,
+) -> cardstation_protocol::bundle::Full {
+    use cardstation::console::client::Fetched;
+    use cardstation_protocol::bundle;
+    let Fetched::Bundle { bytes, .. } = client.trust_bundle(None, None).expect("bundle") else {
+        panic!("a full bundle was asked for");
+    };
+    let key_pem = std::fs::read_to_string(data.join("bundle-signing.pub.pem")).unwrap();
+    let key = bundle::verifying_key_from_pem(&key_pem).unwrap();
+    match bundle::open(&bytes, &key).expect("a verified bundle") {
+        bundle::Opened::Full(f) => f,
+        bundle::Opened::Delta(_) => panic!("a delta where the full bundle was asked for"),
+    }
 }

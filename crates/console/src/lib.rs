@@ -4,6 +4,7 @@
 //! issued by the console's station CA may call it.
 
 pub mod admin;
+pub mod bundle;
 mod events;
 pub mod migrate;
 mod routes;
@@ -13,7 +14,7 @@ pub mod storage;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request};
@@ -125,11 +126,15 @@ pub async fn serve(
         tracing::info!("{n} certificates stored in {database}");
     }
     admin::register_first_station(store.as_ref(), &files).await;
+    let store: Arc<dyn storage::Store> = Arc::from(store);
+    let bundles = bundle::BundleBook::new(
+        store.clone(),
+        Arc::new(files.bundle_signing_key()?),
+        i64::try_from(opts.bundle_validity.as_secs()).unwrap_or(i64::MAX / 2),
+    );
     let state = routes::AppState {
-        store: Arc::from(store),
-        bundle_cache: Arc::new(Mutex::new(None)),
-        signing_key: Arc::new(files.bundle_signing_key()?),
-        bundle_validity_secs: i64::try_from(opts.bundle_validity.as_secs()).unwrap_or(i64::MAX / 2),
+        store,
+        bundles: Arc::new(bundles),
         policy: Arc::new(policy),
     };
     let tls = tls_config(&files)?;

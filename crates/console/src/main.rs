@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use cardstation_console::bundle::BundleBook;
 use cardstation_console::storage::{self, Database, Store};
 use cardstation_console::{self as console_server, admin, migrate, setup, ServeOptions};
 
@@ -57,6 +58,23 @@ enum Command {
     Cards {
         #[command(subcommand)]
         command: CardsCommand,
+    },
+    /// Write the current signed trust bundle and the deltas to it as static files
+    /// (DIR/trust-bundle.cstb, DIR/deltas/V.cstb) for any web server or CDN; stations
+    /// and gateways read them with `bundle_url`. Run it after changes (e.g. from cron).
+    Publish {
+        #[command(flatten)]
+        at: ConsoleAt,
+        #[arg(long)]
+        out: PathBuf,
+        /// How long a newly signed version stays valid, in hours (as `serve`).
+        #[arg(long, default_value_t = 168)]
+        bundle_hours: u64,
+    },
+    /// The trust-bundle chain.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
     },
     /// Show the console's audit trail (every upload, revocation, reinstatement and station change).
     Audit {
@@ -181,6 +199,32 @@ enum StationCommand {
         name: String,
         #[command(flatten)]
         at: ConsoleAt,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Show the newest version: number, chain, hash, counts, expiry.
+    Status {
+        #[command(flatten)]
+        at: ConsoleAt,
+    },
+    /// Start a new chain: after restoring the console from a backup, stations and
+    /// gateways refuse its bundles as a fork (revocations made after the backup would
+    /// be undone). Re-revoke what was lost first, then reset; each station and gateway
+    /// accepts the new chain only with an operator's confirmation.
+    Reset {
+        #[command(flatten)]
+        at: ConsoleAt,
+        /// The first version of the new chain is at least this (above every version
+        /// stations hold, which their fork message names).
+        #[arg(long)]
+        min_version: Option<u64>,
+        /// Confirm: this makes every station and gateway ask its operator.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long, default_value_t = 168)]
+        bundle_hours: u64,
     },
 }
 
@@ -368,6 +412,93 @@ async fn cards(cmd: CardsCommand) -> Result<(), String> {
         println!("  {fp}");
     }
     Ok(())
+}
+
+async fn bundle_book(at: &ConsoleAt, bundle_hours: u64) -> Result<BundleBook, String> {
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(open_store(at).await?);
+    let files = setup::ConsoleFiles {
+        dir: at.data.clone(),
+        created: false,
+    };
+    let key = files.bundle_signing_key().map_err(|e| e.to_string())?;
+    let validity = i64::try_from(bundle_hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2);
+    Ok(BundleBook::new(store, std::sync::Arc::new(key), validity))
+}
+
+async fn publish(at: ConsoleAt, out: PathBuf, bundle_hours: u64) -> Result<(), String> {
+    let book = bundle_book(&at, bundle_hours).await?;
+    let r = book.publish(&out, now()).await.map_err(|e| e.to_string())?;
+    println!(
+        "Published trust bundle version {} ({} bytes) and {} delta(s) in {}.",
+        r.version,
+        r.full_bytes,
+        r.deltas,
+        out.display()
+    );
+    println!(
+        "Stations and gateways read it with [console] bundle_url = \"<the URL serving {}>\".",
+        out.display()
+    );
+    Ok(())
+}
+
+fn describe(c: &cardstation_console::bundle::Current) {
+    println!("Version    {}", c.header.version);
+    println!("Chain      {}", hex::encode(c.header.chain));
+    println!("Hash       {}", hex::encode(c.hash));
+    println!(
+        "Lists      {} allowed, {} revoked, {} revoked keys",
+        c.header.allowed, c.header.revoked, c.header.revoked_keys
+    );
+    println!(
+        "Signed     {}, valid until {}",
+        cardstation_pki::certificate::format_unix(c.header.issued_at),
+        cardstation_pki::certificate::format_unix(c.header.expires_at)
+    );
+    println!("Full size  {} bytes", c.full.len());
+}
+
+async fn bundle_cmd(cmd: BundleCommand) -> Result<(), String> {
+    match cmd {
+        BundleCommand::Status { at } => {
+            let book = bundle_book(&at, 168).await?;
+            let c = book.current(now()).await.map_err(|e| e.to_string())?;
+            describe(&c);
+            Ok(())
+        }
+        BundleCommand::Reset {
+            at,
+            min_version,
+            yes,
+            bundle_hours,
+        } => {
+            if !yes {
+                return Err("a reset makes every station and gateway ask its operator to accept the new chain. Re-revoke what the restored backup lost first, then run again with --yes".into());
+            }
+            let book = bundle_book(&at, bundle_hours).await?;
+            let c = book
+                .reset(now(), min_version)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("Started a new trust-bundle chain:");
+            describe(&c);
+            let chain = hex::encode(c.header.chain);
+            println!();
+            println!(
+                "Tell each station and gateway operator to accept chain {}:",
+                &chain[..8]
+            );
+            println!(
+                "  station:  cardstation trust sync --accept-reset {}",
+                &chain[..8]
+            );
+            println!(
+                "  gateway:  cardstation-gateway sync --config FILE --accept-reset {}",
+                &chain[..8]
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn audit(at: ConsoleAt, verify: bool, json: bool) -> Result<(), String> {
@@ -581,6 +712,12 @@ fn main() {
         Command::Station { command } => runtime.block_on(station(command)),
         Command::Cards { command } => runtime.block_on(cards(command)),
         Command::Audit { at, verify, json } => runtime.block_on(audit(at, verify, json)),
+        Command::Publish {
+            at,
+            out,
+            bundle_hours,
+        } => runtime.block_on(publish(at, out, bundle_hours)),
+        Command::Bundle { command } => runtime.block_on(bundle_cmd(command)),
         Command::Gateway { command } => runtime.block_on(gateway(command)),
         Command::Events {
             at,

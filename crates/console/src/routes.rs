@@ -4,7 +4,7 @@
 // Handlers return `Result<_, Response>`: the error *is* the HTTP answer, as is usual with axum.
 #![allow(clippy::result_large_err)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -14,17 +14,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use axum_server::tls::TlsInfo;
-use p256::ecdsa::SigningKey;
 
 use cardstation_pki::certificate::{fingerprint, from_pem_or_der, to_pem, CertificateInfo};
 use cardstation_pki::rules::{check_certificate, public_key_sha256, Rules};
 use cardstation_protocol::bundle;
 use cardstation_protocol::messages::{
-    is_fingerprint, BundlePayload, ErrorBody, ErrorDetail, RevokeRequest, UploadRequest,
-    REVOCATION_REASONS,
+    is_fingerprint, ErrorBody, ErrorDetail, RevokeRequest, UploadRequest, REVOCATION_REASONS,
 };
 
-use super::storage::{BundleState, NewCertificate, Revoked, Store, StoreError, Stored};
+use super::bundle::{BundleBook, BundleBuildError, DeltaAnswer};
+use super::storage::{NewCertificate, Revoked, Store, StoreError, Stored};
 
 /// Largest request body accepted (a PEM certificate and a few fields).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -32,12 +31,10 @@ pub const MAX_BODY: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    /// The last bundle content read, keyed by its version. The version is read from
-    /// the database on every request, so a change made through another instance
-    /// replaces it on the next request.
-    pub bundle_cache: Arc<Mutex<Option<Arc<BundleState>>>>,
-    pub signing_key: Arc<SigningKey>,
-    pub bundle_validity_secs: i64,
+    /// The signed trust-bundle chain (cached; the change counter is read from the
+    /// database on every request, so a change made through another instance is
+    /// published on the next request).
+    pub bundles: Arc<BundleBook>,
     pub policy: Arc<Policy>,
 }
 
@@ -357,45 +354,65 @@ async fn revoke(
     }
 }
 
-async fn trust_bundle(State(state): State<AppState>) -> Response {
-    let content = match current_bundle(&state).await {
+#[derive(serde::Deserialize)]
+struct BundleQuery {
+    since: Option<u64>,
+}
+
+/// `GET /v1/trust-bundle[?since=V]`: the current signed version (full), or the
+/// signed delta from V. `If-None-Match` with the current tag answers 304.
+async fn trust_bundle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<BundleQuery>,
+) -> Response {
+    let t = now();
+    let current = match state.bundles.current(t).await {
         Ok(c) => c,
-        Err(e) => return store_error(e),
+        Err(e) => return bundle_error(e),
     };
-    let issued_at = now();
-    let payload = BundlePayload {
-        version: content.version,
-        issued_at,
-        expires_at: issued_at + state.bundle_validity_secs,
-        allowed: content.allowed.clone(),
-        revoked: content.revoked.clone(),
-        revoked_keys: content.revoked_keys.clone(),
+    let tag = current.etag();
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
+    }
+    let body = match q.since {
+        None => current.full.clone(),
+        Some(since) => match state.bundles.delta(since, t).await {
+            Ok(DeltaAnswer::Delta(d)) => d,
+            Ok(DeltaAnswer::Unavailable(why)) => {
+                return error(StatusCode::NOT_FOUND, "delta-unavailable", why)
+            }
+            Err(e) => return bundle_error(e),
+        },
     };
-    match bundle::sign(&payload, &state.signing_key) {
-        Ok(signed) => Json(signed).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "signing", e.to_string()),
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, bundle::MEDIA_TYPE.to_string()),
+            (header::ETAG, tag),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        Body::from(Bytes::from_owner(ArcBytes(body))),
+    )
+        .into_response()
+}
+
+/// Serves the cached bundle without copying it per request.
+struct ArcBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
-/// The bundle content at the database's current version: from the cache when the
-/// version is unchanged (one cheap query), read afresh otherwise.
-async fn current_bundle(state: &AppState) -> Result<Arc<BundleState>, StoreError> {
-    let version = state.store.bundle_version().await?;
-    let cached = state
-        .bundle_cache
-        .lock()
-        .ok()
-        .and_then(|c| c.clone())
-        .filter(|c| c.version == version);
-    if let Some(c) = cached {
-        return Ok(c);
+fn bundle_error(e: BundleBuildError) -> Response {
+    match e {
+        BundleBuildError::Store(e) => store_error(e),
+        BundleBuildError::Build(m) => error(StatusCode::INTERNAL_SERVER_ERROR, "bundle", m),
     }
-    let fresh = Arc::new(state.store.bundle_state().await?);
-    if let Ok(mut cache) = state.bundle_cache.lock() {
-        // Never replace a newer cached version with an older read.
-        if cache.as_ref().is_none_or(|c| c.version <= fresh.version) {
-            *cache = Some(fresh.clone());
-        }
-    }
-    Ok(fresh)
 }

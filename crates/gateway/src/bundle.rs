@@ -1,7 +1,13 @@
-//! The gateway's trust bundle: fetched from the console, verified with the pinned key,
-//! kept on disk for offline use, never rolled back. Everything the gateway knows about
-//! the bundle format lives here, so a new format (deltas, chained versions) changes
-//! this module only.
+//! The gateway's trust bundle: fetched from the console (a delta from the version
+//! held when there is one), verified with the pinned key, taken only if it extends
+//! the chain held, kept on disk for offline use, never rolled back. Everything the
+//! gateway knows about the bundle format lives here and in
+//! `cardstation_protocol::bundle`.
+//!
+//! On disk (DATA/trust/): `base.cstb` (a full version as signed), `delta-N.cstb`
+//! (deltas taken after it, in order) and `state.json` (fetch time, tag, the highest
+//! version ever accepted). The files are trusted for their signatures, not for
+//! where they lie: every start replays and verifies them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,12 +15,20 @@ use std::path::{Path, PathBuf};
 use p256::ecdsa::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
-use cardstation_protocol::bundle::{self, BundleError, TrustStatus};
-use cardstation_protocol::messages::{BundlePayload, SignedBundle};
+use cardstation_protocol::bundle::{
+    self, Advance, BundleError, Kind, Opened, TrustStatus, TrustView,
+};
+use cardstation_protocol::trust_lists::TrustLists;
 
 use crate::client::ConsoleError;
 
-const FILE: &str = "trust-bundle.json";
+const DIR: &str = "trust";
+const BASE: &str = "base.cstb";
+const STATE: &str = "state.json";
+/// Format-1 bundle file of earlier gateways (removed on start: it cannot be read).
+const OLD_FILE: &str = "trust-bundle.json";
+/// Deltas held after which the next refresh takes the full bundle again.
+const MAX_DELTAS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -24,11 +38,7 @@ pub enum TrustError {
     Key(String),
     #[error(transparent)]
     Bundle(#[from] BundleError),
-    #[error("the console offered trust bundle version {offered}, older than version {held} held here; a rollback is refused (was the console restored from an old backup?)")]
-    Rollback { held: u64, offered: u64 },
-    #[error("the console offered different lists under the same version {version}; refused (a fork). Check the console")]
-    Conflict { version: u64 },
-    #[error("the stored trust bundle {path} cannot be used: {detail}. Run `cardstation-gateway sync` to fetch a good one")]
+    #[error("the stored trust bundle in {path} cannot be used: {detail}. Run `cardstation-gateway sync` to fetch a good one")]
     Stored { path: PathBuf, detail: String },
     #[error("cannot write the trust bundle to {path}: {detail}")]
     Write { path: PathBuf, detail: String },
@@ -43,19 +53,12 @@ pub fn load_key(path: Option<&Path>) -> Result<VerifyingKey, TrustError> {
     Ok(bundle::verifying_key_from_pem(&pem)?)
 }
 
-/// The bundle as stored: the console's signed envelope exactly as received.
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    bundle: SignedBundle,
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
     fetched_at: i64,
     etag: Option<String>,
-}
-
-/// A verified bundle in memory.
-pub struct Held {
-    pub payload: BundlePayload,
-    pub status: TrustStatus,
-    etag: Option<String>,
+    high_water: Option<u64>,
+    deltas: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,295 +67,299 @@ pub enum Refreshed {
     Updated {
         from: Option<u64>,
         to: u64,
+        /// Taken as a delta (else the full bundle was downloaded).
+        delta: bool,
     },
-    /// Same version and lists, signed again with a later expiry.
-    Renewed {
-        version: u64,
-        expires_at: i64,
-    },
+    /// The console sent the version held again.
+    Unchanged { version: u64 },
     /// The console answered 304: nothing downloaded.
-    NotModified {
-        version: u64,
-    },
+    NotModified { version: u64 },
 }
 
 /// The one trust bundle a gateway decides by.
 pub struct TrustKeeper {
     key: VerifyingKey,
-    path: PathBuf,
-    held: Option<Held>,
+    key_id: String,
+    dir: PathBuf,
+    view: Option<TrustView>,
+    state: State,
 }
 
 impl TrustKeeper {
-    /// Open the bundle kept in `data_dir` (if any), verifying it again: the file is
-    /// trusted for its signature, not for where it lies.
+    /// Open the bundle kept in `data_dir` (if any), replaying and verifying it.
     pub fn open(data_dir: &Path, key: VerifyingKey) -> Result<Self, TrustError> {
-        let path = data_dir.join(FILE);
-        let mut keeper = TrustKeeper {
-            key,
-            path,
-            held: None,
-        };
-        let text = match std::fs::read(&keeper.path) {
-            Ok(t) => t,
+        let mut keeper = TrustKeeper::empty(data_dir, key);
+        let _ = std::fs::remove_file(data_dir.join(OLD_FILE));
+        match std::fs::read(keeper.dir.join(STATE)) {
+            Ok(t) => keeper.state = serde_json::from_slice(&t).map_err(|e| keeper.stored(e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(keeper),
-            Err(e) => return Err(keeper.stored_error(e)),
+            Err(e) => return Err(keeper.stored(e)),
+        }
+        let base = match std::fs::read(keeper.dir.join(BASE)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(keeper),
+            Err(e) => return Err(keeper.stored(e)),
         };
-        let stored: Stored = serde_json::from_slice(&text).map_err(|e| keeper.stored_error(e))?;
-        let (payload, _) =
-            bundle::verify(&stored.bundle, &keeper.key).map_err(|e| keeper.stored_error(e))?;
-        keeper.held = Some(keeper.hold(payload, &stored.bundle, stored.fetched_at, stored.etag)?);
+        let mut deltas = Vec::new();
+        for i in 1..=keeper.state.deltas {
+            let path = keeper.delta_path(i);
+            deltas.push(std::fs::read(&path).map_err(|e| keeper.stored(e))?);
+        }
+        let view = bundle::replay(&base, &deltas, &keeper.key).map_err(|e| keeper.stored(e))?;
+        if let Some(hw) = keeper.state.high_water {
+            if view.header.version < hw {
+                return Err(keeper.stored(format!(
+                    "it holds version {}, older than version {hw} accepted before",
+                    view.header.version
+                )));
+            }
+        }
+        keeper.view = Some(view);
         Ok(keeper)
     }
 
-    /// No bundle held (a stored one could not be used); the next accepted one replaces it.
+    /// No bundle held (a stored one could not be used); the next accepted one replaces
+    /// it. The highest version accepted before is still honoured if it can be read.
     pub fn empty(data_dir: &Path, key: VerifyingKey) -> Self {
+        let dir = data_dir.join(DIR);
+        let state = std::fs::read(dir.join(STATE))
+            .ok()
+            .and_then(|t| serde_json::from_slice::<State>(&t).ok())
+            .map(|s| State {
+                high_water: s.high_water,
+                ..State::default()
+            })
+            .unwrap_or_default();
         TrustKeeper {
+            key_id: bundle::key_id(&key).unwrap_or_default(),
             key,
-            path: data_dir.join(FILE),
-            held: None,
+            dir,
+            view: None,
+            state,
         }
     }
 
-    fn stored_error(&self, e: impl std::fmt::Display) -> TrustError {
+    fn stored(&self, e: impl std::fmt::Display) -> TrustError {
         TrustError::Stored {
-            path: self.path.clone(),
+            path: self.dir.clone(),
             detail: e.to_string(),
         }
     }
 
-    fn hold(
-        &self,
-        payload: BundlePayload,
-        signed: &SignedBundle,
-        fetched_at: i64,
-        etag: Option<String>,
-    ) -> Result<Held, TrustError> {
-        let status = TrustStatus {
-            version: payload.version,
-            issued_at: payload.issued_at,
-            expires_at: payload.expires_at,
-            fetched_at,
-            age_secs: 0,
-            expired: false,
-            allowed: payload.allowed.len(),
-            revoked: payload.revoked.len(),
-            key_id: signed.key_id.clone(),
-        };
-        Ok(Held {
-            payload,
-            status,
-            etag,
-        })
+    fn delta_path(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("delta-{i}.cstb"))
     }
 
-    /// The held bundle and its status as of `now`.
-    pub fn current(&self, now: i64) -> Option<(&BundlePayload, TrustStatus)> {
-        self.held.as_ref().map(|h| {
-            let mut status = h.status.clone();
-            status.age_secs = (now - status.fetched_at).max(0);
-            status.expired = now >= status.expires_at;
-            (&h.payload, status)
-        })
+    /// The held lists and their status as of `now`.
+    pub fn current(&self, now: i64) -> Option<(&TrustLists, TrustStatus)> {
+        self.view
+            .as_ref()
+            .map(|v| (&v.lists, v.status(self.state.fetched_at, now, &self.key_id)))
     }
 
-    /// The tag to fetch conditionally with: only while the held bundle is in the first
-    /// half of its life. Past that, the full bundle is fetched so that an unchanged
-    /// version still comes back signed with a later expiry.
-    pub fn conditional_tag(&self, now: i64) -> Option<&str> {
-        let h = self.held.as_ref()?;
-        let half_life = h.status.issued_at + (h.status.expires_at - h.status.issued_at) / 2;
-        if now < half_life {
-            h.etag.as_deref()
-        } else {
-            None
-        }
+    /// The version to ask a delta from (none while too many deltas are held).
+    pub fn since(&self) -> Option<u64> {
+        self.view
+            .as_ref()
+            .filter(|_| self.state.deltas < MAX_DELTAS)
+            .map(|v| v.header.version)
+    }
+
+    /// The tag to fetch conditionally with.
+    pub fn etag(&self) -> Option<&str> {
+        self.view.as_ref().and(self.state.etag.as_deref())
     }
 
     /// The console answered 304 to a conditional fetch.
-    pub fn not_modified(&self) -> Result<Refreshed, TrustError> {
-        match &self.held {
-            Some(h) => Ok(Refreshed::NotModified {
-                version: h.status.version,
-            }),
-            // Only a held bundle is ever fetched conditionally.
-            None => Err(ConsoleError::Malformed(
-                "the console answered 304 Not Modified although no bundle is held".into(),
-            )
-            .into()),
-        }
-    }
-
-    /// Verify `signed` and keep it unless it would move the gateway backwards.
-    pub fn accept(
+    pub fn not_modified(
         &mut self,
-        signed: &SignedBundle,
         etag: Option<String>,
         now: i64,
     ) -> Result<Refreshed, TrustError> {
-        let (payload, _) = bundle::verify(signed, &self.key)?;
-        let outcome = match &self.held {
-            None => Refreshed::Updated {
-                from: None,
-                to: payload.version,
-            },
-            Some(h) if payload.version < h.status.version => {
-                return Err(TrustError::Rollback {
-                    held: h.status.version,
-                    offered: payload.version,
+        let Some(v) = &self.view else {
+            return Err(ConsoleError::Malformed(
+                "the console answered 304 Not Modified although no bundle is held".into(),
+            )
+            .into());
+        };
+        let version = v.header.version;
+        self.state.fetched_at = now;
+        if etag.is_some() {
+            self.state.etag = etag;
+        }
+        self.write_state()?;
+        Ok(Refreshed::NotModified { version })
+    }
+
+    /// Verify `bytes` and keep them if they extend the chain held. `accept_reset`: an
+    /// operator's confirmation of a new chain (its first 8+ hex digits).
+    pub fn accept(
+        &mut self,
+        bytes: &[u8],
+        etag: Option<String>,
+        now: i64,
+        accept_reset: Option<&str>,
+    ) -> Result<Refreshed, TrustError> {
+        let opened = bundle::open(bytes, &self.key)?;
+        let kind = match &opened {
+            Opened::Full(_) => Kind::Full,
+            Opened::Delta(_) => Kind::Delta,
+        };
+        let reset = self
+            .view
+            .as_ref()
+            .is_some_and(|v| v.header.chain != opened.header().chain);
+        let from = self.view.as_ref().map(|v| v.header.version);
+        match bundle::advance(
+            self.view.as_ref(),
+            self.state.high_water,
+            opened,
+            accept_reset,
+        )? {
+            Advance::Unchanged => {
+                self.state.fetched_at = now;
+                self.state.etag = etag;
+                self.write_state()?;
+                Ok(Refreshed::Unchanged {
+                    version: from.unwrap_or(0),
                 })
             }
-            Some(h) if payload.version == h.status.version => {
-                if !same_lists(&h.payload, &payload) {
-                    return Err(TrustError::Conflict {
-                        version: payload.version,
-                    });
+            Advance::Advanced {
+                view,
+                replaces_base,
+                ..
+            } => {
+                let to = view.header.version;
+                std::fs::create_dir_all(&self.dir).map_err(|e| self.write_error(&e))?;
+                if replaces_base {
+                    self.write_file(BASE, bytes)?;
+                    for i in 1..=self.state.deltas {
+                        let _ = std::fs::remove_file(self.delta_path(i));
+                    }
+                    self.state.deltas = 0;
+                } else {
+                    let n = self.state.deltas + 1;
+                    self.write_file(&format!("delta-{n}.cstb"), bytes)?;
+                    self.state.deltas = n;
                 }
-                if payload.expires_at <= h.status.expires_at {
-                    // An older signature of the same lists: keep the later expiry.
-                    return Ok(Refreshed::Renewed {
-                        version: payload.version,
-                        expires_at: h.status.expires_at,
-                    });
-                }
-                Refreshed::Renewed {
-                    version: payload.version,
-                    expires_at: payload.expires_at,
-                }
+                self.state.fetched_at = now;
+                self.state.etag = etag;
+                self.state.high_water = Some(if reset {
+                    to
+                } else {
+                    self.state.high_water.unwrap_or(0).max(to)
+                });
+                self.write_state()?;
+                self.view = Some(view);
+                Ok(Refreshed::Updated {
+                    from,
+                    to,
+                    delta: kind == Kind::Delta,
+                })
             }
-            Some(h) => Refreshed::Updated {
-                from: Some(h.status.version),
-                to: payload.version,
-            },
-        };
-        self.write(&Stored {
-            bundle: signed.clone(),
-            fetched_at: now,
-            etag: etag.clone(),
-        })?;
-        self.held = Some(self.hold(payload, signed, now, etag)?);
-        Ok(outcome)
+        }
+    }
+
+    fn write_error(&self, e: &dyn std::fmt::Display) -> TrustError {
+        TrustError::Write {
+            path: self.dir.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn write_state(&self) -> Result<(), TrustError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| self.write_error(&e))?;
+        let bytes = serde_json::to_vec(&self.state).map_err(|e| self.write_error(&e))?;
+        self.write_file(STATE, &bytes)
     }
 
     /// Write atomically: a new file beside the old one, synced, then renamed over it.
-    fn write(&self, stored: &Stored) -> Result<(), TrustError> {
+    fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), TrustError> {
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!("{name}.new"));
         let fail = |e: &dyn std::fmt::Display| TrustError::Write {
-            path: self.path.clone(),
+            path: path.clone(),
             detail: e.to_string(),
         };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        let tmp = self.path.with_extension("json.new");
-        let bytes = serde_json::to_vec(stored).map_err(|e| fail(&e))?;
         let mut f = std::fs::File::create(&tmp).map_err(|e| fail(&e))?;
-        f.write_all(&bytes).map_err(|e| fail(&e))?;
+        f.write_all(bytes).map_err(|e| fail(&e))?;
         f.sync_all().map_err(|e| fail(&e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| fail(&e))?;
-        if let Ok(d) = std::fs::File::open(dir) {
+        std::fs::rename(&tmp, &path).map_err(|e| fail(&e))?;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
             let _ = d.sync_all();
         }
         Ok(())
     }
 }
 
-fn same_lists(a: &BundlePayload, b: &BundlePayload) -> bool {
-    let sorted = |p: &BundlePayload| {
-        let mut allowed = p.allowed.clone();
-        allowed.sort();
-        let mut revoked: Vec<(String, String, i64)> = p
-            .revoked
-            .iter()
-            .map(|r| (r.sha256.clone(), r.reason.clone(), r.revoked_at))
-            .collect();
-        revoked.sort();
-        let mut keys = p.revoked_keys.clone();
-        keys.sort();
-        (allowed, revoked, keys)
-    };
-    sorted(a) == sorted(b)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use cardstation_protocol::bundle::{sign_delta, sign_full, Header, Link};
     use p256::ecdsa::SigningKey;
 
-    fn signed(key: &SigningKey, version: u64, expires_at: i64, allowed: &[&str]) -> SignedBundle {
-        bundle::sign(
-            &BundlePayload {
-                version,
-                issued_at: expires_at - 100,
-                expires_at,
-                allowed: allowed.iter().map(|s| s.to_string()).collect(),
-                revoked: vec![],
-                revoked_keys: vec![],
-            },
-            key,
-        )
-        .unwrap()
+    fn lists(allowed: &[u8]) -> TrustLists {
+        TrustLists::from_unsorted(allowed.iter().map(|&n| [n; 32]).collect(), vec![], vec![])
     }
 
     #[test]
-    fn never_rolled_back_never_forked_and_kept_across_restarts() {
+    fn deltas_are_kept_across_restarts_and_forks_refused() {
         let dir = tempfile::tempdir().unwrap();
         let key = SigningKey::random(&mut rand::rngs::OsRng);
         let mut k = TrustKeeper::open(dir.path(), *key.verifying_key()).unwrap();
         assert!(k.current(0).is_none());
+        let l1 = lists(&[1]);
+        let h1 = Header::for_lists([1; 16], 1, 0, 1000, [0; 32], &l1);
+        let link1 = Link {
+            version: 1,
+            hash: h1.hash(),
+        };
+        k.accept(
+            &sign_full(&h1, &l1, &[link1], &key).unwrap(),
+            Some("\"1\"".into()),
+            0,
+            None,
+        )
+        .unwrap();
+        let l2 = lists(&[1, 2]);
+        let h2 = Header::for_lists([1; 16], 2, 0, 1000, h1.hash(), &l2);
+        let d = sign_delta(&h2, link1, &l1.diff(&l2), &key).unwrap();
         assert_eq!(
-            k.accept(&signed(&key, 3, 1000, &["a"]), None, 0).unwrap(),
-            Refreshed::Updated { from: None, to: 3 }
-        );
-        assert!(matches!(
-            k.accept(&signed(&key, 2, 2000, &["a"]), None, 1),
-            Err(TrustError::Rollback {
-                held: 3,
-                offered: 2
-            })
-        ));
-        assert!(matches!(
-            k.accept(&signed(&key, 3, 2000, &["b"]), None, 1),
-            Err(TrustError::Conflict { version: 3 })
-        ));
-        assert_eq!(
-            k.accept(&signed(&key, 3, 2000, &["a"]), None, 1).unwrap(),
-            Refreshed::Renewed {
-                version: 3,
-                expires_at: 2000
+            k.accept(&d, None, 5, None).unwrap(),
+            Refreshed::Updated {
+                from: Some(1),
+                to: 2,
+                delta: true
             }
         );
-        // Signed by someone else: refused, the held bundle stays.
-        let other = SigningKey::random(&mut rand::rngs::OsRng);
+        // A restart replays base + delta.
+        let mut k = TrustKeeper::open(dir.path(), *key.verifying_key()).unwrap();
+        let (l, st) = k.current(10).unwrap();
+        assert!(l.is_allowed(&[2; 32]));
+        assert_eq!((st.version, st.expired), (2, false));
+        // The older full version: a rollback.
         assert!(matches!(
-            k.accept(&signed(&other, 9, 3000, &["x"]), None, 2),
-            Err(TrustError::Bundle(BundleError::BadSignature))
+            k.accept(
+                &sign_full(&h1, &l1, &[link1], &key).unwrap(),
+                None,
+                11,
+                None
+            ),
+            Err(TrustError::Bundle(BundleError::Rollback { .. }))
         ));
-        // A restart reads the same bundle back; expiry is judged at the given time.
-        let k = TrustKeeper::open(dir.path(), *key.verifying_key()).unwrap();
-        let (p, status) = k.current(1999).unwrap();
-        assert_eq!((p.version, status.expired), (3, false));
-        assert!(k.current(2000).unwrap().1.expired);
-        // The file altered on disk: refused at start.
-        let path = dir.path().join(FILE);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut stored: Stored = serde_json::from_str(&text).unwrap();
-        stored.bundle.signature = signed(&other, 3, 2000, &["a"]).signature;
-        std::fs::write(&path, serde_json::to_vec(&stored).unwrap()).unwrap();
+        // Another version 2 (a restored console): a fork.
+        let other = Header::for_lists([1; 16], 2, 1, 1000, h1.hash(), &lists(&[1, 3]));
+        let full = sign_full(&other, &lists(&[1, 3]), &[link1], &key).unwrap();
+        assert!(matches!(
+            k.accept(&full, None, 12, None),
+            Err(TrustError::Bundle(BundleError::Fork { version: 2, .. }))
+        ));
+        // A delta file altered on disk: refused at start.
+        std::fs::write(dir.path().join(DIR).join("delta-1.cstb"), b"CSTB").unwrap();
         assert!(matches!(
             TrustKeeper::open(dir.path(), *key.verifying_key()),
             Err(TrustError::Stored { .. })
         ));
-    }
-
-    #[test]
-    fn conditional_only_in_the_first_half_of_a_bundles_life() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = SigningKey::random(&mut rand::rngs::OsRng);
-        let mut k = TrustKeeper::open(dir.path(), *key.verifying_key()).unwrap();
-        // issued 900, expires 1000
-        k.accept(&signed(&key, 1, 1000, &[]), Some("\"v1\"".into()), 900)
-            .unwrap();
-        assert_eq!(k.conditional_tag(920), Some("\"v1\""));
-        assert_eq!(k.conditional_tag(950), None);
     }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use cardstation_protocol::messages::{EventBatch, EventsAccepted, SignedBundle};
+use cardstation_protocol::bundle;
+use cardstation_protocol::messages::{EventBatch, EventsAccepted};
 
 use crate::config::ConsoleConfig;
 
@@ -49,9 +50,9 @@ impl ConsoleError {
 /// What a conditional bundle fetch brought.
 pub enum Fetched {
     /// The console's bundle is the one held (HTTP 304): nothing was downloaded.
-    NotModified,
+    NotModified { etag: Option<String> },
     Bundle {
-        bundle: SignedBundle,
+        bytes: Vec<u8>,
         etag: Option<String>,
     },
 }
@@ -59,6 +60,41 @@ pub enum Fetched {
 pub struct ConsoleClient {
     http: reqwest::blocking::Client,
     base: String,
+    /// Published bundle files elsewhere (`[console] bundle_url`) and their client
+    /// (no client certificate: a web server or CDN does not ask for one).
+    bundle_url: Option<(String, reqwest::blocking::Client)>,
+}
+
+/// The client for `bundle_url`: public CA roots and the console CA, no client certificate.
+fn bundle_http(cfg: &ConsoleConfig, url: &str) -> Result<reqwest::blocking::Client, ConsoleError> {
+    let settings = |e: String| ConsoleError::Settings(e);
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(settings(format!(
+            "[console] bundle_url must start with https:// or http:// (got {url})"
+        )));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if cfg.ca.is_some() {
+        for cert in CertificateDer::pem_slice_iter(&read(&cfg.ca, "ca")?).flatten() {
+            let _ = roots.add(cert);
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| settings(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::blocking::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
+        .timeout(Duration::from_secs(cfg.request_timeout_secs.max(60)))
+        .user_agent(concat!("cardstation-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| settings(e.to_string()))
 }
 
 fn read(path: &Option<std::path::PathBuf>, what: &str) -> Result<Vec<u8>, ConsoleError> {
@@ -111,9 +147,14 @@ impl ConsoleClient {
             .user_agent(concat!("cardstation-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConsoleError::Settings(e.to_string()))?;
+        let bundle_url = match cfg.bundle_url.as_deref() {
+            Some(u) => Some((u.to_string(), bundle_http(cfg, u)?)),
+            None => None,
+        };
         Ok(ConsoleClient {
             http,
             base: url.trim_end_matches('/').to_string(),
+            bundle_url,
         })
     }
 
@@ -121,23 +162,73 @@ impl ConsoleClient {
         &self.base
     }
 
-    /// `GET /v1/trust-bundle`, conditional on `etag` (If-None-Match) when one is given.
-    pub fn trust_bundle(&self, etag: Option<&str>) -> Result<Fetched, ConsoleError> {
-        let mut req = self.http.get(format!("{}/v1/trust-bundle", self.base));
+    /// The trust bundle: the delta from `since` if the source has one, else the full
+    /// bundle; conditional on `etag` (304 when it is still current).
+    pub fn trust_bundle(
+        &self,
+        since: Option<u64>,
+        etag: Option<&str>,
+    ) -> Result<Fetched, ConsoleError> {
+        let (delta, full) = bundle::fetch_urls(
+            &self.base,
+            self.bundle_url.as_ref().map(|(u, _)| u.as_str()),
+            since,
+        );
+        if let Some(url) = delta {
+            if let Some(f) = self.fetch_bundle(&url, etag)? {
+                return Ok(f);
+            }
+        }
+        self.fetch_bundle(&full, etag)?
+            .ok_or_else(|| ConsoleError::Rejected {
+                status: 404,
+                code: "not-found".into(),
+                message: format!("no trust bundle at {full}"),
+            })
+    }
+
+    /// One GET; `None` for 404 (no such delta: take the full bundle).
+    fn fetch_bundle(&self, url: &str, etag: Option<&str>) -> Result<Option<Fetched>, ConsoleError> {
+        let http = self.bundle_url.as_ref().map_or(&self.http, |(_, h)| h);
+        let mut req = http.get(url);
         if let Some(tag) = etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, tag);
         }
         let rsp = req.send().map_err(|e| self.classify(&e))?;
-        if rsp.status() == reqwest::StatusCode::NOT_MODIFIED {
-            return Ok(Fetched::NotModified);
-        }
-        let etag = rsp
+        let status = rsp.status();
+        let tag = rsp
             .headers()
             .get(reqwest::header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bundle = self.answer(rsp)?;
-        Ok(Fetched::Bundle { bundle, etag })
+        if status == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(Some(Fetched::NotModified {
+                etag: tag.or(etag.map(str::to_string)),
+            }));
+        }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if rsp
+            .content_length()
+            .is_some_and(|n| n > bundle::MAX_BUNDLE_BYTES)
+        {
+            return Err(ConsoleError::Malformed(format!(
+                "the trust bundle at {url} is larger than {} bytes; refused",
+                bundle::MAX_BUNDLE_BYTES
+            )));
+        }
+        if !status.is_success() {
+            return Err(self
+                .answer::<serde_json::Value>(rsp)
+                .err()
+                .unwrap_or_else(|| ConsoleError::Malformed(format!("HTTP {status} from {url}"))));
+        }
+        let body = rsp.bytes().map_err(|e| self.classify(&e))?;
+        Ok(Some(Fetched::Bundle {
+            bytes: body.to_vec(),
+            etag: tag,
+        }))
     }
 
     /// `POST /v1/events`.

@@ -6,7 +6,8 @@ use serde::Serialize;
 use cardstation_card::Transport;
 use cardstation_piv::Slot;
 use cardstation_protocol::bundle::TrustStatus;
-use cardstation_protocol::messages::{BundlePayload, Decision};
+use cardstation_protocol::messages::Decision;
+use cardstation_protocol::trust_lists::TrustLists;
 use cardstation_verifier::{
     spot_check_remembering, ChallengeBook, Policy, SeenCertificates, SpotCheck, Verdict,
 };
@@ -67,7 +68,7 @@ impl Decider {
     pub fn decide<T: Transport>(
         &mut self,
         transport: T,
-        trust: Option<(&BundlePayload, TrustStatus)>,
+        trust: Option<(&TrustLists, TrustStatus)>,
         now: i64,
     ) -> Outcome {
         let policy = Policy {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use cardstation_pcsc::watcher::{WatchEvent, Watcher};
 use cardstation_pcsc::{CardPresence, Pcsc};
 use cardstation_pki::certificate;
+use cardstation_protocol::bundle::BundleError;
 use cardstation_protocol::messages::EventBatch;
 
 use crate::action;
@@ -79,7 +80,7 @@ pub fn decide_on(reader: &str, decider: &mut Decider, keeper: &Mutex<TrustKeeper
     let now = now();
     let keeper = lock(keeper);
     let trust = keeper.current(now);
-    let version = trust.as_ref().map(|(p, _)| p.version);
+    let version = trust.as_ref().map(|(_, s)| s.version);
     let mut card = match Pcsc::establish().and_then(|p| p.connect(reader)) {
         Ok(c) => c,
         Err(e) => return Outcome::card_unreachable(reader, e.to_string(), version),
@@ -134,14 +135,29 @@ pub fn record_and_act(
 pub fn refresh(
     keeper: &Mutex<TrustKeeper>,
     client: &ConsoleClient,
+    accept_reset: Option<&str>,
 ) -> Result<Refreshed, GatewayError> {
-    let tag = lock(keeper).conditional_tag(now()).map(str::to_string);
-    let fetched = client.trust_bundle(tag.as_deref())?;
-    let mut k = lock(keeper);
-    Ok(match fetched {
-        Fetched::NotModified => k.not_modified()?,
-        Fetched::Bundle { bundle, etag } => k.accept(&bundle, etag, now())?,
-    })
+    let (since, tag) = {
+        let k = lock(keeper);
+        (k.since(), k.etag().map(str::to_string))
+    };
+    let fetched = client.trust_bundle(since, tag.as_deref())?;
+    let apply = |fetched: Fetched| -> Result<Refreshed, TrustError> {
+        let mut k = lock(keeper);
+        match fetched {
+            Fetched::NotModified { etag } => k.not_modified(etag, now()),
+            Fetched::Bundle { bytes, etag } => k.accept(&bytes, etag, now(), accept_reset),
+        }
+    };
+    match apply(fetched) {
+        // A delta that does not fit what is held: take the full bundle instead.
+        Err(TrustError::Bundle(BundleError::DeltaBase { .. } | BundleError::DeltaMismatch(_)))
+            if since.is_some() =>
+        {
+            Ok(apply(client.trust_bundle(None, None)?)?)
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Send every pending event, oldest first, in batches; returns how many the console
@@ -290,21 +306,18 @@ fn refresher(
 ) {
     let mut last_error: Option<String> = None;
     loop {
-        match refresh(keeper, client) {
+        match refresh(keeper, client, None) {
             Ok(outcome) => {
                 match &outcome {
-                    Refreshed::Updated { from, to } => tracing::info!(
-                        "trust bundle updated: {} -> v{to}",
+                    Refreshed::Updated { from, to, delta } => tracing::info!(
+                        "trust bundle updated: {} -> v{to} ({})",
                         from.map(|v| format!("v{v}"))
-                            .unwrap_or_else(|| "none".into())
+                            .unwrap_or_else(|| "none".into()),
+                        if *delta { "delta" } else { "full bundle" }
                     ),
-                    Refreshed::Renewed {
-                        version,
-                        expires_at,
-                    } => tracing::debug!(
-                        "trust bundle v{version} unchanged, valid until {}",
-                        certificate::format_unix(*expires_at)
-                    ),
+                    Refreshed::Unchanged { version } => {
+                        tracing::debug!("trust bundle v{version} unchanged")
+                    }
                     Refreshed::NotModified { version } => {
                         tracing::debug!("trust bundle v{version} not modified")
                     }

@@ -50,6 +50,10 @@ enum Command {
     Sync {
         #[arg(long)]
         json: bool,
+        /// Accept a new trust-bundle chain the console administrator started
+        /// (`bundle reset`): the first 8 or more hex digits of its id.
+        #[arg(long, value_name = "CHAIN")]
+        accept_reset: Option<String>,
     },
     /// The held trust bundle (version, age, expiry) and the event queue.
     Status {
@@ -81,7 +85,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run => gateway::run(&config).map(|()| ExitCode::SUCCESS),
         Command::Check { reader, act, json } => check(&config, &reader, act, json),
-        Command::Sync { json } => sync(&config, json),
+        Command::Sync { json, accept_reset } => sync(&config, json, accept_reset.as_deref()),
         Command::Status { json } => status(&config, json),
     };
     result.unwrap_or_else(|e| fail(&e))
@@ -125,10 +129,10 @@ fn check(config: &Config, reader: &str, act: bool, json: bool) -> Result<ExitCod
     })
 }
 
-fn sync(config: &Config, json: bool) -> Result<ExitCode, GatewayError> {
+fn sync(config: &Config, json: bool, accept_reset: Option<&str>) -> Result<ExitCode, GatewayError> {
     let keeper = std::sync::Mutex::new(gateway::trust_keeper(config)?);
     let client = ConsoleClient::new(&config.console)?;
-    let refreshed = gateway::refresh(&keeper, &client)?;
+    let refreshed = gateway::refresh(&keeper, &client, accept_reset)?;
     let mut queue = Queue::open(&config.gateway.data_dir)?;
     // The bundle is what sync is for; events that cannot go now stay queued.
     let delivered = gateway::deliver(&mut queue, &client);
@@ -152,18 +156,13 @@ fn sync(config: &Config, json: bool) -> Result<ExitCode, GatewayError> {
         println!("{text}");
     } else {
         match refreshed {
-            Refreshed::Updated { from, to } => println!(
-                "trust bundle updated: {} -> v{to}",
+            Refreshed::Updated { from, to, delta } => println!(
+                "trust bundle updated: {} -> v{to} ({})",
                 from.map(|v| format!("v{v}"))
-                    .unwrap_or_else(|| "none".into())
+                    .unwrap_or_else(|| "none".into()),
+                if delta { "delta" } else { "full bundle" }
             ),
-            Refreshed::Renewed {
-                version,
-                expires_at,
-            } => println!(
-                "trust bundle v{version} unchanged, valid until {}",
-                format_unix(expires_at)
-            ),
+            Refreshed::Unchanged { version } => println!("trust bundle v{version} unchanged"),
             Refreshed::NotModified { version } => {
                 println!("trust bundle v{version} unchanged (not modified)")
             }
@@ -200,7 +199,10 @@ fn status(config: &Config, json: bool) -> Result<ExitCode, GatewayError> {
     match bundle {
         Some(s) => {
             println!("Trust bundle  v{}", s.version);
-            println!("  fetched     {} ago", format_age(s.age_secs));
+            println!(
+                "  fetched     {} ago",
+                format_age((now - s.fetched_at).max(0))
+            );
             println!(
                 "  expires     {}{}",
                 format_unix(s.expires_at),

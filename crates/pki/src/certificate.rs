@@ -73,6 +73,8 @@ pub struct CertificateInfo {
     pub not_before: i64,
     pub not_after: i64,
     pub sha256: String,
+    /// SHA-256 of the SubjectPublicKeyInfo: how the trust bundle names a revoked key.
+    pub key_sha256: String,
     pub self_signed: bool,
     #[serde(skip)]
     pub public_key: Option<PublicKey>,
@@ -96,6 +98,7 @@ impl CertificateInfo {
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             sha256: fingerprint(der),
+            key_sha256: fingerprint(cert.public_key().raw),
             self_signed: cert.subject() == cert.issuer(),
             public_key,
         })

@@ -1,62 +1,625 @@
-//! Trust bundles: signing (console side) and verification (station and gateways).
+//! Trust bundles, format 2: a chain of signed versions, each sent whole ("full") or
+//! as the change from a version the receiver holds ("delta").
+//!
+//! On the wire (docs/BUNDLE-FORMAT.md has the byte layout):
+//! `"CSTB" | 0x02 | kind (1 full, 2 delta) | key id (32) | signature length (u16 BE) |
+//! signature (DER ECDSA P-256 over SHA-256 of the payload) | payload (CBOR)`.
+//! The payload carries the version [`Header`]; a header's hash covers the previous
+//! header's hash and the digest of the lists, so one hash stands for a version's
+//! whole history. Station and gateway both go through [`advance`]: a bundle is taken
+//! only if it extends the chain held (or, after an explicit reset, with the
+//! operator's confirmation).
 
-use base64::Engine as _;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::messages::{BundlePayload, SignedBundle};
+use crate::trust_lists::{pack, unpack, Changes, ListError, Revocation, TrustLists};
+
+const MAGIC: &[u8; 4] = b"CSTB";
+const FORMAT: u8 = 2;
+/// The media type bundles and deltas are served with.
+pub const MEDIA_TYPE: &str = "application/vnd.cardstation.trust-bundle";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BundleError {
-    #[error("the trust bundle is not valid base64/JSON: {0}")]
+    #[error("the trust bundle is malformed: {0}")]
     Malformed(String),
     #[error("the trust bundle's signature does not verify with the pinned console key: it was altered or signed by someone else. It was refused")]
     BadSignature,
     #[error("the pinned console key cannot be read: {0}")]
     Key(String),
+    #[error("the console offered trust bundle version {offered}, older than version {held} held here. A rollback is refused; check the console was not restored from an old backup")]
+    Rollback { held: u64, offered: u64 },
+    #[error("the console's history of the trust bundle differs from the one held here at version {version}: held {held_hash}, the console says {offered_hash}. The console was probably restored from a backup, which would undo every revocation made since; it was refused and the held version stays in force. The console administrator must publish a new chain (`cardstation-console bundle reset`), which is then accepted here with an operator's confirmation")]
+    Fork {
+        version: u64,
+        held_hash: String,
+        offered_hash: String,
+    },
+    #[error("the console started a new trust bundle chain {chain} at version {version} (an explicit reset; the chain held here is {held_chain} at version {held_version}). It is taken only with an operator's confirmation: accept chain {chain} once the console administrator has confirmed the reset")]
+    ResetOffered {
+        chain: String,
+        version: u64,
+        held_chain: String,
+        held_version: u64,
+    },
+    #[error("the delta starts at version {from}, but version {held} is held here; fetch the full bundle")]
+    DeltaBase { from: u64, held: u64 },
+    #[error("the delta does not produce the lists its signed header names (the lists held here differ from the console's): {0}. Fetch the full bundle")]
+    DeltaMismatch(String),
 }
 
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// One version of the chain. Its [`Header::hash`] is what the next version names as
+/// `prev`, and what a station compares to notice a fork.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Random on each reset: versions of different chains never extend one another.
+    #[serde(with = "serde_bytes")]
+    pub chain: [u8; 16],
+    pub version: u64,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// The previous version's hash; all zero for the first version of a chain.
+    #[serde(with = "serde_bytes")]
+    pub prev: [u8; 32],
+    /// [`TrustLists::digest`] of this version's lists.
+    #[serde(with = "serde_bytes")]
+    pub content: [u8; 32],
+    pub allowed: u64,
+    pub revoked: u64,
+    pub revoked_keys: u64,
+}
 
-/// Sign `payload` (its JSON bytes are what is signed).
-pub fn sign(payload: &BundlePayload, key: &SigningKey) -> Result<SignedBundle, BundleError> {
-    let bytes = serde_json::to_vec(payload).map_err(|e| BundleError::Malformed(e.to_string()))?;
-    let sig: Signature = key.sign(&bytes);
-    Ok(SignedBundle {
-        payload: B64.encode(&bytes),
-        signature: B64.encode(sig.to_der().as_bytes()),
-        key_id: key_id(key.verifying_key())?,
+impl Header {
+    /// SHA-256 over the fields in a fixed layout (not over their CBOR, so any
+    /// implementation computes the same hash).
+    pub fn hash(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"cardstation-bundle-header-2");
+        h.update(self.chain);
+        h.update(self.version.to_be_bytes());
+        h.update(self.issued_at.to_be_bytes());
+        h.update(self.expires_at.to_be_bytes());
+        h.update(self.prev);
+        h.update(self.content);
+        h.update(self.allowed.to_be_bytes());
+        h.update(self.revoked.to_be_bytes());
+        h.update(self.revoked_keys.to_be_bytes());
+        h.finalize().into()
+    }
+
+    /// The header of `lists` as the version after `prev` (or the first of `chain`).
+    pub fn for_lists(
+        chain: [u8; 16],
+        version: u64,
+        issued_at: i64,
+        expires_at: i64,
+        prev: [u8; 32],
+        lists: &TrustLists,
+    ) -> Header {
+        Header {
+            chain,
+            version,
+            issued_at,
+            expires_at,
+            prev,
+            content: lists.digest(),
+            allowed: lists.allowed().len() as u64,
+            revoked: lists.revoked().len() as u64,
+            revoked_keys: lists.revoked_keys().len() as u64,
+        }
+    }
+}
+
+/// A version and its hash, as the console knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub version: u64,
+    #[serde(with = "serde_bytes")]
+    pub hash: [u8; 32],
+}
+
+#[derive(Serialize, Deserialize)]
+struct FullPayload {
+    kind: String,
+    header: Header,
+    #[serde(with = "serde_bytes")]
+    allowed: Vec<u8>,
+    revoked: Vec<Revocation>,
+    #[serde(with = "serde_bytes")]
+    revoked_keys: Vec<u8>,
+    /// Recent versions of this chain (newest last): lets a receiver several versions
+    /// behind check that what it holds is in this version's history.
+    ancestors: Vec<Link>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeltaPayload {
+    kind: String,
+    header: Header,
+    from: Link,
+    #[serde(with = "serde_bytes")]
+    allowed_add: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    allowed_remove: Vec<u8>,
+    revoked_add: Vec<Revocation>,
+    #[serde(with = "serde_bytes")]
+    revoked_remove: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    keys_add: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    keys_remove: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Full = 1,
+    Delta = 2,
+}
+
+/// A full version, verified.
+#[derive(Debug, Clone)]
+pub struct Full {
+    pub header: Header,
+    pub lists: TrustLists,
+    pub ancestors: Vec<Link>,
+}
+
+/// A delta, verified (its result is checked against the held lists in [`advance`]).
+#[derive(Debug, Clone)]
+pub struct Delta {
+    pub header: Header,
+    pub from: Link,
+    pub changes: Changes,
+}
+
+#[derive(Debug, Clone)]
+pub enum Opened {
+    Full(Full),
+    Delta(Delta),
+}
+
+impl Opened {
+    pub fn header(&self) -> &Header {
+        match self {
+            Opened::Full(f) => &f.header,
+            Opened::Delta(d) => &d.header,
+        }
+    }
+}
+
+fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, BundleError> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).map_err(|e| BundleError::Malformed(e.to_string()))?;
+    Ok(out)
+}
+
+fn frame(kind: Kind, payload: &[u8], key: &SigningKey) -> Result<Vec<u8>, BundleError> {
+    let sig: Signature = key.sign(payload);
+    let sig = sig.to_der();
+    let sig = sig.as_bytes();
+    let mut out = Vec::with_capacity(4 + 2 + 32 + 2 + sig.len() + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT);
+    out.push(kind as u8);
+    out.extend_from_slice(&key_id_bytes(key.verifying_key())?);
+    out.extend_from_slice(&(sig.len() as u16).to_be_bytes());
+    out.extend_from_slice(sig);
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+/// Sign a full version (console side).
+pub fn sign_full(
+    header: &Header,
+    lists: &TrustLists,
+    ancestors: &[Link],
+    key: &SigningKey,
+) -> Result<Vec<u8>, BundleError> {
+    let payload = cbor(&FullPayload {
+        kind: "full".into(),
+        header: *header,
+        allowed: pack(lists.allowed()),
+        revoked: lists.revoked().to_vec(),
+        revoked_keys: pack(lists.revoked_keys()),
+        ancestors: ancestors.to_vec(),
+    })?;
+    frame(Kind::Full, &payload, key)
+}
+
+/// Sign the change from `from` to the version `header` (console side).
+pub fn sign_delta(
+    header: &Header,
+    from: Link,
+    changes: &Changes,
+    key: &SigningKey,
+) -> Result<Vec<u8>, BundleError> {
+    let payload = cbor(&DeltaPayload {
+        kind: "delta".into(),
+        header: *header,
+        from,
+        allowed_add: pack(&changes.allowed_add),
+        allowed_remove: pack(&changes.allowed_remove),
+        revoked_add: changes.revoked_add.clone(),
+        revoked_remove: pack(&changes.revoked_remove),
+        keys_add: pack(&changes.keys_add),
+        keys_remove: pack(&changes.keys_remove),
+    })?;
+    frame(Kind::Delta, &payload, key)
+}
+
+/// The kind and signing key id of framed bytes, without verifying anything.
+pub fn peek(bytes: &[u8]) -> Result<(Kind, [u8; 32]), BundleError> {
+    let bad = |m: &str| BundleError::Malformed(m.to_string());
+    if bytes.len() < 40 || &bytes[..4] != MAGIC {
+        return Err(bad(
+            "not a trust bundle (no CSTB header); is the bundle URL right?",
+        ));
+    }
+    if bytes[4] != FORMAT {
+        return Err(BundleError::Malformed(format!(
+            "trust bundle format {} is not understood here (this build reads format {FORMAT}); update the station or gateway",
+            bytes[4]
+        )));
+    }
+    let kind = match bytes[5] {
+        1 => Kind::Full,
+        2 => Kind::Delta,
+        k => return Err(BundleError::Malformed(format!("unknown bundle kind {k}"))),
+    };
+    let mut key_id = [0u8; 32];
+    key_id.copy_from_slice(&bytes[6..38]);
+    Ok((kind, key_id))
+}
+
+/// Verify the signature, then parse and check the payload. Lists must be sorted
+/// and a full version's lists must match its header.
+pub fn open(bytes: &[u8], key: &VerifyingKey) -> Result<Opened, BundleError> {
+    let (kind, _) = peek(bytes)?;
+    let sig_len = usize::from(u16::from_be_bytes([bytes[38], bytes[39]]));
+    let rest = &bytes[40..];
+    if rest.len() < sig_len {
+        return Err(BundleError::Malformed("truncated signature".into()));
+    }
+    let (sig, payload) = rest.split_at(sig_len);
+    let sig = Signature::from_der(sig).map_err(|_| BundleError::BadSignature)?;
+    key.verify(payload, &sig)
+        .map_err(|_| BundleError::BadSignature)?;
+    let list = |e: ListError| BundleError::Malformed(e.to_string());
+    match kind {
+        Kind::Full => {
+            let p: FullPayload = ciborium::from_reader(payload)
+                .map_err(|e| BundleError::Malformed(format!("payload: {e}")))?;
+            if p.kind != "full" {
+                return Err(BundleError::Malformed("payload kind is not full".into()));
+            }
+            let lists = TrustLists::new(
+                unpack(&p.allowed, "allowed").map_err(list)?,
+                p.revoked,
+                unpack(&p.revoked_keys, "revoked keys").map_err(list)?,
+            )
+            .map_err(list)?;
+            if Header::for_lists(
+                p.header.chain,
+                p.header.version,
+                p.header.issued_at,
+                p.header.expires_at,
+                p.header.prev,
+                &lists,
+            ) != p.header
+            {
+                return Err(BundleError::Malformed(
+                    "the lists do not match the digest in the signed header".into(),
+                ));
+            }
+            Ok(Opened::Full(Full {
+                header: p.header,
+                lists,
+                ancestors: p.ancestors,
+            }))
+        }
+        Kind::Delta => {
+            let p: DeltaPayload = ciborium::from_reader(payload)
+                .map_err(|e| BundleError::Malformed(format!("payload: {e}")))?;
+            if p.kind != "delta" {
+                return Err(BundleError::Malformed("payload kind is not delta".into()));
+            }
+            if p.from.version > p.header.version {
+                return Err(BundleError::Malformed(
+                    "the delta goes backwards in version".into(),
+                ));
+            }
+            Ok(Opened::Delta(Delta {
+                header: p.header,
+                from: p.from,
+                changes: Changes {
+                    allowed_add: unpack(&p.allowed_add, "allowed").map_err(list)?,
+                    allowed_remove: unpack(&p.allowed_remove, "allowed").map_err(list)?,
+                    revoked_add: p.revoked_add,
+                    revoked_remove: unpack(&p.revoked_remove, "revoked").map_err(list)?,
+                    keys_add: unpack(&p.keys_add, "revoked keys").map_err(list)?,
+                    keys_remove: unpack(&p.keys_remove, "revoked keys").map_err(list)?,
+                },
+            }))
+        }
+    }
+}
+
+/// Where to fetch: the delta from `since` (when a version is held) and the full
+/// bundle. From the console API (`{api}/v1/trust-bundle[?since=V]`), or from files
+/// `cardstation-console publish` wrote, served at `bundle_url`
+/// (`{bundle_url}/deltas/V.cstb`, `{bundle_url}/trust-bundle.cstb`).
+pub fn fetch_urls(
+    api: &str,
+    bundle_url: Option<&str>,
+    since: Option<u64>,
+) -> (Option<String>, String) {
+    match bundle_url {
+        Some(base) => {
+            let base = base.trim_end_matches('/');
+            (
+                since.map(|v| format!("{base}/deltas/{v}.cstb")),
+                format!("{base}/trust-bundle.cstb"),
+            )
+        }
+        None => {
+            let api = api.trim_end_matches('/');
+            (
+                since.map(|v| format!("{api}/v1/trust-bundle?since={v}")),
+                format!("{api}/v1/trust-bundle"),
+            )
+        }
+    }
+}
+
+/// The largest bundle accepted (a million cards take ~35 MB).
+pub const MAX_BUNDLE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// What a station or gateway holds: one version of one chain and its lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustView {
+    pub header: Header,
+    pub hash: [u8; 32],
+    pub lists: TrustLists,
+}
+
+impl TrustView {
+    pub fn of(header: Header, lists: TrustLists) -> TrustView {
+        TrustView {
+            hash: header.hash(),
+            header,
+            lists,
+        }
+    }
+
+    pub fn chain_hex(&self) -> String {
+        hex::encode(self.header.chain)
+    }
+
+    /// The status an operator sees, as of `now`.
+    pub fn status(&self, fetched_at: i64, now: i64, key_id: &str) -> TrustStatus {
+        TrustStatus {
+            version: self.header.version,
+            issued_at: self.header.issued_at,
+            expires_at: self.header.expires_at,
+            fetched_at,
+            age_secs: (now - self.header.issued_at).max(0),
+            expired: now >= self.header.expires_at,
+            allowed: self.lists.allowed().len(),
+            revoked: self.lists.revoked().len(),
+            revoked_keys: self.lists.revoked_keys().len(),
+            chain: self.chain_hex(),
+            hash: hex::encode(self.hash),
+            key_id: key_id.to_string(),
+        }
+    }
+}
+
+/// What [`advance`] decided about received bytes.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per fetch, moved straight into storage
+pub enum Advance {
+    /// The version held already (fetched again, or an empty delta).
+    Unchanged,
+    /// A new version: keep `view`; `replaces_base` says whether the received bytes
+    /// were a full version (store them as the new base) or a delta (store it after the
+    /// ones held). `history_checked` is false only when the receiver was so far behind
+    /// that the console no longer lists its version.
+    Advanced {
+        view: TrustView,
+        replaces_base: bool,
+        history_checked: bool,
+    },
+}
+
+/// Whether `confirm` (an operator's answer) names `chain`: its hex, or at least the
+/// first 8 digits of it.
+pub fn confirms_chain(confirm: Option<&str>, chain: &[u8; 16]) -> bool {
+    let hex = hex::encode(chain);
+    confirm.is_some_and(|c| {
+        let c = c.trim().to_ascii_lowercase();
+        c.len() >= 8 && hex.starts_with(&c)
     })
 }
 
-/// Verify the signature over the payload bytes, then parse them.
-pub fn verify(
-    bundle: &SignedBundle,
+/// Take `received` (already [`open`]ed) as the next state after `held`, or refuse it.
+/// `floor` is the highest version ever accepted (a rollback below it is refused even
+/// when nothing is held any more). `accept_reset` is an operator's confirmation of a
+/// new chain (see [`confirms_chain`]).
+pub fn advance(
+    held: Option<&TrustView>,
+    floor: Option<u64>,
+    received: Opened,
+    accept_reset: Option<&str>,
+) -> Result<Advance, BundleError> {
+    let offered = *received.header();
+    let Some(held) = held else {
+        return match received {
+            Opened::Delta(d) => Err(BundleError::DeltaBase {
+                from: d.from.version,
+                held: 0,
+            }),
+            Opened::Full(f) => {
+                if let Some(floor) = floor {
+                    if f.header.version < floor && !confirms_chain(accept_reset, &f.header.chain) {
+                        return Err(BundleError::Rollback {
+                            held: floor,
+                            offered: f.header.version,
+                        });
+                    }
+                }
+                Ok(Advance::Advanced {
+                    view: TrustView::of(f.header, f.lists),
+                    replaces_base: true,
+                    history_checked: false,
+                })
+            }
+        };
+    };
+    if offered.chain != held.header.chain {
+        if !confirms_chain(accept_reset, &offered.chain) {
+            return Err(BundleError::ResetOffered {
+                chain: hex::encode(offered.chain),
+                version: offered.version,
+                held_chain: held.chain_hex(),
+                held_version: held.header.version,
+            });
+        }
+        return match received {
+            Opened::Full(f) => Ok(Advance::Advanced {
+                view: TrustView::of(f.header, f.lists),
+                replaces_base: true,
+                history_checked: false,
+            }),
+            Opened::Delta(d) => Err(BundleError::DeltaBase {
+                from: d.from.version,
+                held: held.header.version,
+            }),
+        };
+    }
+    let floor = floor.unwrap_or(0).max(held.header.version);
+    if offered.version < floor {
+        return Err(BundleError::Rollback {
+            held: floor,
+            offered: offered.version,
+        });
+    }
+    let fork = |version: u64, offered_hash: [u8; 32]| BundleError::Fork {
+        version,
+        held_hash: hex::encode(held.hash),
+        offered_hash: hex::encode(offered_hash),
+    };
+    let offered_hash = offered.hash();
+    if offered.version == held.header.version {
+        return if offered_hash == held.hash {
+            Ok(Advance::Unchanged)
+        } else {
+            Err(fork(offered.version, offered_hash))
+        };
+    }
+    match received {
+        Opened::Full(f) => {
+            let known = f
+                .ancestors
+                .iter()
+                .find(|l| l.version == held.header.version)
+                .copied();
+            let oldest = f.ancestors.iter().map(|l| l.version).min();
+            let history_checked = match known {
+                Some(l) if l.hash == held.hash => true,
+                Some(l) => return Err(fork(l.version, l.hash)),
+                // A version the console lists no more: too far behind to check.
+                None if oldest.is_some_and(|o| o > held.header.version) => false,
+                // Within the listed range (or nothing listed) yet absent: not our history.
+                None => return Err(fork(held.header.version, [0; 32])),
+            };
+            Ok(Advance::Advanced {
+                view: TrustView::of(f.header, f.lists),
+                replaces_base: true,
+                history_checked,
+            })
+        }
+        Opened::Delta(d) => {
+            if d.from.version != held.header.version {
+                return Err(BundleError::DeltaBase {
+                    from: d.from.version,
+                    held: held.header.version,
+                });
+            }
+            if d.from.hash != held.hash {
+                return Err(fork(d.from.version, d.from.hash));
+            }
+            let lists = held
+                .lists
+                .apply(&d.changes)
+                .map_err(|e| BundleError::DeltaMismatch(e.to_string()))?;
+            let expect = Header::for_lists(
+                d.header.chain,
+                d.header.version,
+                d.header.issued_at,
+                d.header.expires_at,
+                d.header.prev,
+                &lists,
+            );
+            if expect != d.header {
+                return Err(BundleError::DeltaMismatch(
+                    "the digest of the lists after the change differs".into(),
+                ));
+            }
+            Ok(Advance::Advanced {
+                view: TrustView::of(d.header, lists),
+                replaces_base: false,
+                history_checked: true,
+            })
+        }
+    }
+}
+
+/// Rebuild what is held from stored bytes: a full version and the deltas taken after
+/// it, each verified again (stored bytes are trusted for their signatures only).
+pub fn replay(
+    base: &[u8],
+    deltas: &[Vec<u8>],
     key: &VerifyingKey,
-) -> Result<(BundlePayload, Vec<u8>), BundleError> {
-    let bytes = B64
-        .decode(&bundle.payload)
-        .map_err(|e| BundleError::Malformed(format!("payload: {e}")))?;
-    let sig_der = B64
-        .decode(&bundle.signature)
-        .map_err(|e| BundleError::Malformed(format!("signature: {e}")))?;
-    let sig = Signature::from_der(&sig_der).map_err(|_| BundleError::BadSignature)?;
-    key.verify(&bytes, &sig)
-        .map_err(|_| BundleError::BadSignature)?;
-    let payload: BundlePayload = serde_json::from_slice(&bytes)
-        .map_err(|e| BundleError::Malformed(format!("payload: {e}")))?;
-    Ok((payload, bytes))
+) -> Result<TrustView, BundleError> {
+    let Opened::Full(f) = open(base, key)? else {
+        return Err(BundleError::Malformed(
+            "the stored base is a delta, not a full bundle".into(),
+        ));
+    };
+    let mut view = TrustView::of(f.header, f.lists);
+    for d in deltas {
+        match advance(Some(&view), None, open(d, key)?, None)? {
+            Advance::Advanced {
+                view: v,
+                replaces_base: false,
+                ..
+            } => view = v,
+            _ => {
+                return Err(BundleError::Malformed(format!(
+                    "a stored delta does not follow version {}",
+                    view.header.version
+                )))
+            }
+        }
+    }
+    Ok(view)
+}
+
+/// SHA-256 of the key's SubjectPublicKeyInfo.
+fn key_id_bytes(key: &VerifyingKey) -> Result<[u8; 32], BundleError> {
+    let der = key
+        .to_public_key_der()
+        .map_err(|e| BundleError::Key(e.to_string()))?;
+    Ok(Sha256::digest(der.as_bytes()).into())
 }
 
 /// SHA-256 (hex) of the key's SubjectPublicKeyInfo.
 pub fn key_id(key: &VerifyingKey) -> Result<String, BundleError> {
-    let der = key
-        .to_public_key_der()
-        .map_err(|e| BundleError::Key(e.to_string()))?;
-    Ok(hex::encode(Sha256::digest(der.as_bytes())))
+    Ok(hex::encode(key_id_bytes(key)?))
 }
 
 /// Read a PEM public key ("PUBLIC KEY") such as bundle-signing.pub.pem.
@@ -65,66 +628,261 @@ pub fn verifying_key_from_pem(pem: &str) -> Result<VerifyingKey, BundleError> {
 }
 
 /// A held trust bundle as an operator (or a gateway's status) sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TrustStatus {
     pub version: u64,
     pub issued_at: i64,
     pub expires_at: i64,
     pub fetched_at: i64,
+    /// Seconds since the version was signed.
     pub age_secs: i64,
     pub expired: bool,
     pub allowed: usize,
     pub revoked: usize,
+    pub revoked_keys: usize,
+    /// The chain (changes only on an explicit reset) and this version's hash, hex.
+    pub chain: String,
+    pub hash: String,
     pub key_id: String,
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::trust_lists::Fingerprint;
 
-    fn payload(version: u64) -> BundlePayload {
-        BundlePayload {
-            revoked_keys: vec!["ab".repeat(32)],
-            version,
-            issued_at: 1,
-            expires_at: 2,
-            allowed: vec!["ab".repeat(32)],
-            revoked: vec![],
+    fn fp(n: u8) -> Fingerprint {
+        [n; 32]
+    }
+
+    fn lists(allowed: &[u8], revoked: &[u8]) -> TrustLists {
+        TrustLists::from_unsorted(
+            allowed.iter().map(|&n| fp(n)).collect(),
+            revoked
+                .iter()
+                .map(|&n| Revocation {
+                    fp: fp(n),
+                    reason: "lost".into(),
+                    at: 7,
+                })
+                .collect(),
+            vec![],
+        )
+    }
+
+    /// A console in miniature: versions of one chain.
+    struct Chain {
+        key: SigningKey,
+        id: [u8; 16],
+        versions: Vec<(Header, TrustLists)>,
+    }
+
+    impl Chain {
+        fn new(id: u8) -> Chain {
+            Chain {
+                key: SigningKey::random(&mut rand::rngs::OsRng),
+                id: [id; 16],
+                versions: vec![],
+            }
+        }
+        fn push(&mut self, l: TrustLists) -> Header {
+            let (version, prev) = match self.versions.last() {
+                Some((h, _)) => (h.version + 1, h.hash()),
+                None => (1, [0; 32]),
+            };
+            let h = Header::for_lists(self.id, version, 100, 1000, prev, &l);
+            self.versions.push((h, l));
+            h
+        }
+        fn full(&self) -> Vec<u8> {
+            let (h, l) = self.versions.last().unwrap();
+            let anc: Vec<Link> = self
+                .versions
+                .iter()
+                .map(|(h, _)| Link {
+                    version: h.version,
+                    hash: h.hash(),
+                })
+                .collect();
+            sign_full(h, l, &anc, &self.key).unwrap()
+        }
+        fn delta_from(&self, v: u64) -> Vec<u8> {
+            let (from_h, from_l) = &self.versions[(v - 1) as usize];
+            let (h, l) = self.versions.last().unwrap();
+            sign_delta(
+                h,
+                Link {
+                    version: from_h.version,
+                    hash: from_h.hash(),
+                },
+                &from_l.diff(l),
+                &self.key,
+            )
+            .unwrap()
+        }
+        fn vk(&self) -> VerifyingKey {
+            *self.key.verifying_key()
+        }
+    }
+
+    fn take(
+        held: Option<&TrustView>,
+        bytes: &[u8],
+        vk: &VerifyingKey,
+    ) -> Result<TrustView, BundleError> {
+        match advance(held, None, open(bytes, vk)?, None)? {
+            Advance::Advanced { view, .. } => Ok(view),
+            Advance::Unchanged => Ok(held.unwrap().clone()),
         }
     }
 
     #[test]
-    fn signed_bundles_verify_and_tampering_is_detected() {
-        let key = SigningKey::random(&mut rand::rngs::OsRng);
-        let signed = sign(&payload(3), &key).unwrap();
-        let (p, _) = verify(&signed, key.verifying_key()).unwrap();
-        assert_eq!(p, payload(3));
+    fn a_delta_gives_the_same_view_as_the_full_bundle() {
+        let mut c = Chain::new(1);
+        c.push(lists(&[1, 2], &[]));
+        let base = c.full();
+        let v1 = take(None, &base, &c.vk()).unwrap();
+        c.push(lists(&[2, 3], &[1]));
+        c.push(lists(&[2, 3, 4], &[1]));
+        let by_delta = take(Some(&v1), &c.delta_from(1), &c.vk()).unwrap();
+        let by_full = take(Some(&v1), &c.full(), &c.vk()).unwrap();
+        assert_eq!(by_delta, by_full);
+        assert_eq!(by_delta.header.version, 3);
+        assert!(by_delta.lists.revocation(&fp(1)).is_some());
+        // What is stored (base and deltas) replays to the same view...
+        assert_eq!(replay(&base, &[c.delta_from(1)], &c.vk()).unwrap(), by_full);
+        // ...but not over a base the delta was not made for.
+        assert!(replay(&c.full(), &[c.delta_from(1)], &c.vk()).is_err());
+    }
 
-        // Change one allowed fingerprint inside the signed bytes.
-        let mut bytes = B64.decode(&signed.payload).unwrap();
-        let pos = bytes.iter().position(|&b| b == b'a').unwrap();
-        bytes[pos] = b'c';
-        let tampered = SignedBundle {
-            payload: B64.encode(&bytes),
-            ..signed.clone()
-        };
+    #[test]
+    fn a_tampered_delta_is_refused() {
+        let mut c = Chain::new(1);
+        c.push(lists(&[1], &[]));
+        let v1 = take(None, &c.full(), &c.vk()).unwrap();
+        c.push(lists(&[1, 2], &[]));
+        let mut d = c.delta_from(1);
+        let n = d.len();
+        d[n - 3] ^= 1;
+        assert_eq!(open(&d, &c.vk()).unwrap_err(), BundleError::BadSignature);
+        // Signed by another key.
+        let other = Chain::new(1);
         assert_eq!(
-            verify(&tampered, key.verifying_key()),
-            Err(BundleError::BadSignature)
+            open(&c.delta_from(1), &other.vk()).unwrap_err(),
+            BundleError::BadSignature
         );
-
-        let other = SigningKey::random(&mut rand::rngs::OsRng);
-        assert_eq!(
-            verify(&signed, other.verifying_key()),
-            Err(BundleError::BadSignature)
-        );
-        let garbage = SignedBundle {
-            payload: "***".into(),
-            ..signed
-        };
+        // Correctly signed but made for other lists: the digest tells.
+        let wrong = sign_delta(
+            &c.versions[1].0,
+            Link {
+                version: 1,
+                hash: c.versions[0].0.hash(),
+            },
+            &Changes {
+                allowed_add: vec![fp(3)],
+                ..Changes::default()
+            },
+            &c.key,
+        )
+        .unwrap();
         assert!(matches!(
-            verify(&garbage, key.verifying_key()),
-            Err(BundleError::Malformed(_))
+            take(Some(&v1), &wrong, &c.vk()),
+            Err(BundleError::DeltaMismatch(_))
         ));
+    }
+
+    #[test]
+    fn a_restored_console_is_a_fork_and_a_reset_needs_confirmation() {
+        let mut c = Chain::new(1);
+        c.push(lists(&[1], &[]));
+        c.push(lists(&[1, 2], &[]));
+        let mut restored = Chain {
+            key: c.key.clone(),
+            id: c.id,
+            versions: c.versions[..1].to_vec(),
+        };
+        c.push(lists(&[2], &[1])); // version 3: card 1 revoked
+        let held = take(None, &c.full(), &c.vk()).unwrap();
+        // The backup (version 1) goes on: its version 2 and 3 differ.
+        restored.push(lists(&[1, 5], &[]));
+        let r3 = restored.push(lists(&[1, 5, 6], &[]));
+        let err = take(Some(&held), &restored.full(), &c.vk()).unwrap_err();
+        match &err {
+            BundleError::Fork {
+                version,
+                held_hash,
+                offered_hash,
+            } => {
+                assert_eq!(*version, 3);
+                assert_eq!(held_hash, &hex::encode(held.hash));
+                assert_eq!(offered_hash, &hex::encode(r3.hash()));
+            }
+            e => panic!("expected a fork, got {e:?}"),
+        }
+        assert!(err.to_string().contains("bundle reset"), "{err}");
+        restored.push(lists(&[1, 5, 6, 7], &[]));
+        assert!(matches!(
+            take(Some(&held), &restored.full(), &c.vk()),
+            Err(BundleError::Fork { version: 3, .. })
+        ));
+        assert!(matches!(
+            take(Some(&held), &restored.delta_from(3), &c.vk()),
+            Err(BundleError::Fork { version: 3, .. })
+        ));
+
+        // The administrator resets: a new chain, taken only when confirmed.
+        let mut reset = Chain {
+            key: c.key.clone(),
+            id: [9; 16],
+            versions: vec![],
+        };
+        reset.push(lists(&[1, 5, 6, 7], &[]));
+        let offered = open(&reset.full(), &c.vk()).unwrap();
+        let err = advance(Some(&held), Some(3), offered.clone(), None).unwrap_err();
+        assert!(matches!(err, BundleError::ResetOffered { .. }), "{err:?}");
+        assert!(advance(Some(&held), Some(3), offered.clone(), Some("0909")).is_err());
+        let ok = advance(Some(&held), Some(3), offered, Some("09090909")).unwrap();
+        assert!(matches!(
+            ok,
+            Advance::Advanced {
+                replaces_base: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn rollback_and_same_version_rules() {
+        let mut c = Chain::new(1);
+        c.push(lists(&[1], &[]));
+        let old = c.full();
+        c.push(lists(&[1, 2], &[]));
+        let held = take(None, &c.full(), &c.vk()).unwrap();
+        assert!(matches!(
+            take(Some(&held), &old, &c.vk()),
+            Err(BundleError::Rollback {
+                held: 2,
+                offered: 1
+            })
+        ));
+        assert!(matches!(
+            advance(None, Some(2), open(&old, &c.vk()).unwrap(), None),
+            Err(BundleError::Rollback { .. })
+        ));
+        assert!(matches!(
+            advance(Some(&held), None, open(&c.full(), &c.vk()).unwrap(), None),
+            Ok(Advance::Unchanged)
+        ));
+        assert!(matches!(
+            advance(
+                Some(&held),
+                None,
+                open(&c.delta_from(2), &c.vk()).unwrap(),
+                None
+            ),
+            Ok(Advance::Unchanged)
+        ));
+        assert!(peek(b"{\"payload\":1}").is_err());
     }
 }

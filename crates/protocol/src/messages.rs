@@ -108,40 +108,6 @@ pub const REVOCATION_REASONS: [&str; 6] = [
     RevocationReason::Unspecified.as_str(),
 ];
 
-/// `GET /v1/trust-bundle`: the signed envelope. The signature is ECDSA P-256 with
-/// SHA-256, DER-encoded, over exactly the bytes of `payload` after base64 decoding
-/// (standard alphabet, padded). Those bytes are the JSON of [`BundlePayload`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SignedBundle {
-    pub payload: String,
-    pub signature: String,
-    /// SHA-256 of the signing key's SubjectPublicKeyInfo (hex), to spot a key change.
-    pub key_id: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct BundlePayload {
-    /// Only ever increases.
-    pub version: u64,
-    pub issued_at: i64,
-    pub expires_at: i64,
-    /// SHA-256 fingerprints (lower-case hex) of active certificates.
-    pub allowed: Vec<String>,
-    pub revoked: Vec<RevokedEntry>,
-    /// SHA-256 (lower-case hex) of the SubjectPublicKeyInfo of every revoked key: a
-    /// revoked card's key stays refused even inside a new certificate. Absent in
-    /// bundles from consoles that predate it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub revoked_keys: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RevokedEntry {
-    pub sha256: String,
-    pub reason: String,
-    pub revoked_at: i64,
-}
-
 /// Every error answer: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {

@@ -16,7 +16,7 @@ use cardstation_piv::{Pin, PivError, PivSession, Slot};
 use cardstation_pki::certificate::{self, format_age, format_unix, CertificateInfo};
 use cardstation_pki::rules::{check_certificate, Rules, DEFAULT_MAX_LIFETIME_DAYS};
 use cardstation_protocol::bundle::TrustStatus;
-use cardstation_protocol::messages::BundlePayload;
+use cardstation_protocol::trust_lists::TrustLists;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -77,7 +77,7 @@ impl SpotCheck {
 /// What the check is judged against.
 pub struct Policy<'a> {
     /// The cached trust bundle (already verified with the pinned key), and its status.
-    pub bundle: Option<(&'a BundlePayload, &'a TrustStatus)>,
+    pub bundle: Option<(&'a TrustLists, &'a TrustStatus)>,
     /// The issuing CA for CA-issued certificates (DER); `None` accepts card-signed ones.
     pub issuing_ca: Option<&'a [u8]>,
     pub now: i64,
@@ -243,7 +243,7 @@ pub fn spot_check_remembering<T: Transport>(
         fingerprint: None,
         subject: None,
         findings: Vec::new(),
-        bundle_version: policy.bundle.map(|(p, _)| p.version),
+        bundle_version: policy.bundle.map(|(_, s)| s.version),
         apdus: 0,
         millis: 0,
     };
@@ -420,19 +420,19 @@ fn judge<T: Transport>(
             "no trust bundle is held here: the signature is valid but trust is unknown; fetch the console's trust bundle",
         )),
         Some((bundle, status)) => {
-            if let Some(r) = bundle.revoked.iter().find(|r| r.sha256 == info.sha256) {
+            if let Some(r) = bundle.revocation_hex(&info.sha256) {
                 f.push(Finding::fail(
                     "revoked",
-                    format!("revoked ({}) on {}", r.reason, format_unix(r.revoked_at)),
+                    format!("revoked ({}) on {}", r.reason, format_unix(r.at)),
                 ));
             } else if cardstation_pki::rules::public_key_sha256(&der)
-                .is_some_and(|key| bundle.revoked_keys.contains(&key))
+                .is_some_and(|key| bundle.is_key_revoked_hex(&key))
             {
                 f.push(Finding::fail(
                     "key-revoked",
                     "the card's key was revoked under another certificate: a revoked key is never trusted again, whatever certificate it comes in",
                 ));
-            } else if bundle.allowed.contains(&info.sha256) {
+            } else if bundle.is_allowed_hex(&info.sha256) {
                 f.push(Finding::ok("allowed", "on the console's allow-list"));
             } else {
                 f.push(Finding::fail(

@@ -89,6 +89,9 @@ impl StationApp {
                 reason,
             }),
             Command::SyncConsole => self.link_for(origin).submit(ConsoleJob::SyncNow),
+            Command::AcceptBundleReset(chain) => self
+                .link_for(origin)
+                .submit(ConsoleJob::AcceptBundleReset { chain }),
             Command::Export {
                 der,
                 name,
@@ -100,7 +103,18 @@ impl StationApp {
                 tasks::look_up(&self.outlet, paths, config, fingerprint)
             }
             Command::RunDiagnostics => {
-                tasks::diagnostics(&self.outlet, self.paths.clone(), self.config.clone())
+                // With the demo card shown, its station (records, demo console) is the one
+                // diagnosed, and the demo card is checked like a card in a reader.
+                let demo = self.readers.demo_reader();
+                let (paths, config) = match (&demo, self.readers.demo_station(&self.config)) {
+                    (Some(_), Some(demo_station)) => demo_station,
+                    _ => (self.paths.clone(), self.config.clone()),
+                };
+                let cards = demo
+                    .map(crate::app::card_source::CardSource::Virtual)
+                    .into_iter()
+                    .collect();
+                tasks::diagnostics(&self.outlet, paths, config, cards)
             }
             Command::SaveDiagnostics => {
                 if let Some(report) = self.diag.report.as_deref().cloned() {

@@ -212,7 +212,7 @@ impl StationApp {
     fn spawn_link(&mut self, link: Link, paths: Paths, config: Config) -> Option<ConsoleWorker> {
         let outlet = self.outlet.clone();
         match ConsoleWorker::spawn(paths, config, move |status| {
-            outlet.send(AppEvent::Console(link, status))
+            outlet.send(AppEvent::Console(link, Box::new(status)))
         }) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -241,7 +241,7 @@ impl StationApp {
                         Link::Configured => &mut self.console,
                         Link::Demo => &mut self.demo_console,
                     };
-                    l.status = status;
+                    l.status = *status;
                     l.received_at = now();
                 }
                 AppEvent::DemoConsole(result) => {

@@ -4,14 +4,18 @@
 //!
 //! Rules every implementation keeps:
 //! - every change to what the trust bundle says (a new certificate, a revocation)
-//!   raises the bundle version by one in the same transaction, and writers are
-//!   serialized by the database itself (SQLite's write lock, PostgreSQL's advisory
-//!   lock), so a version names exactly one content, whichever instance asks;
+//!   raises the change counter (`bundle_version`) by one in the same transaction,
+//!   and writers are serialized by the database itself (SQLite's write lock,
+//!   PostgreSQL's advisory lock), so a counter value names exactly one content,
+//!   whichever instance asks; the signed versions built from it are rows of
+//!   `bundle_versions`, added by one instance at a time (crates/console/src/bundle.rs);
 //! - the schema is versioned; a database newer than this build is refused.
 
 mod pg_tls;
 mod postgres;
+mod postgres_bundle;
 mod sqlite;
+mod sqlite_bundle;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use cardstation_protocol::messages::{
     AuditAnchor, AuditHead, CertificateRecord, Decision, EventsAccepted, GatewayEvent,
-    RecordedEvent, RevokedEntry,
+    RecordedEvent,
 };
 
 pub use postgres::PostgresStore;
@@ -247,6 +251,14 @@ pub struct RevokedKey {
     pub revoked_by: String,
 }
 
+/// One revoked certificate, as the bundle lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedEntry {
+    pub sha256: String,
+    pub reason: String,
+    pub revoked_at: i64,
+}
+
 /// What a trust bundle says at one version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleState {
@@ -255,6 +267,28 @@ pub struct BundleState {
     pub revoked: Vec<RevokedEntry>,
     /// SHA-256 of the SubjectPublicKeyInfo of every revoked key.
     pub revoked_keys: Vec<String>,
+}
+
+/// One version of the signed trust-bundle chain, as stored. Rows are never changed;
+/// a new version is a new row.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BundleVersionRow {
+    pub version: u64,
+    /// The version's header (CBOR, as signed) and its hash.
+    pub header: Vec<u8>,
+    pub hash: Vec<u8>,
+    /// The change from the previous version (CBOR); `None` for the first of a chain.
+    pub changes: Option<Vec<u8>>,
+    /// The certificate change counter this version was built at.
+    pub source_counter: u64,
+    pub created_at: i64,
+}
+
+/// The newest version and its signed full bundle (what is served until the next).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedBundle {
+    pub row: BundleVersionRow,
+    pub full: Vec<u8>,
 }
 
 /// One stored certificate, complete (what `migrate` moves).
@@ -274,6 +308,10 @@ pub struct Snapshot {
     pub stations: Vec<StationRow>,
     pub revoked_keys: Vec<RevokedKey>,
     pub audit: Vec<AuditRow>,
+    /// The trust-bundle chain, oldest first, and the bundle being served: moved
+    /// so that stations and gateways see the same chain after a migration.
+    pub bundle_chain: Vec<BundleVersionRow>,
+    pub bundle_published: Option<Vec<u8>>,
     /// Gateway credentials, by certificate fingerprint.
     pub gateways: Vec<GatewayRow>,
     /// Gateway events, by gateway and id.
@@ -305,6 +343,12 @@ impl Snapshot {
         }
         for r in &self.audit {
             line(serde_json::to_vec(r))?;
+        }
+        for r in &self.bundle_chain {
+            line(serde_json::to_vec(r))?;
+        }
+        if let Some(full) = &self.bundle_published {
+            line(Ok(full.clone()))?;
         }
         for r in &self.gateways {
             line(serde_json::to_vec(r))?;
@@ -367,6 +411,25 @@ pub trait Store: Send + Sync {
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
     /// Fill an empty database with `snapshot` (everything and the bundle version) in one transaction.
     async fn import(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+
+    // The trust-bundle chain (crates/console/src/bundle.rs builds and signs it).
+    /// The newest version and the full bundle signed for it.
+    async fn bundle_head(&self) -> Result<Option<PublishedBundle>, StoreError>;
+    /// The newest version's number alone (cheap: tells whether a cached one is current).
+    async fn bundle_latest_version(&self) -> Result<Option<u64>, StoreError>;
+    /// Versions `from_version` and later, oldest first, at most `limit`.
+    async fn bundle_history(
+        &self,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<BundleVersionRow>, StoreError>;
+    /// Add `row` as the newest version with `full` as the bundle served, unless a
+    /// version at or above it exists (another console instance cut it first): false.
+    async fn cut_bundle_version(
+        &self,
+        row: &BundleVersionRow,
+        full: &[u8],
+    ) -> Result<bool, StoreError>;
 
     // --- Gateways, their events and the stations' audit anchors ---
 

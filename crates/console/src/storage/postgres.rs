@@ -15,14 +15,15 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use cardstation_protocol::messages::{
     AuditAnchor, AuditHead, CertificateRecord, CertificateStatus, EventsAccepted, GatewayEvent,
-    RecordedEvent, RevokedEntry,
+    RecordedEvent,
 };
 
+use super::postgres_bundle;
 use super::sqlite::status_text;
 use super::{
-    audit_hash, AnchorSet, AuditRow, BundleState, EventQuery, FullRecord, GatewayRow,
-    NewCertificate, Revoked, RevokedKey, Snapshot, StationAnchor, StationRow, Store, StoreError,
-    Stored, ADMIN,
+    audit_hash, AnchorSet, AuditRow, BundleState, BundleVersionRow, EventQuery, FullRecord,
+    GatewayRow, NewCertificate, PublishedBundle, Revoked, RevokedEntry, RevokedKey, Snapshot,
+    StationAnchor, StationRow, Store, StoreError, Stored, ADMIN,
 };
 
 /// Schema migrations, in order; `schema_migrations` lists those applied.
@@ -74,7 +75,21 @@ const MIGRATIONS: &[&str] = &[
         hash    TEXT NOT NULL
      );
      CREATE INDEX audit_actor ON audit (actor, action, at);",
-    // 3: gateway identities, their events (each once per gateway and id), stations' audit anchors.
+    // The trust-bundle chain: one row per signed version, and the bundle served.
+    "CREATE TABLE bundle_versions (
+        version        BIGINT PRIMARY KEY,
+        header         BYTEA NOT NULL,
+        hash           BYTEA NOT NULL,
+        changes        BYTEA,
+        source_counter BIGINT NOT NULL,
+        created_at     BIGINT NOT NULL
+     );
+     CREATE TABLE bundle_published (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        version     BIGINT NOT NULL,
+        full_bundle BYTEA NOT NULL
+     );",
+    // Gateway identities, their events (each once per gateway and id), stations' audit anchors.
     "CREATE TABLE gateways (
         cert_sha256 TEXT PRIMARY KEY,
         name        TEXT NOT NULL,
@@ -123,7 +138,7 @@ pub struct PostgresStore {
 
 /// Connection trouble (server down or restarting, pool timeout) is `Unavailable`:
 /// the request can be repeated; anything else is a failure.
-fn pg(e: tokio_postgres::Error) -> StoreError {
+pub(super) fn pg(e: tokio_postgres::Error) -> StoreError {
     let transient = e.is_closed()
         || e.code().is_some_and(|c| {
             let c = c.code();
@@ -801,6 +816,7 @@ impl Store for PostgresStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let audit = audit_rows(&tx).await?;
+        let (bundle_chain, bundle_published) = postgres_bundle::all(&tx).await?;
         let (gateways, events, anchors) = gateway_snapshot(&tx).await?;
         tx.commit().await.map_err(pg)?;
         Ok(Snapshot {
@@ -809,6 +825,8 @@ impl Store for PostgresStore {
             stations,
             revoked_keys,
             audit,
+            bundle_chain,
+            bundle_published,
             gateways,
             events,
             anchors,
@@ -911,6 +929,12 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         }
+        postgres_bundle::import(
+            &tx,
+            &snapshot.bundle_chain,
+            snapshot.bundle_published.as_deref(),
+        )
+        .await?;
         gateway_import(&tx, snapshot).await?;
         let version = i64::try_from(snapshot.bundle_version).unwrap_or(i64::MAX);
         tx.execute(
@@ -920,6 +944,37 @@ impl Store for PostgresStore {
         .await
         .map_err(pg)?;
         tx.commit().await.map_err(pg)
+    }
+
+    async fn bundle_head(&self) -> Result<Option<PublishedBundle>, StoreError> {
+        let client = self.client().await?;
+        postgres_bundle::head(&client).await
+    }
+
+    async fn bundle_latest_version(&self) -> Result<Option<u64>, StoreError> {
+        let client = self.client().await?;
+        postgres_bundle::latest_version(&client).await
+    }
+
+    async fn bundle_history(
+        &self,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<BundleVersionRow>, StoreError> {
+        let client = self.client().await?;
+        postgres_bundle::history(&client, from_version, limit).await
+    }
+
+    async fn cut_bundle_version(
+        &self,
+        row: &BundleVersionRow,
+        full: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let cut = postgres_bundle::cut(&tx, row, full).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(cut)
     }
 
     // --- Gateways, their events and the stations' audit anchors ---

@@ -10,13 +10,14 @@ use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 
 use cardstation_protocol::messages::{
     AuditAnchor, AuditHead, CertificateRecord, CertificateStatus, EventsAccepted, GatewayEvent,
-    RecordedEvent, RevokedEntry,
+    RecordedEvent,
 };
 
+use super::sqlite_bundle;
 use super::{
-    audit_hash, AnchorSet, AuditRow, BundleState, EventQuery, FullRecord, GatewayRow,
-    NewCertificate, Revoked, RevokedKey, Snapshot, StationAnchor, StationRow, Store, StoreError,
-    Stored, ADMIN,
+    audit_hash, AnchorSet, AuditRow, BundleState, BundleVersionRow, EventQuery, FullRecord,
+    GatewayRow, NewCertificate, PublishedBundle, Revoked, RevokedEntry, RevokedKey, Snapshot,
+    StationAnchor, StationRow, Store, StoreError, Stored, ADMIN,
 };
 
 /// Schema migrations, in order; `PRAGMA user_version` is how many have run. The
@@ -69,7 +70,21 @@ const MIGRATIONS: &[&str] = &[
         hash    TEXT NOT NULL
      );
      CREATE INDEX audit_actor ON audit (actor, action, at);",
-    // 3: gateway identities, their events (each once per gateway and id), stations' audit anchors.
+    // The trust-bundle chain: one row per signed version, and the bundle served.
+    "CREATE TABLE bundle_versions (
+        version        INTEGER PRIMARY KEY,
+        header         BLOB NOT NULL,
+        hash           BLOB NOT NULL,
+        changes        BLOB,
+        source_counter INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL
+     );
+     CREATE TABLE bundle_published (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        full    BLOB NOT NULL
+     );",
+    // Gateway identities, their events (each once per gateway and id), stations' audit anchors.
     "CREATE TABLE gateways (
         cert_sha256 TEXT PRIMARY KEY,
         name        TEXT NOT NULL,
@@ -690,6 +705,7 @@ impl Store for SqliteStore {
                 rows.collect::<Result<Vec<_>, _>>().map_err(failed)?
             };
             let audit = audit_rows(&tx).map_err(failed)?;
+            let (bundle_chain, bundle_published) = sqlite_bundle::all(&tx).map_err(failed)?;
             let (gateways, events, anchors) = gateway_snapshot(&tx).map_err(failed)?;
             tx.commit().map_err(failed)?;
             Ok(Snapshot {
@@ -698,6 +714,8 @@ impl Store for SqliteStore {
                 stations,
                 revoked_keys,
                 audit,
+                bundle_chain,
+                bundle_published,
                 gateways,
                 events,
                 anchors,
@@ -783,6 +801,8 @@ impl Store for SqliteStore {
                 )
                 .map_err(failed)?;
             }
+            sqlite_bundle::import(&tx, &snapshot.bundle_chain, snapshot.bundle_published.as_deref())
+                .map_err(failed)?;
             gateway_import(&tx, &snapshot)?;
             tx.execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'bundle_version'",
@@ -790,6 +810,42 @@ impl Store for SqliteStore {
             )
             .map_err(failed)?;
             tx.commit().map_err(failed)
+        })
+        .await
+    }
+
+    async fn bundle_head(&self) -> Result<Option<PublishedBundle>, StoreError> {
+        self.with(|conn| sqlite_bundle::head(conn).map_err(failed))
+            .await
+    }
+
+    async fn bundle_latest_version(&self) -> Result<Option<u64>, StoreError> {
+        self.with(|conn| sqlite_bundle::latest_version(conn).map_err(failed))
+            .await
+    }
+
+    async fn bundle_history(
+        &self,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<BundleVersionRow>, StoreError> {
+        self.with(move |conn| sqlite_bundle::history(conn, from_version, limit).map_err(failed))
+            .await
+    }
+
+    async fn cut_bundle_version(
+        &self,
+        row: &BundleVersionRow,
+        full: &[u8],
+    ) -> Result<bool, StoreError> {
+        let (row, full) = (row.clone(), full.to_vec());
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let cut = sqlite_bundle::cut(&tx, &row, &full).map_err(failed)?;
+            tx.commit().map_err(failed)?;
+            Ok(cut)
         })
         .await
     }

@@ -1,0 +1,470 @@
+//! The trust bundle the fleet relies on: a chain of versions, each built and signed
+//! once (when the lists changed, or when the newest passed half its life), kept in
+//! the database, and served from memory; deltas between versions on request.
+//!
+//! Several console instances on one PostgreSQL database cut versions one at a time
+//! (`cut_bundle_version` refuses a version another instance added first), so every
+//! instance serves the same chain.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use p256::ecdsa::SigningKey;
+use rand::RngCore;
+use tokio::sync::Mutex;
+
+use cardstation_protocol::bundle::{self, Header, Link, Opened};
+use cardstation_protocol::trust_lists::{
+    compose, fingerprint_from_hex, Changes, Revocation, TrustLists,
+};
+
+use crate::storage::{BundleState, BundleVersionRow, PublishedBundle, Store, StoreError};
+
+/// How many versions back a delta can start, and how many the full bundle lists so
+/// a receiver behind can check its history. Older receivers take the full bundle.
+pub const HISTORY: u32 = 256;
+
+/// The newest version, ready to serve.
+pub struct Current {
+    pub header: Header,
+    pub hash: [u8; 32],
+    pub lists: TrustLists,
+    /// The signed full bundle, exactly as served.
+    pub full: Arc<Vec<u8>>,
+    source_counter: u64,
+}
+
+impl Current {
+    /// `"VERSION-HASHPREFIX"`: a restored console re-using a version number with
+    /// other lists never matches a tag a station holds.
+    pub fn etag(&self) -> String {
+        etag(self.header.version, &self.hash)
+    }
+}
+
+pub fn etag(version: u64, hash: &[u8; 32]) -> String {
+    format!("\"{version}-{}\"", &hex::encode(hash)[..16])
+}
+
+/// What `GET /v1/trust-bundle?since=V` answers.
+pub enum DeltaAnswer {
+    Delta(Arc<Vec<u8>>),
+    /// V is not a version of the current chain within [`HISTORY`]: take the full bundle.
+    Unavailable(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleBuildError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the trust bundle cannot be built: {0}")]
+    Build(String),
+}
+
+impl From<bundle::BundleError> for BundleBuildError {
+    fn from(e: bundle::BundleError) -> Self {
+        BundleBuildError::Build(e.to_string())
+    }
+}
+
+struct Cache {
+    current: Option<Arc<Current>>,
+    /// Deltas to the current version, by starting version.
+    deltas: HashMap<u64, Arc<Vec<u8>>>,
+}
+
+pub struct BundleBook {
+    store: Arc<dyn Store>,
+    key: Arc<SigningKey>,
+    validity_secs: i64,
+    cache: Mutex<Cache>,
+}
+
+fn lists_of(state: &BundleState) -> TrustLists {
+    let fps = |v: &[String]| v.iter().filter_map(|s| fingerprint_from_hex(s)).collect();
+    TrustLists::from_unsorted(
+        fps(&state.allowed),
+        state
+            .revoked
+            .iter()
+            .filter_map(|r| {
+                Some(Revocation {
+                    fp: fingerprint_from_hex(&r.sha256)?,
+                    reason: r.reason.clone(),
+                    at: r.revoked_at,
+                })
+            })
+            .collect(),
+        fps(&state.revoked_keys),
+    )
+}
+
+fn cbor<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, BundleBuildError> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).map_err(|e| BundleBuildError::Build(e.to_string()))?;
+    Ok(out)
+}
+
+/// Changes as stored in a version row.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredChanges {
+    #[serde(with = "serde_bytes")]
+    allowed_add: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    allowed_remove: Vec<u8>,
+    revoked_add: Vec<Revocation>,
+    #[serde(with = "serde_bytes")]
+    revoked_remove: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    keys_add: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    keys_remove: Vec<u8>,
+}
+
+fn encode_changes(c: &Changes) -> Result<Vec<u8>, BundleBuildError> {
+    use cardstation_protocol::trust_lists::pack;
+    cbor(&StoredChanges {
+        allowed_add: pack(&c.allowed_add),
+        allowed_remove: pack(&c.allowed_remove),
+        revoked_add: c.revoked_add.clone(),
+        revoked_remove: pack(&c.revoked_remove),
+        keys_add: pack(&c.keys_add),
+        keys_remove: pack(&c.keys_remove),
+    })
+}
+
+fn decode_changes(bytes: &[u8]) -> Result<Changes, BundleBuildError> {
+    use cardstation_protocol::trust_lists::unpack;
+    let bad = |e: String| BundleBuildError::Build(format!("a stored bundle version: {e}"));
+    let s: StoredChanges = ciborium::from_reader(bytes).map_err(|e| bad(e.to_string()))?;
+    let u = |b: &[u8], w| unpack(b, w).map_err(|e| bad(e.to_string()));
+    Ok(Changes {
+        allowed_add: u(&s.allowed_add, "allowed")?,
+        allowed_remove: u(&s.allowed_remove, "allowed")?,
+        revoked_add: s.revoked_add,
+        revoked_remove: u(&s.revoked_remove, "revoked")?,
+        keys_add: u(&s.keys_add, "revoked keys")?,
+        keys_remove: u(&s.keys_remove, "revoked keys")?,
+    })
+}
+
+fn decode_header(row: &BundleVersionRow) -> Result<Header, BundleBuildError> {
+    ciborium::from_reader(row.header.as_slice()).map_err(|e| {
+        BundleBuildError::Build(format!("stored header of version {}: {e}", row.version))
+    })
+}
+
+fn hash_of(row: &BundleVersionRow) -> Result<[u8; 32], BundleBuildError> {
+    row.hash.as_slice().try_into().map_err(|_| {
+        BundleBuildError::Build(format!(
+            "stored hash of version {} is not 32 bytes",
+            row.version
+        ))
+    })
+}
+
+impl BundleBook {
+    pub fn new(store: Arc<dyn Store>, key: Arc<SigningKey>, validity_secs: i64) -> BundleBook {
+        BundleBook {
+            store,
+            key,
+            validity_secs,
+            cache: Mutex::new(Cache {
+                current: None,
+                deltas: HashMap::new(),
+            }),
+        }
+    }
+
+    /// The newest version as of `now`, cutting a new one first when the lists changed
+    /// or the newest is past half its life. Warm: one cheap query.
+    pub async fn current(&self, now: i64) -> Result<Arc<Current>, BundleBuildError> {
+        let mut cache = self.cache.lock().await;
+        let counter = self.store.bundle_version().await?;
+        let latest = self.store.bundle_latest_version().await?;
+        if let Some(c) = &cache.current {
+            if c.source_counter == counter
+                && latest == Some(c.header.version)
+                && now < half_life(&c.header)
+            {
+                return Ok(c.clone());
+            }
+        }
+        // Another instance may have cut a version: start from the stored head.
+        let head = self.load_head().await?;
+        if let Some(h) = &head {
+            if h.source_counter == counter && now < half_life(&h.header) {
+                return Ok(self.install(&mut cache, h.clone()));
+            }
+        }
+        let state = self.store.bundle_state().await?;
+        let lists = lists_of(&state);
+        let next = self
+            .cut(head.as_deref(), lists, state.version, now, None)
+            .await?;
+        Ok(self.install(&mut cache, next))
+    }
+
+    fn install(&self, cache: &mut Cache, c: Arc<Current>) -> Arc<Current> {
+        let changed = cache
+            .current
+            .as_ref()
+            .is_none_or(|old| old.header.version != c.header.version);
+        if changed {
+            cache.deltas.clear();
+        }
+        cache.current = Some(c.clone());
+        c
+    }
+
+    async fn load_head(&self) -> Result<Option<Arc<Current>>, BundleBuildError> {
+        let Some(PublishedBundle { row, full }) = self.store.bundle_head().await? else {
+            return Ok(None);
+        };
+        let key = *self.key.verifying_key();
+        let Opened::Full(f) = bundle::open(&full, &key)? else {
+            return Err(BundleBuildError::Build(
+                "the stored published bundle is not a full bundle".into(),
+            ));
+        };
+        if f.header.hash().as_slice() != row.hash.as_slice() {
+            return Err(BundleBuildError::Build(format!(
+                "the stored published bundle does not match version {}",
+                row.version
+            )));
+        }
+        Ok(Some(Arc::new(Current {
+            hash: f.header.hash(),
+            header: f.header,
+            lists: f.lists,
+            full: Arc::new(full),
+            source_counter: row.source_counter,
+        })))
+    }
+
+    /// Sign and store the version after `prev` holding `lists`; a reset (`new_chain`)
+    /// starts a chain of its own. Returns what is then the newest version (another
+    /// instance's, if it cut one first).
+    async fn cut(
+        &self,
+        prev: Option<&Current>,
+        lists: TrustLists,
+        counter: u64,
+        now: i64,
+        new_chain: Option<u64>,
+    ) -> Result<Arc<Current>, BundleBuildError> {
+        let (chain, version, prev_hash, changes) = match (prev, new_chain) {
+            (Some(p), None) => (
+                p.header.chain,
+                (p.header.version + 1).max(counter),
+                p.hash,
+                Some(p.lists.diff(&lists)),
+            ),
+            (p, min_version) => {
+                let mut chain = [0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut chain);
+                let after = p.map_or(0, |p| p.header.version + 1);
+                (
+                    chain,
+                    after.max(counter).max(min_version.unwrap_or(0)).max(1),
+                    [0u8; 32],
+                    None,
+                )
+            }
+        };
+        let header = Header::for_lists(
+            chain,
+            version,
+            now,
+            now + self.validity_secs,
+            prev_hash,
+            &lists,
+        );
+        let hash = header.hash();
+        let mut ancestors = Vec::new();
+        if new_chain.is_none() {
+            let from = version.saturating_sub(u64::from(HISTORY));
+            for row in self.store.bundle_history(from, HISTORY).await? {
+                if decode_header(&row)?.chain == chain {
+                    ancestors.push(Link {
+                        version: row.version,
+                        hash: hash_of(&row)?,
+                    });
+                }
+            }
+        }
+        ancestors.push(Link { version, hash });
+        let full = bundle::sign_full(&header, &lists, &ancestors, &self.key)?;
+        let row = BundleVersionRow {
+            version,
+            header: cbor(&header)?,
+            hash: hash.to_vec(),
+            changes: changes.as_ref().map(encode_changes).transpose()?,
+            source_counter: counter,
+            created_at: now,
+        };
+        if self.store.cut_bundle_version(&row, &full).await? {
+            tracing::info!(
+                version,
+                allowed = header.allowed,
+                revoked = header.revoked,
+                "trust bundle version signed"
+            );
+            return Ok(Arc::new(Current {
+                header,
+                hash,
+                lists,
+                full: Arc::new(full),
+                source_counter: counter,
+            }));
+        }
+        // Another instance was first: serve its version.
+        self.load_head()
+            .await?
+            .ok_or_else(|| BundleBuildError::Build("the newest bundle version vanished".into()))
+    }
+
+    /// The delta from version `since` to the current one (signed once per pair).
+    pub async fn delta(&self, since: u64, now: i64) -> Result<DeltaAnswer, BundleBuildError> {
+        let current = self.current(now).await?;
+        if let Some(d) = self.cache.lock().await.deltas.get(&since) {
+            return Ok(DeltaAnswer::Delta(d.clone()));
+        }
+        let unavailable = |why: String| Ok(DeltaAnswer::Unavailable(why));
+        if since > current.header.version {
+            return unavailable(format!(
+                "version {since} is newer than this console's newest ({}); fetch the full bundle",
+                current.header.version
+            ));
+        }
+        if current.header.version - since > u64::from(HISTORY) {
+            return unavailable(format!(
+                "version {since} is more than {HISTORY} versions old; fetch the full bundle"
+            ));
+        }
+        let rows = self.store.bundle_history(since, HISTORY + 1).await?;
+        let Some(first) = rows.first().filter(|r| r.version == since) else {
+            return unavailable(format!("no version {since} on this console"));
+        };
+        if decode_header(first)?.chain != current.header.chain {
+            return unavailable(format!(
+                "version {since} belongs to an earlier chain (the console was reset)"
+            ));
+        }
+        let mut changes = Changes::default();
+        for row in rows
+            .iter()
+            .skip(1)
+            .take_while(|r| r.version <= current.header.version)
+        {
+            let Some(c) = &row.changes else {
+                return unavailable(format!("version {} starts a new chain", row.version));
+            };
+            changes = compose(&changes, &decode_changes(c)?);
+        }
+        let from = Link {
+            version: since,
+            hash: hash_of(first)?,
+        };
+        let signed = Arc::new(bundle::sign_delta(
+            &current.header,
+            from,
+            &changes,
+            &self.key,
+        )?);
+        let mut cache = self.cache.lock().await;
+        if cache
+            .current
+            .as_ref()
+            .is_some_and(|c| c.header.version == current.header.version)
+        {
+            cache.deltas.insert(since, signed.clone());
+        }
+        Ok(DeltaAnswer::Delta(signed))
+    }
+
+    /// Start a new chain (the administrator's explicit reset after a restore): the
+    /// next version is at least `min_version`. Stations and gateways take it only
+    /// with an operator's confirmation.
+    pub async fn reset(
+        &self,
+        now: i64,
+        min_version: Option<u64>,
+    ) -> Result<Arc<Current>, BundleBuildError> {
+        let mut cache = self.cache.lock().await;
+        let head = self.load_head().await?;
+        let state = self.store.bundle_state().await?;
+        let next = self
+            .cut(
+                head.as_deref(),
+                lists_of(&state),
+                state.version,
+                now,
+                Some(min_version.unwrap_or(0)),
+            )
+            .await?;
+        Ok(self.install(&mut cache, next))
+    }
+
+    /// Write the current bundle and the deltas to it from the last [`HISTORY`]
+    /// versions as files any web server can serve (see docs/BUNDLE-FORMAT.md):
+    /// `DIR/trust-bundle.cstb`, `DIR/deltas/V.cstb`.
+    pub async fn publish(&self, dir: &Path, now: i64) -> Result<PublishReport, BundleBuildError> {
+        let current = self.current(now).await?;
+        let deltas_dir = dir.join("deltas");
+        let io = |e: std::io::Error, p: &Path| {
+            BundleBuildError::Build(format!("cannot write {}: {e}", p.display()))
+        };
+        std::fs::create_dir_all(&deltas_dir).map_err(|e| io(e, &deltas_dir))?;
+        let from = current.header.version.saturating_sub(u64::from(HISTORY));
+        let mut written = Vec::new();
+        for row in self.store.bundle_history(from, HISTORY + 1).await? {
+            if let DeltaAnswer::Delta(d) = self.delta(row.version, now).await? {
+                let path = deltas_dir.join(format!("{}.cstb", row.version));
+                write_atomically(&path, &d).map_err(|e| io(e, &path))?;
+                written.push(row.version);
+            }
+        }
+        // Deltas to an older current version would mislead: remove them.
+        if let Ok(entries) = std::fs::read_dir(&deltas_dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let v = name
+                    .strip_suffix(".cstb")
+                    .and_then(|v| v.parse::<u64>().ok());
+                if v.is_some_and(|v| !written.contains(&v)) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        // The full bundle last: a reader sees deltas to it as soon as it exists.
+        let full_path = dir.join("trust-bundle.cstb");
+        write_atomically(&full_path, &current.full).map_err(|e| io(e, &full_path))?;
+        Ok(PublishReport {
+            version: current.header.version,
+            full_bytes: current.full.len(),
+            deltas: written.len(),
+        })
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PublishReport {
+    pub version: u64,
+    pub full_bytes: usize,
+    pub deltas: usize,
+}
+
+fn half_life(h: &Header) -> i64 {
+    h.issued_at + (h.expires_at - h.issued_at) / 2
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("cstb.new");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,586 @@
+//! The lists a trust bundle carries, held in the form checks need: sorted binary
+//! fingerprints answered by binary search (O(log n), no parsing per check), the
+//! difference between two versions, and the digest that ties the lists to a signed
+//! version header.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 fingerprint (of a certificate's DER, or of a key's SubjectPublicKeyInfo).
+pub type Fingerprint = [u8; 32];
+
+/// Read 64 hex digits (either case) as a fingerprint.
+pub fn fingerprint_from_hex(s: &str) -> Option<Fingerprint> {
+    let mut fp = [0u8; 32];
+    hex::decode_to_slice(s, &mut fp).ok()?;
+    Some(fp)
+}
+
+/// One revoked certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    #[serde(with = "serde_bytes")]
+    pub fp: Fingerprint,
+    pub reason: String,
+    pub at: i64,
+}
+
+/// The allow-list, the revocation list and the revoked keys of one version.
+/// Each list is sorted by fingerprint without duplicates (checked on every way in).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustLists {
+    allowed: Vec<Fingerprint>,
+    revoked: Vec<Revocation>,
+    revoked_keys: Vec<Fingerprint>,
+}
+
+/// What changed between two versions. Removals apply before additions, so a
+/// revocation whose reason or time changed is one removal and one addition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub allowed_add: Vec<Fingerprint>,
+    pub allowed_remove: Vec<Fingerprint>,
+    pub revoked_add: Vec<Revocation>,
+    pub revoked_remove: Vec<Fingerprint>,
+    pub keys_add: Vec<Fingerprint>,
+    pub keys_remove: Vec<Fingerprint>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many entries change.
+    pub fn len(&self) -> usize {
+        self.allowed_add.len()
+            + self.allowed_remove.len()
+            + self.revoked_add.len()
+            + self.revoked_remove.len()
+            + self.keys_add.len()
+            + self.keys_remove.len()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    #[error("the {0} list is not in fingerprint order or repeats an entry")]
+    Unsorted(&'static str),
+    #[error("the {0} list is not a whole number of 32-byte fingerprints")]
+    Ragged(&'static str),
+    #[error("the change does not apply to the held lists: {0}")]
+    DoesNotApply(String),
+}
+
+fn strictly_sorted<T, K: Ord>(items: &[T], key: impl Fn(&T) -> &K) -> bool {
+    items.windows(2).all(|w| key(&w[0]) < key(&w[1]))
+}
+
+/// 32-byte fingerprints packed back to back (the wire form of a list).
+pub fn pack(fps: &[Fingerprint]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fps.len() * 32);
+    for fp in fps {
+        out.extend_from_slice(fp);
+    }
+    out
+}
+
+/// The inverse of [`pack`]; `what` names the list in errors.
+pub fn unpack(bytes: &[u8], what: &'static str) -> Result<Vec<Fingerprint>, ListError> {
+    if !bytes.len().is_multiple_of(32) {
+        return Err(ListError::Ragged(what));
+    }
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut fp = [0u8; 32];
+            fp.copy_from_slice(c);
+            fp
+        })
+        .collect())
+}
+
+impl TrustLists {
+    /// Lists from parts that must already be sorted without duplicates.
+    pub fn new(
+        allowed: Vec<Fingerprint>,
+        revoked: Vec<Revocation>,
+        revoked_keys: Vec<Fingerprint>,
+    ) -> Result<Self, ListError> {
+        if !strictly_sorted(&allowed, |f| f) {
+            return Err(ListError::Unsorted("allowed"));
+        }
+        if !strictly_sorted(&revoked, |r| &r.fp) {
+            return Err(ListError::Unsorted("revoked"));
+        }
+        if !strictly_sorted(&revoked_keys, |f| f) {
+            return Err(ListError::Unsorted("revoked keys"));
+        }
+        Ok(TrustLists {
+            allowed,
+            revoked,
+            revoked_keys,
+        })
+    }
+
+    /// Lists from parts in any order (the console's side): sorted, duplicates dropped.
+    pub fn from_unsorted(
+        mut allowed: Vec<Fingerprint>,
+        mut revoked: Vec<Revocation>,
+        mut revoked_keys: Vec<Fingerprint>,
+    ) -> Self {
+        allowed.sort_unstable();
+        allowed.dedup();
+        revoked.sort_by_key(|r| r.fp);
+        revoked.dedup_by(|a, b| a.fp == b.fp);
+        revoked_keys.sort_unstable();
+        revoked_keys.dedup();
+        TrustLists {
+            allowed,
+            revoked,
+            revoked_keys,
+        }
+    }
+
+    pub fn allowed(&self) -> &[Fingerprint] {
+        &self.allowed
+    }
+    pub fn revoked(&self) -> &[Revocation] {
+        &self.revoked
+    }
+    pub fn revoked_keys(&self) -> &[Fingerprint] {
+        &self.revoked_keys
+    }
+
+    pub fn is_allowed(&self, fp: &Fingerprint) -> bool {
+        self.allowed.binary_search(fp).is_ok()
+    }
+    pub fn revocation(&self, fp: &Fingerprint) -> Option<&Revocation> {
+        self.revoked
+            .binary_search_by(|r| r.fp.cmp(fp))
+            .ok()
+            .map(|i| &self.revoked[i])
+    }
+    pub fn is_key_revoked(&self, key: &Fingerprint) -> bool {
+        self.revoked_keys.binary_search(key).is_ok()
+    }
+
+    /// The same questions with the hex fingerprints certificates are shown with.
+    pub fn is_allowed_hex(&self, fp: &str) -> bool {
+        fingerprint_from_hex(fp).is_some_and(|f| self.is_allowed(&f))
+    }
+    pub fn revocation_hex(&self, fp: &str) -> Option<&Revocation> {
+        fingerprint_from_hex(fp).and_then(|f| self.revocation(&f))
+    }
+    pub fn is_key_revoked_hex(&self, key: &str) -> bool {
+        fingerprint_from_hex(key).is_some_and(|k| self.is_key_revoked(&k))
+    }
+
+    /// SHA-256 over the lists in a fixed layout: what a version header commits to.
+    /// Equal digests mean equal lists, however they were arrived at (full or deltas).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"cardstation-trust-lists-2");
+        h.update((self.allowed.len() as u64).to_be_bytes());
+        for fp in &self.allowed {
+            h.update(fp);
+        }
+        h.update((self.revoked.len() as u64).to_be_bytes());
+        for r in &self.revoked {
+            h.update(r.fp);
+            h.update((r.reason.len() as u64).to_be_bytes());
+            h.update(r.reason.as_bytes());
+            h.update(r.at.to_be_bytes());
+        }
+        h.update((self.revoked_keys.len() as u64).to_be_bytes());
+        for k in &self.revoked_keys {
+            h.update(k);
+        }
+        h.finalize().into()
+    }
+
+    /// What turns `self` into `next`.
+    pub fn diff(&self, next: &TrustLists) -> Changes {
+        let (allowed_add, allowed_remove) = set_diff(&self.allowed, &next.allowed);
+        let (keys_add, keys_remove) = set_diff(&self.revoked_keys, &next.revoked_keys);
+        let mut revoked_add = Vec::new();
+        let mut revoked_remove = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        let (a, b) = (&self.revoked, &next.revoked);
+        while i < a.len() || j < b.len() {
+            match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.fp == y.fp => {
+                    if x != y {
+                        revoked_remove.push(x.fp);
+                        revoked_add.push(y.clone());
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), Some(y)) if x.fp < y.fp => {
+                    revoked_remove.push(x.fp);
+                    i += 1;
+                }
+                (Some(x), None) => {
+                    revoked_remove.push(x.fp);
+                    i += 1;
+                }
+                (_, Some(y)) => {
+                    revoked_add.push(y.clone());
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        Changes {
+            allowed_add,
+            allowed_remove,
+            revoked_add,
+            revoked_remove,
+            keys_add,
+            keys_remove,
+        }
+    }
+
+    /// The lists after `changes`, strictly: removing what is absent or adding what is
+    /// present means the change was made for other lists, and is refused.
+    pub fn apply(&self, changes: &Changes) -> Result<TrustLists, ListError> {
+        Ok(TrustLists {
+            allowed: apply_set(
+                &self.allowed,
+                &changes.allowed_add,
+                &changes.allowed_remove,
+                "allowed",
+            )?,
+            revoked: apply_revoked(&self.revoked, &changes.revoked_add, &changes.revoked_remove)?,
+            revoked_keys: apply_set(
+                &self.revoked_keys,
+                &changes.keys_add,
+                &changes.keys_remove,
+                "revoked keys",
+            )?,
+        })
+    }
+}
+
+/// (in `b` only, in `a` only), both sorted.
+fn set_diff(a: &[Fingerprint], b: &[Fingerprint]) -> (Vec<Fingerprint>, Vec<Fingerprint>) {
+    let (mut add, mut remove) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x == y => {
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x < y => {
+                remove.push(*x);
+                i += 1;
+            }
+            (Some(x), None) => {
+                remove.push(*x);
+                i += 1;
+            }
+            (_, Some(y)) => {
+                add.push(*y);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (add, remove)
+}
+
+/// One merge pass: O(n + changes), never an insertion per entry.
+fn apply_set(
+    held: &[Fingerprint],
+    add: &[Fingerprint],
+    remove: &[Fingerprint],
+    what: &'static str,
+) -> Result<Vec<Fingerprint>, ListError> {
+    if !strictly_sorted(add, |f| f) || !strictly_sorted(remove, |f| f) {
+        return Err(ListError::Unsorted(what));
+    }
+    let mut out = Vec::with_capacity((held.len() + add.len()).saturating_sub(remove.len()));
+    let mut rm = remove.iter().peekable();
+    let mut ad = add.iter().peekable();
+    for fp in held {
+        if rm.peek() == Some(&fp) {
+            rm.next();
+            continue;
+        }
+        if let Some(r) = rm.peek() {
+            if *r < fp {
+                return Err(ListError::DoesNotApply(format!(
+                    "{what}: removes {} which is not held",
+                    hex::encode(r)
+                )));
+            }
+        }
+        while let Some(a) = ad.peek() {
+            if *a < fp {
+                out.push(**a);
+                ad.next();
+            } else {
+                break;
+            }
+        }
+        if ad.peek() == Some(&fp) {
+            return Err(ListError::DoesNotApply(format!(
+                "{what}: adds {} which is already held",
+                hex::encode(fp)
+            )));
+        }
+        out.push(*fp);
+    }
+    if let Some(r) = rm.next() {
+        return Err(ListError::DoesNotApply(format!(
+            "{what}: removes {} which is not held",
+            hex::encode(r)
+        )));
+    }
+    out.extend(ad.copied());
+    Ok(out)
+}
+
+fn apply_revoked(
+    held: &[Revocation],
+    add: &[Revocation],
+    remove: &[Fingerprint],
+) -> Result<Vec<Revocation>, ListError> {
+    if !strictly_sorted(add, |r| &r.fp) || !strictly_sorted(remove, |f| f) {
+        return Err(ListError::Unsorted("revoked"));
+    }
+    let kept: Vec<&Revocation> = {
+        let mut out = Vec::with_capacity(held.len());
+        let mut rm = remove.iter().peekable();
+        for r in held {
+            if rm.peek() == Some(&&r.fp) {
+                rm.next();
+                continue;
+            }
+            if let Some(x) = rm.peek() {
+                if **x < r.fp {
+                    return Err(ListError::DoesNotApply(format!(
+                        "revoked: removes {} which is not held",
+                        hex::encode(x)
+                    )));
+                }
+            }
+            out.push(r);
+        }
+        if let Some(x) = rm.next() {
+            return Err(ListError::DoesNotApply(format!(
+                "revoked: removes {} which is not held",
+                hex::encode(x)
+            )));
+        }
+        out
+    };
+    let mut out = Vec::with_capacity(kept.len() + add.len());
+    let mut ad = add.iter().peekable();
+    for r in kept {
+        while let Some(a) = ad.peek() {
+            if a.fp < r.fp {
+                out.push((*a).clone());
+                ad.next();
+            } else {
+                break;
+            }
+        }
+        if ad.peek().is_some_and(|a| a.fp == r.fp) {
+            return Err(ListError::DoesNotApply(format!(
+                "revoked: adds {} which is already held",
+                hex::encode(r.fp)
+            )));
+        }
+        out.push(r.clone());
+    }
+    out.extend(ad.cloned());
+    Ok(out)
+}
+
+/// Changes `first` then `second` as one change from the lists `first` started from.
+/// Composing the console's per-version changes is how a delta over many versions is
+/// made without keeping every version's lists.
+pub fn compose(first: &Changes, second: &Changes) -> Changes {
+    use std::collections::BTreeMap;
+    // Per fingerprint: was it present before `first` (None = unknown, i.e. untouched),
+    // and is it present after. Sets: presence only.
+    fn sets(
+        a_add: &[Fingerprint],
+        a_rm: &[Fingerprint],
+        b_add: &[Fingerprint],
+        b_rm: &[Fingerprint],
+    ) -> (Vec<Fingerprint>, Vec<Fingerprint>) {
+        // fp -> (present at start, present at end)
+        let mut m: BTreeMap<Fingerprint, (bool, bool)> = BTreeMap::new();
+        for fp in a_add {
+            m.insert(*fp, (false, true));
+        }
+        for fp in a_rm {
+            m.insert(*fp, (true, false));
+        }
+        for fp in b_rm {
+            m.entry(*fp)
+                .and_modify(|e| e.1 = false)
+                .or_insert((true, false));
+        }
+        for fp in b_add {
+            m.entry(*fp)
+                .and_modify(|e| e.1 = true)
+                .or_insert((false, true));
+        }
+        let (mut add, mut rm) = (Vec::new(), Vec::new());
+        for (fp, (start, end)) in m {
+            match (start, end) {
+                (false, true) => add.push(fp),
+                (true, false) => rm.push(fp),
+                _ => {}
+            }
+        }
+        (add, rm)
+    }
+    let (allowed_add, allowed_remove) = sets(
+        &first.allowed_add,
+        &first.allowed_remove,
+        &second.allowed_add,
+        &second.allowed_remove,
+    );
+    let (keys_add, keys_remove) = sets(
+        &first.keys_add,
+        &first.keys_remove,
+        &second.keys_add,
+        &second.keys_remove,
+    );
+    // Revocations carry a value: fp -> (present at start, value at end).
+    let mut m: BTreeMap<Fingerprint, (bool, Option<Revocation>)> = BTreeMap::new();
+    for fp in &first.revoked_remove {
+        m.insert(*fp, (true, None));
+    }
+    for r in &first.revoked_add {
+        m.entry(r.fp)
+            .and_modify(|e| e.1 = Some(r.clone()))
+            .or_insert((false, Some(r.clone())));
+    }
+    for fp in &second.revoked_remove {
+        m.entry(*fp)
+            .and_modify(|e| e.1 = None)
+            .or_insert((true, None));
+    }
+    for r in &second.revoked_add {
+        m.entry(r.fp)
+            .and_modify(|e| e.1 = Some(r.clone()))
+            .or_insert((false, Some(r.clone())));
+    }
+    let (mut revoked_add, mut revoked_remove) = (Vec::new(), Vec::new());
+    for (fp, (start, end)) in m {
+        if start {
+            revoked_remove.push(fp);
+        }
+        if let Some(r) = end {
+            revoked_add.push(r);
+        }
+    }
+    Changes {
+        allowed_add,
+        allowed_remove,
+        revoked_add,
+        revoked_remove,
+        keys_add,
+        keys_remove,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fp(n: u8) -> Fingerprint {
+        [n; 32]
+    }
+
+    fn lists(allowed: &[u8], revoked: &[(u8, u8)], keys: &[u8]) -> TrustLists {
+        TrustLists::from_unsorted(
+            allowed.iter().map(|&n| fp(n)).collect(),
+            revoked
+                .iter()
+                .map(|&(n, t)| Revocation {
+                    fp: fp(n),
+                    reason: if t % 2 == 0 { "lost" } else { "stolen" }.into(),
+                    at: i64::from(t),
+                })
+                .collect(),
+            keys.iter().map(|&n| fp(n)).collect(),
+        )
+    }
+
+    #[test]
+    fn lookups_answer_by_binary_search() {
+        let l = lists(&[3, 1, 2, 2], &[(9, 1)], &[7]);
+        assert_eq!(l.allowed().len(), 3);
+        assert!(l.is_allowed(&fp(2)) && !l.is_allowed(&fp(4)));
+        assert_eq!(l.revocation(&fp(9)).unwrap().reason, "stolen");
+        assert!(l.is_key_revoked_hex(&hex::encode(fp(7))));
+        assert!(!l.is_allowed_hex("not hex"));
+        assert!(TrustLists::new(vec![fp(2), fp(1)], vec![], vec![]).is_err());
+    }
+
+    #[test]
+    fn a_change_made_for_other_lists_is_refused() {
+        let l = lists(&[1, 2], &[], &[]);
+        let add_held = Changes {
+            allowed_add: vec![fp(2)],
+            ..Changes::default()
+        };
+        assert!(matches!(
+            l.apply(&add_held),
+            Err(ListError::DoesNotApply(_))
+        ));
+        let remove_absent = Changes {
+            allowed_remove: vec![fp(5)],
+            ..Changes::default()
+        };
+        assert!(matches!(
+            l.apply(&remove_absent),
+            Err(ListError::DoesNotApply(_))
+        ));
+    }
+
+    type Raw = (Vec<u8>, Vec<(u8, u8)>, Vec<u8>);
+
+    fn raw() -> impl Strategy<Value = Raw> {
+        (
+            proptest::collection::vec(0u8..40, 0..30),
+            proptest::collection::vec((0u8..40, 0u8..4), 0..15),
+            proptest::collection::vec(0u8..40, 0..10),
+        )
+    }
+
+    proptest! {
+        /// Deltas over any history give exactly the lists (and digest) of the last version.
+        #[test]
+        fn deltas_over_random_histories_equal_the_full_lists(history in proptest::collection::vec(raw(), 2..8)) {
+            let versions: Vec<TrustLists> = history.iter().map(|(a, r, k)| lists(a, r, k)).collect();
+            let steps: Vec<Changes> = versions.windows(2).map(|w| w[0].diff(&w[1])).collect();
+            // Version by version.
+            let mut held = versions[0].clone();
+            for (step, want) in steps.iter().zip(&versions[1..]) {
+                held = held.apply(step).unwrap();
+                prop_assert_eq!(&held, want);
+            }
+            // From every version, one composed delta to the last.
+            let last = versions.last().unwrap();
+            for start in 0..versions.len() - 1 {
+                let composed = steps[start + 1..]
+                    .iter()
+                    .fold(steps[start].clone(), |acc, s| compose(&acc, s));
+                let got = versions[start].apply(&composed).unwrap();
+                prop_assert_eq!(got.digest(), last.digest());
+                prop_assert_eq!(&got, last);
+            }
+        }
+    }
+}
