@@ -16,8 +16,9 @@ use crate::console::ConsoleClient;
 use crate::store::OutboxItem;
 use cardstation_protocol::bundle::BundleError;
 use cardstation_protocol::messages::{
-    CertificateRecord, RevocationReason, SearchQuery, UploadRequest,
+    CertificateRecord, RecordedEvent, RevocationReason, SearchQuery, UploadRequest,
 };
+use std::collections::BTreeMap;
 
 use super::station::Station;
 
@@ -51,6 +52,8 @@ pub enum ConsoleJob {
         query: SearchQuery,
         more: bool,
     },
+    /// Fetch what gateways reported about this certificate (the card details show it).
+    CardEvents { fingerprint: String },
 }
 
 /// Which screen a search is for (each keeps its own results).
@@ -78,6 +81,20 @@ pub struct CardSearch {
     pub seq: u64,
 }
 
+/// The most recent gateway events the card details show for one certificate.
+pub const CARD_EVENTS_SHOWN: u32 = 20;
+
+/// What the console last said about one certificate's gateway events.
+#[derive(Debug, Clone, Default)]
+pub struct CardEvents {
+    /// Newest first, as the console sent them.
+    pub events: Vec<RecordedEvent>,
+    /// When they were fetched (unix seconds); `None` if never.
+    pub fetched_at: Option<i64>,
+    /// Why the latest fetch failed: `events` are then the last known ones.
+    pub stale: Option<String>,
+}
+
 /// Where the console link stands, as the window shows it.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleStatus {
@@ -94,6 +111,8 @@ pub struct ConsoleStatus {
     pub delivered: Vec<String>,
     /// Each screen's last card search.
     pub searches: Vec<CardSearch>,
+    /// Gateway events by certificate fingerprint, as last fetched in this session.
+    pub card_events: BTreeMap<String, CardEvents>,
 }
 
 impl ConsoleStatus {
@@ -267,7 +286,17 @@ fn run_job(
             return;
         }
     }
-    let Some(client) = client else { return };
+    let Some(client) = client else {
+        if let ConsoleJob::CardEvents { fingerprint } = &job {
+            let entry = status.card_events.entry(fingerprint.clone()).or_default();
+            entry.stale = Some("no console is configured".into());
+        }
+        return;
+    };
+    if let ConsoleJob::CardEvents { fingerprint } = &job {
+        fetch_card_events(client, fingerprint, status);
+        return;
+    }
     if matches!(job, ConsoleJob::SyncNow) {
         if let Err(e) = station.store.outbox_due_now(now()) {
             status.last_error = Some(e.to_string());
@@ -392,6 +421,35 @@ fn search(
                 s.query = query;
             }
             s.error = Some(e);
+        }
+    }
+}
+
+/// Fetch a certificate's recent gateway events; when the console cannot be asked,
+/// keep the last known ones and say why they may be out of date.
+fn fetch_card_events(client: &ConsoleClient, fingerprint: &str, status: &mut ConsoleStatus) {
+    let entry = status
+        .card_events
+        .entry(fingerprint.to_string())
+        .or_default();
+    match client.events(Some(fingerprint), CARD_EVENTS_SHOWN) {
+        Ok(list) => {
+            // Only what was asked for, however many the console sent.
+            entry.events = list
+                .events
+                .into_iter()
+                .filter(|e| e.event.fingerprint.as_deref() == Some(fingerprint))
+                .take(CARD_EVENTS_SHOWN as usize)
+                .collect();
+            entry.fetched_at = Some(now());
+            entry.stale = None;
+            status.reachable = Some(true);
+        }
+        Err(e) => {
+            if e.is_transient() || matches!(e, crate::console::ConsoleError::Tls { .. }) {
+                status.reachable = Some(false);
+            }
+            entry.stale = Some(e.to_string());
         }
     }
 }

@@ -124,6 +124,8 @@ error_codes! {
     VirtualCard = "virtual-card",
     Window = "window",
     AuditBroken = "audit-broken",
+    /// The local audit trail no longer holds the head the console anchored.
+    AuditAnchorMismatch = "audit-anchor-mismatch",
 }
 
 impl fmt::Display for ErrorCode {

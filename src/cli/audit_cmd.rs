@@ -6,7 +6,8 @@ use clap::Subcommand;
 
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
-use cardstation::store::AuditVerdict;
+use cardstation::console::ConsoleClient;
+use cardstation::store::{AnchorCheck, AuditVerdict};
 use cardstation_pki::certificate::format_unix;
 
 use super::output::{print_json, say, ErrorCode, Failure};
@@ -45,15 +46,28 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
     match cmd {
         AuditCommand::Verify { json } => {
             let verdict = station.store.verify_audit()?;
-            if *json {
-                print_json(&verdict);
+            let anchor = match verdict {
+                AuditVerdict::Intact { .. } => compare_with_console(&station),
+                AuditVerdict::Broken { .. } => None,
+            };
+            // A trail that lost anchored rows is a failure: its JSON is the error alone.
+            let anchor_lost = matches!(
+                &anchor,
+                Some(ConsoleAnchor::Compared { check, .. }) if !matches!(check, AnchorCheck::Holds { .. })
+            );
+            if *json && !anchor_lost {
+                let mut v = serde_json::to_value(&verdict).unwrap_or_default();
+                if let (Some(obj), Some(a)) = (v.as_object_mut(), &anchor) {
+                    obj.insert("anchor".into(), serde_json::to_value(a).unwrap_or_default());
+                }
+                print_json(&v);
             }
             match verdict {
                 AuditVerdict::Intact { rows } => {
                     if !json {
                         say!("Audit trail intact: {rows} rows, every row follows the one before.");
                     }
-                    Ok(())
+                    anchor_outcome(anchor, *json)
                 }
                 AuditVerdict::Broken { row_id, reason } => Err(Failure::new(
                     ErrorCode::AuditBroken,
@@ -152,5 +166,101 @@ pub fn run(cmd: &AuditCommand, paths: Paths) -> Result<(), Failure> {
             }
             Ok(())
         }
+    }
+}
+
+/// What the console's anchor says about the local trail.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "console")]
+enum ConsoleAnchor {
+    /// Compared with the head the console holds (received at `received_at`).
+    Compared {
+        received_at: i64,
+        hash: String,
+        #[serde(flatten)]
+        check: AnchorCheck,
+    },
+    /// The console holds no anchor for this station yet.
+    None,
+    /// The console could not be asked (the local check stands alone).
+    Unreachable { error: String },
+}
+
+/// Ask the configured console for this station's anchor; `None` without a console.
+fn compare_with_console(station: &Station) -> Option<ConsoleAnchor> {
+    station.config.console.url.as_ref()?;
+    let client = match ConsoleClient::new(&station.config.console) {
+        Ok(c) => c,
+        Err(e) => {
+            return Some(ConsoleAnchor::Unreachable {
+                error: e.to_string(),
+            })
+        }
+    };
+    Some(match client.audit_anchor() {
+        Ok(None) => ConsoleAnchor::None,
+        Ok(Some(a)) => match station.store.audit_holds(a.rows, &a.hash) {
+            Ok(check) => ConsoleAnchor::Compared {
+                received_at: a.received_at,
+                hash: a.hash,
+                check,
+            },
+            Err(e) => ConsoleAnchor::Unreachable {
+                error: e.to_string(),
+            },
+        },
+        Err(e) => ConsoleAnchor::Unreachable {
+            error: e.to_string(),
+        },
+    })
+}
+
+/// Say what the anchor showed; a trail that lost or changed anchored rows fails.
+fn anchor_outcome(anchor: Option<ConsoleAnchor>, json: bool) -> Result<(), Failure> {
+    let lost = |what: String| {
+        Failure::new(
+            ErrorCode::AuditAnchorMismatch,
+            format!(
+                "{what}: rows were removed or rewritten after the console anchored them. Keep this copy for investigation and restore the station database from its backup (README: Station records); then the console administrator re-anchors it (cardstation-console station reset-anchor <station>)"
+            ),
+        )
+    };
+    match anchor {
+        None => Ok(()),
+        Some(ConsoleAnchor::None) => {
+            if !json {
+                say!("The console holds no anchor for this station yet (it is sent with the next delivery).");
+            }
+            Ok(())
+        }
+        Some(ConsoleAnchor::Unreachable { error }) => {
+            if !json {
+                eprintln!("note: not compared with the console's anchor: {error}");
+            }
+            Ok(())
+        }
+        Some(ConsoleAnchor::Compared {
+            received_at,
+            hash,
+            check,
+        }) => match check {
+            AnchorCheck::Holds { rows, .. } => {
+                if !json {
+                    say!(
+                        "Anchored at the console on {}: row {rows} matches, nothing before it was removed or changed.",
+                        format_unix(received_at)
+                    );
+                }
+                Ok(())
+            }
+            AnchorCheck::RowsMissing { rows, local_rows } => Err(lost(format!(
+                "the console anchored this station's audit trail at {rows} rows on {}, but only {local_rows} are here",
+                format_unix(received_at)
+            ))),
+            AnchorCheck::Rewritten { rows, .. } => Err(lost(format!(
+                "the console anchored this station's audit trail with row {rows} hashing to {hash} on {}, but row {rows} here hashes differently",
+                format_unix(received_at)
+            ))),
+        },
     }
 }

@@ -141,6 +141,9 @@ fn report_sync_with(r: &SyncReport, json: bool, queued: Option<&str>, show_error
     if let Some(e) = &r.bundle_error {
         eprintln!("note: the trust bundle was not updated: {e}");
     }
+    if let Some(e) = &r.anchor_error {
+        eprintln!("warning: the audit trail was not anchored at the console: {e}");
+    }
 }
 
 #[derive(Subcommand, Debug)]

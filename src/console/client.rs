@@ -16,8 +16,8 @@ use crate::config::ConsoleConfig;
 
 use cardstation_protocol::bundle;
 use cardstation_protocol::messages::{
-    CertificateRecord, CertificateStatus, ErrorBody, RevokeRequest, SearchPage, SearchQuery,
-    UploadRequest,
+    AuditAnchor, AuditHead, CertificateRecord, CertificateStatus, ErrorBody, EventList,
+    RevokeRequest, SearchPage, SearchQuery, UploadRequest,
 };
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -370,6 +370,42 @@ impl ConsoleClient {
             bytes: Vec::from(body),
             etag: tag,
         }))
+    }
+
+    /// `GET /v1/events`: what gateways reported about the certificate `fingerprint`
+    /// (every certificate when `None`), newest first, at most `limit`.
+    pub fn events(&self, fingerprint: Option<&str>, limit: u32) -> Result<EventList, ConsoleError> {
+        let mut url = format!("{}/v1/events?limit={limit}", self.base);
+        if let Some(fp) = fingerprint {
+            // Only hex goes into the address: nothing to escape.
+            if !cardstation_protocol::messages::is_fingerprint(fp) {
+                return Err(ConsoleError::Settings(format!(
+                    "{fp:?} is not a SHA-256 fingerprint"
+                )));
+            }
+            url.push_str(&format!("&fingerprint={fp}"));
+        }
+        self.send(self.http.get(url))
+    }
+
+    /// `POST /v1/audit-anchor`: anchor this station's audit chain head at the console.
+    pub fn post_audit_head(&self, head: &AuditHead) -> Result<AuditAnchor, ConsoleError> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/audit-anchor", self.base))
+                .json(head),
+        )
+    }
+
+    /// `GET /v1/audit-anchor`: the head the console holds for this station, if any.
+    pub fn audit_anchor(&self) -> Result<Option<AuditAnchor>, ConsoleError> {
+        match self.send(self.http.get(format!("{}/v1/audit-anchor", self.base))) {
+            Ok(a) => Ok(Some(a)),
+            Err(ConsoleError::Rejected {
+                status: 404, code, ..
+            }) if code == "no-audit-anchor" => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn send<T: DeserializeOwned>(

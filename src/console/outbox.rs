@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::store::{AuditAction, AuditEntry, OutboxItem, OutboxKind, Store, StoreError};
 
 use super::client::{ConsoleClient, ConsoleError};
-use cardstation_protocol::messages::{RevokeRequest, UploadRequest};
+use cardstation_protocol::messages::{AuditHead, RevokeRequest, UploadRequest};
 
 /// First retry after this long; doubled each time, up to `MAX_BACKOFF_SECS`.
 pub const FIRST_BACKOFF_SECS: i64 = 5;
@@ -36,6 +36,10 @@ pub struct SyncReport {
     /// The trust bundle could not be brought up to date after delivering.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle_error: Option<String>,
+    /// The audit chain head could not be anchored at the console after delivering
+    /// (e.g. the console holds a longer trail: rows were removed here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor_error: Option<String>,
 }
 
 pub fn backoff_secs(attempts: i64) -> i64 {
@@ -139,8 +143,24 @@ pub fn sync(store: &Store, client: &ConsoleClient) -> Result<SyncReport, OutboxE
             }
         }
     }
+    // With each delivery the console learns where this station's audit trail stands,
+    // so removing or rewriting rows afterwards is found (`audit verify`).
+    if report.delivered > 0 {
+        if let Err(e) = anchor_audit(store, client) {
+            report.anchor_error = Some(e);
+        }
+    }
     report.pending = store.outbox_pending()?;
     Ok(report)
+}
+
+/// Send the audit chain head to the console.
+pub fn anchor_audit(store: &Store, client: &ConsoleClient) -> Result<(), String> {
+    let (rows, hash) = store.audit_head().map_err(|e| e.to_string())?;
+    client
+        .post_audit_head(&AuditHead { rows, hash })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn deliver(client: &ConsoleClient, item: &OutboxItem) -> Result<(), ConsoleError> {

@@ -229,9 +229,94 @@ impl Store {
     }
 }
 
+/// Whether the local trail still holds an anchored chain head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum AnchorCheck {
+    /// Row `rows` carries the anchored hash: nothing before it was removed or changed.
+    Holds { rows: u64, local_rows: u64 },
+    /// The trail has fewer rows than were anchored.
+    RowsMissing { rows: u64, local_rows: u64 },
+    /// Row `rows` has another hash than was anchored: the trail was rewritten.
+    Rewritten { rows: u64, local_rows: u64 },
+}
+
+impl Store {
+    /// The head of the chain: how many rows, and the hash of the last (the
+    /// genesis value when there is none). What the console anchors.
+    pub fn audit_head(&self) -> Result<(u64, String), StoreError> {
+        let (rows, hash): (i64, Option<String>) = self.conn.query_row(
+            "SELECT COUNT(*), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1) FROM audit",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((
+            u64::try_from(rows).unwrap_or(0),
+            hash.unwrap_or_else(|| GENESIS.to_string()),
+        ))
+    }
+
+    /// Whether row `rows` of the trail (in chain order) has hash `hash`.
+    pub fn audit_holds(&self, rows: u64, hash: &str) -> Result<AnchorCheck, StoreError> {
+        let all = self.audit_rows()?;
+        let local_rows = all.len() as u64;
+        let at = match rows {
+            0 => Some(GENESIS),
+            n => usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| all.get(i))
+                .map(|r| r.hash.as_str()),
+        };
+        Ok(match at {
+            None => AnchorCheck::RowsMissing { rows, local_rows },
+            Some(h) if h == hash => AnchorCheck::Holds { rows, local_rows },
+            Some(_) => AnchorCheck::Rewritten { rows, local_rows },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_head_is_found_again_until_rows_are_removed_or_rewritten() {
+        let s = filled();
+        let (rows, hash) = s.audit_head().unwrap();
+        assert_eq!(rows, 4);
+        let holds = AnchorCheck::Holds {
+            rows: 4,
+            local_rows: 4,
+        };
+        assert_eq!(s.audit_holds(rows, &hash).unwrap(), holds);
+        s.audit(
+            "op",
+            "st",
+            AuditAction::Export,
+            "x",
+            "ok",
+            &serde_json::json!({}),
+        )
+        .unwrap();
+        assert!(matches!(
+            s.audit_holds(rows, &hash).unwrap(),
+            AnchorCheck::Holds { local_rows: 5, .. }
+        ));
+        s.conn
+            .execute("DELETE FROM audit WHERE id >= 4", [])
+            .unwrap();
+        assert!(matches!(
+            s.audit_holds(rows, &hash).unwrap(),
+            AnchorCheck::RowsMissing { local_rows: 3, .. }
+        ));
+        let empty = Store::in_memory().unwrap();
+        let (rows, hash) = empty.audit_head().unwrap();
+        assert_eq!((rows, hash.as_str()), (0, GENESIS));
+        assert!(matches!(
+            filled().audit_holds(4, GENESIS).unwrap(),
+            AnchorCheck::Rewritten { .. }
+        ));
+    }
 
     fn filled() -> Store {
         let s = Store::in_memory().unwrap();

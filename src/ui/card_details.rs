@@ -1,21 +1,33 @@
 //! Card details: identity, PIN, management key, slots and certificates.
 
+use std::collections::BTreeSet;
+
 use eframe::egui;
 
 use cardstation_piv::PinStatus;
 use cardstation_pki::certificate::format_unix;
 
+use crate::app::console_worker::{CardEvents, ConsoleStatus};
+
 use super::command::{CardView, Command};
 use super::style::{self, CopyFeedback};
 
-/// Identity, PIN, management key, slots and certificates of the card in the reader.
+/// Identity, PIN, management key, slots and certificates of the card in the reader,
+/// and what gateways reported about its certificates.
 #[derive(Default)]
 pub struct CardDetails {
     copy: CopyFeedback,
+    /// Certificates whose gateway events were asked of the console in this session.
+    asked: BTreeSet<String>,
 }
 
 impl CardDetails {
-    pub fn show(&mut self, ui: &mut egui::Ui, card: &CardView<'_>) -> Option<Command> {
+    pub fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        card: &CardView<'_>,
+        console: &ConsoleStatus,
+    ) -> Option<Command> {
         let mut command = None;
         ui.horizontal(|ui| {
             ui.heading("Card details");
@@ -134,8 +146,113 @@ impl CardDetails {
                     ui.end_row();
                 }
             });
+        if console.configured {
+            let certificates: Vec<(String, &str)> = r
+                .slots
+                .iter()
+                .filter_map(|s| {
+                    s.certificate
+                        .as_ref()
+                        .map(|c| (s.slot.to_string(), c.sha256.as_str()))
+                })
+                .collect();
+            for (slot, fp) in certificates {
+                if let Some(c) = self.gateway_events(ui, &slot, fp, console) {
+                    command = command.or(Some(c));
+                }
+            }
+        }
         command
     }
+
+    /// The recent gateway events of certificate `fp` (in `slot`): fetched once when
+    /// first shown, again on request; the last known ones, marked, when offline.
+    fn gateway_events(
+        &mut self,
+        ui: &mut egui::Ui,
+        slot: &str,
+        fp: &str,
+        console: &ConsoleStatus,
+    ) -> Option<Command> {
+        let mut command = None;
+        if self.asked.insert(fp.to_string()) {
+            command = Some(Command::LoadCardEvents(fp.to_string()));
+        }
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            ui.strong(format!("Gateway events (slot {slot})"));
+            if ui
+                .button("Refresh gateway events")
+                .on_hover_text("Ask the console again what gateways reported about this card")
+                .clicked()
+            {
+                command = Some(Command::LoadCardEvents(fp.to_string()));
+            }
+        });
+        let Some(known) = console.card_events.get(fp) else {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Asking the console…");
+            });
+            return command;
+        };
+        show_events(ui, fp, known);
+        command
+    }
+}
+
+fn show_events(ui: &mut egui::Ui, fp: &str, known: &CardEvents) {
+    match (&known.stale, known.fetched_at) {
+        (Some(why), Some(at)) => {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!(
+                    "Offline — last known events, as of {}: {why}",
+                    format_unix(at)
+                ),
+            );
+        }
+        (Some(why), None) => {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("Gateway events could not be fetched: {why}"),
+            );
+            return;
+        }
+        (None, _) => {}
+    }
+    if known.events.is_empty() {
+        ui.label("No gateway has reported this card.");
+        return;
+    }
+    egui::Grid::new(("gateway-events", fp))
+        .num_columns(5)
+        .spacing([16.0, 4.0])
+        .striped(true)
+        .show(ui, |ui| {
+            for name in ["Decided", "Gateway", "Decision", "Reasons", "Reader"] {
+                ui.strong(name);
+            }
+            ui.end_row();
+            for e in &known.events {
+                ui.label(format_unix(e.event.at));
+                ui.label(&e.gateway);
+                let decision = e.event.decision.as_str();
+                match e.event.decision {
+                    cardstation_protocol::messages::Decision::Grant => ui.label(decision),
+                    cardstation_protocol::messages::Decision::Deny => {
+                        ui.colored_label(ui.visuals().error_fg_color, decision)
+                    }
+                };
+                ui.label(if e.event.reasons.is_empty() {
+                    "-".to_string()
+                } else {
+                    e.event.reasons.join(", ")
+                });
+                ui.label(&e.event.reader);
+                ui.end_row();
+            }
+        });
 }
 
 fn row(ui: &mut egui::Ui, name: &str, value: &str) {

@@ -41,6 +41,8 @@ pub enum Command {
     RunDiagnostics,
     SaveDiagnostics,
     LoadAudit,
+    /// Fetch what gateways reported about this certificate.
+    LoadCardEvents(String),
 }
 
 /// The card in the reader a screen shows, read-only.

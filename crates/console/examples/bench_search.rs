@@ -81,6 +81,9 @@ fn fill(database: &str, n: usize) -> Result<serde_json::Value, String> {
             // No chain yet: the console cuts its first bundle version when it starts.
             bundle_chain: Vec::new(),
             bundle_published: None,
+            gateways: Vec::new(),
+            events: Vec::new(),
+            anchors: Vec::new(),
         };
         store.import(&snapshot).await.map_err(|e| e.to_string())
     })?;

@@ -24,7 +24,7 @@ pub enum AdminError {
     Setup(#[from] SetupError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0:?} is not a station name: use 1 to 64 of a-z, 0-9, '-', '_' and '.', starting with a letter or digit")]
+    #[error("{0:?} is not a name for a station or gateway: use 1 to 64 of a-z, 0-9, '-', '_' and '.', starting with a letter or digit")]
     BadName(String),
     #[error("the CA key {path} cannot be read ({detail}). Station credentials are issued with the console CA's key: give it with --ca-key (it may be kept off the console host)")]
     CaKey { path: PathBuf, detail: String },
@@ -97,6 +97,19 @@ pub async fn add_station(
     if !valid_station_name(name) {
         return Err(AdminError::BadName(name.into()));
     }
+    let issued = issue_client_certificate(files, ca_key, name, "Cardstation station", valid_days)?;
+    store.add_station(&issued.row, ADMIN).await?;
+    Ok(issued)
+}
+
+/// A client certificate for `name` (subject CN, `unit` as OU) from the console CA.
+fn issue_client_certificate(
+    files: &ConsoleFiles,
+    ca_key: &Path,
+    name: &str,
+    unit: &str,
+    valid_days: u32,
+) -> Result<IssuedStation, AdminError> {
     let ca_pem = String::from_utf8_lossy(&files.read(setup::CA_CERT)?).into_owned();
     let key_text = std::fs::read_to_string(ca_key).map_err(|e| AdminError::CaKey {
         path: ca_key.to_path_buf(),
@@ -114,7 +127,7 @@ pub async fn add_station(
     let mut params = rcgen::CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
-    dn.push(DnType::OrganizationalUnitName, "Cardstation station");
+    dn.push(DnType::OrganizationalUnitName, unit);
     params.distinguished_name = dn;
     let mut serial = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut serial);
@@ -134,7 +147,6 @@ pub async fn add_station(
         not_after: params.not_after.unix_timestamp(),
         revoked_at: None,
     };
-    store.add_station(&row, ADMIN).await?;
     Ok(IssuedStation {
         row,
         cert_pem: cert.pem(),
@@ -204,6 +216,75 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
                 "{s:?} is not a time: give unix seconds or RFC 3339 such as 2026-12-01T21:00:00Z"
             )
         })
+}
+
+// --- Gateway credentials: they may fetch the trust bundle and post events, nothing else ---
+
+/// Issue a client certificate for gateway `name` (names as for stations) and record it.
+pub async fn add_gateway(
+    store: &dyn Store,
+    files: &ConsoleFiles,
+    ca_key: &Path,
+    name: &str,
+    valid_days: u32,
+) -> Result<IssuedStation, AdminError> {
+    if !valid_station_name(name) {
+        return Err(AdminError::BadName(name.into()));
+    }
+    let issued = issue_client_certificate(files, ca_key, name, "Cardstation gateway", valid_days)?;
+    store.add_gateway(&issued.row, ADMIN).await?;
+    Ok(issued)
+}
+
+/// Write what a gateway needs into `out`: its certificate and key, the console CA,
+/// the bundle public key and the `[console]` block of a `gateway.toml`.
+pub fn write_gateway_kit(
+    files: &ConsoleFiles,
+    issued: &IssuedStation,
+    out: &Path,
+    url: &str,
+) -> Result<PathBuf, AdminError> {
+    setup::create_private_dir(out)?;
+    let out = std::fs::canonicalize(out).map_err(|source| SetupError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    setup::write(&out.join("gateway.key"), issued.key_pem.as_bytes(), true)?;
+    setup::write(&out.join("gateway.pem"), issued.cert_pem.as_bytes(), false)?;
+    setup::write(&out.join("ca.pem"), &files.read(setup::CA_CERT)?, false)?;
+    setup::write(
+        &out.join("bundle-signing.pub.pem"),
+        &files.read(setup::BUNDLE_PUB)?,
+        false,
+    )?;
+    let config = format!(
+        "# The console settings for gateway {name}: copy into gateway.toml.\n\
+         [console]\nurl = {url:?}\nca = {ca:?}\n\
+         client_cert = {cert:?}\nclient_key = {key:?}\nbundle_key = {bundle:?}\n\n\
+         [gateway]\nid = {name:?}\n",
+        name = issued.row.name,
+        ca = out.join("ca.pem"),
+        cert = out.join("gateway.pem"),
+        key = out.join("gateway.key"),
+        bundle = out.join("bundle-signing.pub.pem"),
+    );
+    let config_path = out.join("gateway.toml");
+    setup::write(&config_path, config.as_bytes(), false)?;
+    Ok(config_path)
+}
+
+/// Revoke every credential of gateway `name`; refused requests start with the next one.
+pub async fn revoke_gateway(store: &dyn Store, name: &str, now: i64) -> Result<usize, AdminError> {
+    let n = store.revoke_gateway(name, now).await?;
+    if n == 0 {
+        let known = store.gateways().await?.iter().any(|g| g.name == name);
+        return Err(AdminError::NotFound(if known {
+            format!("gateway {name} has no active credential (already revoked)")
+        } else {
+            format!("there is no gateway {name} (see: cardstation-console gateway list)")
+        }));
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

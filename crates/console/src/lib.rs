@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod bundle;
+mod events;
 pub mod migrate;
 mod routes;
 pub mod search;

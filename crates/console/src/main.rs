@@ -87,6 +87,66 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Gateway credentials: a gateway may fetch the trust bundle and post events, nothing else.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
+    /// Show what gateways reported (grants and denials), newest first.
+    Events {
+        #[command(flatten)]
+        at: ConsoleAt,
+        /// Only the events of this certificate (SHA-256 fingerprint).
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// Only the events of this gateway.
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Only events decided at or after this time: unix seconds or RFC 3339.
+        #[arg(long, value_parser = admin::parse_time)]
+        since: Option<i64>,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Issue a client certificate for gateway NAME alone and write it, the CA certificate,
+    /// the bundle public key and the [console] block of a gateway.toml into OUTDIR.
+    Add {
+        name: String,
+        #[command(flatten)]
+        at: ConsoleAt,
+        /// Where to write the gateway's files (made readable by this user only).
+        #[arg(long)]
+        out: PathBuf,
+        /// The console CA's private key (default DATA/ca.key; it may live off the console host).
+        #[arg(long)]
+        ca_key: Option<PathBuf>,
+        /// The console's address as the gateway will reach it.
+        #[arg(long, default_value = "https://localhost:8443")]
+        url: String,
+        /// How long the credential is valid, in days.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+    /// List the gateways and their credentials.
+    List {
+        #[command(flatten)]
+        at: ConsoleAt,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke gateway NAME's credential: its next request is refused, no restart needed.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        at: ConsoleAt,
+    },
 }
 
 /// Which console an administration command works on (the same as `serve`'s).
@@ -130,6 +190,13 @@ enum StationCommand {
     },
     /// Revoke station NAME's credential: its next request is refused, no restart needed.
     Revoke {
+        name: String,
+        #[command(flatten)]
+        at: ConsoleAt,
+    },
+    /// Forget station NAME's audit anchor after its database was restored from a backup
+    /// (the restored trail is shorter than the anchor); its next delivery anchors afresh.
+    ResetAnchor {
         name: String,
         #[command(flatten)]
         at: ConsoleAt,
@@ -324,6 +391,29 @@ async fn station(cmd: StationCommand) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             println!("Station {name}: {n} credential(s) revoked; its next request is refused.");
             Ok(())
+        }
+        StationCommand::ResetAnchor { name, at } => {
+            let store = open_store(&at).await?;
+            if let Some(a) = store.audit_anchor(&name).await.map_err(|e| e.to_string())? {
+                println!(
+                    "Station {name}'s audit trail was anchored at {} rows (last hash {}) on {}.",
+                    a.rows,
+                    a.hash,
+                    cardstation_pki::certificate::format_unix(a.received_at)
+                );
+            }
+            if store
+                .reset_audit_anchor(&name, now())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!("Forgotten (in the console's audit trail); the station's next delivery anchors its trail afresh.");
+                Ok(())
+            } else {
+                Err(format!(
+                    "the console holds no audit anchor for station {name}"
+                ))
+            }
         }
     }
 }
@@ -663,6 +753,127 @@ async fn audit(at: ConsoleAt, verify: bool, json: bool) -> Result<(), String> {
     Ok(())
 }
 
+async fn gateway(cmd: GatewayCommand) -> Result<(), String> {
+    match cmd {
+        GatewayCommand::Add {
+            name,
+            at,
+            out,
+            ca_key,
+            url,
+            days,
+        } => {
+            let files = console_files(&at.data)?;
+            let store = open_store(&at).await?;
+            let ca_key = ca_key.unwrap_or_else(|| files.path(setup::CA_KEY));
+            let issued = admin::add_gateway(store.as_ref(), &files, &ca_key, &name, days)
+                .await
+                .map_err(|e| e.to_string())?;
+            let config =
+                admin::write_gateway_kit(&files, &issued, &out, &url).map_err(|e| e.to_string())?;
+            println!(
+                "Gateway {name}: credential {} valid until {}.",
+                issued.row.cert_sha256,
+                cardstation_pki::certificate::format_unix(issued.row.not_after)
+            );
+            println!(
+                "Files for the gateway in {}; settings to copy: {}",
+                out.display(),
+                config.display()
+            );
+            Ok(())
+        }
+        GatewayCommand::List { at, json } => {
+            let store = open_store(&at).await?;
+            let rows = store.gateways().await.map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+                );
+                return Ok(());
+            }
+            if rows.is_empty() {
+                println!("No gateways.");
+            }
+            for r in rows {
+                let state = match r.revoked_at {
+                    Some(t) => format!("REVOKED {}", cardstation_pki::certificate::format_unix(t)),
+                    None => "active".into(),
+                };
+                println!(
+                    "{:<24} {:<28} issued {}  until {}  {}",
+                    r.name,
+                    state,
+                    cardstation_pki::certificate::format_unix(r.issued_at),
+                    cardstation_pki::certificate::format_unix(r.not_after),
+                    r.cert_sha256
+                );
+            }
+            Ok(())
+        }
+        GatewayCommand::Revoke { name, at } => {
+            let store = open_store(&at).await?;
+            let n = admin::revoke_gateway(store.as_ref(), &name, now())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("Gateway {name}: {n} credential(s) revoked; its next request is refused.");
+            Ok(())
+        }
+    }
+}
+
+async fn events(at: ConsoleAt, query: storage::EventQuery, json: bool) -> Result<(), String> {
+    if query
+        .fingerprint
+        .as_deref()
+        .is_some_and(|f| !cardstation_protocol::messages::is_fingerprint(f))
+    {
+        return Err("give the SHA-256 fingerprint: 64 lower-case hex digits".into());
+    }
+    if query.limit == 0 || query.limit > storage::MAX_EVENT_QUERY {
+        return Err(format!("--limit must be 1 to {}", storage::MAX_EVENT_QUERY));
+    }
+    let store = open_store(&at).await?;
+    let rows = store.events(&query).await.map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("No gateway events.");
+        return Ok(());
+    }
+    println!(
+        "{:<23}  {:<16} {:<6} {:<16} {:<24} REASONS",
+        "DECIDED", "GATEWAY", "", "CERTIFICATE", "READER"
+    );
+    for r in rows {
+        let e = &r.event;
+        let fp = e.fingerprint.as_deref().map_or("-".to_string(), |f| {
+            format!("{}…", f.chars().take(12).collect::<String>())
+        });
+        let reasons = if e.reasons.is_empty() {
+            "-".to_string()
+        } else {
+            e.reasons.join(",")
+        };
+        println!(
+            "{:<23}  {:<16} {:<6} {:<16} {:<24} {}",
+            cardstation_pki::certificate::format_unix(e.at),
+            r.gateway,
+            e.decision.as_str(),
+            fp,
+            e.reader,
+            reasons
+        );
+    }
+    Ok(())
+}
+
 fn parse_database(s: &str) -> Result<Database, String> {
     Database::parse(s).map_err(|e| e.to_string())
 }
@@ -708,6 +919,10 @@ fn main() {
                     report.records, report.bundle_version
                 );
                 println!(
+                    "Also moved {} gateway credential(s), {} gateway event(s), {} station audit anchor(s).",
+                    report.gateways, report.events, report.anchors
+                );
+                println!(
                     "Checked: {} records on both sides, SHA-256 of all records {}.",
                     report.records, report.digest
                 );
@@ -722,6 +937,24 @@ fn main() {
             bundle_hours,
         } => runtime.block_on(publish(at, out, bundle_hours)),
         Command::Bundle { command } => runtime.block_on(bundle_cmd(command)),
+        Command::Gateway { command } => runtime.block_on(gateway(command)),
+        Command::Events {
+            at,
+            fingerprint,
+            gateway,
+            since,
+            limit,
+            json,
+        } => runtime.block_on(events(
+            at,
+            storage::EventQuery {
+                fingerprint,
+                gateway,
+                since,
+                limit,
+            },
+            json,
+        )),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

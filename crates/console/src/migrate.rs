@@ -11,6 +11,10 @@ pub struct MigrationReport {
     pub bundle_version: u64,
     /// SHA-256 of the bundle version and every record, equal on both sides.
     pub digest: String,
+    /// Gateway credentials, gateway events and stations' audit anchors moved.
+    pub gateways: usize,
+    pub events: usize,
+    pub anchors: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,5 +93,8 @@ pub async fn migrate(from: &Database, to: &Database) -> Result<MigrationReport, 
         records: copied.records.len(),
         bundle_version: copied.bundle_version,
         digest: target_digest,
+        gateways: copied.gateways.len(),
+        events: copied.events.len(),
+        anchors: copied.anchors.len(),
     })
 }

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/certificates/{sha256}", get(get_certificate))
         .route("/v1/certificates/{sha256}/revoke", post(revoke))
         .route("/v1/trust-bundle", get(trust_bundle))
+        .merge(crate::events::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such resource") })
         .method_not_allowed_fallback(|| async {
             error(
@@ -88,14 +89,12 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
             "present this station's console client certificate",
         );
     };
-    let station = match state.store.station_by_cert(&fingerprint(&cert)).await {
+    let cert_sha256 = fingerprint(&cert);
+    let station = match state.store.station_by_cert(&cert_sha256).await {
         Ok(Some(s)) => s,
+        // Not a station's: a gateway's credential, or no one's.
         Ok(None) => {
-            return error(
-                StatusCode::FORBIDDEN,
-                "unknown-station",
-                "this client certificate is not a registered station credential; ask the console administrator for one (cardstation-console station add)",
-            )
+            return crate::events::authenticate_gateway(&state, &cert_sha256, req, next).await
         }
         Err(e) => return store_error(e),
     };
@@ -126,7 +125,7 @@ pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp
         .into_response()
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -134,6 +133,15 @@ fn now() -> i64 {
 async fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
+) -> Result<T, Response> {
+    json_body_within(headers, body, MAX_BODY).await
+}
+
+/// [`json_body`] with a size limit of its own (an event batch is larger than a certificate).
+pub(crate) async fn json_body_within<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    max_body: usize,
 ) -> Result<T, Response> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -150,11 +158,11 @@ async fn json_body<T: serde::de::DeserializeOwned>(
             "send the body as application/json",
         ));
     }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+    let bytes: Bytes = axum::body::to_bytes(body, max_body).await.map_err(|_| {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
-            format!("the body is larger than {MAX_BODY} bytes"),
+            format!("the body is larger than {max_body} bytes"),
         )
     })?;
     serde_json::from_slice(&bytes)

@@ -72,9 +72,19 @@ fn enrolled_card_is_granted_revoked_card_denied_after_sync_unknown_card_denied()
     assert_eq!(reasons(&v), ["not-allowed"], "{v}");
     assert_eq!(v["fingerprint"], fp_b.as_str());
 
-    // Every decision is queued for the console, none lost.
+    // Every decision is queued for the console, none lost; each sync delivered those before it.
     let status = gw.status();
-    assert_eq!(status["queue"]["pending"], 5, "{status}");
+    let queued = status["queue"]["pending"].as_i64().unwrap();
+    assert_eq!(
+        queued + status["queue"]["sent"].as_i64().unwrap(),
+        5,
+        "{status}"
+    );
+    assert_eq!(
+        console.events(&fp).len() as i64 + console.events(&fp_b).len() as i64,
+        5 - queued,
+        "{status}"
+    );
     assert!(
         status["bundle"]["version"].as_u64().unwrap() >= 2,
         "{status}"
@@ -376,4 +386,88 @@ fn the_daemon_decides_each_card_acts_refreshes_and_goes_on_without_the_console()
         .filter_map(|a| a.split(' ').nth(3).map(str::to_string))
         .collect();
     assert_eq!(ids.len(), 4, "one event id per decision: {actions:?}");
+}
+
+#[test]
+fn decisions_made_while_the_console_is_away_reach_it_exactly_once() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let console_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let console = Console::start(console_dir.path(), port, 168);
+    let station = Station::new(&console);
+    let gw = Gateway::new(
+        &console,
+        GatewayOptions {
+            refresh_secs: 1,
+            ..Default::default()
+        },
+    );
+    let states = tempfile::tempdir().unwrap();
+    let state = states.path().join("a");
+    let card = CardProcess::start(PORT_0, &state);
+    let fp = station.enroll(READER_0, true);
+    card.remove();
+
+    let daemon = gw.daemon();
+    daemon.wait_log("trust bundle updated", Duration::from_secs(20));
+    let card = CardProcess::start(PORT_0, &state);
+    assert!(daemon
+        .next_decision(Duration::from_secs(20))
+        .starts_with("grant "));
+    card.remove();
+    daemon.wait_log("event(s) delivered", Duration::from_secs(20));
+    assert_eq!(console.events(&fp).len(), 1);
+
+    // The console away: the gateway still decides, on its last good bundle.
+    console.stop();
+    daemon.wait_log("bundle refresh", Duration::from_secs(20));
+    for _ in 0..2 {
+        let card = CardProcess::start(PORT_0, &state);
+        let line = daemon.next_decision(Duration::from_secs(20));
+        assert!(line.starts_with("grant "), "{line}");
+        card.remove();
+    }
+    // Killed hard while the console is away, started again, one more decision.
+    daemon.kill();
+    let daemon = gw.daemon();
+    let card = CardProcess::start(PORT_0, &state);
+    let line = daemon.next_decision(Duration::from_secs(20));
+    assert!(line.starts_with("grant "), "{line}");
+    card.remove();
+    assert_eq!(gw.status()["queue"]["pending"].as_i64(), Some(3));
+
+    // The console returns: every decision arrives, each exactly once.
+    let console = Console::start(console_dir.path(), port, 168);
+    daemon.wait_log("event(s) delivered", Duration::from_secs(90));
+    let ids: Vec<String> = gw
+        .actions()
+        .iter()
+        .filter_map(|a| a.split(' ').nth(3).map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    let held = console.events(&fp);
+    let mut held_ids: Vec<String> = held
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    held_ids.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(held_ids, want, "{held:?}");
+    assert!(
+        held.iter().all(|e| e["gateway"] == gw.name.as_str()),
+        "{held:?}"
+    );
+    assert!(held.iter().all(|e| e["decision"] == "grant"), "{held:?}");
+
+    // Sent again (a lost answer, a second sync): still once each.
+    daemon.kill();
+    let sync = gw.sync();
+    assert_eq!(gw.status()["queue"]["pending"].as_i64(), Some(0), "{sync}");
+    assert_eq!(console.events(&fp).len(), 4);
+    let table = console.admin(&["events", "--gateway", &gw.name]);
+    assert_eq!(table.lines().count(), 5, "{table}");
 }

@@ -252,3 +252,38 @@ pub fn search_words(text: &str) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// An event as the console keeps it (`GET /v1/events`): the gateway that reported
+/// it (named by its verified client certificate) and when the console received it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordedEvent {
+    pub gateway: String,
+    /// Unix seconds at the console when the event arrived (the console's clock).
+    pub received_at: i64,
+    #[serde(flatten)]
+    pub event: GatewayEvent,
+}
+
+/// `GET /v1/events` answer: newest first, at most the `limit` asked for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventList {
+    pub events: Vec<RecordedEvent>,
+}
+
+/// `POST /v1/audit-anchor`: the head of the station's audit hash chain (how many
+/// rows it has and the hash of the last), sent with its deliveries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditHead {
+    pub rows: u64,
+    /// 64 lower-case hex digits.
+    pub hash: String,
+}
+
+/// `GET /v1/audit-anchor` (and the answer of a POST): the head the console keeps
+/// for the calling station, with when it received it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditAnchor {
+    pub rows: u64,
+    pub hash: String,
+    pub received_at: i64,
+}

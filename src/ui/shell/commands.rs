@@ -136,6 +136,9 @@ impl StationApp {
                 }
             }
             Command::LoadAudit => tasks::load_audit(&self.outlet, paths, config),
+            Command::LoadCardEvents(fingerprint) => self
+                .link_for(origin)
+                .submit(ConsoleJob::CardEvents { fingerprint }),
         }
     }
 }

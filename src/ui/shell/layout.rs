@@ -201,7 +201,7 @@ impl StationApp {
                         let c = parts.wizard.show(ui, &cx);
                         ui.add_space(12.0);
                         ui.separator();
-                        return c.or(parts.details.show(ui, &cx.card));
+                        return c.or(parts.details.show(ui, &cx.card, console));
                     }
                     Screen::SpotCheck => parts.spot.show(ui, &parts.card, history),
                     Screen::CardCare => parts.care.show(ui, &parts.card, console),
@@ -209,7 +209,7 @@ impl StationApp {
                 };
                 ui.add_space(12.0);
                 ui.separator();
-                c.or(parts.details.show(ui, &parts.card))
+                c.or(parts.details.show(ui, &parts.card, console))
             })
             .inner;
         command.map(|c| (name, c))

@@ -24,7 +24,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use cardstation_protocol::messages::CertificateRecord;
+use cardstation_protocol::messages::{
+    AuditAnchor, AuditHead, CertificateRecord, Decision, EventsAccepted, GatewayEvent,
+    RecordedEvent,
+};
 
 pub use postgres::PostgresStore;
 pub use search::Search;
@@ -311,6 +314,12 @@ pub struct Snapshot {
     /// so that stations and gateways see the same chain after a migration.
     pub bundle_chain: Vec<BundleVersionRow>,
     pub bundle_published: Option<Vec<u8>>,
+    /// Gateway credentials, by certificate fingerprint.
+    pub gateways: Vec<GatewayRow>,
+    /// Gateway events, by gateway and id.
+    pub events: Vec<RecordedEvent>,
+    /// The latest audit chain head of each station, by station.
+    pub anchors: Vec<StationAnchor>,
 }
 
 impl Snapshot {
@@ -342,6 +351,15 @@ impl Snapshot {
         }
         if let Some(full) = &self.bundle_published {
             line(Ok(full.clone()))?;
+        }
+        for r in &self.gateways {
+            line(serde_json::to_vec(r))?;
+        }
+        for r in &self.events {
+            line(serde_json::to_vec(r))?;
+        }
+        for r in &self.anchors {
+            line(serde_json::to_vec(r))?;
         }
         Ok(hex::encode(h.finalize()))
     }
@@ -416,6 +434,91 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Certificates matching `search`, newest first, at most `search.limit` of them.
     async fn search(&self, search: &Search) -> Result<Vec<CertificateRecord>, StoreError>;
+
+    // --- Gateways, their events and the stations' audit anchors ---
+
+    /// Record a newly issued gateway credential; refused while `name` has an active one.
+    async fn add_gateway(&self, gateway: &GatewayRow, actor: &str) -> Result<(), StoreError>;
+    async fn gateways(&self) -> Result<Vec<GatewayRow>, StoreError>;
+    /// Revoke every credential of gateway `name`; how many were active.
+    async fn revoke_gateway(&self, name: &str, now: i64) -> Result<usize, StoreError>;
+    /// The gateway whose client certificate has this fingerprint.
+    async fn gateway_by_cert(&self, cert_sha256: &str) -> Result<Option<GatewayRow>, StoreError>;
+    /// Keep each event of `gateway` once by its id, in one transaction (events
+    /// already held are counted, never stored again or changed).
+    async fn add_events(
+        &self,
+        gateway: &str,
+        events: &[GatewayEvent],
+        received_at: i64,
+    ) -> Result<EventsAccepted, StoreError>;
+    /// Events matching `query`, newest first (by the gateway's time), at most `query.limit`.
+    async fn events(&self, query: &EventQuery) -> Result<Vec<RecordedEvent>, StoreError>;
+    /// Keep `head` as `station`'s audit anchor unless it would lose what is anchored.
+    async fn set_audit_anchor(
+        &self,
+        station: &str,
+        head: &AuditHead,
+        now: i64,
+    ) -> Result<AnchorSet, StoreError>;
+    async fn audit_anchor(&self, station: &str) -> Result<Option<AuditAnchor>, StoreError>;
+    /// Forget `station`'s anchor (the administrator, after restoring its database from a
+    /// backup): its next delivery anchors afresh. Whether there was one; audited.
+    async fn reset_audit_anchor(&self, station: &str, now: i64) -> Result<bool, StoreError>;
+}
+
+/// One issued gateway credential (the same shape as a station's).
+pub type GatewayRow = StationRow;
+
+/// Which events `GET /v1/events` and `cardstation-console events` want.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    pub fingerprint: Option<String>,
+    pub gateway: Option<String>,
+    /// Events the gateway decided at or after this time (unix seconds).
+    pub since: Option<i64>,
+    pub limit: u32,
+}
+
+/// The most events one query returns.
+pub const MAX_EVENT_QUERY: u32 = 1000;
+
+/// A station's anchored audit chain head (what `migrate` moves).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StationAnchor {
+    pub station: String,
+    pub anchor: AuditAnchor,
+}
+
+/// What storing an audit chain head did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnchorSet {
+    /// Stored (or the same head again).
+    Stored(AuditAnchor),
+    /// The console holds a head with more rows: the station's trail lost rows.
+    Shorter(AuditAnchor),
+    /// The console holds another hash for the same number of rows: rewritten.
+    Different(AuditAnchor),
+}
+
+/// Reason codes are kept as one comma-separated column: a code never holds a comma.
+fn join_reasons(reasons: &[String]) -> String {
+    reasons.join(",")
+}
+
+fn split_reasons(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn decision_of(s: &str) -> Decision {
+    if s == Decision::Grant.as_str() {
+        Decision::Grant
+    } else {
+        Decision::Deny
+    }
 }
 
 /// The key hash of a stored PEM certificate (for rows written before it was kept).

@@ -13,15 +13,18 @@ use deadpool_postgres::{GenericClient, Transaction};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
-use cardstation_protocol::messages::{CertificateRecord, CertificateStatus};
+use cardstation_protocol::messages::{
+    AuditAnchor, AuditHead, CertificateRecord, CertificateStatus, EventsAccepted, GatewayEvent,
+    RecordedEvent,
+};
 
 use super::postgres_bundle;
 use super::search::{self, Search};
 use super::sqlite::status_text;
 use super::{
-    audit_hash, AuditRow, BundleState, BundleVersionRow, FullRecord, NewCertificate,
-    PublishedBundle, Revoked, RevokedEntry, RevokedKey, Snapshot, StationRow, Store, StoreError,
-    Stored, ADMIN,
+    audit_hash, AnchorSet, AuditRow, BundleState, BundleVersionRow, EventQuery, FullRecord,
+    GatewayRow, NewCertificate, PublishedBundle, Revoked, RevokedEntry, RevokedKey, Snapshot,
+    StationAnchor, StationRow, Store, StoreError, Stored, ADMIN,
 };
 
 /// Schema migrations, in order; `schema_migrations` lists those applied.
@@ -98,6 +101,37 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX certificates_newest ON certificates (uploaded_at, sha256);
      CREATE INDEX certificates_status_newest ON certificates (status, uploaded_at, sha256);
      CREATE INDEX certificates_station_newest ON certificates (station_id, uploaded_at, sha256);",
+    // Gateway identities, their events (each once per gateway and id), stations' audit anchors.
+    "CREATE TABLE gateways (
+        cert_sha256 TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        issued_at   BIGINT NOT NULL,
+        not_after   BIGINT NOT NULL,
+        revoked_at  BIGINT
+     );
+     CREATE INDEX gateways_name ON gateways (name);
+     CREATE TABLE gateway_events (
+        gateway        TEXT NOT NULL,
+        id             TEXT NOT NULL,
+        at             BIGINT NOT NULL,
+        received_at    BIGINT NOT NULL,
+        reader         TEXT NOT NULL,
+        decision       TEXT NOT NULL,
+        fingerprint    TEXT,
+        subject        TEXT,
+        reasons        TEXT NOT NULL,
+        bundle_version BIGINT,
+        PRIMARY KEY (gateway, id)
+     );
+     CREATE INDEX gateway_events_at ON gateway_events (at);
+     CREATE INDEX gateway_events_fingerprint ON gateway_events (fingerprint, at);
+     CREATE INDEX gateway_events_gateway ON gateway_events (gateway, at);
+     CREATE TABLE audit_anchors (
+        station     TEXT PRIMARY KEY,
+        row_count   BIGINT NOT NULL,
+        hash        TEXT NOT NULL,
+        received_at BIGINT NOT NULL
+     );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -808,6 +842,7 @@ impl Store for PostgresStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let audit = audit_rows(&tx).await?;
         let (bundle_chain, bundle_published) = postgres_bundle::all(&tx).await?;
+        let (gateways, events, anchors) = gateway_snapshot(&tx).await?;
         tx.commit().await.map_err(pg)?;
         Ok(Snapshot {
             bundle_version,
@@ -817,6 +852,9 @@ impl Store for PostgresStore {
             audit,
             bundle_chain,
             bundle_published,
+            gateways,
+            events,
+            anchors,
         })
     }
 
@@ -923,6 +961,7 @@ impl Store for PostgresStore {
             snapshot.bundle_published.as_deref(),
         )
         .await?;
+        gateway_import(&tx, snapshot).await?;
         let version = i64::try_from(snapshot.bundle_version).unwrap_or(i64::MAX);
         tx.execute(
             "UPDATE meta SET value = $1 WHERE key = 'bundle_version'",
@@ -1017,6 +1056,392 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(pg)?;
         Ok(cut)
     }
+
+    // --- Gateways, their events and the stations' audit anchors ---
+
+    async fn add_gateway(&self, gw: &GatewayRow, actor: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        lock_writers(&tx).await?;
+        let active: i64 = tx
+            .query_one(
+                "SELECT COUNT(*) FROM gateways WHERE name = $1 AND revoked_at IS NULL",
+                &[&gw.name],
+            )
+            .await
+            .map_err(pg)?
+            .try_get(0)
+            .map_err(pg)?;
+        if active > 0 {
+            return Err(StoreError::Conflict(format!(
+                "gateway {} already has an active credential; revoke it first (gateway revoke {})",
+                gw.name, gw.name
+            )));
+        }
+        tx.execute(
+            &format!("INSERT INTO gateways ({STATION_COLUMNS}) VALUES ($1, $2, $3, $4, NULL)"),
+            &[&gw.cert_sha256, &gw.name, &gw.issued_at, &gw.not_after],
+        )
+        .await
+        .map_err(pg)?;
+        audit(
+            &tx,
+            gw.issued_at,
+            actor,
+            "gateway-add",
+            &gw.name,
+            &gw.cert_sha256,
+        )
+        .await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn gateways(&self) -> Result<Vec<GatewayRow>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                &format!("SELECT {STATION_COLUMNS} FROM gateways ORDER BY name, issued_at"),
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(station_row)
+            .collect()
+    }
+
+    async fn revoke_gateway(&self, name: &str, now: i64) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        lock_writers(&tx).await?;
+        let n = tx
+            .execute(
+                "UPDATE gateways SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+                &[&name, &now],
+            )
+            .await
+            .map_err(pg)?;
+        if n > 0 {
+            audit(&tx, now, ADMIN, "gateway-revoke", name, "").await?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(n as usize)
+    }
+
+    async fn gateway_by_cert(&self, cert_sha256: &str) -> Result<Option<GatewayRow>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query_opt(
+                &format!("SELECT {STATION_COLUMNS} FROM gateways WHERE cert_sha256 = $1"),
+                &[&cert_sha256],
+            )
+            .await
+            .map_err(pg)?
+            .as_ref()
+            .map(station_row)
+            .transpose()
+    }
+
+    async fn add_events(
+        &self,
+        gateway: &str,
+        events: &[GatewayEvent],
+        received_at: i64,
+    ) -> Result<EventsAccepted, StoreError> {
+        let mut client = self.client().await?;
+        // Events touch neither the bundle nor the audit trail: no writer lock; the
+        // primary key keeps each (gateway, id) once even when two batches race.
+        let tx = client.transaction().await.map_err(pg)?;
+        let insert = tx
+            .prepare(&format!(
+                "INSERT INTO gateway_events ({EVENT_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (gateway, id) DO NOTHING"
+            ))
+            .await
+            .map_err(pg)?;
+        let mut accepted = 0;
+        for e in events {
+            accepted += tx
+                .execute(
+                    &insert,
+                    &[
+                        &gateway,
+                        &e.id,
+                        &e.at,
+                        &received_at,
+                        &e.reader,
+                        &e.decision.as_str(),
+                        &e.fingerprint,
+                        &e.subject,
+                        &super::join_reasons(&e.reasons),
+                        &e.bundle_version
+                            .map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+                    ],
+                )
+                .await
+                .map_err(pg)? as usize;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(EventsAccepted {
+            accepted,
+            duplicates: events.len() - accepted,
+        })
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client().await?;
+        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM gateway_events WHERE TRUE");
+        let mut args: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
+        if let Some(fp) = &query.fingerprint {
+            args.push(Box::new(fp.clone()));
+            sql.push_str(&format!(" AND fingerprint = ${}", args.len()));
+        }
+        if let Some(gw) = &query.gateway {
+            args.push(Box::new(gw.clone()));
+            sql.push_str(&format!(" AND gateway = ${}", args.len()));
+        }
+        if let Some(since) = query.since {
+            args.push(Box::new(since));
+            sql.push_str(&format!(" AND at >= ${}", args.len()));
+        }
+        args.push(Box::new(i64::from(query.limit)));
+        sql.push_str(&format!(
+            " ORDER BY at DESC, received_at DESC, gateway, id LIMIT ${}",
+            args.len()
+        ));
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
+            .iter()
+            .map(|a| a.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        client
+            .query(&sql, &params)
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(event_row)
+            .collect()
+    }
+
+    async fn set_audit_anchor(
+        &self,
+        station: &str,
+        head: &AuditHead,
+        now: i64,
+    ) -> Result<AnchorSet, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        lock_writers(&tx).await?;
+        if let Some(held) = anchor(&tx, station).await? {
+            if head.rows < held.rows {
+                return Ok(AnchorSet::Shorter(held));
+            }
+            if head.rows == held.rows {
+                return Ok(if head.hash == held.hash {
+                    AnchorSet::Stored(held)
+                } else {
+                    AnchorSet::Different(held)
+                });
+            }
+        }
+        let rows = i64::try_from(head.rows).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO audit_anchors (station, row_count, hash, received_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (station) DO UPDATE SET row_count = EXCLUDED.row_count,
+                 hash = EXCLUDED.hash, received_at = EXCLUDED.received_at",
+            &[&station, &rows, &head.hash, &now],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(AnchorSet::Stored(AuditAnchor {
+            rows: head.rows,
+            hash: head.hash.clone(),
+            received_at: now,
+        }))
+    }
+
+    async fn audit_anchor(&self, station: &str) -> Result<Option<AuditAnchor>, StoreError> {
+        let client = self.client().await?;
+        anchor(&client, station).await
+    }
+
+    async fn reset_audit_anchor(&self, station: &str, now: i64) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        lock_writers(&tx).await?;
+        let Some(held) = anchor(&tx, station).await? else {
+            return Ok(false);
+        };
+        tx.execute("DELETE FROM audit_anchors WHERE station = $1", &[&station])
+            .await
+            .map_err(pg)?;
+        let detail = format!("{} rows, {}", held.rows, held.hash);
+        audit(&tx, now, ADMIN, "anchor-reset", station, &detail).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(true)
+    }
+}
+
+// --- Gateways, their events and the stations' audit anchors ---
+
+const EVENT_COLUMNS: &str = "gateway, id, at, received_at, reader, decision, fingerprint, \
+     subject, reasons, bundle_version";
+
+fn event_row(r: &Row) -> Result<RecordedEvent, StoreError> {
+    let decision: String = r.try_get(5).map_err(pg)?;
+    let reasons: String = r.try_get(8).map_err(pg)?;
+    let bundle_version: Option<i64> = r.try_get(9).map_err(pg)?;
+    Ok(RecordedEvent {
+        gateway: r.try_get(0).map_err(pg)?,
+        received_at: r.try_get(3).map_err(pg)?,
+        event: GatewayEvent {
+            id: r.try_get(1).map_err(pg)?,
+            at: r.try_get(2).map_err(pg)?,
+            reader: r.try_get(4).map_err(pg)?,
+            decision: super::decision_of(&decision),
+            fingerprint: r.try_get(6).map_err(pg)?,
+            subject: r.try_get(7).map_err(pg)?,
+            reasons: super::split_reasons(&reasons),
+            bundle_version: bundle_version.and_then(|v| u64::try_from(v).ok()),
+        },
+    })
+}
+
+fn anchor_of(r: &Row, first: usize) -> Result<AuditAnchor, StoreError> {
+    Ok(AuditAnchor {
+        rows: u64::try_from(r.try_get::<_, i64>(first).map_err(pg)?).unwrap_or(0),
+        hash: r.try_get(first + 1).map_err(pg)?,
+        received_at: r.try_get(first + 2).map_err(pg)?,
+    })
+}
+
+async fn anchor(tx: &impl GenericClient, station: &str) -> Result<Option<AuditAnchor>, StoreError> {
+    tx.query_opt(
+        "SELECT row_count, hash, received_at FROM audit_anchors WHERE station = $1",
+        &[&station],
+    )
+    .await
+    .map_err(pg)?
+    .map(|r| anchor_of(&r, 0))
+    .transpose()
+}
+
+type GatewayParts = (Vec<GatewayRow>, Vec<RecordedEvent>, Vec<StationAnchor>);
+
+/// The gateway part of a snapshot, read in the caller's transaction.
+async fn gateway_snapshot(tx: &Transaction<'_>) -> Result<GatewayParts, StoreError> {
+    let gateways = tx
+        .query(
+            &format!("SELECT {STATION_COLUMNS} FROM gateways ORDER BY cert_sha256"),
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(station_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let events = tx
+        .query(
+            &format!("SELECT {EVENT_COLUMNS} FROM gateway_events ORDER BY gateway, id"),
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(event_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let anchors = tx
+        .query(
+            "SELECT station, row_count, hash, received_at FROM audit_anchors ORDER BY station",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| {
+            Ok(StationAnchor {
+                station: r.try_get(0).map_err(pg)?,
+                anchor: anchor_of(r, 1)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok((gateways, events, anchors))
+}
+
+/// Write the gateway part of a snapshot into the caller's transaction (tables empty).
+async fn gateway_import(tx: &Transaction<'_>, snapshot: &Snapshot) -> Result<(), StoreError> {
+    let held: i64 = tx
+        .query_one(
+            "SELECT (SELECT COUNT(*) FROM gateways) + (SELECT COUNT(*) FROM gateway_events)
+                 + (SELECT COUNT(*) FROM audit_anchors)",
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .try_get(0)
+        .map_err(pg)?;
+    if held > 0 {
+        return Err(StoreError::NotEmpty(0));
+    }
+    for g in &snapshot.gateways {
+        tx.execute(
+            &format!("INSERT INTO gateways ({STATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"),
+            &[
+                &g.cert_sha256,
+                &g.name,
+                &g.issued_at,
+                &g.not_after,
+                &g.revoked_at,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    let insert = tx
+        .prepare(&format!(
+            "INSERT INTO gateway_events ({EVENT_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .await
+        .map_err(pg)?;
+    for r in &snapshot.events {
+        let e = &r.event;
+        tx.execute(
+            &insert,
+            &[
+                &r.gateway,
+                &e.id,
+                &e.at,
+                &r.received_at,
+                &e.reader,
+                &e.decision.as_str(),
+                &e.fingerprint,
+                &e.subject,
+                &super::join_reasons(&e.reasons),
+                &e.bundle_version
+                    .map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    for a in &snapshot.anchors {
+        tx.execute(
+            "INSERT INTO audit_anchors (station, row_count, hash, received_at)
+             VALUES ($1, $2, $3, $4)",
+            &[
+                &a.station,
+                &i64::try_from(a.anchor.rows).unwrap_or(i64::MAX),
+                &a.anchor.hash,
+                &a.anchor.received_at,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
 }
 
 // Certificate search: its terms, written with each record.

@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 
-use cardstation_protocol::messages::{CertificateRecord, CertificateStatus};
+use cardstation_protocol::messages::{
+    AuditAnchor, AuditHead, CertificateRecord, CertificateStatus, EventsAccepted, GatewayEvent,
+    RecordedEvent,
+};
 
 use super::search::{self, Search};
 use super::sqlite_bundle;
 use super::{
-    audit_hash, AuditRow, BundleState, BundleVersionRow, FullRecord, NewCertificate,
-    PublishedBundle, Revoked, RevokedEntry, RevokedKey, Snapshot, StationRow, Store, StoreError,
-    Stored, ADMIN,
+    audit_hash, AnchorSet, AuditRow, BundleState, BundleVersionRow, EventQuery, FullRecord,
+    GatewayRow, NewCertificate, PublishedBundle, Revoked, RevokedEntry, RevokedKey, Snapshot,
+    StationAnchor, StationRow, Store, StoreError, Stored, ADMIN,
 };
 
 /// Schema migrations, in order; `PRAGMA user_version` is how many have run. The
@@ -92,6 +95,37 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX certificates_newest ON certificates (uploaded_at, sha256);
      CREATE INDEX certificates_status_newest ON certificates (status, uploaded_at, sha256);
      CREATE INDEX certificates_station_newest ON certificates (station_id, uploaded_at, sha256);",
+    // Gateway identities, their events (each once per gateway and id), stations' audit anchors.
+    "CREATE TABLE gateways (
+        cert_sha256 TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        issued_at   INTEGER NOT NULL,
+        not_after   INTEGER NOT NULL,
+        revoked_at  INTEGER
+     );
+     CREATE INDEX gateways_name ON gateways (name);
+     CREATE TABLE gateway_events (
+        gateway        TEXT NOT NULL,
+        id             TEXT NOT NULL,
+        at             INTEGER NOT NULL,
+        received_at    INTEGER NOT NULL,
+        reader         TEXT NOT NULL,
+        decision       TEXT NOT NULL,
+        fingerprint    TEXT,
+        subject        TEXT,
+        reasons        TEXT NOT NULL,
+        bundle_version INTEGER,
+        PRIMARY KEY (gateway, id)
+     );
+     CREATE INDEX gateway_events_at ON gateway_events (at);
+     CREATE INDEX gateway_events_fingerprint ON gateway_events (fingerprint, at);
+     CREATE INDEX gateway_events_gateway ON gateway_events (gateway, at);
+     CREATE TABLE audit_anchors (
+        station     TEXT PRIMARY KEY,
+        row_count   INTEGER NOT NULL,
+        hash        TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+     );",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -698,6 +732,7 @@ impl Store for SqliteStore {
             };
             let audit = audit_rows(&tx).map_err(failed)?;
             let (bundle_chain, bundle_published) = sqlite_bundle::all(&tx).map_err(failed)?;
+            let (gateways, events, anchors) = gateway_snapshot(&tx).map_err(failed)?;
             tx.commit().map_err(failed)?;
             Ok(Snapshot {
                 bundle_version,
@@ -707,6 +742,9 @@ impl Store for SqliteStore {
                 audit,
                 bundle_chain,
                 bundle_published,
+                gateways,
+                events,
+                anchors,
             })
         })
         .await
@@ -792,6 +830,7 @@ impl Store for SqliteStore {
             }
             sqlite_bundle::import(&tx, &snapshot.bundle_chain, snapshot.bundle_published.as_deref())
                 .map_err(failed)?;
+            gateway_import(&tx, &snapshot)?;
             tx.execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'bundle_version'",
                 [i64::try_from(snapshot.bundle_version).unwrap_or(i64::MAX)],
@@ -877,6 +916,232 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    // --- Gateways, their events and the stations' audit anchors ---
+
+    async fn add_gateway(&self, gw: &GatewayRow, actor: &str) -> Result<(), StoreError> {
+        let (gw, actor) = (gw.clone(), actor.to_string());
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let active: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM gateways WHERE name = ?1 AND revoked_at IS NULL",
+                    [&gw.name],
+                    |r| r.get(0),
+                )
+                .map_err(failed)?;
+            if active > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "gateway {} already has an active credential; revoke it first (gateway revoke {})",
+                    gw.name, gw.name
+                )));
+            }
+            tx.execute(
+                &format!("INSERT INTO gateways ({STATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, NULL)"),
+                params![gw.cert_sha256, gw.name, gw.issued_at, gw.not_after],
+            )
+            .map_err(failed)?;
+            audit(&tx, gw.issued_at, &actor, "gateway-add", &gw.name, &gw.cert_sha256)
+                .map_err(failed)?;
+            tx.commit().map_err(failed)
+        })
+        .await
+    }
+
+    async fn gateways(&self) -> Result<Vec<GatewayRow>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {STATION_COLUMNS} FROM gateways ORDER BY name, issued_at"
+                ))
+                .map_err(failed)?;
+            let rows = stmt.query_map([], station_row).map_err(failed)?;
+            rows.collect::<Result<_, _>>().map_err(failed)
+        })
+        .await
+    }
+
+    async fn revoke_gateway(&self, name: &str, now: i64) -> Result<usize, StoreError> {
+        let name = name.to_string();
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let n = tx
+                .execute(
+                    "UPDATE gateways SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                    params![name, now],
+                )
+                .map_err(failed)?;
+            if n > 0 {
+                audit(&tx, now, ADMIN, "gateway-revoke", &name, "").map_err(failed)?;
+            }
+            tx.commit().map_err(failed)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn gateway_by_cert(&self, cert_sha256: &str) -> Result<Option<GatewayRow>, StoreError> {
+        let fp = cert_sha256.to_string();
+        self.with(move |conn| {
+            conn.query_row(
+                &format!("SELECT {STATION_COLUMNS} FROM gateways WHERE cert_sha256 = ?1"),
+                [fp],
+                station_row,
+            )
+            .optional()
+            .map_err(failed)
+        })
+        .await
+    }
+
+    async fn add_events(
+        &self,
+        gateway: &str,
+        events: &[GatewayEvent],
+        received_at: i64,
+    ) -> Result<EventsAccepted, StoreError> {
+        let (gateway, events) = (gateway.to_string(), events.to_vec());
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let mut accepted = 0;
+            {
+                let mut insert = tx
+                    .prepare(&format!(
+                        "INSERT INTO gateway_events ({EVENT_COLUMNS})
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                         ON CONFLICT (gateway, id) DO NOTHING"
+                    ))
+                    .map_err(failed)?;
+                for e in &events {
+                    accepted += insert
+                        .execute(params![
+                            gateway,
+                            e.id,
+                            e.at,
+                            received_at,
+                            e.reader,
+                            e.decision.as_str(),
+                            e.fingerprint,
+                            e.subject,
+                            super::join_reasons(&e.reasons),
+                            e.bundle_version
+                                .map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+                        ])
+                        .map_err(failed)?;
+                }
+            }
+            tx.commit().map_err(failed)?;
+            Ok(EventsAccepted {
+                accepted,
+                duplicates: events.len() - accepted,
+            })
+        })
+        .await
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<RecordedEvent>, StoreError> {
+        let query = query.clone();
+        self.with(move |conn| {
+            let mut sql = format!("SELECT {EVENT_COLUMNS} FROM gateway_events WHERE 1 = 1");
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            if let Some(fp) = &query.fingerprint {
+                args.push(fp.clone().into());
+                sql.push_str(&format!(" AND fingerprint = ?{}", args.len()));
+            }
+            if let Some(gw) = &query.gateway {
+                args.push(gw.clone().into());
+                sql.push_str(&format!(" AND gateway = ?{}", args.len()));
+            }
+            if let Some(since) = query.since {
+                args.push(since.into());
+                sql.push_str(&format!(" AND at >= ?{}", args.len()));
+            }
+            args.push(i64::from(query.limit).into());
+            sql.push_str(&format!(
+                " ORDER BY at DESC, received_at DESC, gateway, id LIMIT ?{}",
+                args.len()
+            ));
+            let mut stmt = conn.prepare(&sql).map_err(failed)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args), event_row)
+                .map_err(failed)?;
+            rows.collect::<Result<_, _>>().map_err(failed)
+        })
+        .await
+    }
+
+    async fn set_audit_anchor(
+        &self,
+        station: &str,
+        head: &AuditHead,
+        now: i64,
+    ) -> Result<AnchorSet, StoreError> {
+        let (station, head) = (station.to_string(), head.clone());
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            if let Some(held) = anchor(&tx, &station).map_err(failed)? {
+                if head.rows < held.rows {
+                    return Ok(AnchorSet::Shorter(held));
+                }
+                if head.rows == held.rows {
+                    return Ok(if head.hash == held.hash {
+                        AnchorSet::Stored(held)
+                    } else {
+                        AnchorSet::Different(held)
+                    });
+                }
+            }
+            let rows = i64::try_from(head.rows).unwrap_or(i64::MAX);
+            tx.execute(
+                "INSERT INTO audit_anchors (station, row_count, hash, received_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (station) DO UPDATE SET row_count = excluded.row_count,
+                     hash = excluded.hash, received_at = excluded.received_at",
+                params![station, rows, head.hash, now],
+            )
+            .map_err(failed)?;
+            tx.commit().map_err(failed)?;
+            Ok(AnchorSet::Stored(AuditAnchor {
+                rows: head.rows,
+                hash: head.hash,
+                received_at: now,
+            }))
+        })
+        .await
+    }
+
+    async fn audit_anchor(&self, station: &str) -> Result<Option<AuditAnchor>, StoreError> {
+        let station = station.to_string();
+        self.with(move |conn| anchor(conn, &station).map_err(failed))
+            .await
+    }
+
+    async fn reset_audit_anchor(&self, station: &str, now: i64) -> Result<bool, StoreError> {
+        let station = station.to_string();
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let Some(held) = anchor(&tx, &station).map_err(failed)? else {
+                return Ok(false);
+            };
+            tx.execute("DELETE FROM audit_anchors WHERE station = ?1", [&station])
+                .map_err(failed)?;
+            let detail = format!("{} rows, {}", held.rows, held.hash);
+            audit(&tx, now, ADMIN, "anchor-reset", &station, &detail).map_err(failed)?;
+            tx.commit().map_err(failed)?;
+            Ok(true)
+        })
+        .await
+    }
 }
 
 // Certificate search: its terms, written with each record.
@@ -950,6 +1215,147 @@ pub(super) fn status_text(s: CertificateStatus) -> &'static str {
         CertificateStatus::Active => "active",
         CertificateStatus::Revoked => "revoked",
     }
+}
+
+// --- Gateways, their events and the stations' audit anchors ---
+
+const EVENT_COLUMNS: &str = "gateway, id, at, received_at, reader, decision, fingerprint, \
+     subject, reasons, bundle_version";
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
+    let decision: String = r.get(5)?;
+    let reasons: String = r.get(8)?;
+    let bundle_version: Option<i64> = r.get(9)?;
+    Ok(RecordedEvent {
+        gateway: r.get(0)?,
+        received_at: r.get(3)?,
+        event: GatewayEvent {
+            id: r.get(1)?,
+            at: r.get(2)?,
+            reader: r.get(4)?,
+            decision: super::decision_of(&decision),
+            fingerprint: r.get(6)?,
+            subject: r.get(7)?,
+            reasons: super::split_reasons(&reasons),
+            bundle_version: bundle_version.and_then(|v| u64::try_from(v).ok()),
+        },
+    })
+}
+
+fn anchor(conn: &rusqlite::Connection, station: &str) -> rusqlite::Result<Option<AuditAnchor>> {
+    conn.query_row(
+        "SELECT row_count, hash, received_at FROM audit_anchors WHERE station = ?1",
+        [station],
+        |r| {
+            Ok(AuditAnchor {
+                rows: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                hash: r.get(1)?,
+                received_at: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+}
+
+type GatewayParts = (Vec<GatewayRow>, Vec<RecordedEvent>, Vec<StationAnchor>);
+
+/// The gateway part of a snapshot, read in the caller's transaction.
+fn gateway_snapshot(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<GatewayParts> {
+    let gateways = {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {STATION_COLUMNS} FROM gateways ORDER BY cert_sha256"
+        ))?;
+        let rows = stmt.query_map([], station_row)?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let events = {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {EVENT_COLUMNS} FROM gateway_events ORDER BY gateway, id"
+        ))?;
+        let rows = stmt.query_map([], event_row)?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let anchors = {
+        let mut stmt = tx.prepare(
+            "SELECT station, row_count, hash, received_at FROM audit_anchors ORDER BY station",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StationAnchor {
+                station: r.get(0)?,
+                anchor: AuditAnchor {
+                    rows: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    hash: r.get(2)?,
+                    received_at: r.get(3)?,
+                },
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    Ok((gateways, events, anchors))
+}
+
+/// Write the gateway part of a snapshot into the caller's transaction (tables empty).
+fn gateway_import(tx: &rusqlite::Transaction<'_>, snapshot: &Snapshot) -> Result<(), StoreError> {
+    let held: i64 = tx
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM gateways) + (SELECT COUNT(*) FROM gateway_events)
+                 + (SELECT COUNT(*) FROM audit_anchors)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(failed)?;
+    if held > 0 {
+        return Err(StoreError::NotEmpty(0));
+    }
+    for g in &snapshot.gateways {
+        tx.execute(
+            &format!("INSERT INTO gateways ({STATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+            params![
+                g.cert_sha256,
+                g.name,
+                g.issued_at,
+                g.not_after,
+                g.revoked_at
+            ],
+        )
+        .map_err(failed)?;
+    }
+    for r in &snapshot.events {
+        let e = &r.event;
+        tx.execute(
+            &format!(
+                "INSERT INTO gateway_events ({EVENT_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ),
+            params![
+                r.gateway,
+                e.id,
+                e.at,
+                r.received_at,
+                e.reader,
+                e.decision.as_str(),
+                e.fingerprint,
+                e.subject,
+                super::join_reasons(&e.reasons),
+                e.bundle_version
+                    .map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            ],
+        )
+        .map_err(failed)?;
+    }
+    for a in &snapshot.anchors {
+        tx.execute(
+            "INSERT INTO audit_anchors (station, row_count, hash, received_at) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                a.station,
+                i64::try_from(a.anchor.rows).unwrap_or(i64::MAX),
+                a.anchor.hash,
+                a.anchor.received_at
+            ],
+        )
+        .map_err(failed)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -202,6 +202,36 @@ impl Console {
         self.terminate();
     }
 
+    /// `cardstation-console ARGS --data DIR` (the administrator at the console host); its output.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new(console_bin())
+            .args(args)
+            .arg("--data")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run cardstation-console");
+        assert!(
+            out.status.success(),
+            "cardstation-console {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The gateway events the console holds for `fingerprint`, newest first.
+    pub fn events(&self, fingerprint: &str) -> Vec<serde_json::Value> {
+        let out = self.admin(&[
+            "events",
+            "--fingerprint",
+            fingerprint,
+            "--limit",
+            "1000",
+            "--json",
+        ]);
+        serde_json::from_str(&out).expect("events JSON")
+    }
+
     fn terminate(&mut self) {
         if let Ok(pid) = i32::try_from(self.child.id()) {
             // SAFETY: a signal to our own child.
@@ -300,6 +330,8 @@ impl Station {
 /// A gateway's configuration and data directory.
 pub struct Gateway {
     pub dir: tempfile::TempDir,
+    /// Its name at the console (and in its events).
+    pub name: String,
 }
 
 pub struct GatewayOptions {
@@ -319,11 +351,27 @@ impl Default for GatewayOptions {
 }
 
 impl Gateway {
-    /// A gateway of `console` (with the console's client identity: the console has no
-    /// gateway identities of its own yet). Its actions append their environment to
-    /// `actions.log`.
+    /// A gateway of `console`, with the credential `cardstation-console gateway add
+    /// gw-test-N` issues it. Its actions append their environment to `actions.log`.
     pub fn new(console: &Console, opts: GatewayOptions) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
+        let kit = dir.path().join("credential");
+        let url = format!("https://localhost:{}", console.port);
+        // One name per gateway: a console may serve several in one test.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        let name = format!(
+            "gw-test-{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        console.admin(&[
+            "gateway",
+            "add",
+            &name,
+            "--out",
+            kit.to_str().expect("path"),
+            "--url",
+            &url,
+        ]);
         let action = dir.path().join("action.sh");
         std::fs::write(
             &action,
@@ -344,13 +392,13 @@ impl Gateway {
             format!(
                 "[console]\nurl = \"https://localhost:{}\"\nca = {:?}\nclient_cert = {:?}\n\
                  client_key = {:?}\nbundle_key = {:?}\nconnect_timeout_secs = 2\nrequest_timeout_secs = 5\n\n\
-                 [gateway]\nid = \"gw-test\"\nreaders = [{}]\nslot = \"9e\"\n\
+                 [gateway]\nid = {name:?}\nreaders = [{}]\nslot = \"9e\"\n\
                  on_grant = [{:?}, {:?}]\non_deny = [{:?}, {:?}]\nrefresh_secs = {}\nfail_open = {}\n\
                  data_dir = {:?}\n",
                 console.port,
                 c.join("ca.pem"),
-                c.join("station.pem"),
-                c.join("station.key"),
+                kit.join("gateway.pem"),
+                kit.join("gateway.key"),
                 c.join("bundle-signing.pub.pem"),
                 readers.join(", "),
                 action,
@@ -363,7 +411,7 @@ impl Gateway {
             ),
         )
         .expect("gateway config");
-        Gateway { dir }
+        Gateway { dir, name }
     }
 
     pub fn config(&self) -> PathBuf {
