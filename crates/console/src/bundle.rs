@@ -191,8 +191,12 @@ impl BundleBook {
                 return Ok(c.clone());
             }
         }
-        // Another instance may have cut a version: start from the stored head.
-        let head = self.load_head().await?;
+        // Another instance may have cut a version: then start from the stored head
+        // (reading a million-card bundle back costs more than the query that tells).
+        let head = match &cache.current {
+            Some(c) if latest == Some(c.header.version) => Some(c.clone()),
+            _ => self.load_head().await?,
+        };
         if let Some(h) = &head {
             if h.source_counter == counter && now < half_life(&h.header) {
                 return Ok(self.install(&mut cache, h.clone()));

@@ -191,8 +191,8 @@ impl Opened {
     }
 }
 
-fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, BundleError> {
-    let mut out = Vec::new();
+fn cbor<T: Serialize>(v: &T, size_hint: usize) -> Result<Vec<u8>, BundleError> {
+    let mut out = Vec::with_capacity(size_hint);
     ciborium::into_writer(v, &mut out).map_err(|e| BundleError::Malformed(e.to_string()))?;
     Ok(out)
 }
@@ -219,14 +219,21 @@ pub fn sign_full(
     ancestors: &[Link],
     key: &SigningKey,
 ) -> Result<Vec<u8>, BundleError> {
-    let payload = cbor(&FullPayload {
-        kind: "full".into(),
-        header: *header,
-        allowed: pack(lists.allowed()),
-        revoked: lists.revoked().to_vec(),
-        revoked_keys: pack(lists.revoked_keys()),
-        ancestors: ancestors.to_vec(),
-    })?;
+    let hint = 256
+        + 32 * (lists.allowed().len() + lists.revoked_keys().len())
+        + 64 * lists.revoked().len()
+        + 48 * ancestors.len();
+    let payload = cbor(
+        &FullPayload {
+            kind: "full".into(),
+            header: *header,
+            allowed: pack(lists.allowed()),
+            revoked: lists.revoked().to_vec(),
+            revoked_keys: pack(lists.revoked_keys()),
+            ancestors: ancestors.to_vec(),
+        },
+        hint,
+    )?;
     frame(Kind::Full, &payload, key)
 }
 
@@ -237,17 +244,20 @@ pub fn sign_delta(
     changes: &Changes,
     key: &SigningKey,
 ) -> Result<Vec<u8>, BundleError> {
-    let payload = cbor(&DeltaPayload {
-        kind: "delta".into(),
-        header: *header,
-        from,
-        allowed_add: pack(&changes.allowed_add),
-        allowed_remove: pack(&changes.allowed_remove),
-        revoked_add: changes.revoked_add.clone(),
-        revoked_remove: pack(&changes.revoked_remove),
-        keys_add: pack(&changes.keys_add),
-        keys_remove: pack(&changes.keys_remove),
-    })?;
+    let payload = cbor(
+        &DeltaPayload {
+            kind: "delta".into(),
+            header: *header,
+            from,
+            allowed_add: pack(&changes.allowed_add),
+            allowed_remove: pack(&changes.allowed_remove),
+            revoked_add: changes.revoked_add.clone(),
+            revoked_remove: pack(&changes.revoked_remove),
+            keys_add: pack(&changes.keys_add),
+            keys_remove: pack(&changes.keys_remove),
+        },
+        256 + 64 * changes.len(),
+    )?;
     frame(Kind::Delta, &payload, key)
 }
 

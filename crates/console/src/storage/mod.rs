@@ -261,7 +261,9 @@ pub struct RevokedEntry {
     pub revoked_at: i64,
 }
 
-/// What a trust bundle says at one version.
+/// What a trust bundle says at one version. The lists come in no particular order
+/// (sorting a million fingerprints in memory is cheaper than reading them in index
+/// order); the bundle sorts them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleState {
     pub version: u64,

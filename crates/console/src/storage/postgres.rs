@@ -726,7 +726,7 @@ impl Store for PostgresStore {
         let version = bundle_version(&tx).await?;
         let allowed = tx
             .query(
-                "SELECT sha256 FROM certificates WHERE status = 'active' ORDER BY sha256",
+                "SELECT sha256 FROM certificates WHERE status = 'active'",
                 &[],
             )
             .await
@@ -737,7 +737,7 @@ impl Store for PostgresStore {
         let revoked = tx
             .query(
                 "SELECT sha256, reason, revoked_at FROM certificates
-                 WHERE status = 'revoked' ORDER BY sha256",
+                 WHERE status = 'revoked'",
                 &[],
             )
             .await
@@ -758,10 +758,7 @@ impl Store for PostgresStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let revoked_keys = tx
-            .query(
-                "SELECT key_sha256 FROM revoked_keys ORDER BY key_sha256",
-                &[],
-            )
+            .query("SELECT key_sha256 FROM revoked_keys", &[])
             .await
             .map_err(pg)?
             .iter()

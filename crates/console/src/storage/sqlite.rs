@@ -629,9 +629,7 @@ impl Store for SqliteStore {
             let version = bundle_version(&tx).map_err(failed)?;
             let allowed = {
                 let mut stmt = tx
-                    .prepare(
-                        "SELECT sha256 FROM certificates WHERE status = 'active' ORDER BY sha256",
-                    )
+                    .prepare("SELECT sha256 FROM certificates WHERE status = 'active'")
                     .map_err(failed)?;
                 let rows = stmt.query_map([], |r| r.get(0)).map_err(failed)?;
                 rows.collect::<Result<Vec<String>, _>>().map_err(failed)?
@@ -640,7 +638,7 @@ impl Store for SqliteStore {
                 let mut stmt = tx
                     .prepare(
                         "SELECT sha256, reason, revoked_at FROM certificates
-                         WHERE status = 'revoked' ORDER BY sha256",
+                         WHERE status = 'revoked'",
                     )
                     .map_err(failed)?;
                 let rows = stmt
@@ -656,7 +654,7 @@ impl Store for SqliteStore {
             };
             let revoked_keys = {
                 let mut stmt = tx
-                    .prepare("SELECT key_sha256 FROM revoked_keys ORDER BY key_sha256")
+                    .prepare("SELECT key_sha256 FROM revoked_keys")
                     .map_err(failed)?;
                 let rows = stmt.query_map([], |r| r.get(0)).map_err(failed)?;
                 rows.collect::<Result<Vec<String>, _>>().map_err(failed)?
