@@ -8,8 +8,8 @@ mod console_support;
 use std::time::{Duration, Instant};
 
 use console_support::{
-    certificate_file, console_binary, copy_dir, free_port, outbox_rows, Backend, BlackHole,
-    Console, ConsoleFiles, Station, TestDb,
+    certificate_file, copy_dir, free_port, outbox_rows, Backend, BlackHole, Console, ConsoleFiles,
+    Station, TestDb,
 };
 
 /// Each test below, once per backend: `sqlite::NAME` and `postgres::NAME`.
@@ -289,24 +289,7 @@ fn revocation_reaches_the_trust_bundle_and_tampering_or_rollback_is_refused(back
     assert_eq!(shown["lists"]["revoked"][0]["sha256"], fp.as_str());
 
     // The administrator publishes a new chain; the station takes it only when told to.
-    let out = std::process::Command::new(console_binary())
-        .args(["bundle", "reset", "--yes", "--data"])
-        .arg(backup.path())
-        .args(backup_db.database_args())
-        .output()
-        .expect("bundle reset");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let chain = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Chain      "))
-        .expect("the new chain is shown")
-        .trim()
-        .to_string();
+    let chain = console_support::reset_bundle_chain(backup.path(), &backup_db.database_args());
     let out = station.run(&["trust", "sync", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["error"]["code"], "bundle-reset-offered", "{v}");

@@ -273,20 +273,7 @@ fn a_new_bundle_chain_is_taken_only_after_the_operator_confirms_it() {
     });
     let held = h.state().console_status().bundle.clone().expect("bundle");
 
-    let out = std::process::Command::new(console_support::console_binary())
-        .args(["bundle", "reset", "--yes", "--data"])
-        .arg(console_dir.path())
-        .output()
-        .expect("bundle reset");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let chain = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("Chain      ").map(|c| c.trim().to_string()))
-        .expect("the new chain is shown");
+    let chain = console_support::reset_bundle_chain(console_dir.path(), &[]);
     let short = chain[..8].to_string();
 
     h.get_by_label("Outbox: 0").click();

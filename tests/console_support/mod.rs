@@ -508,3 +508,23 @@ pub fn full_bundle(
         bundle::Opened::Delta(_) => panic!("a delta where the full bundle was asked for"),
     }
 }
+
+/// `cardstation-console bundle reset --yes` on the console in `dir` (with `db_args`
+/// for its database): the new chain's id, hex, as the command shows it.
+pub fn reset_bundle_chain(dir: &Path, db_args: &[String]) -> String {
+    let out = Command::new(console_binary())
+        .args(["bundle", "reset", "--yes", "--data"])
+        .arg(dir)
+        .args(db_args)
+        .output()
+        .expect("bundle reset");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Chain      ").map(|c| c.trim().to_string()))
+        .expect("the new chain is shown")
+}

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use cardstation_protocol::bundle::{self, Header, Link, Opened};
 use cardstation_protocol::trust_lists::{
-    compose, fingerprint_from_hex, Changes, Revocation, TrustLists,
+    compose, fingerprint_from_hex, Changes, ChangesWire, Revocation, TrustLists,
 };
 
 use crate::storage::{BundleState, BundleVersionRow, PublishedBundle, Store, StoreError};
@@ -106,47 +106,15 @@ fn cbor<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, BundleBuildError> {
     Ok(out)
 }
 
-/// Changes as stored in a version row.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredChanges {
-    #[serde(with = "serde_bytes")]
-    allowed_add: Vec<u8>,
-    #[serde(with = "serde_bytes")]
-    allowed_remove: Vec<u8>,
-    revoked_add: Vec<Revocation>,
-    #[serde(with = "serde_bytes")]
-    revoked_remove: Vec<u8>,
-    #[serde(with = "serde_bytes")]
-    keys_add: Vec<u8>,
-    #[serde(with = "serde_bytes")]
-    keys_remove: Vec<u8>,
-}
-
+/// Changes as stored in a version row: their wire form, CBOR.
 fn encode_changes(c: &Changes) -> Result<Vec<u8>, BundleBuildError> {
-    use cardstation_protocol::trust_lists::pack;
-    cbor(&StoredChanges {
-        allowed_add: pack(&c.allowed_add),
-        allowed_remove: pack(&c.allowed_remove),
-        revoked_add: c.revoked_add.clone(),
-        revoked_remove: pack(&c.revoked_remove),
-        keys_add: pack(&c.keys_add),
-        keys_remove: pack(&c.keys_remove),
-    })
+    cbor(&ChangesWire::from(c))
 }
 
 fn decode_changes(bytes: &[u8]) -> Result<Changes, BundleBuildError> {
-    use cardstation_protocol::trust_lists::unpack;
     let bad = |e: String| BundleBuildError::Build(format!("a stored bundle version: {e}"));
-    let s: StoredChanges = ciborium::from_reader(bytes).map_err(|e| bad(e.to_string()))?;
-    let u = |b: &[u8], w| unpack(b, w).map_err(|e| bad(e.to_string()));
-    Ok(Changes {
-        allowed_add: u(&s.allowed_add, "allowed")?,
-        allowed_remove: u(&s.allowed_remove, "allowed")?,
-        revoked_add: s.revoked_add,
-        revoked_remove: u(&s.revoked_remove, "revoked")?,
-        keys_add: u(&s.keys_add, "revoked keys")?,
-        keys_remove: u(&s.keys_remove, "revoked keys")?,
-    })
+    let w: ChangesWire = ciborium::from_reader(bytes).map_err(|e| bad(e.to_string()))?;
+    Changes::try_from(w).map_err(|e| bad(e.to_string()))
 }
 
 fn decode_header(row: &BundleVersionRow) -> Result<Header, BundleBuildError> {

@@ -16,7 +16,9 @@ use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::trust_lists::{pack, unpack, unpack_owned, Changes, ListError, Revocation, TrustLists};
+use crate::trust_lists::{
+    pack, unpack_owned, Changes, ChangesWire, ListError, Revocation, TrustLists,
+};
 
 const MAGIC: &[u8; 4] = b"CSTB";
 const FORMAT: u8 = 2;
@@ -141,17 +143,7 @@ struct DeltaPayload {
     kind: String,
     header: Header,
     from: Link,
-    #[serde(with = "serde_bytes")]
-    allowed_add: Vec<u8>,
-    #[serde(with = "serde_bytes")]
-    allowed_remove: Vec<u8>,
-    revoked_add: Vec<Revocation>,
-    #[serde(with = "serde_bytes")]
-    revoked_remove: Vec<u8>,
-    #[serde(with = "serde_bytes")]
-    keys_add: Vec<u8>,
-    #[serde(with = "serde_bytes")]
-    keys_remove: Vec<u8>,
+    changes: ChangesWire,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,12 +241,7 @@ pub fn sign_delta(
             kind: "delta".into(),
             header: *header,
             from,
-            allowed_add: pack(&changes.allowed_add),
-            allowed_remove: pack(&changes.allowed_remove),
-            revoked_add: changes.revoked_add.clone(),
-            revoked_remove: pack(&changes.revoked_remove),
-            keys_add: pack(&changes.keys_add),
-            keys_remove: pack(&changes.keys_remove),
+            changes: changes.into(),
         },
         256 + 64 * changes.len(),
     )?;
@@ -345,14 +332,7 @@ pub fn open(bytes: &[u8], key: &VerifyingKey) -> Result<Opened, BundleError> {
             Ok(Opened::Delta(Delta {
                 header: p.header,
                 from: p.from,
-                changes: Changes {
-                    allowed_add: unpack(&p.allowed_add, "allowed").map_err(list)?,
-                    allowed_remove: unpack(&p.allowed_remove, "allowed").map_err(list)?,
-                    revoked_add: p.revoked_add,
-                    revoked_remove: unpack(&p.revoked_remove, "revoked").map_err(list)?,
-                    keys_add: unpack(&p.keys_add, "revoked keys").map_err(list)?,
-                    keys_remove: unpack(&p.keys_remove, "revoked keys").map_err(list)?,
-                },
+                changes: Changes::try_from(p.changes).map_err(list)?,
             }))
         }
     }

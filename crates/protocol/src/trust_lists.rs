@@ -62,6 +62,49 @@ impl Changes {
     }
 }
 
+/// [`Changes`] on the wire (CBOR): each list of fingerprints one byte string.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChangesWire {
+    #[serde(with = "serde_bytes")]
+    pub allowed_add: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub allowed_remove: Vec<u8>,
+    pub revoked_add: Vec<Revocation>,
+    #[serde(with = "serde_bytes")]
+    pub revoked_remove: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub keys_add: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub keys_remove: Vec<u8>,
+}
+
+impl From<&Changes> for ChangesWire {
+    fn from(c: &Changes) -> Self {
+        ChangesWire {
+            allowed_add: pack(&c.allowed_add),
+            allowed_remove: pack(&c.allowed_remove),
+            revoked_add: c.revoked_add.clone(),
+            revoked_remove: pack(&c.revoked_remove),
+            keys_add: pack(&c.keys_add),
+            keys_remove: pack(&c.keys_remove),
+        }
+    }
+}
+
+impl TryFrom<ChangesWire> for Changes {
+    type Error = ListError;
+    fn try_from(w: ChangesWire) -> Result<Self, ListError> {
+        Ok(Changes {
+            allowed_add: unpack_owned(w.allowed_add, "allowed")?,
+            allowed_remove: unpack_owned(w.allowed_remove, "allowed")?,
+            revoked_add: w.revoked_add,
+            revoked_remove: unpack_owned(w.revoked_remove, "revoked")?,
+            keys_add: unpack_owned(w.keys_add, "revoked keys")?,
+            keys_remove: unpack_owned(w.keys_remove, "revoked keys")?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ListError {
     #[error("the {0} list is not in fingerprint order or repeats an entry")]
