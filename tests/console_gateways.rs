@@ -601,7 +601,10 @@ fn migrate_carries_gateways_events_and_audit_anchors() {
         "3"
     );
     assert_eq!(
-        cluster.psql("site", "SELECT name FROM gateways WHERE revoked_at IS NULL"),
+        cluster.psql(
+            "site",
+            "SELECT name FROM identities WHERE role = 'gateway' AND revoked_at IS NULL"
+        ),
         "gw-west"
     );
 

@@ -218,7 +218,7 @@ fn cards_are_found_by_every_kind_of_word_and_paged_newest_first(backend: Backend
     assert!(revoked
         .records
         .iter()
-        .all(|r| r.revoked_by.as_deref() == Some("station-1")
+        .all(|r| r.revoked_by.as_deref() == Some("station:station-1")
             && r.revocation_reason.as_deref() == Some("lost")));
     let active_plant_a = client
         .search(&SearchQuery {
@@ -384,7 +384,7 @@ fn the_administrator_lists_shows_and_revokes_on_the_console_host(backend: Backen
     assert!(revoked.contains(&smith.sha256), "{revoked}");
     // And the station sees the same on the console.
     let rec = client.get(&smith.sha256).expect("get");
-    assert_eq!(rec.revoked_by.as_deref(), Some("admin"));
+    assert_eq!(rec.revoked_by.as_deref(), Some("administrator"));
     site.admin_ok(&["cards", "reinstate", &smith.sha256]);
     assert_eq!(
         client.get(&smith.sha256).expect("get").status,

@@ -39,6 +39,7 @@ on_both_backends!(
     revocations_are_limited_per_station_and_undone_by_the_administrator_alone,
     the_audit_trail_records_every_change_and_detects_tampering,
     serve_runs_without_the_ca_key_and_station_add_takes_it_from_elsewhere,
+    no_identity_may_be_named_like_the_administrator,
 );
 
 /// A running console whose settings file names its database (so the administration
@@ -564,7 +565,7 @@ fn revocations_are_limited_per_station_and_undone_by_the_administrator_alone(bac
         .revoke(&fps[5], "replaced")
         .expect("station-1's own budget");
     assert_eq!(
-        site.count("SELECT COUNT(*) FROM certificates WHERE revoked_by = 'stolen-laptop'"),
+        site.count("SELECT COUNT(*) FROM certificates WHERE revoked_by = 'station:stolen-laptop'"),
         3
     );
 
@@ -684,11 +685,11 @@ fn the_audit_trail_records_every_change_and_detects_tampering(backend: Backend) 
         .collect();
     let expect: Vec<(String, String)> = [
         ("setup", "station-add"),
-        ("admin", "station-add"),
-        ("desk-2", "upload"),
-        ("desk-2", "revoke"),
-        ("admin", "reinstate"),
-        ("admin", "station-revoke"),
+        ("administrator", "station-add"),
+        ("station:desk-2", "upload"),
+        ("station:desk-2", "revoke"),
+        ("administrator", "reinstate"),
+        ("administrator", "station-revoke"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -698,7 +699,7 @@ fn the_audit_trail_records_every_change_and_detects_tampering(backend: Backend) 
     assert!(said.contains("intact: 6 rows"), "{said}");
 
     // Someone with database access rewrites who revoked the card.
-    let tamper = "UPDATE audit SET actor = 'station-1' WHERE seq = 4";
+    let tamper = "UPDATE audit SET actor = 'station:station-1' WHERE seq = 4";
     match &site.db {
         TestDb::Sqlite => {
             rusqlite::Connection::open(site.data().join("console.db"))
@@ -755,4 +756,48 @@ fn serve_runs_without_the_ca_key_and_station_add_takes_it_from_elsewhere(backend
     site.admin_ok(&["station", "revoke", "desk-9"]);
     let (_, code, _) = refusal(desk.client().trust_bundle(None, None));
     assert_eq!(code, "settings");
+}
+
+/// `station add admin` once made a station whose revocations read as the
+/// administrator's; names of the console's own actors are refused for every role,
+/// and `identity add` issues any role through the same path as `station add`.
+fn no_identity_may_be_named_like_the_administrator(backend: Backend) {
+    let site = Site::start(backend, "");
+    let kit = site.dir.path().join("kit-admin");
+    for args in [
+        vec!["station", "add", "admin"],
+        vec!["gateway", "add", "administrator"],
+        vec!["identity", "add", "setup", "--role", "station"],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--out", kit.to_str().unwrap()]);
+        let out = site.admin(&args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is reserved"), "{err}");
+    }
+    assert!(!kit.exists(), "no files were written for a refused name");
+
+    let gw_kit = site.dir.path().join("kit-gw");
+    let said = site.admin_ok(&[
+        "identity",
+        "add",
+        "gw-9",
+        "--role",
+        "gateway",
+        "--out",
+        gw_kit.to_str().unwrap(),
+    ]);
+    assert!(said.contains("Gateway gw-9: credential"), "{said}");
+    assert!(gw_kit.join("gateway.toml").is_file());
+    let all = site.admin_ok(&["identity", "list"]);
+    assert!(all.contains("gateway:gw-9"), "{all}");
+    assert!(all.contains("station:station-1"), "{all}");
+    let gateways = site.admin_ok(&["gateway", "list"]);
+    assert!(
+        gateways.contains("gw-9") && !gateways.contains("station-1"),
+        "{gateways}"
+    );
+    let said = site.admin_ok(&["identity", "revoke", "gw-9", "--role", "gateway"]);
+    assert!(said.contains("1 credential(s) revoked"), "{said}");
 }

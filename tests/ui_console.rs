@@ -387,7 +387,7 @@ fn the_console_tab_finds_a_card_shows_it_and_revokes_it_after_confirmation() {
     let rec = console.client().get(&smith.sha256).expect("get");
     assert_eq!(rec.status, CertificateStatus::Revoked);
     assert_eq!(rec.revocation_reason.as_deref(), Some("lost"));
-    assert_eq!(rec.revoked_by.as_deref(), Some("station-1"));
+    assert_eq!(rec.revoked_by.as_deref(), Some("station:station-1"));
     assert!(h.get_all_by_label("revoked (lost)").count() >= 1);
 
     // The console goes away: the last results stay, marked offline with their time.

@@ -75,13 +75,12 @@ fn fill(database: &str, n: usize) -> Result<serde_json::Value, String> {
         let snapshot = Snapshot {
             bundle_version: n as u64 + 1,
             records: (0..n).map(record).collect(),
-            stations: Vec::new(),
+            identities: Vec::new(),
             revoked_keys: Vec::new(),
             audit: Vec::new(),
             // No chain yet: the console cuts its first bundle version when it starts.
             bundle_chain: Vec::new(),
             bundle_published: None,
-            gateways: Vec::new(),
             events: Vec::new(),
             anchors: Vec::new(),
         };

@@ -75,7 +75,7 @@ struct Cache {
 }
 
 pub struct BundleBook {
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     key: Arc<SigningKey>,
     validity_secs: i64,
     cache: Mutex<Cache>,
@@ -133,7 +133,7 @@ fn hash_of(row: &BundleVersionRow) -> Result<[u8; 32], BundleBuildError> {
 }
 
 impl BundleBook {
-    pub fn new(store: Arc<dyn Store>, key: Arc<SigningKey>, validity_secs: i64) -> BundleBook {
+    pub fn new(store: Arc<Store>, key: Arc<SigningKey>, validity_secs: i64) -> BundleBook {
         BundleBook {
             store,
             key,
@@ -276,7 +276,11 @@ impl BundleBook {
             source_counter: counter,
             created_at: now,
         };
-        if self.store.cut_bundle_version(&row, &full).await? {
+        // Stored only as the successor of the version this one was built on: a version
+        // cut meanwhile elsewhere wins, and this instance serves it instead (no race
+        // can start a second chain).
+        let after = prev.map(|p| p.header.version);
+        if self.store.cut_bundle_version(&row, &full, after).await? {
             tracing::info!(
                 version,
                 allowed = header.allowed,

@@ -8,9 +8,8 @@
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::middleware::Next;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
@@ -19,21 +18,10 @@ use cardstation_protocol::messages::{
     is_event_id, is_fingerprint, AuditHead, Decision, EventBatch, EventList, GatewayEvent,
 };
 
-use crate::admin::valid_station_name;
-use crate::routes::{error, json_body_within, now, store_error, AppState, Station};
+use crate::access::{Gateway, Station};
+use crate::http::{error, json_body_within, now, store_error, AppState};
+use crate::storage::valid_identity_name;
 use crate::storage::{AnchorSet, EventQuery, MAX_EVENT_QUERY};
-
-/// The gateway making a request: the name bound to its verified client certificate.
-#[derive(Clone)]
-pub struct Gateway(pub String);
-
-/// The only requests a gateway credential may make. Anything else, present or
-/// added later, is refused: a stolen gateway credential cannot upload, revoke or
-/// read certificate records.
-const GATEWAY_MAY: [(Method, &str); 2] = [
-    (Method::GET, "/v1/trust-bundle"),
-    (Method::POST, "/v1/events"),
-];
 
 /// Most events in one `POST /v1/events` (the gateway sends up to 200 at a time).
 pub const MAX_BATCH: usize = 500;
@@ -55,73 +43,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/audit-anchor", post(post_anchor).get(get_anchor))
 }
 
-/// A client certificate that is not a station's: a gateway's, allowed only what
-/// [`GATEWAY_MAY`] lists; else refused as unknown. Checked against the database
-/// on every request, so `gateway revoke` takes effect on the next one.
-pub async fn authenticate_gateway(
-    state: &AppState,
-    cert_sha256: &str,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let gateway = match state.store.gateway_by_cert(cert_sha256).await {
-        Ok(Some(g)) => g,
-        Ok(None) => {
-            return error(
-                StatusCode::FORBIDDEN,
-                "unknown-station",
-                "this client certificate is not a registered station or gateway credential; ask the console administrator for one (cardstation-console station add / gateway add)",
-            )
-        }
-        Err(e) => return store_error(e),
-    };
-    if gateway.revoked_at.is_some() {
-        return error(
-            StatusCode::FORBIDDEN,
-            "gateway-revoked",
-            format!(
-                "this gateway's console credential (gateway {}) was revoked; ask the console administrator for a new one",
-                gateway.name
-            ),
-        );
-    }
-    let allowed = GATEWAY_MAY
-        .iter()
-        .any(|(m, p)| req.method() == m && req.uri().path() == *p);
-    if !allowed {
-        tracing::warn!(
-            "gateway {} refused: {} {}",
-            gateway.name,
-            req.method(),
-            req.uri().path()
-        );
-        return error(
-            StatusCode::FORBIDDEN,
-            "gateway-not-allowed",
-            "a gateway credential may fetch the trust bundle and post events, nothing else",
-        );
-    }
-    req.extensions_mut().insert(Gateway(gateway.name));
-    next.run(req).await
-}
-
-fn only_gateways() -> Response {
-    error(
-        StatusCode::FORBIDDEN,
-        "not-a-gateway",
-        "only a gateway credential may post events (cardstation-console gateway add)",
-    )
-}
-
-fn only_stations() -> Response {
-    error(
-        StatusCode::FORBIDDEN,
-        "not-a-station",
-        "this resource is for station credentials",
-    )
-}
-
-/// Text a person reads later: bounded and without control characters.
 fn plain_text(s: &str, max: usize) -> bool {
     !s.is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
 }
@@ -185,13 +106,10 @@ fn check_event(e: &GatewayEvent, now: i64) -> Result<(), String> {
 /// refused, nothing stored, when any event is malformed.
 async fn post_events(
     State(state): State<AppState>,
-    gateway: Option<Extension<Gateway>>,
+    Extension(Gateway(gateway)): Extension<Gateway>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(Extension(Gateway(gateway))) = gateway else {
-        return only_gateways();
-    };
     let batch: EventBatch = match json_body_within(&headers, body, MAX_EVENTS_BODY).await {
         Ok(b) => b,
         Err(resp) => return resp,
@@ -241,12 +159,9 @@ struct EventParams {
 /// `GET /v1/events?fingerprint=&gateway=&since=&limit=`: newest first, bounded.
 async fn list_events(
     State(state): State<AppState>,
-    station: Option<Extension<Station>>,
+    Extension(Station(_station)): Extension<Station>,
     params: Result<Query<EventParams>, QueryRejection>,
 ) -> Response {
-    if station.is_none() {
-        return only_stations();
-    }
     let Query(p) = match params {
         Ok(p) => p,
         Err(e) => {
@@ -264,7 +179,10 @@ async fn list_events(
             "use the SHA-256 fingerprint: 64 lower-case hex digits",
         );
     }
-    if p.gateway.as_deref().is_some_and(|g| !valid_station_name(g)) {
+    if p.gateway
+        .as_deref()
+        .is_some_and(|g| !valid_identity_name(g))
+    {
         return error(
             StatusCode::BAD_REQUEST,
             "bad-gateway",
@@ -296,13 +214,10 @@ async fn list_events(
 /// station's trail lost or changed rows since: 409, the anchor stays).
 async fn post_anchor(
     State(state): State<AppState>,
-    station: Option<Extension<Station>>,
+    Extension(Station(station)): Extension<Station>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(Extension(Station(station))) = station else {
-        return only_stations();
-    };
     let head: AuditHead = match json_body_within(&headers, body, 4096).await {
         Ok(h) => h,
         Err(resp) => return resp,
@@ -339,11 +254,8 @@ async fn post_anchor(
 /// `GET /v1/audit-anchor`: the head the console holds for the calling station.
 async fn get_anchor(
     State(state): State<AppState>,
-    station: Option<Extension<Station>>,
+    Extension(Station(station)): Extension<Station>,
 ) -> Response {
-    let Some(Extension(Station(station))) = station else {
-        return only_stations();
-    };
     match state.store.audit_anchor(&station).await {
         Ok(Some(anchor)) => Json(anchor).into_response(),
         Ok(None) => error(

@@ -3,12 +3,16 @@
 //! PostgreSQL for several instances at once. Only clients with a certificate
 //! issued by the console's station CA may call it.
 
+pub mod access;
 pub mod admin;
 pub mod bundle;
+mod certificates;
 mod events;
+pub mod http;
 pub mod migrate;
 mod routes;
 pub mod search;
+mod serve_bundle;
 pub mod settings;
 pub mod setup;
 pub mod storage;
@@ -24,7 +28,7 @@ use axum::response::Response;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-pub use routes::MAX_BODY;
+pub use http::MAX_BODY;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -77,7 +81,7 @@ pub fn resolve_database(
 }
 
 /// The console's rules from its settings file.
-fn policy(data: &Path) -> Result<routes::Policy, ServeError> {
+fn policy(data: &Path) -> Result<http::Policy, ServeError> {
     let s = settings::load(data)?;
     let issuing_ca = match &s.issuing_ca {
         None => None,
@@ -95,7 +99,7 @@ fn policy(data: &Path) -> Result<routes::Policy, ServeError> {
             Some(der)
         }
     };
-    Ok(routes::Policy {
+    Ok(http::Policy {
         revocations_per_hour: match s.revocations_per_hour {
             Some(0) => None,
             Some(n) => Some(n),
@@ -126,14 +130,14 @@ pub async fn serve(
     if let Ok(n) = store.count().await {
         tracing::info!("{n} certificates stored in {database}");
     }
-    admin::register_first_station(store.as_ref(), &files).await;
-    let store: Arc<dyn storage::Store> = Arc::from(store);
+    admin::register_first_station(&store, &files).await;
+    let store = Arc::new(store);
     let bundles = bundle::BundleBook::new(
         store.clone(),
         Arc::new(files.bundle_signing_key()?),
         i64::try_from(opts.bundle_validity.as_secs()).unwrap_or(i64::MAX / 2),
     );
-    let state = routes::AppState {
+    let state = http::AppState {
         store,
         bundles: Arc::new(bundles),
         policy: Arc::new(policy),

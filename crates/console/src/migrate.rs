@@ -93,7 +93,11 @@ pub async fn migrate(from: &Database, to: &Database) -> Result<MigrationReport, 
         records: copied.records.len(),
         bundle_version: copied.bundle_version,
         digest: target_digest,
-        gateways: copied.gateways.len(),
+        gateways: copied
+            .identities
+            .iter()
+            .filter(|i| i.role == crate::storage::Role::Gateway)
+            .count(),
         events: copied.events.len(),
         anchors: copied.anchors.len(),
     })

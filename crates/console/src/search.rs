@@ -20,8 +20,9 @@ use cardstation_protocol::messages::{
     SEARCH_MAX_TEXT, SEARCH_MAX_WORDS,
 };
 
-use crate::admin::valid_station_name;
-use crate::routes::{error, store_error, AppState, Station};
+use crate::access::Station;
+use crate::http::{error, store_error, AppState};
+use crate::storage::valid_identity_name;
 use crate::storage::{Search, Store, StoreError};
 
 /// Why a search was refused (a 400, with what to do).
@@ -64,7 +65,7 @@ pub fn parse(q: &SearchQuery) -> Result<Search, SearchError> {
         ));
     }
     if let Some(st) = &q.station {
-        if !valid_station_name(st) {
+        if !valid_identity_name(st) {
             return Err(bad("bad-station", format!("{st:?} is not a station name")));
         }
     }
@@ -98,7 +99,7 @@ fn parse_cursor(c: &str) -> Option<(i64, String)> {
 }
 
 /// One page of the search `q`.
-pub async fn run(store: &dyn Store, q: &SearchQuery) -> Result<SearchPage, SearchError> {
+pub async fn run(store: &Store, q: &SearchQuery) -> Result<SearchPage, SearchError> {
     let mut search = parse(q)?;
     let limit = search.limit as usize;
     // One more than a page: whether there is a next one.

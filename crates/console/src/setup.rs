@@ -15,6 +15,8 @@ pub const CA_CERT: &str = "ca.pem";
 pub const CA_KEY: &str = "ca.key";
 pub const SERVER_CERT: &str = "server.pem";
 pub const SERVER_KEY: &str = "server.key";
+/// The name the first start gives the demo station identity (`station.pem`).
+pub const FIRST_STATION: &str = "station-1";
 pub const STATION_CERT: &str = "station.pem";
 pub const STATION_KEY: &str = "station.key";
 pub const BUNDLE_KEY: &str = "bundle-signing.key";
@@ -103,7 +105,7 @@ pub fn ensure(dir: &Path) -> Result<ConsoleFiles, SetupError> {
 
     let station_key = KeyPair::generate().map_err(cert_err)?;
     let mut station = CertificateParams::default();
-    station.distinguished_name = dn(crate::admin::FIRST_STATION);
+    station.distinguished_name = dn(FIRST_STATION);
     station.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     station.not_before = now - time::Duration::hours(1);
     station.not_after = now + time::Duration::days(825);

@@ -1,5 +1,7 @@
-//! The console's storage seam: one interface, two implementations. SQLite (one
-//! file in the data directory, the default) for a desk or a small site;
+//! The console's storage: every query written once ([`Store`], in records.rs,
+//! identities.rs, reports.rs, bundle_rows.rs and snapshot.rs) over a small seam
+//! ([`db::Db`]: transactions and bound values) that two backends provide: SQLite
+//! (one file in the data directory, the default) for a desk or a small site, and
 //! PostgreSQL for a site that runs several console instances on one database.
 //!
 //! Rules every implementation keeps:
@@ -11,12 +13,17 @@
 //!   `bundle_versions`, added by one instance at a time (crates/console/src/bundle.rs);
 //! - the schema is versioned; a database newer than this build is refused.
 
+mod bundle_rows;
+pub mod db;
+mod identities;
 mod pg_tls;
 mod postgres;
-mod postgres_bundle;
+mod records;
+mod reports;
+pub mod schema;
 pub mod search;
+mod snapshot;
 mod sqlite;
-mod sqlite_bundle;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,14 +31,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use cardstation_protocol::messages::{
-    AuditAnchor, AuditHead, CertificateRecord, Decision, EventsAccepted, GatewayEvent,
-    RecordedEvent,
-};
+use cardstation_protocol::messages::{AuditAnchor, CertificateRecord, Decision, RecordedEvent};
 
-pub use postgres::PostgresStore;
+pub use records::Store;
+pub use schema::SCHEMA_VERSION;
 pub use search::Search;
-pub use sqlite::SqliteStore;
 
 /// Where the console keeps its records.
 #[derive(Clone, PartialEq, Eq)]
@@ -168,15 +172,84 @@ pub enum Revoked {
     },
 }
 
-/// Who does something: a station (by the name in its verified certificate) or the
-/// console administrator at the console host.
-pub const ADMIN: &str = "admin";
+/// A kind of client identity; what each may call is one table
+/// (crates/console/src/access.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// An enrollment station: uploads, revokes, searches, anchors its audit trail.
+    Station,
+    /// A gateway: fetches the trust bundle and posts its decisions.
+    Gateway,
+}
 
-/// One issued station credential.
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Station, Role::Gateway];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Station => "station",
+            Role::Gateway => "gateway",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who did something, as the records and the audit trail keep it: typed, so no
+/// identity's name can read as another kind of actor.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// The console administrator, at the console host (the command line).
+    Administrator,
+    /// The console's first start (it registers the demo station).
+    Setup,
+    Identity(Role, String),
+}
+
+impl Actor {
+    pub fn station(name: &str) -> Actor {
+        Actor::Identity(Role::Station, name.to_string())
+    }
+}
+
+/// `administrator`, `setup`, `station:NAME`, `gateway:NAME`.
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Administrator => f.write_str("administrator"),
+            Actor::Setup => f.write_str("setup"),
+            Actor::Identity(role, name) => write!(f, "{role}:{name}"),
+        }
+    }
+}
+
+/// An identity's name: 1 to 64 of a-z, 0-9, '-', '_' and '.', starting with a
+/// letter or digit (it is a certificate CN, a file name and a search word).
+pub fn valid_identity_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.')
+        })
+}
+
+/// One issued client credential (a station's, a gateway's, …).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct StationRow {
+pub struct IdentityRow {
     pub name: String,
-    /// SHA-256 of the station's client certificate (DER).
+    pub role: Role,
+    /// SHA-256 of the client certificate (DER).
     pub cert_sha256: String,
     pub issued_at: i64,
     pub not_after: i64,
@@ -309,15 +382,14 @@ pub struct FullRecord {
 pub struct Snapshot {
     pub bundle_version: u64,
     pub records: Vec<FullRecord>,
-    pub stations: Vec<StationRow>,
+    /// Every issued credential, by certificate fingerprint.
+    pub identities: Vec<IdentityRow>,
     pub revoked_keys: Vec<RevokedKey>,
     pub audit: Vec<AuditRow>,
     /// The trust-bundle chain, oldest first, and the bundle being served: moved
     /// so that stations and gateways see the same chain after a migration.
     pub bundle_chain: Vec<BundleVersionRow>,
     pub bundle_published: Option<Vec<u8>>,
-    /// Gateway credentials, by certificate fingerprint.
-    pub gateways: Vec<GatewayRow>,
     /// Gateway events, by gateway and id.
     pub events: Vec<RecordedEvent>,
     /// The latest audit chain head of each station, by station.
@@ -339,7 +411,7 @@ impl Snapshot {
         for r in &self.records {
             line(serde_json::to_vec(r))?;
         }
-        for r in &self.stations {
+        for r in &self.identities {
             line(serde_json::to_vec(r))?;
         }
         for r in &self.revoked_keys {
@@ -354,9 +426,6 @@ impl Snapshot {
         if let Some(full) = &self.bundle_published {
             line(Ok(full.clone()))?;
         }
-        for r in &self.gateways {
-            line(serde_json::to_vec(r))?;
-        }
         for r in &self.events {
             line(serde_json::to_vec(r))?;
         }
@@ -366,111 +435,6 @@ impl Snapshot {
         Ok(hex::encode(h.finalize()))
     }
 }
-
-/// The console's storage. Implementations are shared by every request of one
-/// process (and, for PostgreSQL, by several processes on one database).
-#[async_trait::async_trait]
-pub trait Store: Send + Sync {
-    /// Store a certificate unless its fingerprint is known (then return the existing record).
-    async fn upload(&self, cert: NewCertificate) -> Result<Stored, StoreError>;
-    async fn get(&self, sha256: &str) -> Result<Option<CertificateRecord>, StoreError>;
-    /// Revoke (the certificate and its key) for `actor`; revoking again keeps the first
-    /// reason and time. A station past `limit_per_hour` revocations is refused.
-    async fn revoke(
-        &self,
-        sha256: &str,
-        reason: &str,
-        now: i64,
-        actor: &str,
-        limit_per_hour: Option<u32>,
-    ) -> Result<Revoked, StoreError>;
-    /// Undo a revocation (certificate and key): the administrator's alone.
-    async fn reinstate(
-        &self,
-        sha256: &str,
-        now: i64,
-    ) -> Result<Option<CertificateRecord>, StoreError>;
-    /// Undo every revocation `station` made at or after `since`; the fingerprints.
-    async fn reinstate_by_station(
-        &self,
-        station: &str,
-        since: i64,
-        now: i64,
-    ) -> Result<Vec<String>, StoreError>;
-    /// Record a newly issued station credential; refused while `name` has an active one.
-    /// `actor` is who issued it (the administrator, or the first start).
-    async fn add_station(&self, station: &StationRow, actor: &str) -> Result<(), StoreError>;
-    async fn stations(&self) -> Result<Vec<StationRow>, StoreError>;
-    /// Revoke every credential of `name`; how many were active.
-    async fn revoke_station(&self, name: &str, now: i64) -> Result<usize, StoreError>;
-    /// The station whose client certificate has this fingerprint.
-    async fn station_by_cert(&self, cert_sha256: &str) -> Result<Option<StationRow>, StoreError>;
-    async fn audit(&self) -> Result<Vec<AuditRow>, StoreError>;
-    /// The current bundle version alone (cheap: decides whether a cached bundle is current).
-    async fn bundle_version(&self) -> Result<u64, StoreError>;
-    /// The bundle content, read in one snapshot so it matches its version.
-    async fn bundle_state(&self) -> Result<BundleState, StoreError>;
-    async fn count(&self) -> Result<i64, StoreError>;
-    /// Everything, read in one snapshot.
-    async fn snapshot(&self) -> Result<Snapshot, StoreError>;
-    /// Fill an empty database with `snapshot` (everything and the bundle version) in one transaction.
-    async fn import(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
-
-    // The trust-bundle chain (crates/console/src/bundle.rs builds and signs it).
-    /// The newest version and the full bundle signed for it.
-    async fn bundle_head(&self) -> Result<Option<PublishedBundle>, StoreError>;
-    /// The newest version's number alone (cheap: tells whether a cached one is current).
-    async fn bundle_latest_version(&self) -> Result<Option<u64>, StoreError>;
-    /// Versions `from_version` and later, oldest first, at most `limit`.
-    async fn bundle_history(
-        &self,
-        from_version: u64,
-        limit: u32,
-    ) -> Result<Vec<BundleVersionRow>, StoreError>;
-    /// Add `row` as the newest version with `full` as the bundle served, unless a
-    /// version at or above it exists (another console instance cut it first): false.
-    async fn cut_bundle_version(
-        &self,
-        row: &BundleVersionRow,
-        full: &[u8],
-    ) -> Result<bool, StoreError>;
-    /// Certificates matching `search`, newest first, at most `search.limit` of them.
-    async fn search(&self, search: &Search) -> Result<Vec<CertificateRecord>, StoreError>;
-
-    // --- Gateways, their events and the stations' audit anchors ---
-
-    /// Record a newly issued gateway credential; refused while `name` has an active one.
-    async fn add_gateway(&self, gateway: &GatewayRow, actor: &str) -> Result<(), StoreError>;
-    async fn gateways(&self) -> Result<Vec<GatewayRow>, StoreError>;
-    /// Revoke every credential of gateway `name`; how many were active.
-    async fn revoke_gateway(&self, name: &str, now: i64) -> Result<usize, StoreError>;
-    /// The gateway whose client certificate has this fingerprint.
-    async fn gateway_by_cert(&self, cert_sha256: &str) -> Result<Option<GatewayRow>, StoreError>;
-    /// Keep each event of `gateway` once by its id, in one transaction (events
-    /// already held are counted, never stored again or changed).
-    async fn add_events(
-        &self,
-        gateway: &str,
-        events: &[GatewayEvent],
-        received_at: i64,
-    ) -> Result<EventsAccepted, StoreError>;
-    /// Events matching `query`, newest first (by the gateway's time), at most `query.limit`.
-    async fn events(&self, query: &EventQuery) -> Result<Vec<RecordedEvent>, StoreError>;
-    /// Keep `head` as `station`'s audit anchor unless it would lose what is anchored.
-    async fn set_audit_anchor(
-        &self,
-        station: &str,
-        head: &AuditHead,
-        now: i64,
-    ) -> Result<AnchorSet, StoreError>;
-    async fn audit_anchor(&self, station: &str) -> Result<Option<AuditAnchor>, StoreError>;
-    /// Forget `station`'s anchor (the administrator, after restoring its database from a
-    /// backup): its next delivery anchors afresh. Whether there was one; audited.
-    async fn reset_audit_anchor(&self, station: &str, now: i64) -> Result<bool, StoreError>;
-}
-
-/// One issued gateway credential (the same shape as a station's).
-pub type GatewayRow = StationRow;
 
 /// Which events `GET /v1/events` and `cardstation-console events` want.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -545,10 +509,10 @@ fn restrict_permissions(path: &Path) {
 }
 
 /// Open (and migrate to the current schema) the database `db`.
-pub async fn open(db: &Database) -> Result<Box<dyn Store>, StoreError> {
+pub async fn open(db: &Database) -> Result<Store, StoreError> {
     match db {
-        Database::Sqlite(path) => Ok(Box::new(SqliteStore::open(path).await?)),
-        Database::Postgres(url) => Ok(Box::new(PostgresStore::open(url).await?)),
+        Database::Sqlite(path) => sqlite::open(path).await,
+        Database::Postgres(url) => postgres::open(url).await,
     }
 }
 
@@ -556,6 +520,25 @@ pub async fn open(db: &Database) -> Result<Box<dyn Store>, StoreError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_names_are_short_plain_words() {
+        for ok in ["station-1", "desk.7", "a", "lab_2"] {
+            assert!(valid_identity_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            "Desk",
+            "a b",
+            "x/../y",
+            &"a".repeat(65),
+            "é",
+            "station:x",
+        ] {
+            assert!(!valid_identity_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn database_names_parse_and_never_show_a_password() {

@@ -68,12 +68,7 @@ const HEX_MARK: char = '#';
 /// Shortest word looked for at the start of a GUID or fingerprint.
 pub const MIN_HEX_PREFIX: usize = 6;
 
-/// A bound value of the search query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
-    Text(String),
-    Int(i64),
-}
+use super::db::Value;
 
 /// A word matched by at least this many terms is common: it does not drive a search.
 pub const SELECTIVE: i64 = 5000;
@@ -92,16 +87,15 @@ fn ranges(w: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Placeholders and values, numbered as they are added.
+/// Placeholders (`$N`) and values, numbered as they are added.
 struct Binder {
-    placeholder: char,
     values: Vec<Value>,
 }
 
 impl Binder {
     fn bind(&mut self, v: Value) -> String {
         self.values.push(v);
-        format!("{}{}", self.placeholder, self.values.len())
+        format!("${}", self.values.len())
     }
 
     /// `(term >= lo AND term < hi) OR …` for the word `w`, on the terms alias `t`.
@@ -118,11 +112,8 @@ impl Binder {
 }
 
 /// How many terms `w` matches, counted up to [`SELECTIVE`].
-pub fn probe(w: &str, placeholder: char) -> (String, Vec<Value>) {
-    let mut b = Binder {
-        placeholder,
-        values: Vec::new(),
-    };
+pub fn probe(w: &str) -> (String, Vec<Value>) {
+    let mut b = Binder { values: Vec::new() };
     let cond = b.word("t", w);
     let limit = b.bind(Value::Int(SELECTIVE));
     (
@@ -141,22 +132,13 @@ pub fn driver(counts: &[i64]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// The search as SQL with numbered placeholders (`?N` for SQLite, `$N` for
-/// PostgreSQL) and the values to bind, in order. `columns` are the record columns;
+/// The search as SQL with numbered placeholders and the values to bind, in order. `columns` are the record columns;
 /// `driver` the word whose matches are the candidates (see [`driver`]).
-pub fn query(
-    s: &Search,
-    columns: &str,
-    placeholder: char,
-    driver: Option<usize>,
-) -> (String, Vec<Value>) {
-    let mut b = Binder {
-        placeholder,
-        values: Vec::new(),
-    };
+pub fn query(s: &Search, columns: &str, driver: Option<usize>) -> (String, Vec<Value>) {
+    let mut b = Binder { values: Vec::new() };
     let mut sql = format!("SELECT {columns} FROM certificates c WHERE TRUE");
     if let Some(status) = s.status {
-        let p = b.bind(Value::Text(super::sqlite::status_text(status).into()));
+        let p = b.bind(Value::Text(super::records::status_text(status).into()));
         sql += &format!(" AND c.status = {p}");
     }
     if let Some(station) = &s.station {
@@ -224,13 +206,13 @@ mod tests {
             after: Some((5, "ff".into())),
         };
         for driver in [None, Some(0)] {
-            let (sql, values) = query(&s, "sha256", '$', driver);
+            let (sql, values) = query(&s, "sha256", driver);
             assert!(!sql.contains('\''), "{sql}");
             assert!(!sql.contains("drop"), "{sql}");
             assert_eq!(values.len(), 7);
             assert!(sql.ends_with("LIMIT $7"), "{sql}");
         }
-        let (sql, values) = probe("a3f9c2", '?');
+        let (sql, values) = probe("a3f9c2");
         assert!(!sql.contains("a3f9"), "{sql}");
         assert_eq!(values.len(), 5, "two ranges and the limit");
     }
