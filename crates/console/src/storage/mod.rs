@@ -467,6 +467,14 @@ pub enum AnchorSet {
     Different(AuditAnchor),
 }
 
+/// A certificate status as stored.
+fn status_text(s: cardstation_protocol::messages::CertificateStatus) -> &'static str {
+    match s {
+        cardstation_protocol::messages::CertificateStatus::Active => "active",
+        cardstation_protocol::messages::CertificateStatus::Revoked => "revoked",
+    }
+}
+
 /// Reason codes are kept as one comma-separated column: a code never holds a comma.
 fn join_reasons(reasons: &[String]) -> String {
     reasons.join(",")

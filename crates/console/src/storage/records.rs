@@ -24,13 +24,6 @@ pub struct Store {
     pub(super) db: Box<dyn Db>,
 }
 
-pub(super) fn status_text(s: CertificateStatus) -> &'static str {
-    match s {
-        CertificateStatus::Active => "active",
-        CertificateStatus::Revoked => "revoked",
-    }
-}
-
 /// A record from the [`COLUMNS`] of a row.
 pub(super) fn record(r: &SqlRow) -> Result<CertificateRecord, StoreError> {
     Ok(CertificateRecord {

@@ -138,7 +138,7 @@ pub fn query(s: &Search, columns: &str, driver: Option<usize>) -> (String, Vec<V
     let mut b = Binder { values: Vec::new() };
     let mut sql = format!("SELECT {columns} FROM certificates c WHERE TRUE");
     if let Some(status) = s.status {
-        let p = b.bind(Value::Text(super::records::status_text(status).into()));
+        let p = b.bind(Value::Text(super::status_text(status).into()));
         sql += &format!(" AND c.status = {p}");
     }
     if let Some(station) = &s.station {

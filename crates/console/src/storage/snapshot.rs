@@ -4,11 +4,9 @@
 use super::bundle_rows;
 use super::db::{int_of, params, query_one, WriteLock};
 use super::identities::{identity_row, IDENTITY_COLUMNS};
-use super::records::{
-    audit_rows, bundle_version, insert_terms, record, record_terms, status_text, COLUMNS,
-};
+use super::records::{audit_rows, bundle_version, insert_terms, record, record_terms, COLUMNS};
 use super::reports::{anchor_of, event_row, event_values, EVENT_COLUMNS, INSERT_EVENT};
-use super::{FullRecord, RevokedKey, Snapshot, StationAnchor, Store, StoreError};
+use super::{status_text, FullRecord, RevokedKey, Snapshot, StationAnchor, Store, StoreError};
 
 impl Store {
     /// Everything, read in one snapshot.
