@@ -222,6 +222,118 @@ fn two_instances_on_one_database_agree_under_parallel_uploads_and_revocations() 
     );
 }
 
+/// A new chain starts only on an empty history or an explicit `bundle reset`: two
+/// instances serving bundles while versions are cut by uploads through both and by
+/// a `publish` loop on the same database never serve a second chain (a read of the
+/// newest version that raced a cut once made an instance start a fresh one, which
+/// every station and gateway then refused as a fork).
+#[test]
+fn versions_cut_while_bundles_are_served_stay_on_one_chain() {
+    if !console_support::pg::available_or_skip() {
+        return;
+    }
+    let cluster = PgCluster::start();
+    let db = pg_db(&cluster, "site");
+    let dir = tempfile::tempdir().expect("console dir");
+    cardstation_console::setup::ensure(dir.path()).expect("console files");
+    let a = Console::start_on(dir.path(), free_port(), &db);
+    let b = Console::start_on(dir.path(), free_port(), &db);
+    const REQUESTS: usize = 1000;
+    const UPLOADS: usize = 40;
+    let certs = Arc::new(certificates(dir.path(), "race", UPLOADS));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Versions cut by changes through both instances…
+    let writers: Vec<_> = [a.client(), b.client()]
+        .into_iter()
+        .enumerate()
+        .map(|(w, client)| {
+            let certs = certs.clone();
+            std::thread::spawn(move || {
+                for (pem, _) in certs.iter().skip(w).step_by(2) {
+                    client.upload(&upload_request(pem.clone())).expect("upload");
+                }
+            })
+        })
+        .collect();
+    // …and by `publish` (run from cron on a console host) on the same database.
+    let publisher = {
+        let (stop, dir, args) = (stop.clone(), dir.path().to_path_buf(), db.database_args());
+        std::thread::spawn(move || {
+            let out = dir.join("published");
+            let mut runs = 0;
+            while !stop.load(Ordering::SeqCst) && runs < 200 {
+                let status = std::process::Command::new(console_binary())
+                    .args(["publish", "--data"])
+                    .arg(&dir)
+                    .args(&args)
+                    .arg("--out")
+                    .arg(&out)
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("publish");
+                assert!(status.success(), "publish failed");
+                runs += 1;
+            }
+            runs
+        })
+    };
+    // 1,000 bundle requests across both instances while all that runs.
+    let readers: Vec<_> = [a.port, b.port]
+        .into_iter()
+        .map(|port| {
+            let dir = dir.path().to_path_buf();
+            let console = Console::client_for(&dir, port);
+            std::thread::spawn(move || {
+                (0..REQUESTS / 2)
+                    .map(|_| {
+                        let f = console_support::full_bundle(&console, &dir);
+                        (f.header.chain, f.header.version)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let seen: Vec<([u8; 16], u64)> = readers
+        .into_iter()
+        .flat_map(|r| r.join().expect("reader"))
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let publishes = publisher.join().expect("publisher");
+    assert!(publishes > 0);
+    let last = console_support::full_bundle(&a.client(), dir.path());
+
+    assert_eq!(seen.len(), REQUESTS);
+    let chains: std::collections::BTreeSet<_> = seen.iter().map(|(c, _)| *c).collect();
+    assert_eq!(
+        chains.len(),
+        1,
+        "bundles were served from {} chains: {chains:02x?}",
+        chains.len()
+    );
+    assert!(
+        chains.contains(&last.header.chain),
+        "the final bundle left the chain"
+    );
+    let versions: std::collections::BTreeSet<_> = seen.iter().map(|(_, v)| *v).collect();
+    assert!(
+        versions.len() > 1,
+        "no version was cut while bundles were served"
+    );
+    // Every stored version names the one before it: one unbroken chain.
+    assert_eq!(
+        cluster.psql(
+            "site",
+            "SELECT COUNT(*) FROM bundle_versions v WHERE changes IS NULL"
+        ),
+        "1",
+        "only the first version of the history starts a chain"
+    );
+}
+
 #[test]
 fn a_postgresql_restart_fails_requests_cleanly_and_the_console_recovers() {
     if !console_support::pg::available_or_skip() {
