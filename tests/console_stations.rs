@@ -40,6 +40,7 @@ on_both_backends!(
     the_audit_trail_records_every_change_and_detects_tampering,
     serve_runs_without_the_ca_key_and_station_add_takes_it_from_elsewhere,
     no_identity_may_be_named_like_the_administrator,
+    every_upload_field_is_checked_and_answered_alike_on_both_backends,
 );
 
 /// A running console whose settings file names its database (so the administration
@@ -800,4 +801,66 @@ fn no_identity_may_be_named_like_the_administrator(backend: Backend) {
     );
     let said = site.admin_ok(&["identity", "revoke", "gw-9", "--role", "gateway"]);
     assert!(said.contains("1 credential(s) revoked"), "{said}");
+}
+
+/// Fields beside the certificate were once stored unchecked: escape sequences reached
+/// the administrator's terminal, and a long `chuid_guid` was a 500 on PostgreSQL but
+/// stored on SQLite. Each is a 400 naming the field now, and nothing is stored.
+fn every_upload_field_is_checked_and_answered_alike_on_both_backends(backend: Backend) {
+    let site = Site::start(backend, "");
+    let client = site.console.client();
+    let scratch = tempfile::tempdir().unwrap();
+    let (file, fp) = certificate_file(scratch.path(), "gw-fields");
+    let pem = std::fs::read_to_string(file).unwrap();
+    type Spoil = fn(&mut UploadRequest);
+    let cases: [(&str, Spoil, &str); 6] = [
+        (
+            "escape in operator",
+            |r| r.operator = "op\u{1b}[2J".into(),
+            "bad-operator",
+        ),
+        (
+            "empty operator",
+            |r| r.operator = "  ".into(),
+            "bad-operator",
+        ),
+        (
+            "long operator",
+            |r| r.operator = "o".repeat(129),
+            "bad-operator",
+        ),
+        ("unknown slot", |r| r.slot = Some("9b".into()), "bad-slot"),
+        (
+            "long GUID",
+            |r| r.chuid_guid = Some("A".repeat(4000)),
+            "bad-guid",
+        ),
+        (
+            "GUID with escape",
+            |r| r.chuid_guid = Some(format!("{}\u{1b}", "0".repeat(31))),
+            "bad-guid",
+        ),
+    ];
+    for (what, spoil, expected) in cases {
+        let mut req = request(pem.clone(), "station-1");
+        spoil(&mut req);
+        let (status, code, message) = refusal(client.upload(&req));
+        assert_eq!(
+            (status, code.as_str()),
+            (400, expected),
+            "{what}: {message}"
+        );
+    }
+    assert_eq!(site.console.records(), 0, "nothing was stored");
+
+    // What a station sends is taken, and a retired slot too.
+    let mut req = request(pem, "station-1");
+    req.slot = Some("82".into());
+    req.chuid_guid = Some("00FF".repeat(8));
+    req.operator = " Jane Doe ".into();
+    let rec = client.upload(&req).unwrap();
+    assert_eq!(
+        (rec.sha256.as_str(), rec.operator.as_str()),
+        (fp.as_str(), "Jane Doe")
+    );
 }

@@ -38,6 +38,9 @@ pub async fn upload(
             ),
         );
     }
+    if let Some((code, message)) = req.field_problem() {
+        return error(StatusCode::BAD_REQUEST, code, message);
+    }
     let label = match check_label(req.label.as_deref().unwrap_or_default()) {
         Ok(l) => l,
         Err(message) => return error(StatusCode::BAD_REQUEST, "bad-label", message),
@@ -98,7 +101,7 @@ pub async fn upload(
         chuid_guid: req.chuid_guid,
         slot: req.slot,
         label,
-        operator: req.operator,
+        operator: req.operator.trim().to_string(),
         station_id: station,
         uploaded_at: now(),
         key_sha256,

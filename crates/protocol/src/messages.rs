@@ -16,6 +16,53 @@ pub struct UploadRequest {
     pub station_id: String,
 }
 
+/// Longest operator name an upload may carry.
+pub const OPERATOR_MAX_CHARS: usize = 128;
+
+/// The PIV key slots a certificate may come from (the four key slots, and the
+/// twenty retired key-management slots 82–95), as the station names them.
+pub fn is_piv_slot(s: &str) -> bool {
+    matches!(s, "9a" | "9c" | "9d" | "9e")
+        || (s.len() == 2 && u8::from_str_radix(s, 16).is_ok_and(|n| (0x82..=0x95).contains(&n)))
+}
+
+impl UploadRequest {
+    /// What is wrong with the upload's descriptive fields, as an error code and a
+    /// message; `None` when each is what a station sends. (The label has its own
+    /// rule, [`check_label`]; the certificate is checked by the console's rules.)
+    pub fn field_problem(&self) -> Option<(&'static str, String)> {
+        let operator = self.operator.trim();
+        if operator.is_empty()
+            || operator.chars().count() > OPERATOR_MAX_CHARS
+            || operator.chars().any(char::is_control)
+        {
+            return Some((
+                "bad-operator",
+                format!(
+                    "operator must be 1 to {OPERATOR_MAX_CHARS} characters without control characters"
+                ),
+            ));
+        }
+        if let Some(slot) = &self.slot {
+            if !is_piv_slot(slot) {
+                return Some((
+                    "bad-slot",
+                    "slot must be a PIV key slot: 9a, 9c, 9d, 9e or 82 to 95".into(),
+                ));
+            }
+        }
+        if let Some(guid) = &self.chuid_guid {
+            if guid.len() != 32 || !guid.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Some((
+                    "bad-guid",
+                    "chuid_guid must be the card's CHUID GUID: 32 hex digits".into(),
+                ));
+            }
+        }
+        None
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum CertificateStatus {
@@ -286,4 +333,19 @@ pub struct AuditAnchor {
     pub rows: u64,
     pub hash: String,
     pub received_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn piv_slots_are_the_key_slots_and_the_retired_ones() {
+        for ok in ["9a", "9c", "9d", "9e", "82", "8f", "95"] {
+            assert!(is_piv_slot(ok), "{ok}");
+        }
+        for bad in ["9b", "81", "96", "9A ", "", "9a9a", "zz"] {
+            assert!(!is_piv_slot(bad), "{bad}");
+        }
+    }
 }
