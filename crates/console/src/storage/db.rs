@@ -191,6 +191,9 @@ pub enum WriteLock {
     Records,
     /// Adding a trust-bundle version: one instance at a time, without holding up uploads.
     BundleCut,
+    /// Rows no other writer reads to decide anything (gateway events, kept once by
+    /// their key): the database's own row locks are enough, so taps never wait on uploads.
+    RowsOnly,
 }
 
 /// A backend: opens transactions on its database.

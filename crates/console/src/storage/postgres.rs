@@ -211,10 +211,11 @@ impl Db for PostgresDb {
 
     async fn write(&self, lock: WriteLock) -> Result<Box<dyn Tx + '_>, StoreError> {
         let key = match lock {
-            WriteLock::Records => WRITE_LOCK,
-            WriteLock::BundleCut => CUT_LOCK,
+            WriteLock::Records => Some(WRITE_LOCK),
+            WriteLock::BundleCut => Some(CUT_LOCK),
+            WriteLock::RowsOnly => None,
         };
-        self.begin("BEGIN", Some(key)).await
+        self.begin("BEGIN", key).await
     }
 
     async fn read(&self) -> Result<Box<dyn Tx + '_>, StoreError> {

@@ -82,7 +82,7 @@ impl Store {
         events: &[GatewayEvent],
         received_at: i64,
     ) -> Result<EventsAccepted, StoreError> {
-        let mut tx = self.db.write(WriteLock::Records).await?;
+        let mut tx = self.db.write(WriteLock::RowsOnly).await?;
         let mut accepted = 0;
         for e in events {
             let values = event_values(gateway, e, received_at)?;
