@@ -41,6 +41,7 @@ pub enum GatewayError {
 /// The decider for this configuration.
 pub fn decider(config: &Config) -> Result<Decider, GatewayError> {
     let slot = config.slot().map_err(GatewayError::Settings)?;
+    config.fail_open_allowed().map_err(GatewayError::Settings)?;
     let issuing_ca = match &config.gateway.issuing_ca {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| {

@@ -113,25 +113,66 @@ fn an_expired_bundle_denies_and_grants_only_fail_open() {
     assert_eq!(reasons(&v), ["bundle-expired"], "{v}");
     assert_eq!(closed.status()["bundle"]["expired"], true);
 
-    let open = Gateway::new(
+    // Fail-open with card-signed certificates would grant any card that proves its own
+    // key, one never enrolled included: the gateway refuses to start so.
+    let self_signed_open = Gateway::new(
         &console,
         GatewayOptions {
             fail_open: true,
             ..Default::default()
         },
     );
+    let out = self_signed_open.run(&["check", "--reader", READER_0, "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("issuing_ca"), "{stderr}");
+
+    // With an issuing CA, fail-open overlooks the bundle's age for a card the CA issued…
+    let (ca_pem, issuer) = test_ca();
+    let ca_path = console_dir.path().join("issuing-ca.pem");
+    std::fs::write(&ca_path, ca_pem).unwrap();
+    let open = Gateway::new(
+        &console,
+        GatewayOptions {
+            fail_open: true,
+            extra: format!("issuing_ca = {ca_path:?}"),
+            ..Default::default()
+        },
+    );
     open.sync();
-    let (code, v) = open.check(READER_0);
+    let _card_b = CardProcess::start(PORT_1, &states.path().join("b"));
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, "door-7 (CA-issued)");
+    let fp_b = write_card(READER_1, dn, Some(&issuer));
+    let (code, v) = open.check(READER_1);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["fail_open"], true, "{v}");
-    assert_eq!(v["fingerprint"], fp.as_str());
+    assert_eq!(v["fingerprint"], fp_b.as_str());
 
-    // Fail-open never overrides a revocation the last bundle carries.
-    station.revoke(&fp, "stolen");
-    open.sync();
+    // …but never trust: a card that signed its own certificate does not chain to the
+    // CA (`wrong-issuer`), even one the expired bundle lists.
     let (code, v) = open.check(READER_0);
     assert_eq!(code, 1, "{v}");
-    assert!(reasons(&v).contains(&"revoked".to_string()), "{v}");
+    assert_eq!(v["fingerprint"], fp.as_str());
+    assert!(reasons(&v).contains(&"wrong-issuer".to_string()), "{v}");
+    // Fail-open never overrides a revocation the last bundle carries: see
+    // decision::tests (a CA-issued card cannot be uploaded to the reference console).
+}
+
+/// A throw-away issuing CA: its certificate (PEM) and the issuer to sign cards with.
+fn test_ca() -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Cardstation test issuing CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), rcgen::Issuer::new(params, key))
 }
 
 /// A transport that records the card's answer to GENERAL AUTHENTICATE and, once armed,
