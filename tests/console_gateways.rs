@@ -176,6 +176,18 @@ fn event(n: u8, at: i64, fingerprint: &str, decision: Decision) -> GatewayEvent 
     }
 }
 
+/// The times of the events the console holds for `fingerprint`.
+fn station_events_at(site: &Site, fingerprint: &str) -> Vec<i64> {
+    site.station()
+        .client()
+        .events(Some(fingerprint), 100)
+        .unwrap()
+        .events
+        .iter()
+        .map(|r| r.event.at)
+        .collect()
+}
+
 fn refused<T: std::fmt::Debug>(r: Result<T, ConsoleError>) -> (u16, String) {
     match r {
         Err(ConsoleError::Rejected { status, code, .. }) => (status, code),
@@ -245,7 +257,10 @@ fn a_stolen_gateway_credential_reaches_the_bundle_and_events_and_nothing_else(ba
             events: vec![event(1, now(), &fp, Decision::Grant)],
         })
         .expect("events");
-    assert_eq!((accepted.accepted, accepted.duplicates), (1, 0));
+    assert_eq!(
+        (accepted.counts.accepted, accepted.counts.duplicates),
+        (1, 0)
+    );
 
     // Everything else is refused, whatever client the thief uses.
     let thief = station_client_with(&site, &kit);
@@ -357,24 +372,26 @@ fn events_are_kept_once_checked_and_listed_newest_first(backend: Backend) {
         ],
     };
     let a = north.post_events(&batch).unwrap();
-    assert_eq!((a.accepted, a.duplicates), (3, 0));
+    assert_eq!((a.counts.accepted, a.counts.duplicates), (3, 0));
     // The answer was lost and the batch is sent again, then one more overlapping one.
     let a = north.post_events(&batch).unwrap();
-    assert_eq!((a.accepted, a.duplicates), (0, 3));
+    assert_eq!((a.counts.accepted, a.counts.duplicates), (0, 3));
     let mut more = batch.events[2..].to_vec();
     more.push(event(4, t + 30, &card, Decision::Grant));
     let a = north.post_events(&EventBatch { events: more }).unwrap();
-    assert_eq!((a.accepted, a.duplicates), (1, 1));
+    assert_eq!((a.counts.accepted, a.counts.duplicates), (1, 1));
     // The same id from another gateway is that gateway's own event.
     let a = south
         .post_events(&EventBatch {
             events: vec![event(1, t + 40, &card, Decision::Deny)],
         })
         .unwrap();
-    assert_eq!((a.accepted, a.duplicates), (1, 0));
+    assert_eq!((a.counts.accepted, a.counts.duplicates), (1, 0));
     assert_eq!(site.count("SELECT COUNT(*) FROM gateway_events"), 5);
 
-    // One bad event refuses the whole batch: nothing of it is stored.
+    // A bad event is refused and named; the good events of its batch are kept, so one
+    // bad event cannot hold back a gateway's later reports.
+    let good = "ab".repeat(32);
     let bad_cases: Vec<Spoil> = vec![
         Box::new(|e| e.id = "not-hex".into()),
         Box::new(|e| e.at = now() + 7200),
@@ -387,11 +404,35 @@ fn events_are_kept_once_checked_and_listed_newest_first(backend: Backend) {
     for (i, spoil) in bad_cases.iter().enumerate() {
         let mut bad = event(90 + i as u8, t, &card, Decision::Deny);
         spoil(&mut bad);
-        let r = north.post_events(&EventBatch {
-            events: vec![event(50 + i as u8, t, &card, Decision::Grant), bad],
-        });
-        assert_eq!(gateway_refused(r), (400, "bad-event".into()), "case {i}");
+        let bad_id = bad.id.clone();
+        let a = north
+            .post_events(&EventBatch {
+                events: vec![event(50 + i as u8, t, &good, Decision::Grant), bad],
+            })
+            .unwrap();
+        assert_eq!((a.counts.accepted, a.counts.duplicates), (1, 0), "case {i}");
+        assert_eq!(a.refused.len(), 1, "case {i}: {a:?}");
+        assert_eq!((a.refused[0].index, &a.refused[0].id), (1, &bad_id));
+        // Only a time ahead of the console's clock may pass later.
+        assert_eq!(a.refused[0].for_good(), i != 1, "case {i}: {a:?}");
     }
+    // A gateway that cannot vouch for its clock says so (at = 0): the event is kept at
+    // the console's receive time.
+    let mut unknown = event(
+        70,
+        cardstation_protocol::messages::AT_UNKNOWN,
+        &good,
+        Decision::Deny,
+    );
+    unknown.subject = None;
+    let a = south
+        .post_events(&EventBatch {
+            events: vec![unknown],
+        })
+        .unwrap();
+    assert_eq!((a.counts.accepted, a.refused.len()), (1, 0), "{a:?}");
+    let kept = station_events_at(&site, &good);
+    assert!(kept.iter().all(|at| *at >= t), "{kept:?}");
     let too_many: Vec<_> = (0..501)
         .map(|i| {
             let mut e = event(0, t, &card, Decision::Grant);
@@ -403,7 +444,7 @@ fn events_are_kept_once_checked_and_listed_newest_first(backend: Backend) {
     assert_eq!(gateway_refused(r), (400, "batch-too-large".into()));
     let r = north.post_events(&EventBatch { events: vec![] });
     assert_eq!(gateway_refused(r), (400, "empty-batch".into()));
-    assert_eq!(site.count("SELECT COUNT(*) FROM gateway_events"), 5);
+    assert_eq!(site.count("SELECT COUNT(*) FROM gateway_events"), 5 + 7 + 1);
 
     // A station reads them: by card, newest first, bounded; the gateway from its certificate.
     let station = site.station().client();
@@ -430,7 +471,7 @@ fn events_are_kept_once_checked_and_listed_newest_first(backend: Backend) {
             (400, "bad-limit".into())
         );
     }
-    assert_eq!(station.events(None, 100).unwrap().events.len(), 5);
+    assert_eq!(station.events(None, 100).unwrap().events.len(), 5 + 7 + 1);
 
     // The administrator's view at the console host.
     let v: serde_json::Value = serde_json::from_str(&site.admin_ok(&[
@@ -612,7 +653,7 @@ fn migrate_carries_gateways_events_and_audit_anchors() {
     // twice, and the station's anchor is where it was.
     let console = Console::start_on(dir.path(), port, &target);
     let a = gw.post_events(&EventBatch { events }).unwrap();
-    assert_eq!((a.accepted, a.duplicates), (0, 3));
+    assert_eq!((a.counts.accepted, a.counts.duplicates), (0, 3));
     let held = station.audit_anchor().unwrap().unwrap();
     assert_eq!((held.rows, held.hash), (3, "3c".repeat(32)));
     assert_eq!(station.events(None, 10).unwrap().events.len(), 3);

@@ -15,7 +15,8 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 
 use cardstation_protocol::messages::{
-    is_event_id, is_fingerprint, AuditHead, Decision, EventBatch, EventList, GatewayEvent,
+    is_event_id, is_fingerprint, AuditHead, Decision, EventBatch, EventList, EventsAnswer,
+    GatewayEvent, RefusedEvent, AT_UNKNOWN, REFUSED_FOR_GOOD, REFUSED_FOR_NOW,
 };
 
 use crate::access::{Gateway, Station};
@@ -54,56 +55,66 @@ fn reason_code(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// What is wrong with one reported event, if anything.
-fn check_event(e: &GatewayEvent, now: i64) -> Result<(), String> {
+/// What is wrong with one reported event, if anything: the refusal code
+/// (`REFUSED_FOR_GOOD`, or `REFUSED_FOR_NOW` for a time ahead of the console's clock,
+/// which may pass later) and why.
+fn check_event(e: &GatewayEvent, now: i64) -> Result<(), (&'static str, String)> {
+    let bad = |why: String| (REFUSED_FOR_GOOD, why);
     if !is_event_id(&e.id) {
-        return Err("id must be 32 lower-case hex digits".into());
+        return Err(bad("id must be 32 lower-case hex digits".into()));
     }
-    if e.at < EARLIEST {
-        return Err(format!(
-            "at {} is before 2000: set the gateway's clock",
+    // AT_UNKNOWN: the gateway says it cannot vouch for its clock.
+    if e.at != AT_UNKNOWN && e.at < EARLIEST {
+        return Err(bad(format!(
+            "at {} is before 2000: set the gateway's clock (a gateway that knows its clock is unset sends at = 0)",
             e.at
-        ));
+        )));
     }
     if e.at > now + MAX_CLOCK_AHEAD_SECS {
-        return Err(format!(
-            "at {} is more than an hour ahead of the console's clock ({now})",
-            e.at
+        return Err((
+            REFUSED_FOR_NOW,
+            format!(
+                "at {} is more than an hour ahead of the console's clock ({now})",
+                e.at
+            ),
         ));
     }
     if !plain_text(&e.reader, MAX_READER) {
-        return Err(format!(
+        return Err(bad(format!(
             "reader must be 1 to {MAX_READER} characters without control characters"
-        ));
+        )));
     }
     if let Some(fp) = &e.fingerprint {
         if !is_fingerprint(fp) {
-            return Err("fingerprint must be 64 lower-case hex digits".into());
+            return Err(bad("fingerprint must be 64 lower-case hex digits".into()));
         }
     }
     if e.decision == Decision::Grant && e.fingerprint.is_none() {
-        return Err("a grant must name the card's certificate (fingerprint)".into());
+        return Err(bad(
+            "a grant must name the card's certificate (fingerprint)".into(),
+        ));
     }
     if let Some(subject) = &e.subject {
         if !plain_text(subject, MAX_SUBJECT) {
-            return Err(format!(
+            return Err(bad(format!(
                 "subject must be 1 to {MAX_SUBJECT} characters without control characters"
-            ));
+            )));
         }
     }
     if e.reasons.len() > MAX_REASONS || !e.reasons.iter().all(|r| reason_code(r)) {
-        return Err(format!(
+        return Err(bad(format!(
             "reasons must be at most {MAX_REASONS} codes of a-z, 0-9 and '-' (up to {MAX_REASON} each)"
-        ));
+        )));
     }
     if e.bundle_version.is_some_and(|v| i64::try_from(v).is_err()) {
-        return Err("bundle_version is out of range".into());
+        return Err(bad("bundle_version is out of range".into()));
     }
     Ok(())
 }
 
-/// `POST /v1/events`: keep each event once (by gateway and id); the whole batch is
-/// refused, nothing stored, when any event is malformed.
+/// `POST /v1/events`: keep each event once (by gateway and id). A malformed event is
+/// named in the answer's `refused` and not kept; the good events of the batch are kept
+/// all the same, so one bad event cannot hold back a gateway's later reports.
 async fn post_events(
     State(state): State<AppState>,
     Extension(Gateway(gateway)): Extension<Gateway>,
@@ -132,19 +143,39 @@ async fn post_events(
         );
     }
     let now = now();
-    for (i, e) in batch.events.iter().enumerate() {
-        if let Err(why) = check_event(e, now) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad-event",
-                format!("event {} of the batch: {why}; nothing was stored", i + 1),
-            );
+    let mut good = Vec::with_capacity(batch.events.len());
+    let mut refused = Vec::new();
+    for (index, mut e) in batch.events.into_iter().enumerate() {
+        match check_event(&e, now) {
+            Ok(()) => {
+                if e.at == AT_UNKNOWN {
+                    e.at = now;
+                }
+                good.push(e);
+            }
+            Err((code, why)) => {
+                tracing::warn!("gateway {gateway}: event {} refused: {why}", index + 1);
+                refused.push(RefusedEvent {
+                    index,
+                    id: e.id.chars().take(64).collect(),
+                    code: code.into(),
+                    message: format!("event {} of the batch: {why}", index + 1),
+                });
+            }
         }
     }
-    match state.store.add_events(&gateway, &batch.events, now).await {
-        Ok(accepted) => Json(accepted).into_response(),
-        Err(e) => store_error(e),
-    }
+    let counts = if good.is_empty() {
+        cardstation_protocol::messages::EventsAccepted {
+            accepted: 0,
+            duplicates: 0,
+        }
+    } else {
+        match state.store.add_events(&gateway, &good, now).await {
+            Ok(counts) => counts,
+            Err(e) => return store_error(e),
+        }
+    };
+    Json(EventsAnswer { counts, refused }).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -294,8 +325,8 @@ mod tests {
         let bad: Vec<Spoil> = vec![
             Box::new(|e| e.id = "0123".into()),
             Box::new(|e| e.id = "0123456789ABCDEF0123456789ABCDEF".into()),
-            Box::new(|e| e.at = 0),
-            Box::new(|e| e.at = NOW + 2 * 3600),
+            Box::new(|e| e.at = 1),
+            Box::new(|e| e.at = -5),
             Box::new(|e| e.reader = String::new()),
             Box::new(|e| e.reader = "a\u{1b}[2J".into()),
             Box::new(|e| e.reader = "r".repeat(MAX_READER + 1)),
@@ -309,8 +340,31 @@ mod tests {
         for (i, spoil) in bad.iter().enumerate() {
             let mut e = event();
             spoil(&mut e);
-            assert!(check_event(&e, now).is_err(), "case {i} was accepted");
+            assert!(
+                matches!(check_event(&e, now), Err((REFUSED_FOR_GOOD, _))),
+                "case {i} was not refused for good"
+            );
         }
+        // Ahead of the console's clock: refused for now (it may pass later).
+        let mut ahead = event();
+        ahead.at = NOW + 2 * 3600;
+        assert!(matches!(
+            check_event(&ahead, now),
+            Err((REFUSED_FOR_NOW, _))
+        ));
+        // A gateway that says its clock is unset: taken (stored at the receive time).
+        let mut unknown = event();
+        unknown.at = AT_UNKNOWN;
+        assert_eq!(check_event(&unknown, now), Ok(()));
+        // The gateway bounds what it sends by the same limits.
+        assert_eq!(
+            (MAX_SUBJECT, MAX_READER, EARLIEST),
+            (
+                cardstation_protocol::messages::MAX_EVENT_SUBJECT,
+                cardstation_protocol::messages::MAX_EVENT_READER,
+                cardstation_protocol::messages::EARLIEST_EVENT_TIME
+            )
+        );
         let mut deny = event();
         deny.decision = Decision::Deny;
         deny.fingerprint = None;

@@ -11,7 +11,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use cardstation_protocol::bundle;
-use cardstation_protocol::messages::{EventBatch, EventsAccepted};
+use cardstation_protocol::messages::{EventBatch, EventsAnswer};
 
 use crate::config::ConsoleConfig;
 
@@ -232,7 +232,7 @@ impl ConsoleClient {
     }
 
     /// `POST /v1/events`.
-    pub fn post_events(&self, batch: &EventBatch) -> Result<EventsAccepted, ConsoleError> {
+    pub fn post_events(&self, batch: &EventBatch) -> Result<EventsAnswer, ConsoleError> {
         let rsp = self
             .http
             .post(format!("{}/v1/events", self.base))

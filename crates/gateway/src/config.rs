@@ -82,7 +82,9 @@ pub struct GatewaySettings {
     /// How often the trust bundle is refreshed from the console, in seconds.
     pub refresh_secs: u64,
     /// With no trust bundle, or an expired one: grant a card that proves its key and
-    /// holds a valid certificate (true), or deny every card (false, the default).
+    /// holds a valid certificate issued by `issuing_ca` (true), or deny every card
+    /// (false, the default). Refused without `issuing_ca`: with card-signed
+    /// certificates any card that proves its own key would pass.
     pub fail_open: bool,
     /// Where the trust bundle and the event queue are kept.
     pub data_dir: PathBuf,
@@ -122,6 +124,7 @@ impl Config {
             message,
         };
         config.slot().map_err(invalid)?;
+        config.fail_open_allowed().map_err(invalid)?;
         if config.gateway.refresh_secs == 0 {
             return Err(invalid("[gateway] refresh_secs must be at least 1".into()));
         }
@@ -136,6 +139,19 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// `fail_open` only with an issuing CA. With card-signed certificates the bundle is
+    /// the only thing that says which cards belong to the site: overlooking a missing or
+    /// expired one would grant any card that proves its own key, enrolled or made at home.
+    pub fn fail_open_allowed(&self) -> Result<(), String> {
+        if self.gateway.fail_open && self.gateway.issuing_ca.is_none() {
+            return Err(
+                "[gateway] fail_open needs [gateway] issuing_ca: with card-signed certificates a missing or expired trust bundle would let any card that proves its own key in (docs/GATEWAY.md, \"Decisions and the failure policy\")"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     pub fn slot(&self) -> Result<Slot, String> {
@@ -180,7 +196,8 @@ mod tests {
             "[console]\nurl = \"https://c:8443\"\nca = \"/ca.pem\"\nclient_cert = \"/g.pem\"\n\
              client_key = \"/g.key\"\nbundle_key = \"/b.pem\"\n\
              [gateway]\nreaders = [\"Virtual PCD 00 00\"]\nslot = \"9a\"\non_grant = [\"/bin/true\"]\n\
-             on_deny = [\"/bin/false\", \"x\"]\nrefresh_secs = 60\nfail_open = true\ndata_dir = \"/tmp/g\"\n",
+             on_deny = [\"/bin/false\", \"x\"]\nrefresh_secs = 60\nfail_open = true\ndata_dir = \"/tmp/g\"\n\
+             issuing_ca = \"/ca.pem\"\n",
         )
         .unwrap();
         assert_eq!(c.console.url.as_deref(), Some("https://c:8443"));
@@ -190,6 +207,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("fail_opn"), "{err}");
+        // fail_open without an issuing CA would grant any self-made card.
+        let err = load("[gateway]\nfail_open = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("issuing_ca"), "{err}");
         let err = load("[gateway]\nslot = \"zz\"\n").unwrap_err().to_string();
         assert!(err.contains("slot"), "{err}");
         let err = load("[gateway]\non_grant = [\"\"]\n")

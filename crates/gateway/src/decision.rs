@@ -40,7 +40,8 @@ pub struct Outcome {
 
 /// Findings a fail-open gateway overlooks when its bundle has expired or is missing:
 /// the bundle's age, and the absence of a card enrolled since. A revocation in the last
-/// good bundle still denies.
+/// good bundle still denies, and the certificate must chain to the issuing CA: without
+/// one (card-signed certificates) fail-open is refused at start.
 const OVERLOOKED_WHEN_FAIL_OPEN: [&str; 2] = ["bundle-expired", "not-allowed"];
 
 /// Decides, card after card: keeps the outstanding challenges and the certificates of
@@ -54,7 +55,10 @@ pub struct Decider {
 }
 
 impl Decider {
+    /// `fail_open` takes effect only with an issuing CA (a configuration without one is
+    /// refused at start; here it is simply fail-closed).
     pub fn new(slot: Slot, issuing_ca: Option<Vec<u8>>, fail_open: bool) -> Self {
+        let fail_open = fail_open && issuing_ca.is_some();
         Decider {
             slot,
             issuing_ca,
@@ -88,8 +92,9 @@ impl Decider {
     }
 }
 
-/// Grant only a `Pass`; with `fail_open`, also a card that proved its key and holds a
-/// valid certificate while the bundle is missing or expired.
+/// Grant only a `Pass`; with `fail_open` (only ever set with an issuing CA), also a
+/// card that proved its key and holds a valid certificate issued by that CA while the
+/// bundle is missing or expired.
 fn judge(check: SpotCheck, fail_open: bool) -> Outcome {
     let failures: Vec<Reason> = check
         .failures()
@@ -98,7 +103,9 @@ fn judge(check: SpotCheck, fail_open: bool) -> Outcome {
             message: f.message.clone(),
         })
         .collect();
-    let proved = check.findings.iter().any(|f| f.code == "signature" && f.ok);
+    // Fail-open overlooks freshness, never trust: the key proved, the chain verified.
+    let proved = check.findings.iter().any(|f| f.code == "signature" && f.ok)
+        && check.findings.iter().any(|f| f.code == "chain" && f.ok);
     let (decision, reasons, by_fail_open) = match check.verdict {
         Verdict::Pass => (Decision::Grant, Vec::new(), false),
         Verdict::TrustUnknown => {
@@ -108,7 +115,7 @@ fn judge(check: SpotCheck, fail_open: bool) -> Outcome {
                     "no trust bundle is held: run `cardstation-gateway sync` or check the console"
                         .into(),
             };
-            if fail_open && proved {
+            if fail_open && proved && failures.is_empty() {
                 (Decision::Grant, vec![reason], true)
             } else {
                 (Decision::Deny, vec![reason], false)
@@ -233,7 +240,11 @@ mod tests {
             judge(check(Verdict::Pass, &good), false).decision,
             Decision::Grant
         );
-        let unknown = [("signature", true), ("no-trust-bundle", true)];
+        let unknown = [
+            ("signature", true),
+            ("chain", true),
+            ("no-trust-bundle", true),
+        ];
         assert_eq!(
             judge(check(Verdict::TrustUnknown, &unknown), false).decision,
             Decision::Deny
@@ -242,6 +253,7 @@ mod tests {
         assert_eq!((open.decision, open.fail_open), (Decision::Grant, true));
         let expired = [
             ("signature", true),
+            ("chain", true),
             ("not-allowed", false),
             ("bundle-expired", false),
         ];
@@ -255,6 +267,7 @@ mod tests {
         );
         let revoked = [
             ("signature", true),
+            ("chain", true),
             ("revoked", false),
             ("bundle-expired", false),
         ];
@@ -273,6 +286,26 @@ mod tests {
             judge(check(Verdict::TrustUnknown, &no_sig), true).decision,
             Decision::Deny
         );
+        // Fail-open overlooks freshness, never trust: a certificate that does not chain to
+        // the issuing CA (a card that made its own) is denied with or without a bundle.
+        let self_made = [
+            ("signature", true),
+            ("unknown-issuer", false),
+            ("not-allowed", false),
+            ("bundle-expired", false),
+        ];
+        assert_eq!(
+            judge(check(Verdict::Fail, &self_made), true).decision,
+            Decision::Deny
+        );
+        let unchained = [("signature", true), ("no-trust-bundle", true)];
+        assert_eq!(
+            judge(check(Verdict::TrustUnknown, &unchained), true).decision,
+            Decision::Deny
+        );
+        // Without an issuing CA there is no fail-open at all.
+        assert!(!Decider::new(Slot::CardAuthentication, None, true).fail_open);
+        assert!(Decider::new(Slot::CardAuthentication, Some(vec![0x30]), true).fail_open);
         // The bundle merely unknown, but the bundle fresh and the card not on it: deny.
         let not_allowed = [("signature", true), ("not-allowed", false)];
         assert_eq!(

@@ -41,6 +41,7 @@ pub enum GatewayError {
 /// The decider for this configuration.
 pub fn decider(config: &Config) -> Result<Decider, GatewayError> {
     let slot = config.slot().map_err(GatewayError::Settings)?;
+    config.fail_open_allowed().map_err(GatewayError::Settings)?;
     let issuing_ca = match &config.gateway.issuing_ca {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| {
@@ -77,7 +78,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One decision on the card in `reader`, inside a PC/SC transaction.
 pub fn decide_on(reader: &str, decider: &mut Decider, keeper: &Mutex<TrustKeeper>) -> Outcome {
-    let now = now();
+    decide_on_at(reader, decider, keeper, now())
+}
+
+/// [`decide_on`] with the gateway's clock reading `now` (Unix seconds): what a gateway
+/// whose clock is wrong, or not yet set, decides.
+pub fn decide_on_at(
+    reader: &str,
+    decider: &mut Decider,
+    keeper: &Mutex<TrustKeeper>,
+    now: i64,
+) -> Outcome {
     let keeper = lock(keeper);
     let trust = keeper.current(now);
     let version = trust.as_ref().map(|(_, s)| s.version);
@@ -100,16 +111,18 @@ pub enum LogTo {
     Stderr,
 }
 
-/// Record the decision (committed before anything else happens), log it, act on it.
+/// Record the decision made at `at` (the gateway's clock; committed before anything
+/// else happens), log it, act on it.
 pub fn record_and_act(
     config: &Config,
     queue: &Queue,
     outcome: &Outcome,
+    at: i64,
     act: bool,
     log: LogTo,
 ) -> Result<String, GatewayError> {
     let id = queue::new_event_id();
-    queue.push(&queue::event_for(outcome, id.clone(), now()))?;
+    queue.push(&queue::event_for(outcome, id.clone(), at))?;
     match log {
         LogTo::Stdout => println!("{}", outcome.log_line()),
         LogTo::Stderr => eprintln!("{}", outcome.log_line()),
@@ -161,7 +174,9 @@ pub fn refresh(
 }
 
 /// Send every pending event, oldest first, in batches; returns how many the console
-/// acknowledged.
+/// took. An event the console refuses for good is set aside (and counted in `status`)
+/// so that the events after it still go; one it refuses for now (dated ahead of the
+/// console's clock) stays queued for a later round.
 pub fn deliver(queue: &mut Queue, client: &ConsoleClient) -> Result<usize, GatewayError> {
     const BATCH: usize = 200;
     let mut delivered = 0;
@@ -170,10 +185,40 @@ pub fn deliver(queue: &mut Queue, client: &ConsoleClient) -> Result<usize, Gatew
         if pending.is_empty() {
             return Ok(delivered);
         }
-        let (seqs, events): (Vec<i64>, Vec<_>) = pending.into_iter().unzip();
-        client.post_events(&EventBatch { events })?;
-        queue.mark_sent(&seqs, now())?;
-        delivered += seqs.len();
+        let (seqs, events): (Vec<i64>, Vec<_>) = pending
+            .into_iter()
+            .map(|(seq, e)| (seq, queue::sendable(e)))
+            .unzip();
+        let answer = client.post_events(&EventBatch { events })?;
+        let mut later = std::collections::HashSet::new();
+        for r in &answer.refused {
+            let Some(&seq) = seqs.get(r.index) else {
+                continue;
+            };
+            if r.for_good() {
+                tracing::error!(
+                    "the console refused event {} for good, set aside: {}",
+                    r.id,
+                    r.message
+                );
+                queue.set_aside(seq, &format!("{}: {}", r.code, r.message), now())?;
+            } else {
+                tracing::warn!("the console takes event {} later: {}", r.id, r.message);
+            }
+            later.insert(seq);
+        }
+        let taken: Vec<i64> = seqs
+            .iter()
+            .copied()
+            .filter(|s| !later.contains(s))
+            .collect();
+        queue.mark_sent(&taken, now())?;
+        delivered += taken.len();
+        let set_aside = answer.refused.iter().filter(|r| r.for_good()).count();
+        if taken.is_empty() && set_aside == 0 {
+            // Only events the console takes later: try again at the next round.
+            return Ok(delivered);
+        }
     }
 }
 
@@ -279,10 +324,11 @@ pub fn run(config: &Config) -> Result<(), GatewayError> {
                     let is_present = r.card != CardPresence::Absent;
                     let was_present = present.get(&r.name).copied().unwrap_or(false);
                     if is_present && !was_present && r.card == CardPresence::Present {
-                        let mut outcome = decide_on(&r.name, &mut decider, &keeper);
+                        let at = now();
+                        let mut outcome = decide_on_at(&r.name, &mut decider, &keeper, at);
                         outcome.since_present_ms = Some(reported.elapsed().as_millis());
                         if let Err(e) =
-                            record_and_act(config, &queue, &outcome, true, LogTo::Stdout)
+                            record_and_act(config, &queue, &outcome, at, true, LogTo::Stdout)
                         {
                             tracing::error!("{e}");
                         }

@@ -101,10 +101,11 @@ fn check(config: &Config, reader: &str, act: bool, json: bool) -> Result<ExitCod
     let keeper = std::sync::Mutex::new(gateway::trust_keeper(config)?);
     let queue = Queue::open(&config.gateway.data_dir)?;
     let name = cardstation_pcsc::Pcsc::establish()?.resolve(reader)?;
-    let outcome = gateway::decide_on(&name, &mut decider, &keeper);
+    let at = gateway::now();
+    let outcome = gateway::decide_on_at(&name, &mut decider, &keeper, at);
     if json {
         // The log line goes to stderr so that stdout is one JSON document.
-        let id = gateway::record_and_act(config, &queue, &outcome, act, LogTo::Stderr)?;
+        let id = gateway::record_and_act(config, &queue, &outcome, at, act, LogTo::Stderr)?;
         #[derive(Serialize)]
         struct Out<'a> {
             event_id: String,
@@ -118,7 +119,7 @@ fn check(config: &Config, reader: &str, act: bool, json: bool) -> Result<ExitCod
         .map_err(|e| GatewayError::Settings(e.to_string()))?;
         println!("{text}");
     } else {
-        gateway::record_and_act(config, &queue, &outcome, act, LogTo::Stdout)?;
+        gateway::record_and_act(config, &queue, &outcome, at, act, LogTo::Stdout)?;
         for r in &outcome.reasons {
             println!("  {}: {}", r.code, r.message);
         }
@@ -225,6 +226,12 @@ fn status(config: &Config, json: bool) -> Result<ExitCode, GatewayError> {
         "Event queue   {} pending, {} sent",
         queue.pending, queue.sent
     );
+    if queue.refused > 0 {
+        println!(
+            "  refused     {} event(s) the console refused for good, set aside (events.db, column refused_why)",
+            queue.refused
+        );
+    }
     if let Some(at) = queue.oldest_pending_at {
         println!("  oldest      {}", format_unix(at));
     }

@@ -9,7 +9,9 @@ use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use cardstation_protocol::messages::GatewayEvent;
+use cardstation_protocol::messages::{
+    event_text, GatewayEvent, AT_UNKNOWN, EARLIEST_EVENT_TIME, MAX_EVENT_READER, MAX_EVENT_SUBJECT,
+};
 
 use crate::decision::Outcome;
 
@@ -35,6 +37,9 @@ pub struct Queue {
 pub struct QueueStatus {
     pub pending: i64,
     pub sent: i64,
+    /// Events the console refused for good: set aside (kept with the console's reason,
+    /// never sent again) so that the queue moves on.
+    pub refused: i64,
     /// Unix seconds of the oldest event not yet acknowledged.
     pub oldest_pending_at: Option<i64>,
 }
@@ -46,8 +51,10 @@ pub fn new_event_id() -> String {
     hex::encode(b)
 }
 
+/// The event of `outcome`, decided at `at` (the gateway's clock), in the form the
+/// console takes: see [`sendable`].
 pub fn event_for(outcome: &Outcome, id: String, at: i64) -> GatewayEvent {
-    GatewayEvent {
+    sendable(GatewayEvent {
         id,
         at,
         reader: outcome.reader.clone(),
@@ -56,7 +63,27 @@ pub fn event_for(outcome: &Outcome, id: String, at: i64) -> GatewayEvent {
         subject: outcome.subject.clone(),
         reasons: outcome.reasons.iter().map(|r| r.code.clone()).collect(),
         bundle_version: outcome.bundle_version,
+    })
+}
+
+/// An event as the console accepts it: subject and reader without control characters
+/// and within the console's bounds (cut on a character boundary, marked), and a time
+/// before 2000 (a clock never set) sent as unknown rather than as a bogus date.
+/// Applied when an event is queued and again when it is sent (rows queued by earlier
+/// versions).
+pub fn sendable(mut e: GatewayEvent) -> GatewayEvent {
+    if e.at < EARLIEST_EVENT_TIME {
+        e.at = AT_UNKNOWN;
     }
+    e.reader = event_text(&e.reader, MAX_EVENT_READER);
+    if e.reader.is_empty() {
+        e.reader = "?".into();
+    }
+    e.subject = e
+        .subject
+        .map(|s| event_text(&s, MAX_EVENT_SUBJECT))
+        .filter(|s| !s.is_empty());
+    e
 }
 
 impl Queue {
@@ -88,6 +115,22 @@ impl Queue {
              CREATE INDEX IF NOT EXISTS events_pending ON events (seq) WHERE sent_at IS NULL;",
         )
         .map_err(fail)?;
+        // Events the console refused for good are set aside: kept, never sent again.
+        let has_refused = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'refused_at'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(fail)?
+            > 0;
+        if !has_refused {
+            conn.execute_batch(
+                "ALTER TABLE events ADD COLUMN refused_at INTEGER;
+                 ALTER TABLE events ADD COLUMN refused_why TEXT;",
+            )
+            .map_err(fail)?;
+        }
         Ok(Queue { conn, path })
     }
 
@@ -116,7 +159,8 @@ impl Queue {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT seq, body FROM events WHERE sent_at IS NULL ORDER BY seq LIMIT ?1",
+                "SELECT seq, body FROM events WHERE sent_at IS NULL AND refused_at IS NULL
+                 ORDER BY seq LIMIT ?1",
             )
             .map_err(|e| self.fail(e))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -161,6 +205,19 @@ impl Queue {
         tx.commit().map_err(fail)
     }
 
+    /// The console refused the event `seq` for good (`why`): set it aside, so that it
+    /// neither goes again nor holds back the events after it.
+    pub fn set_aside(&self, seq: i64, why: &str, now: i64) -> Result<(), QueueError> {
+        self.conn
+            .execute(
+                "UPDATE events SET refused_at = ?2, refused_why = ?3
+                 WHERE seq = ?1 AND sent_at IS NULL",
+                params![seq, now, why],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
     pub fn status(&self) -> Result<QueueStatus, QueueError> {
         let count = |sql: &str| -> Result<i64, QueueError> {
             self.conn
@@ -168,12 +225,15 @@ impl Queue {
                 .map_err(|e| self.fail(e))
         };
         Ok(QueueStatus {
-            pending: count("SELECT COUNT(*) FROM events WHERE sent_at IS NULL")?,
+            pending: count(
+                "SELECT COUNT(*) FROM events WHERE sent_at IS NULL AND refused_at IS NULL",
+            )?,
             sent: count("SELECT COUNT(*) FROM events WHERE sent_at IS NOT NULL")?,
+            refused: count("SELECT COUNT(*) FROM events WHERE refused_at IS NOT NULL")?,
             oldest_pending_at: self
                 .conn
                 .query_row(
-                    "SELECT MIN(at) FROM events WHERE sent_at IS NULL",
+                    "SELECT MIN(at) FROM events WHERE sent_at IS NULL AND refused_at IS NULL",
                     [],
                     |r| r.get::<_, Option<i64>>(0),
                 )
@@ -191,15 +251,17 @@ mod tests {
 
     #[test]
     fn events_stay_until_acknowledged_and_survive_reopening() {
+        const T: i64 = 1_800_000_000;
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::open(dir.path()).unwrap();
         let outcome = Outcome::card_unreachable("R", "gone".into(), Some(2));
         let ids: Vec<String> = (0..3).map(|_| new_event_id()).collect();
         for (i, id) in ids.iter().enumerate() {
-            q.push(&event_for(&outcome, id.clone(), i as i64)).unwrap();
+            q.push(&event_for(&outcome, id.clone(), T + i as i64))
+                .unwrap();
         }
         // The same id twice is refused: an event is recorded once.
-        assert!(q.push(&event_for(&outcome, ids[0].clone(), 9)).is_err());
+        assert!(q.push(&event_for(&outcome, ids[0].clone(), T + 9)).is_err());
         drop(q);
         let mut q = Queue::open(dir.path()).unwrap();
         let pending = q.pending(2).unwrap();
@@ -215,6 +277,29 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].1.id, ids[2]);
         let s = q.status().unwrap();
-        assert_eq!((s.pending, s.sent, s.oldest_pending_at), (1, 2, Some(2)));
+        assert_eq!(
+            (s.pending, s.sent, s.oldest_pending_at),
+            (1, 2, Some(T + 2))
+        );
+        // Refused for good: set aside, counted, never pending again.
+        q.set_aside(rest[0].0, "bad-event: test", 11).unwrap();
+        assert!(q.pending(10).unwrap().is_empty());
+        let s = q.status().unwrap();
+        assert_eq!((s.pending, s.sent, s.refused), (0, 2, 1));
+    }
+
+    #[test]
+    fn a_hostile_subject_and_an_unset_clock_become_an_event_the_console_takes() {
+        let mut outcome = Outcome::card_unreachable("R\u{7}", "gone".into(), None);
+        outcome.subject = Some(format!("CN=a\u{0}b{}", "x".repeat(2000)));
+        let e = event_for(&outcome, new_event_id(), 86_400);
+        assert_eq!(e.at, AT_UNKNOWN);
+        assert_eq!(e.reader, "R?");
+        let subject = e.subject.unwrap();
+        assert!(subject.starts_with("CN=a?bxxx"), "{subject}");
+        assert_eq!(subject.chars().count(), MAX_EVENT_SUBJECT);
+        assert!(!subject.chars().any(char::is_control));
+        let e = event_for(&outcome, new_event_id(), 1_800_000_000);
+        assert_eq!(e.at, 1_800_000_000);
     }
 }

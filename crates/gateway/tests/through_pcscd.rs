@@ -113,25 +113,66 @@ fn an_expired_bundle_denies_and_grants_only_fail_open() {
     assert_eq!(reasons(&v), ["bundle-expired"], "{v}");
     assert_eq!(closed.status()["bundle"]["expired"], true);
 
-    let open = Gateway::new(
+    // Fail-open with card-signed certificates would grant any card that proves its own
+    // key, one never enrolled included: the gateway refuses to start so.
+    let self_signed_open = Gateway::new(
         &console,
         GatewayOptions {
             fail_open: true,
             ..Default::default()
         },
     );
+    let out = self_signed_open.run(&["check", "--reader", READER_0, "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("issuing_ca"), "{stderr}");
+
+    // With an issuing CA, fail-open overlooks the bundle's age for a card the CA issued…
+    let (ca_pem, issuer) = test_ca();
+    let ca_path = console_dir.path().join("issuing-ca.pem");
+    std::fs::write(&ca_path, ca_pem).unwrap();
+    let open = Gateway::new(
+        &console,
+        GatewayOptions {
+            fail_open: true,
+            extra: format!("issuing_ca = {ca_path:?}"),
+            ..Default::default()
+        },
+    );
     open.sync();
-    let (code, v) = open.check(READER_0);
+    let _card_b = CardProcess::start(PORT_1, &states.path().join("b"));
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, "door-7 (CA-issued)");
+    let fp_b = write_card(READER_1, dn, Some(&issuer));
+    let (code, v) = open.check(READER_1);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["fail_open"], true, "{v}");
-    assert_eq!(v["fingerprint"], fp.as_str());
+    assert_eq!(v["fingerprint"], fp_b.as_str());
 
-    // Fail-open never overrides a revocation the last bundle carries.
-    station.revoke(&fp, "stolen");
-    open.sync();
+    // …but never trust: a card that signed its own certificate does not chain to the
+    // CA (`wrong-issuer`), even one the expired bundle lists.
     let (code, v) = open.check(READER_0);
     assert_eq!(code, 1, "{v}");
-    assert!(reasons(&v).contains(&"revoked".to_string()), "{v}");
+    assert_eq!(v["fingerprint"], fp.as_str());
+    assert!(reasons(&v).contains(&"wrong-issuer".to_string()), "{v}");
+    // Fail-open never overrides a revocation the last bundle carries: see
+    // decision::tests (a CA-issued card cannot be uploaded to the reference console).
+}
+
+/// A throw-away issuing CA: its certificate (PEM) and the issuer to sign cards with.
+fn test_ca() -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Cardstation test issuing CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), rcgen::Issuer::new(params, key))
 }
 
 /// A transport that records the card's answer to GENERAL AUTHENTICATE and, once armed,
@@ -470,4 +511,132 @@ fn decisions_made_while_the_console_is_away_reach_it_exactly_once() {
     assert_eq!(console.events(&fp).len(), 4);
     let table = console.admin(&["events", "--gateway", &gw.name]);
     assert_eq!(table.lines().count(), 5, "{table}");
+}
+
+/// Put a new P-256 key (generated on the card) in slot 9e of the card in `reader`, with
+/// a certificate for `subject` that the station would refuse to make: self-signed by
+/// the card, or issued by `issuer`. Its SHA-256 fingerprint.
+fn write_card(
+    reader: &str,
+    subject: rcgen::DistinguishedName,
+    issuer: Option<&rcgen::Issuer<'_, rcgen::KeyPair>>,
+) -> String {
+    use cardstation_piv::{objects::Chuid, Algorithm, Guid, ManagementKey, PivSession, Slot};
+    let pcsc = Pcsc::establish().unwrap();
+    let mut card = pcsc.connect(reader).unwrap();
+    let mut session = PivSession::open(card.transaction().unwrap()).unwrap();
+    session
+        .authenticate(&ManagementKey::factory_default(Algorithm::TripleDes).unwrap())
+        .unwrap();
+    let slot = Slot::CardAuthentication;
+    let public_key = session.generate_p256(slot).unwrap();
+    let profile = cardstation_pki::certificate::CertificateProfile {
+        subject,
+        valid_days: 30,
+    };
+    let params =
+        cardstation_pki::certificate::leaf_params(&profile, time::OffsetDateTime::now_utc());
+    let der = {
+        let signer = cardstation_pki::card_signer::CardSigner::new(&mut session, slot, public_key);
+        match issuer {
+            None => params.self_signed(&signer).unwrap(),
+            Some(ca) => params.signed_by(&signer, ca).unwrap(),
+        }
+        .der()
+        .to_vec()
+    };
+    session.write_certificate(slot, &der).unwrap();
+    session.write_chuid(&Chuid::new(Guid::random())).unwrap();
+    cardstation_pki::certificate::fingerprint(&der)
+}
+
+#[test]
+fn a_hostile_subject_and_an_unset_clock_never_hold_back_later_reports() {
+    use cardstation_gateway::gateway::LogTo;
+    use cardstation_gateway::queue::Queue;
+    use cardstation_protocol::messages::{GatewayEvent, CUT_MARK, MAX_EVENT_SUBJECT};
+
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let started = gateway::now();
+    let (_cd, console, _station, gw, states, _card, fp) = enrolled_gateway();
+    // A card whose subject holds a control character and a 2,000-character CN.
+    let _card_b = CardProcess::start(PORT_1, &states.path().join("b"));
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(
+        rcgen::DnType::CommonName,
+        format!("hostile\u{1b}[2J{}", "x".repeat(2000 - 11)),
+    );
+    let fp_b = write_card(READER_1, dn, None);
+
+    let config = Config::load(&gw.config()).unwrap();
+    let mut decider = gateway::decider(&config).unwrap();
+    let keeper = Mutex::new(gateway::trust_keeper(&config).unwrap());
+    let queue = Queue::open(&config.gateway.data_dir).unwrap();
+    let mut decide = |reader: &str, at: i64| {
+        let o = gateway::decide_on_at(reader, &mut decider, &keeper, at);
+        gateway::record_and_act(&config, &queue, &o, at, false, LogTo::Stderr).unwrap()
+    };
+    let now = gateway::now();
+    let mut a_ids = vec![decide(READER_0, now)];
+    let b_id = decide(READER_1, now);
+    // A gateway whose clock was never set (NTP not there yet): 1970.
+    let unset_id = decide(READER_0, 86_400);
+    a_ids.push(unset_id.clone());
+    // A row an earlier gateway queued as it was (a raw subject), and one the console
+    // can never take (a malformed id): the second is set aside, the queue moves on.
+    let raw = GatewayEvent {
+        id: cardstation_gateway::queue::new_event_id(),
+        at: now,
+        reader: READER_0.into(),
+        decision: Decision::Deny,
+        fingerprint: Some(fp.clone()),
+        subject: Some(format!("CN=raw\u{0}{}", "y".repeat(3000))),
+        reasons: vec!["not-allowed".into()],
+        bundle_version: None,
+    };
+    queue.push(&raw).unwrap();
+    a_ids.push(raw.id.clone());
+    queue
+        .push(&GatewayEvent {
+            id: "not-an-id".into(),
+            ..raw.clone()
+        })
+        .unwrap();
+    for _ in 0..3 {
+        a_ids.push(decide(READER_0, now));
+    }
+
+    let s = gw.sync();
+    assert!(s["events_error"].is_null(), "{s}");
+    let status = gw.status();
+    assert_eq!(status["queue"]["pending"], 0, "{status}");
+    assert_eq!(status["queue"]["refused"], 1, "{status}");
+    // Sent again: nothing changes (exactly once).
+    gw.sync();
+
+    let held = console.events(&fp);
+    let mut held_ids: Vec<String> = held
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    held_ids.sort();
+    a_ids.sort();
+    assert_eq!(held_ids, a_ids, "{held:?}");
+    for e in &held {
+        let subject = e["subject"].as_str().unwrap_or("");
+        assert!(subject.chars().count() <= MAX_EVENT_SUBJECT, "{e}");
+        assert!(!subject.chars().any(char::is_control), "{e}");
+        // The unset clock: recorded at the console's receive time, not in 1970.
+        assert!(e["at"].as_i64().unwrap() >= started, "{e}");
+    }
+    let b = console.events(&fp_b);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(b[0]["id"], b_id.as_str());
+    let subject = b[0]["subject"].as_str().unwrap();
+    assert!(subject.ends_with(CUT_MARK), "{subject}");
+    assert_eq!(subject.chars().count(), MAX_EVENT_SUBJECT);
+    assert!(subject.contains("hostile?[2J"), "{subject}");
 }

@@ -201,7 +201,11 @@ impl Decision {
 pub struct GatewayEvent {
     /// 32 lower-case hex digits (128 random bits).
     pub id: String,
-    /// Unix seconds at the gateway when it decided.
+    /// Unix seconds at the gateway when it decided, or [`AT_UNKNOWN`] (0) when the
+    /// gateway cannot vouch for its clock (it read a time before 2000: never set, NTP
+    /// not yet synchronised). The console records an event of unknown time at its own
+    /// receive time (the decision was made no later); any other time before 2000 is
+    /// refused.
     pub at: i64,
     pub reader: String,
     pub decision: Decision,
@@ -212,6 +216,31 @@ pub struct GatewayEvent {
     pub reasons: Vec<String>,
     /// The trust-bundle version the decision was made with.
     pub bundle_version: Option<u64>,
+}
+
+/// [`GatewayEvent::at`] of a decision whose time the gateway cannot vouch for.
+pub const AT_UNKNOWN: i64 = 0;
+/// 2000-01-01T00:00:00Z: a gateway clock reading earlier than this was never set.
+pub const EARLIEST_EVENT_TIME: i64 = 946_684_800;
+/// The longest subject (in characters) an event may carry; the gateway cuts longer
+/// ones on a character boundary, ending them in [`CUT_MARK`].
+pub const MAX_EVENT_SUBJECT: usize = 1024;
+/// The longest reader name (in characters) an event may carry.
+pub const MAX_EVENT_READER: usize = 256;
+/// How the gateway marks text it had to cut.
+pub const CUT_MARK: &str = "…[cut]";
+
+/// Text as an event carries it: control characters replaced by '?', at most `max`
+/// characters (cut on a character boundary and ending in [`CUT_MARK`]).
+pub fn event_text(s: &str, max: usize) -> String {
+    let clean = |c: char| if c.is_control() { '?' } else { c };
+    if s.chars().count() <= max {
+        return s.chars().map(clean).collect();
+    }
+    let keep = max.saturating_sub(CUT_MARK.chars().count());
+    let mut out: String = s.chars().take(keep).map(clean).collect();
+    out.push_str(CUT_MARK);
+    out
 }
 
 /// `POST /v1/events` body. The gateway is named by its client certificate, not here.
@@ -225,6 +254,41 @@ pub struct EventBatch {
 pub struct EventsAccepted {
     pub accepted: usize,
     pub duplicates: usize,
+}
+
+/// `POST /v1/events` answer as a whole: the counts of [`EventsAccepted`] and the events
+/// the console did not keep, each named (the others of the batch were kept). `refused`
+/// is absent when every event was taken, and from consoles that refuse a batch whole.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventsAnswer {
+    #[serde(flatten)]
+    pub counts: EventsAccepted,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedEvent>,
+}
+
+/// One event of a batch the console refused.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefusedEvent {
+    /// Its place in the batch (0 = the first): names it even when its id is malformed.
+    pub index: usize,
+    /// Its id as sent.
+    pub id: String,
+    /// [`REFUSED_FOR_GOOD`]: it will never be taken, sending it again is pointless.
+    /// [`REFUSED_FOR_NOW`]: dated further ahead of the console's clock than allowed;
+    /// it may be taken later.
+    pub code: String,
+    pub message: String,
+}
+
+pub const REFUSED_FOR_GOOD: &str = "bad-event";
+pub const REFUSED_FOR_NOW: &str = "event-ahead";
+
+impl RefusedEvent {
+    /// Whether sending the event again can never succeed.
+    pub fn for_good(&self) -> bool {
+        self.code != REFUSED_FOR_NOW
+    }
 }
 
 /// Whether `s` looks like an event id (32 lower-case hex digits).
@@ -336,6 +400,7 @@ pub struct AuditAnchor {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -347,5 +412,26 @@ mod tests {
         for bad in ["9b", "81", "96", "9A ", "", "9a9a", "zz"] {
             assert!(!is_piv_slot(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn event_text_is_clean_and_bounded_on_a_char_boundary() {
+        assert_eq!(event_text("CN=a\u{0}b\u{1b}[2J", 100), "CN=a?b?[2J");
+        let long = format!("CN={}", "é".repeat(2000));
+        let cut = event_text(&long, MAX_EVENT_SUBJECT);
+        assert_eq!(cut.chars().count(), MAX_EVENT_SUBJECT);
+        assert!(cut.ends_with(CUT_MARK) && cut.starts_with("CN=éé"), "{cut}");
+        let exact = "x".repeat(MAX_EVENT_SUBJECT);
+        assert_eq!(event_text(&exact, MAX_EVENT_SUBJECT), exact);
+    }
+
+    #[test]
+    fn an_answer_without_refusals_reads_as_before() {
+        let old: EventsAnswer = serde_json::from_str(r#"{"accepted":2,"duplicates":1}"#).unwrap();
+        assert!(old.refused.is_empty());
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"accepted":2,"duplicates":1}"#
+        );
     }
 }

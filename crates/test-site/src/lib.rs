@@ -38,22 +38,35 @@ pub fn binary(name: &str) -> PathBuf {
     let path = profile.join(name);
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
     if !built.iter().any(|b| b == name) {
-        let package = if name == "cardstation" { "cardstation" } else { name };
+        let package = if name == "cardstation" {
+            "cardstation"
+        } else {
+            name
+        };
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
         let mut cargo = Command::new(env!("CARGO"));
         cargo
             .args(["build", "--quiet", "-p", package, "--bin", name])
             .arg("--manifest-path")
             .arg(workspace)
-            .env("CARGO_TARGET_DIR", profile.parent().expect("target directory"));
+            .env(
+                "CARGO_TARGET_DIR",
+                profile.parent().expect("target directory"),
+            );
         if profile.file_name().is_some_and(|n| n == "release") {
             cargo.arg("--release");
         }
-        let status = cargo.status().expect("run cargo to build a workspace program");
+        let status = cargo
+            .status()
+            .expect("run cargo to build a workspace program");
         assert!(status.success(), "building {name} failed");
         built.push(name.to_string());
     }
-    assert!(path.exists(), "{} is missing after building it", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing after building it",
+        path.display()
+    );
     path
 }
 

@@ -338,6 +338,10 @@ pub struct GatewayOptions {
     pub fail_open: bool,
     pub refresh_secs: u64,
     pub readers: Vec<String>,
+    /// In place of the action that appends to `actions.log` on a grant.
+    pub on_grant: Option<Vec<String>>,
+    /// More `[gateway]` lines, as TOML (`issuing_ca = "…"`, `action_timeout_secs = 2`).
+    pub extra: String,
 }
 
 impl Default for GatewayOptions {
@@ -346,6 +350,8 @@ impl Default for GatewayOptions {
             fail_open: false,
             refresh_secs: 300,
             readers: vec![READER_0.to_string()],
+            on_grant: None,
+            extra: String::new(),
         }
     }
 }
@@ -387,27 +393,31 @@ impl Gateway {
         let log = dir.path().join("actions.log");
         let c = &console.dir;
         let readers: Vec<String> = opts.readers.iter().map(|r| format!("{r:?}")).collect();
+        let on_grant: Vec<String> = match &opts.on_grant {
+            Some(argv) => argv.iter().map(|a| format!("{a:?}")).collect(),
+            None => vec![format!("{action:?}"), format!("{log:?}")],
+        };
         std::fs::write(
             dir.path().join("gateway.toml"),
             format!(
                 "[console]\nurl = \"https://localhost:{}\"\nca = {:?}\nclient_cert = {:?}\n\
                  client_key = {:?}\nbundle_key = {:?}\nconnect_timeout_secs = 2\nrequest_timeout_secs = 5\n\n\
                  [gateway]\nid = {name:?}\nreaders = [{}]\nslot = \"9e\"\n\
-                 on_grant = [{:?}, {:?}]\non_deny = [{:?}, {:?}]\nrefresh_secs = {}\nfail_open = {}\n\
-                 data_dir = {:?}\n",
+                 on_grant = [{}]\non_deny = [{:?}, {:?}]\nrefresh_secs = {}\nfail_open = {}\n\
+                 data_dir = {:?}\n{}\n",
                 console.port,
                 c.join("ca.pem"),
                 kit.join("gateway.pem"),
                 kit.join("gateway.key"),
                 c.join("bundle-signing.pub.pem"),
                 readers.join(", "),
-                action,
-                log,
+                on_grant.join(", "),
                 action,
                 log,
                 opts.refresh_secs,
                 opts.fail_open,
                 dir.path().join("data"),
+                opts.extra,
             ),
         )
         .expect("gateway config");
