@@ -37,41 +37,8 @@ pub struct VerifyConfig {
     pub issuing_ca: Option<PathBuf>,
 }
 
-/// The management console. Without `url` the station works offline only.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConsoleConfig {
-    /// e.g. "https://console.example:8443"
-    pub url: Option<String>,
-    /// CA certificate (PEM) the console's server certificate must chain to.
-    pub ca: Option<PathBuf>,
-    /// This station's client certificate and key (PEM), issued by the console's CA.
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
-    /// The console's trust-bundle public key (PEM): bundles must verify with it.
-    pub bundle_key: Option<PathBuf>,
-    /// Where `cardstation-console publish` files are served (a web server or CDN),
-    /// if bundles are not fetched from the console itself. http or https (public CA
-    /// roots or `ca`); the bundle's signature, not the transport, is what is trusted.
-    pub bundle_url: Option<String>,
-    pub connect_timeout_secs: u64,
-    pub request_timeout_secs: u64,
-}
-
-impl Default for ConsoleConfig {
-    fn default() -> Self {
-        ConsoleConfig {
-            url: None,
-            ca: None,
-            client_cert: None,
-            client_key: None,
-            bundle_key: None,
-            bundle_url: None,
-            connect_timeout_secs: 5,
-            request_timeout_secs: 15,
-        }
-    }
-}
+/// The `[console]` block, shared with the gateway (`cardstation-console-client`).
+pub use cardstation_console_client::ConsoleConfig;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

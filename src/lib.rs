@@ -11,5 +11,6 @@
 pub mod app;
 pub mod config;
 pub mod console;
+pub mod error_code;
 pub mod store;
 pub mod ui;

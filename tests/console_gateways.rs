@@ -132,6 +132,7 @@ fn gateway_client(site: &Site, cert: &Path, key: &Path) -> GatewayClient {
         bundle_url: None,
         connect_timeout_secs: 2,
         request_timeout_secs: 5,
+        ..Default::default()
     })
     .expect("gateway client")
 }

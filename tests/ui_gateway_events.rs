@@ -66,6 +66,7 @@ fn gateway(console: &Console, name: &str) -> cardstation_gateway::client::Consol
         bundle_url: None,
         connect_timeout_secs: 2,
         request_timeout_secs: 5,
+        ..Default::default()
     })
     .expect("gateway client")
 }

@@ -4,7 +4,7 @@
 //! The card is reported enrolled only after the self-test (a fresh challenge signed
 //! by the new key, verified against the certificate read back from the card).
 
-use super::management_keys::{authenticate_current, rotate_management_key};
+use super::management_keys::{authenticate_current, rotate_management_key, KeyError};
 use super::subject_template;
 use crate::app::failure::{Coded, ErrorCode};
 use crate::store::AuditAction;
@@ -117,6 +117,16 @@ impl Coded for EnrollError {
             EnrollError::Cancelled(_) => ErrorCode::Cancelled,
             EnrollError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             EnrollError::Unrecorded { error, .. } => error.code(),
+        }
+    }
+}
+
+impl From<KeyError> for EnrollError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Piv(e) => EnrollError::Piv(e),
+            KeyError::Store(e) => EnrollError::Store(e),
+            KeyError::Unknown => EnrollError::ManagementKeyUnknown,
         }
     }
 }

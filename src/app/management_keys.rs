@@ -6,10 +6,21 @@ use cardstation_card::Transport;
 use cardstation_piv::session::ManagementKeyState;
 use cardstation_piv::{Algorithm, Guid, ManagementKey, PivError, PivSession};
 
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
-use super::enroll::EnrollError;
 use super::site_keys::{CardIdentity, SiteSecret};
+
+/// Why a card's management key could not be used or set. The workflows turn it into
+/// their own errors (enrollment's, PIN care's), so this module names none of theirs.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Piv(#[from] PivError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the card does not accept the factory management key nor this site's key. It was set up elsewhere: enrol it at the station of the site that issued it, or reset it")]
+    Unknown,
+}
 
 /// Try the keys this card may have, most likely first, without guessing wildly:
 /// our derived key when this station knows the card, otherwise the factory key.
@@ -21,7 +32,7 @@ pub(crate) fn authenticate_current<T: Transport>(
     mgmt: ManagementKeyState,
     identity: &CardIdentity,
     guid_hex: Option<&str>,
-) -> Result<bool, EnrollError> {
+) -> Result<bool, KeyError> {
     let (alg, metadata_default) = (mgmt.algorithm, mgmt.is_default);
     let ours = secret
         .management_key(identity, alg)
@@ -54,7 +65,7 @@ pub(crate) fn authenticate_current<T: Transport>(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(EnrollError::ManagementKeyUnknown)
+    Err(KeyError::Unknown)
 }
 
 /// Authenticate with the management key this station expects the card to have
@@ -64,7 +75,7 @@ pub fn authenticate_for_station<T: Transport>(
     session: &mut PivSession<T>,
     store: &Store,
     secret: &SiteSecret,
-) -> Result<bool, EnrollError> {
+) -> Result<bool, KeyError> {
     let serial = session.serial()?;
     let chuid = session.read_chuid()?;
     let guid = chuid.and_then(|c| c.guid);
@@ -81,7 +92,7 @@ fn interrupted_keys(
     secret: &SiteSecret,
     identity: &CardIdentity,
     alg: Algorithm,
-) -> Result<Vec<ManagementKey>, EnrollError> {
+) -> Result<Vec<ManagementKey>, KeyError> {
     let mut keys = Vec::new();
     for guid in store.interrupted_guids(identity.serial)? {
         if let Some(guid) = Guid::parse_hex(&guid) {
@@ -102,7 +113,7 @@ pub(crate) fn rotate_management_key<T: Transport>(
     session: &mut PivSession<T>,
     secret: &SiteSecret,
     identity: &CardIdentity,
-) -> Result<Algorithm, EnrollError> {
+) -> Result<Algorithm, KeyError> {
     let aes = secret
         .management_key(identity, Algorithm::Aes256)
         .map_err(PivError::from)?;

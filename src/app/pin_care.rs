@@ -126,7 +126,7 @@ pub fn set_retries<T: Transport>(
     let mut s = PivSession::open(transport)?;
     guard_pin(&mut s, false)?;
     authenticate_for_station(&mut s, store, secret)
-        .map_err(|e| PinCareError::Enroll(Box::new(e)))?;
+        .map_err(|e| PinCareError::Enroll(Box::new(e.into())))?;
     s.verify_pin(pin)?;
     s.set_pin_retries(pin_tries, puk_tries)?;
     Ok(())

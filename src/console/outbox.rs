@@ -3,7 +3,7 @@
 //! acknowledged it; the console is idempotent by fingerprint, so a retry after a
 //! lost acknowledgement creates no duplicate.
 
-use crate::app::failure::Coded;
+use crate::error_code::{Coded, ErrorCode};
 use serde::Serialize;
 
 use crate::store::{AuditAction, AuditEntry, OutboxItem, OutboxKind, Store, StoreError};
@@ -32,7 +32,7 @@ pub struct SyncReport {
     pub pending: i64,
     /// Why delivery stopped, if it did.
     pub error: Option<String>,
-    pub error_code: Option<crate::app::failure::ErrorCode>,
+    pub error_code: Option<ErrorCode>,
     /// The trust bundle could not be brought up to date after delivering.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle_error: Option<String>,
@@ -40,6 +40,15 @@ pub struct SyncReport {
     /// (e.g. the console holds a longer trail: rows were removed here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anchor_error: Option<String>,
+}
+
+impl Coded for OutboxError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            OutboxError::Store(e) => e.code(),
+            OutboxError::Encode(_) => ErrorCode::Outbox,
+        }
+    }
 }
 
 pub fn backoff_secs(attempts: i64) -> i64 {
@@ -126,12 +135,9 @@ pub fn sync(store: &Store, client: &ConsoleClient) -> Result<SyncReport, OutboxE
                 if e.is_transient()
                     || matches!(e, ConsoleError::Tls { .. } | ConsoleError::Settings(_)) =>
             {
-                store.outbox_retry_later(
-                    &item,
-                    &e.to_string(),
-                    now() + backoff_secs(item.attempts),
-                )?;
-                report.error = Some(e.to_string());
+                let why = format!("{e}; queued items are kept and sent later");
+                store.outbox_retry_later(&item, &why, now() + backoff_secs(item.attempts))?;
+                report.error = Some(why);
                 report.error_code = Some(e.code());
                 break;
             }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use p256::ecdsa::VerifyingKey;
 use serde::Serialize;
 
-use crate::app::failure::{Coded, ErrorCode};
+use crate::error_code::{Coded, ErrorCode};
 use crate::store::{HeldGeneration, Store, StoreError};
 
 use super::client::{ConsoleClient, ConsoleError, Fetched};

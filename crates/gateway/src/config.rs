@@ -29,40 +29,9 @@ pub struct Config {
     pub gateway: GatewaySettings,
 }
 
-/// The management console, field for field as in the station's config.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConsoleConfig {
-    /// e.g. "https://console.example:8443"
-    pub url: Option<String>,
-    /// CA certificate (PEM) the console's server certificate must chain to.
-    pub ca: Option<PathBuf>,
-    /// This gateway's client certificate and key (PEM), issued by the console's CA.
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
-    /// The console's trust-bundle public key (PEM): bundles must verify with it.
-    pub bundle_key: Option<PathBuf>,
-    /// Where `cardstation-console publish` files are served, if not from the console
-    /// itself (http or https; the signature is what is trusted).
-    pub bundle_url: Option<String>,
-    pub connect_timeout_secs: u64,
-    pub request_timeout_secs: u64,
-}
-
-impl Default for ConsoleConfig {
-    fn default() -> Self {
-        ConsoleConfig {
-            url: None,
-            ca: None,
-            client_cert: None,
-            client_key: None,
-            bundle_key: None,
-            bundle_url: None,
-            connect_timeout_secs: 5,
-            request_timeout_secs: 15,
-        }
-    }
-}
+/// The `[console]` block, the station's own (`cardstation-console-client`).
+pub use cardstation_console_client::ConsoleConfig;
+use cardstation_console_client::{ConsoleClient, ConsoleError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -152,6 +121,14 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The gateway's client of its console (user agent `cardstation-gateway/VERSION`).
+    pub fn console_client(&self) -> Result<ConsoleClient, ConsoleError> {
+        ConsoleClient::for_agent(
+            &self.console,
+            concat!("cardstation-gateway/", env!("CARGO_PKG_VERSION")),
+        )
     }
 
     pub fn slot(&self) -> Result<Slot, String> {

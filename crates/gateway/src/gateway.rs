@@ -243,7 +243,7 @@ pub fn run(config: &Config) -> Result<(), GatewayError> {
     let mut decider = decider(config)?;
     let keeper = Arc::new(Mutex::new(trust_keeper(config)?));
     let queue = Queue::open(&config.gateway.data_dir)?;
-    let client = match ConsoleClient::new(&config.console) {
+    let client = match config.console_client() {
         Ok(c) => Some(Arc::new(c)),
         Err(ConsoleError::NotConfigured) => {
             tracing::warn!("no [console] url: the bundle is not refreshed and events stay queued");
@@ -376,7 +376,7 @@ fn refresher(
             Err(e) => {
                 let msg = e.to_string();
                 if last_error.as_ref() != Some(&msg) {
-                    tracing::warn!("bundle refresh: {msg}");
+                    tracing::warn!("bundle refresh: {msg}; deciding on the last good trust bundle");
                     last_error = Some(msg);
                 }
             }

@@ -5,8 +5,11 @@
 
 pub mod action;
 pub mod bundle;
-pub mod client;
 pub mod config;
 pub mod decision;
 pub mod gateway;
 pub mod queue;
+
+/// The console client, as `cardstation_gateway::client` (the path it always had); it is
+/// the station's too (`cardstation-console-client`).
+pub use cardstation_console_client as client;

@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use cardstation_gateway::bundle::Refreshed;
-use cardstation_gateway::client::ConsoleClient;
 use cardstation_gateway::config::Config;
 use cardstation_gateway::gateway::{self, GatewayError, LogTo};
 use cardstation_gateway::queue::{Queue, QueueStatus};
@@ -132,7 +131,7 @@ fn check(config: &Config, reader: &str, act: bool, json: bool) -> Result<ExitCod
 
 fn sync(config: &Config, json: bool, accept_reset: Option<&str>) -> Result<ExitCode, GatewayError> {
     let keeper = std::sync::Mutex::new(gateway::trust_keeper(config)?);
-    let client = ConsoleClient::new(&config.console)?;
+    let client = config.console_client()?;
     let refreshed = gateway::refresh(&keeper, &client, accept_reset)?;
     let mut queue = Queue::open(&config.gateway.data_dir)?;
     // The bundle is what sync is for; events that cannot go now stay queued.

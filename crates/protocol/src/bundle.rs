@@ -368,6 +368,102 @@ pub fn fetch_urls(
 /// The largest bundle accepted (a million cards take ~35 MB).
 pub const MAX_BUNDLE_BYTES: u64 = 512 * 1024 * 1024;
 
+/// Bytes a bundle's header must arrive within: framing, signature and the start of
+/// the payload (`kind`, then `header`, as [`sign_full`] and [`sign_delta`] write them).
+pub const HEADER_WITHIN: usize = 4096;
+
+/// What the start of a bundle says about its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeLimit {
+    /// Not enough bytes yet to read the header.
+    More,
+    /// The bundle cannot honestly be longer than this many bytes.
+    AtMost(u64),
+    /// The header gives no bound (a delta: its removals are not counted there).
+    Unknown,
+}
+
+/// The most bytes a bundle that begins with `prefix` can honestly take, read from
+/// its (not yet verified) header, so a download can stop at that size instead of
+/// reading whatever a server sends. An error: `prefix` is no bundle of this format
+/// (opening it says the same).
+pub fn size_limit(prefix: &[u8]) -> Result<SizeLimit, BundleError> {
+    let more = |have: usize| {
+        if have >= HEADER_WITHIN {
+            Err(BundleError::Malformed(format!(
+                "no bundle header within the first {HEADER_WITHIN} bytes"
+            )))
+        } else {
+            Ok(SizeLimit::More)
+        }
+    };
+    if prefix.len() < 40 {
+        let n = prefix.len().min(4);
+        if prefix[..n] != MAGIC[..n] {
+            return peek(prefix).map(|_| SizeLimit::More);
+        }
+        return Ok(SizeLimit::More);
+    }
+    let (kind, _) = peek(prefix)?;
+    let start = 40 + usize::from(u16::from_be_bytes([prefix[38], prefix[39]]));
+    let Some(payload) = prefix.get(start..) else {
+        return more(prefix.len());
+    };
+    let lead: Lead = match ciborium::from_reader(payload) {
+        Ok(lead) => lead,
+        Err(ciborium::de::Error::Io(_)) => return more(prefix.len()),
+        Err(e) => return Err(BundleError::Malformed(format!("payload: {e}"))),
+    };
+    let Some(h) = lead.0 else {
+        return Err(BundleError::Malformed(
+            "the payload does not begin with its header".into(),
+        ));
+    };
+    if kind == Kind::Delta {
+        return Ok(SizeLimit::Unknown);
+    }
+    // Each entry at its largest encoding, plus the framing, the ancestors (256 are
+    // served; four times that allowed) and the header itself.
+    const SLACK: u64 = 64 * 1024;
+    const PER_FINGERPRINT: u64 = 32;
+    const PER_REVOCATION: u64 = 256;
+    const ANCESTORS: u64 = 1024 * 64;
+    Ok(SizeLimit::AtMost(
+        (start as u64)
+            .saturating_add(SLACK)
+            .saturating_add(ANCESTORS)
+            .saturating_add(h.allowed.saturating_mul(PER_FINGERPRINT))
+            .saturating_add(h.revoked_keys.saturating_mul(PER_FINGERPRINT))
+            .saturating_add(h.revoked.saturating_mul(PER_REVOCATION)),
+    ))
+}
+
+/// The payload's header, read without the rest: the map is left at its `header`
+/// entry (ciborium does not ask for the remaining entries).
+struct Lead(Option<Header>);
+
+impl<'de> Deserialize<'de> for Lead {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Lead;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a bundle payload map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Lead, A::Error> {
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "header" {
+                        return Ok(Lead(Some(map.next_value::<Header>()?)));
+                    }
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Ok(Lead(None))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// What a station or gateway holds: one version of one chain and its lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustView {
@@ -639,6 +735,7 @@ pub struct TrustStatus {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
     use super::*;
     use crate::trust_lists::Fingerprint;
 
@@ -874,5 +971,27 @@ mod tests {
             Ok(Advance::Unchanged)
         ));
         assert!(peek(b"{\"payload\":1}").is_err());
+    }
+
+    #[test]
+    fn size_limit_is_read_from_the_header_of_a_prefix() {
+        let mut c = Chain::new(1);
+        c.push(lists(&[1, 2, 3], &[4]));
+        let full = c.full();
+        let SizeLimit::AtMost(limit) = size_limit(&full).unwrap() else {
+            panic!("no bound for a full bundle")
+        };
+        assert!(limit >= full.len() as u64, "{limit} < {}", full.len());
+        // The header arrives early: a short prefix is enough, a shorter one asks for more.
+        let mut n = 1;
+        while size_limit(&full[..n]).unwrap() == SizeLimit::More {
+            n += 1;
+            assert!(n < HEADER_WITHIN, "no bound from a {n}-byte prefix");
+        }
+        assert_eq!(size_limit(&full[..n]).unwrap(), SizeLimit::AtMost(limit));
+        assert!(size_limit(b"<html>").is_err());
+        assert!(size_limit(&[0u8; 5000]).is_err());
+        c.push(lists(&[1, 2], &[3, 4]));
+        assert_eq!(size_limit(&c.delta_from(1)).unwrap(), SizeLimit::Unknown);
     }
 }
