@@ -40,6 +40,14 @@ pub enum TrustError {
     Bundle(#[from] BundleError),
     #[error("the stored trust bundle in {path} cannot be used: {detail}. Run `cardstation-gateway sync` to fetch a good one")]
     Stored { path: PathBuf, detail: String },
+    /// The bundle is there but the record of the highest version ever accepted is not:
+    /// deciding on, or fetching, without it would let an older bundle back in.
+    #[error("{path} is {detail}, but a trust bundle is held beside it: the rollback floor (the highest version ever accepted) was kept in it, and without it an older bundle, one that still lists a revoked card, could be taken back. Restore {path} from a backup; or, to start over from what the console serves now, remove the whole directory {dir} and run `cardstation-gateway sync`")]
+    FloorLost {
+        path: PathBuf,
+        dir: PathBuf,
+        detail: String,
+    },
     #[error("cannot write the trust bundle to {path}: {detail}")]
     Write { path: PathBuf, detail: String },
     #[error(transparent)]
@@ -90,8 +98,24 @@ impl TrustKeeper {
     pub fn open(data_dir: &Path, key: VerifyingKey) -> Result<Self, TrustError> {
         let mut keeper = TrustKeeper::empty(data_dir, key);
         let _ = std::fs::remove_file(data_dir.join(OLD_FILE));
+        let dir = keeper.dir.clone();
+        let floor_lost = |detail: String| TrustError::FloorLost {
+            path: dir.join(STATE),
+            dir: dir.clone(),
+            detail,
+        };
+        let base_held = keeper.dir.join(BASE).exists();
         match std::fs::read(keeper.dir.join(STATE)) {
-            Ok(t) => keeper.state = serde_json::from_slice(&t).map_err(|e| keeper.stored(e))?,
+            Ok(t) => match serde_json::from_slice(&t) {
+                Ok(state) => keeper.state = state,
+                Err(e) if base_held => return Err(floor_lost(format!("unreadable ({e})"))),
+                Err(e) => return Err(keeper.stored(e)),
+            },
+            // A bundle without its state: the floor went with the state (deleted, or a
+            // restore of part of the directory). Refused rather than silently lowered.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && base_held => {
+                return Err(floor_lost("missing".into()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(keeper),
             Err(e) => return Err(keeper.stored(e)),
         }
@@ -355,6 +379,27 @@ mod tests {
             k.accept(&full, None, 12, None),
             Err(TrustError::Bundle(BundleError::Fork { version: 2, .. }))
         ));
+        // state.json deleted (or unreadable) while the bundle stays: the rollback floor
+        // went with it, so the gateway refuses to start rather than take v1 back.
+        let state = dir.path().join(DIR).join(STATE);
+        let saved = std::fs::read(&state).unwrap();
+        for spoil in [None, Some(&b"{not json"[..])] {
+            match spoil {
+                None => std::fs::remove_file(&state).unwrap(),
+                Some(bytes) => std::fs::write(&state, bytes).unwrap(),
+            }
+            let err = TrustKeeper::open(dir.path(), *key.verifying_key())
+                .err()
+                .unwrap();
+            assert!(matches!(err, TrustError::FloorLost { .. }), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains("state.json") && text.contains("sync") && text.contains("backup"),
+                "{text}"
+            );
+        }
+        std::fs::write(&state, saved).unwrap();
+        assert!(TrustKeeper::open(dir.path(), *key.verifying_key()).is_ok());
         // A delta file altered on disk: refused at start.
         std::fs::write(dir.path().join(DIR).join("delta-1.cstb"), b"CSTB").unwrap();
         assert!(matches!(

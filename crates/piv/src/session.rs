@@ -496,7 +496,10 @@ impl<T: Transport> PivSession<T> {
         let answer = tlv::find(outer, 0x82)
             .map_err(PivError::tlv(during))?
             .ok_or_else(|| PivError::malformed(during, "no response (82) in the reply"))?;
-        if answer != key.encrypt_block(&challenge)?.as_slice() {
+        // Constant time: how many leading bytes of a forged answer were right must not
+        // show in how long the refusal took.
+        let expected = zeroize::Zeroizing::new(key.encrypt_block(&challenge)?);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(answer, expected.as_slice())) {
             return Err(PivError::CardNotAuthentic);
         }
         Ok(())
@@ -652,6 +655,63 @@ fn check_pin_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A card that knows `key` and answers mutual authentication, correctly or with one
+    /// bit of its answer flipped.
+    struct MutualCard {
+        key: ManagementKey,
+        witness: Vec<u8>,
+        forge: bool,
+    }
+
+    impl Transport for MutualCard {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, cardstation_card::CardError> {
+            let ok = |mut data: Vec<u8>| {
+                data.extend([0x90, 0x00]);
+                Ok(data)
+            };
+            if apdu[1] != 0x87 {
+                return ok(vec![]); // SELECT
+            }
+            let data = &apdu[5..5 + usize::from(apdu[4])];
+            if data == [0x7C, 0x02, 0x80, 0x00] {
+                let w = self.key.encrypt_block(&self.witness).unwrap();
+                return ok([vec![0x7C, 0x0A, 0x80, 0x08], w].concat());
+            }
+            // 7C 14 80 08 <decrypted witness> 81 08 <challenge>
+            assert_eq!(&data[4..12], self.witness.as_slice());
+            let mut answer = self.key.encrypt_block(&data[14..22]).unwrap();
+            if self.forge {
+                answer[7] ^= 1;
+            }
+            ok([vec![0x7C, 0x0A, 0x82, 0x08], answer].concat())
+        }
+        fn reader(&self) -> &str {
+            "mock"
+        }
+        fn atr(&self) -> Vec<u8> {
+            vec![]
+        }
+    }
+
+    #[test]
+    fn a_card_that_does_not_know_the_management_key_is_not_authentic() {
+        let key = ManagementKey::factory_default(Algorithm::TripleDes).unwrap();
+        for forge in [false, true] {
+            let card = MutualCard {
+                key: key.clone(),
+                witness: vec![7; 8],
+                forge,
+            };
+            let mut s = PivSession::open(card).unwrap();
+            let r = s.authenticate(&key);
+            if forge {
+                assert!(matches!(r, Err(PivError::CardNotAuthentic)), "{r:?}");
+            } else {
+                assert!(r.is_ok(), "{r:?}");
+            }
+        }
+    }
 
     #[test]
     fn tag_lists() {
