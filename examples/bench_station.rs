@@ -140,7 +140,12 @@ fn outbox_load(args: &[String]) -> Result<serde_json::Value, String> {
     let queued = started.elapsed().as_secs_f64();
     let client = ConsoleClient::new(&station.config.console).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let report = outbox::sync(&station.store, &client).map_err(|e| e.to_string())?;
+    let settings = station.delivery_settings();
+    let sender = outbox::Sender {
+        station_id: &station.station_id,
+        settings: &settings,
+    };
+    let report = outbox::sync(&station.store, &client, sender).map_err(|e| e.to_string())?;
     let secs = started.elapsed().as_secs_f64();
     Ok(serde_json::json!({
         "queued": n, "queue_secs": queued, "delivered": report.delivered, "pending": report.pending,

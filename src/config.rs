@@ -101,14 +101,22 @@ impl Config {
         })
     }
 
+    /// The station's name in records and at the console: `[station] id`, else the
+    /// name its console credential was issued for (the client certificate's CN, as
+    /// `cardstation-console station add NAME` writes it), else the host name.
     pub fn station_id(&self) -> String {
-        self.station.id.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "station".into())
-        })
+        if let Some(id) = &self.station.id {
+            return id.clone();
+        }
+        // An unreadable certificate is reported when the console is used.
+        if let Ok(Some(name)) = cardstation_console_client::client_name(&self.console) {
+            return name;
+        }
+        std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "station".into())
     }
 
     pub fn operator(&self) -> String {
@@ -193,5 +201,28 @@ mod tests {
         std::fs::write(&p, "[enrol]\ndays = 30\n").unwrap();
         let err = Config::load(&p, true).unwrap_err().to_string();
         assert!(err.contains("enrol"), "{err}");
+    }
+
+    /// Without `[station] id` the station is the one its console credential names
+    /// (the certificate's CN, as `cardstation-console station add` issues it).
+    #[test]
+    fn without_an_id_the_name_comes_from_the_client_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "desk-7");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationalUnitName, "Cardstation station");
+        let cert = params.self_signed(&key).unwrap();
+        let pem = dir.path().join("station.pem");
+        std::fs::write(&pem, cert.pem()).unwrap();
+        let mut c = Config::default();
+        c.console.client_cert = Some(pem);
+        assert_eq!(c.station_id(), "desk-7");
+        c.station.id = Some("typed".into());
+        assert_eq!(c.station_id(), "typed");
     }
 }

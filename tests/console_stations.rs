@@ -41,6 +41,7 @@ on_both_backends!(
     serve_runs_without_the_ca_key_and_station_add_takes_it_from_elsewhere,
     no_identity_may_be_named_like_the_administrator,
     every_upload_field_is_checked_and_answered_alike_on_both_backends,
+    an_upload_refused_for_the_station_name_is_sent_once_the_settings_are_fixed,
 );
 
 /// A running console whose settings file names its database (so the administration
@@ -863,4 +864,53 @@ fn every_upload_field_is_checked_and_answered_alike_on_both_backends(backend: Ba
         (rec.sha256.as_str(), rec.operator.as_str()),
         (fp.as_str(), "Jane Doe")
     );
+}
+
+/// Issue 22.6: a `[station] id` that is not the credential's name gets the upload
+/// refused; the item is kept, `outbox retry` sends it again on request, and once
+/// the settings are fixed (here: no id, so the name comes from the certificate) the
+/// next delivery sends it by itself, under the credential's name.
+fn an_upload_refused_for_the_station_name_is_sent_once_the_settings_are_fixed(backend: Backend) {
+    let site = Site::start(backend, "");
+    let (_kit, desk) = site.add_station("desk-9");
+    let config = desk.dir.path().join("cardstation.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("id = \"desk-9\"\n"), "{text}");
+    std::fs::write(
+        &config,
+        text.replace("id = \"desk-9\"", "id = \"desk-nine\""),
+    )
+    .unwrap();
+    let (cert, fp) = certificate_file(desk.dir.path(), "card-a");
+    let v = desk.json(&["upload", cert.to_str().unwrap(), "--json"]);
+    assert_eq!(v["sync"]["rejected"], 1, "{v}");
+    assert!(
+        v["sync"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("station-mismatch"),
+        "{v}"
+    );
+    let items = desk.json(&["outbox", "list", "--json"]);
+    assert_eq!(items[0]["state"], "rejected", "{items}");
+    // Asked for, it is sent again (and refused again: nothing changed yet).
+    let v = desk.json(&["outbox", "retry", "--json"]);
+    assert_eq!(v["sync"]["rejected"], 1, "{v}");
+    let items = desk.json(&["outbox", "list", "--json"]);
+    assert_eq!(items[0]["attempts"], 2, "{items}");
+    // Unchanged settings: a sync leaves it alone.
+    let v = desk.json(&["outbox", "sync", "--json"]);
+    assert_eq!(v["sync"]["delivered"], 0, "{v}");
+    assert_eq!(site.count("SELECT COUNT(*) FROM certificates"), 0);
+    // No id: the station is the one its certificate names, and the refused item
+    // goes out by itself with the next delivery.
+    std::fs::write(&config, text.replace("id = \"desk-9\"\n", "")).unwrap();
+    let v = desk.json(&["outbox", "sync", "--json"]);
+    assert_eq!(
+        (&v["sync"]["requeued"], &v["sync"]["delivered"]),
+        (&serde_json::json!(1), &serde_json::json!(1)),
+        "{v}"
+    );
+    assert_eq!(desk.outbox_len(), 0);
+    assert_eq!(desk.client().get(&fp).expect("record").station_id, "desk-9");
 }

@@ -310,7 +310,12 @@ fn run_job(
         .into_iter()
         .map(|i| i.fingerprint)
         .collect();
-    match outbox::sync(&station.store, client) {
+    let settings = station.delivery_settings();
+    let sender = outbox::Sender {
+        station_id: &station.station_id,
+        settings: &settings,
+    };
+    match outbox::sync(&station.store, client, sender) {
         Ok(report) => {
             status.reachable = Some(!matches!(
                 report.error_code,

@@ -32,6 +32,19 @@ pub struct Station {
 }
 
 impl Station {
+    /// Who delivers the outbox: this station's name and a fingerprint of what the
+    /// console judges it by (its name and its `[console]` settings). An item refused
+    /// for a settings reason is sent again once this differs.
+    pub fn delivery_settings(&self) -> String {
+        format!(
+            "{}/{}",
+            self.config.console.fingerprint(),
+            cardstation_pki::fingerprint(self.station_id.as_bytes())
+                .get(..16)
+                .unwrap_or_default()
+        )
+    }
+
     pub fn open(paths: Paths) -> Result<Self, StationError> {
         let config = Config::load(&paths.config_file, paths.config_explicit)?;
         Self::with_config(paths, config)

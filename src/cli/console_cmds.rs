@@ -104,7 +104,12 @@ fn try_sync(station: &Station) -> Result<SyncReport, Failure> {
             })
         }
     };
-    let mut r = outbox::sync(&station.store, &client)?;
+    let settings = station.delivery_settings();
+    let sender = outbox::Sender {
+        station_id: &station.station_id,
+        settings: &settings,
+    };
+    let mut r = outbox::sync(&station.store, &client, sender)?;
     // The console was reached: bring the trust bundle up to date too, so a
     // spot check right after sees what was just delivered.
     if r.error.is_none() {
@@ -160,6 +165,18 @@ pub enum OutboxCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Queue again what the console refused because of this station's settings (its
+    /// credential or its name), then deliver. This happens by itself once the console
+    /// settings change; after a fix at the console (e.g. a station re-registered) it
+    /// is the way to ask for it.
+    Retry {
+        /// Every refused item, also those refused for the request itself.
+        #[arg(long)]
+        all: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn outbox_cmd(cmd: &OutboxCommand, paths: Paths) -> Result<(), Failure> {
@@ -193,19 +210,30 @@ pub fn outbox_cmd(cmd: &OutboxCommand, paths: Paths) -> Result<(), Failure> {
             }
             Ok(())
         }
-        OutboxCommand::Sync { json } => {
-            station.store.outbox_due_now(now())?;
-            let report = try_sync(&station)?;
-            let failed = report.error.is_some() && report.pending > 0;
-            report_sync_with(&report, *json, None, !failed);
-            match (&report.error_code, report.pending) {
-                (Some(code), p) if p > 0 => Err(Failure::new(
-                    *code,
-                    report.error.clone().unwrap_or_default(),
-                )),
-                _ => Ok(()),
+        OutboxCommand::Sync { json } => sync_now(&station, *json),
+        OutboxCommand::Retry { all, json } => {
+            let n = station.store.outbox_requeue_refused(None, *all, now())?;
+            if !*json {
+                say!("Queued again {n}");
             }
+            sync_now(&station, *json)
         }
+    }
+}
+
+/// Make every queued item due and deliver; a failure that leaves items queued is
+/// the command's failure.
+fn sync_now(station: &Station, json: bool) -> Result<(), Failure> {
+    station.store.outbox_due_now(now())?;
+    let report = try_sync(station)?;
+    let failed = report.error.is_some() && report.pending > 0;
+    report_sync_with(&report, json, None, !failed);
+    match (&report.error_code, report.pending) {
+        (Some(code), p) if p > 0 => Err(Failure::new(
+            *code,
+            report.error.clone().unwrap_or_default(),
+        )),
+        _ => Ok(()),
     }
 }
 

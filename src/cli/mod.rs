@@ -162,6 +162,7 @@ pub fn run(cli: Cli) -> i32 {
                 c,
                 console_cmds::OutboxCommand::List { json: true }
                     | console_cmds::OutboxCommand::Sync { json: true }
+                    | console_cmds::OutboxCommand::Retry { json: true, .. }
             ),
             console_cmds::outbox_cmd(&c, paths),
         ),

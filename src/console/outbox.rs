@@ -28,6 +28,9 @@ pub enum OutboxError {
 pub struct SyncReport {
     pub delivered: usize,
     pub rejected: usize,
+    /// Items refused for a settings reason, queued again because the settings changed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub requeued: usize,
     /// Still waiting (not due yet, or the console was unreachable).
     pub pending: i64,
     /// Why delivery stopped, if it did.
@@ -49,6 +52,10 @@ impl Coded for OutboxError {
             OutboxError::Encode(_) => ErrorCode::Outbox,
         }
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 pub fn backoff_secs(attempts: i64) -> i64 {
@@ -116,12 +123,42 @@ pub fn enqueue_revoke(
     )?)
 }
 
+/// Who delivers: the station's name at the console and a fingerprint of its console
+/// settings ([`cardstation_console_client::ConsoleConfig::fingerprint`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    pub station_id: &'a str,
+    pub settings: &'a str,
+}
+
+/// The console refused the request because of who sent it (this station's
+/// credential, or a name that is not the credential's), not because of the request:
+/// worth sending again once the settings change.
+fn refused_for_settings(e: &ConsoleError) -> bool {
+    matches!(
+        e,
+        ConsoleError::Rejected {
+            status: 401 | 403,
+            ..
+        }
+    )
+}
+
 /// Send every due item, oldest first. Stops at the first transient failure (the
 /// console is down: the rest would fail too) and schedules a retry with backoff.
-pub fn sync(store: &Store, client: &ConsoleClient) -> Result<SyncReport, OutboxError> {
-    let mut report = SyncReport::default();
+/// Items once refused for a settings reason under other settings are queued again
+/// first, so fixing `[station] id` or the credential is all it takes.
+pub fn sync(
+    store: &Store,
+    client: &ConsoleClient,
+    sender: Sender<'_>,
+) -> Result<SyncReport, OutboxError> {
+    let mut report = SyncReport {
+        requeued: store.outbox_requeue_refused(Some(sender.settings), false, now())?,
+        ..SyncReport::default()
+    };
     for item in store.outbox_due(now())? {
-        match deliver(client, &item) {
+        match deliver(client, &item, sender) {
             Ok(()) => {
                 // Another process may have delivered and removed it meanwhile: the
                 // console holds it once either way, and only this row is touched.
@@ -140,6 +177,15 @@ pub fn sync(store: &Store, client: &ConsoleClient) -> Result<SyncReport, OutboxE
                 report.error = Some(why);
                 report.error_code = Some(e.code());
                 break;
+            }
+            Err(e) if refused_for_settings(&e) => {
+                let why = format!(
+                    "{e}. Kept: it is sent again when the console settings change, or with `cardstation outbox retry`"
+                );
+                store.outbox_refuse_for_settings(&item, &why, sender.settings)?;
+                report.rejected += 1;
+                report.error = Some(why);
+                report.error_code = Some(e.code());
             }
             Err(e) => {
                 store.outbox_reject(&item, &e.to_string())?;
@@ -169,11 +215,18 @@ pub fn anchor_audit(store: &Store, client: &ConsoleClient) -> Result<(), String>
         .map_err(|e| e.to_string())
 }
 
-fn deliver(client: &ConsoleClient, item: &OutboxItem) -> Result<(), ConsoleError> {
+fn deliver(
+    client: &ConsoleClient,
+    item: &OutboxItem,
+    sender: Sender<'_>,
+) -> Result<(), ConsoleError> {
     match item.kind {
         OutboxKind::Upload => {
-            let req: UploadRequest = serde_json::from_str(&item.body)
+            let mut req: UploadRequest = serde_json::from_str(&item.body)
                 .map_err(|e| ConsoleError::Malformed(format!("queued upload {}: {e}", item.id)))?;
+            // The station that delivers names itself: an item queued under a name
+            // the credential does not carry goes out under the corrected one.
+            req.station_id = sender.station_id.to_string();
             let rec = client.upload(&req)?;
             if rec.sha256 != item.fingerprint {
                 return Err(ConsoleError::Malformed(format!(

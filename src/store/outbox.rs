@@ -45,6 +45,11 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     /// "pending", or "rejected" when the console refused it for good.
     pub state: String,
+    /// Refused for a settings reason (this station's credential or name): the
+    /// fingerprint of the console settings it was refused under. Sent again once
+    /// they differ, or on `outbox retry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_under: Option<String>,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
@@ -64,11 +69,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
         next_attempt_at: r.get(7)?,
         last_error: r.get(8)?,
         state: r.get(9)?,
+        refused_under: r.get(10)?,
     })
 }
 
 const COLUMNS: &str =
-    "id, token, kind, fingerprint, body, created_at, attempts, next_attempt_at, last_error, state";
+    "id, token, kind, fingerprint, body, created_at, attempts, next_attempt_at, last_error, state, refused_under";
 
 fn new_token() -> String {
     let mut bytes = [0u8; 16];
@@ -180,6 +186,41 @@ impl Store {
         Ok(())
     }
 
+    /// The console refused `item` because of this station's settings (its credential
+    /// or its name), which were `settings` (a fingerprint): kept as refused until the
+    /// settings change or an operator asks for a retry.
+    pub fn outbox_refuse_for_settings(
+        &self,
+        item: &OutboxItem,
+        error: &str,
+        settings: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?3, state = 'rejected',
+                 refused_under = ?4
+             WHERE id = ?1 AND token = ?2",
+            params![item.id, item.token, error, settings],
+        )?;
+        Ok(())
+    }
+
+    /// Put refused items back in the queue, due `now`: those refused for a settings
+    /// reason under settings other than `settings` (every one of them when `None`),
+    /// and with `all` every refused item. Returns how many.
+    pub fn outbox_requeue_refused(
+        &self,
+        settings: Option<&str>,
+        all: bool,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = ?1, refused_under = NULL
+             WHERE state = 'rejected'
+               AND (?3 OR (refused_under IS NOT NULL AND (?2 IS NULL OR refused_under != ?2)))",
+            params![now, settings, all],
+        )?)
+    }
+
     /// Make every pending item due now (an operator's "sync now").
     pub fn outbox_due_now(&self, now: i64) -> Result<(), StoreError> {
         self.conn.execute(
@@ -236,5 +277,29 @@ mod tests {
         assert_eq!(s.outbox_pending().unwrap(), 1);
         // Each queued item has its audit row.
         assert_eq!(s.audit_rows().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn items_refused_for_settings_come_back_when_the_settings_change() {
+        let s = Store::in_memory().unwrap();
+        for fp in ["a", "b"] {
+            s.outbox_enqueue(OutboxKind::Upload, fp, "{}", 1, &entry())
+                .unwrap();
+        }
+        let due = s.outbox_due(1).unwrap();
+        s.outbox_refuse_for_settings(&due[0], "name", "s1").unwrap();
+        s.outbox_reject(&due[1], "not a certificate").unwrap();
+        assert_eq!(s.outbox_pending().unwrap(), 0);
+        // The same settings: nothing comes back.
+        assert_eq!(s.outbox_requeue_refused(Some("s1"), false, 5).unwrap(), 0);
+        // Other settings: the item refused for settings, not the other one.
+        assert_eq!(s.outbox_requeue_refused(Some("s2"), false, 5).unwrap(), 1);
+        let back = s.outbox_due(5).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].fingerprint, "a");
+        assert_eq!(back[0].refused_under, None);
+        // An operator's retry of everything.
+        assert_eq!(s.outbox_requeue_refused(None, true, 6).unwrap(), 1);
+        assert_eq!(s.outbox_pending().unwrap(), 2);
     }
 }

@@ -117,6 +117,10 @@ const MIGRATIONS: &[&str] = &[
         WHERE key = 'bundle_high_water';",
     // 6: who or what holds the card ("gw-17 Plant B", "J. Smith"), as the operator typed it.
     "ALTER TABLE enrollments ADD COLUMN label TEXT;",
+    // 7: an item the console refused for a settings reason (this station's credential
+    // or name) remembers the settings it was refused under, and is sent again once
+    // they change.
+    "ALTER TABLE outbox ADD COLUMN refused_under TEXT;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).
