@@ -126,19 +126,11 @@ pub async fn get_certificate(
     Path(sha256): Path<String>,
 ) -> Response {
     if !is_fingerprint(&sha256) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad-fingerprint",
-            "use the SHA-256 fingerprint: 64 lower-case hex digits",
-        );
+        return bad_fingerprint();
     }
     match state.store.get(&sha256).await {
         Ok(Some(rec)) => Json(rec).into_response(),
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            "unknown-certificate",
-            "no certificate with this fingerprint",
-        ),
+        Ok(None) => unknown_certificate(),
         Err(e) => store_error(e),
     }
 }
@@ -151,11 +143,7 @@ pub async fn revoke(
     body: Body,
 ) -> Response {
     if !is_fingerprint(&sha256) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad-fingerprint",
-            "use the SHA-256 fingerprint: 64 lower-case hex digits",
-        );
+        return bad_fingerprint();
     }
     let req: RevokeRequest = match json_body(&headers, body).await {
         Ok(r) => r,
@@ -175,11 +163,7 @@ pub async fn revoke(
         .await
     {
         Ok(Revoked::Done(rec)) => Json(rec).into_response(),
-        Ok(Revoked::NotFound) => error(
-            StatusCode::NOT_FOUND,
-            "unknown-certificate",
-            "no certificate with this fingerprint",
-        ),
+        Ok(Revoked::NotFound) => unknown_certificate(),
         Ok(Revoked::RateLimited { limit }) => error(
             StatusCode::TOO_MANY_REQUESTS,
             "revocation-rate-limit",
@@ -189,4 +173,20 @@ pub async fn revoke(
         ),
         Err(e) => store_error(e),
     }
+}
+
+fn bad_fingerprint() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "bad-fingerprint",
+        "use the SHA-256 fingerprint: 64 lower-case hex digits",
+    )
+}
+
+fn unknown_certificate() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "unknown-certificate",
+        "no certificate with this fingerprint",
+    )
 }
