@@ -11,6 +11,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use p256::ecdsa::VerifyingKey;
 use serde::{Deserialize, Serialize};
@@ -89,8 +90,68 @@ pub struct TrustKeeper {
     key: VerifyingKey,
     key_id: String,
     dir: PathBuf,
-    view: Option<TrustView>,
+    view: Option<Arc<TrustView>>,
     state: State,
+}
+
+/// The bundle as held at one moment: what a decision judges by. Cheap to take (one
+/// shared pointer), and a refresh after it does not change it.
+#[derive(Clone)]
+pub struct Held {
+    view: Arc<TrustView>,
+    fetched_at: i64,
+    key_id: String,
+}
+
+impl Held {
+    /// The lists and their status as of `now`.
+    pub fn current(&self, now: i64) -> (&TrustLists, TrustStatus) {
+        (
+            &self.view.lists,
+            self.view.status(self.fetched_at, now, &self.key_id),
+        )
+    }
+}
+
+/// The keeper shared by a daemon's decision loop and its refresher. A refresh works
+/// (verifies, writes, fsyncs) under the keeper's lock; a decision only takes the last
+/// published [`Held`], under a lock held for a pointer copy. So a refresh never holds
+/// up a tap, and no lock is held through a card transaction.
+pub struct SharedTrust {
+    keeper: Mutex<TrustKeeper>,
+    published: Mutex<Option<Held>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SharedTrust {
+    pub fn new(keeper: TrustKeeper) -> Self {
+        let held = keeper.held();
+        SharedTrust {
+            keeper: Mutex::new(keeper),
+            published: Mutex::new(held),
+        }
+    }
+
+    /// The bundle a decision made now judges by.
+    pub fn held(&self) -> Option<Held> {
+        lock(&self.published).clone()
+    }
+
+    /// Work on the keeper (a refresh); what it holds afterwards is published.
+    pub fn update<R>(&self, work: impl FnOnce(&mut TrustKeeper) -> R) -> R {
+        let mut keeper = lock(&self.keeper);
+        let result = work(&mut keeper);
+        *lock(&self.published) = keeper.held();
+        result
+    }
+
+    /// Read the keeper (what to fetch next) without publishing anything.
+    pub fn read<R>(&self, look: impl FnOnce(&TrustKeeper) -> R) -> R {
+        look(&lock(&self.keeper))
+    }
 }
 
 impl TrustKeeper {
@@ -138,7 +199,7 @@ impl TrustKeeper {
                 )));
             }
         }
-        keeper.view = Some(view);
+        keeper.view = Some(Arc::new(view));
         Ok(keeper)
     }
 
@@ -172,6 +233,15 @@ impl TrustKeeper {
 
     fn delta_path(&self, i: usize) -> PathBuf {
         self.dir.join(format!("delta-{i}.cstb"))
+    }
+
+    /// The bundle held now, for decisions.
+    pub fn held(&self) -> Option<Held> {
+        self.view.as_ref().map(|view| Held {
+            view: view.clone(),
+            fetched_at: self.state.fetched_at,
+            key_id: self.key_id.clone(),
+        })
     }
 
     /// The held lists and their status as of `now`.
@@ -235,7 +305,7 @@ impl TrustKeeper {
             .is_some_and(|v| v.header.chain != opened.header().chain);
         let from = self.view.as_ref().map(|v| v.header.version);
         match bundle::advance(
-            self.view.as_ref(),
+            self.view.as_deref(),
             self.state.high_water,
             opened,
             accept_reset,
@@ -274,7 +344,7 @@ impl TrustKeeper {
                     self.state.high_water.unwrap_or(0).max(to)
                 });
                 self.write_state()?;
-                self.view = Some(view);
+                self.view = Some(Arc::new(view));
                 Ok(Refreshed::Updated {
                     from,
                     to,

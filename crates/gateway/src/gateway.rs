@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cardstation_pcsc::watcher::{WatchEvent, Watcher};
@@ -14,7 +14,7 @@ use cardstation_protocol::bundle::BundleError;
 use cardstation_protocol::messages::EventBatch;
 
 use crate::action;
-use crate::bundle::{self, Refreshed, TrustError, TrustKeeper};
+use crate::bundle::{self, Refreshed, SharedTrust, TrustError, TrustKeeper};
 use crate::client::{ConsoleClient, ConsoleError, Fetched};
 use crate::config::Config;
 use crate::decision::{Decider, Outcome};
@@ -72,25 +72,18 @@ pub fn trust_keeper(config: &Config) -> Result<TrustKeeper, GatewayError> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// One decision on the card in `reader`, inside a PC/SC transaction.
-pub fn decide_on(reader: &str, decider: &mut Decider, keeper: &Mutex<TrustKeeper>) -> Outcome {
-    decide_on_at(reader, decider, keeper, now())
+pub fn decide_on(reader: &str, decider: &mut Decider, trust: &SharedTrust) -> Outcome {
+    decide_on_at(reader, decider, trust, now())
 }
 
 /// [`decide_on`] with the gateway's clock reading `now` (Unix seconds): what a gateway
 /// whose clock is wrong, or not yet set, decides.
-pub fn decide_on_at(
-    reader: &str,
-    decider: &mut Decider,
-    keeper: &Mutex<TrustKeeper>,
-    now: i64,
-) -> Outcome {
-    let keeper = lock(keeper);
-    let trust = keeper.current(now);
+pub fn decide_on_at(reader: &str, decider: &mut Decider, trust: &SharedTrust, now: i64) -> Outcome {
+    // The bundle as held now: a refresh during the card transaction does not wait
+    // for it, nor change what this decision judges by.
+    let held = trust.held();
+    let trust = held.as_ref().map(|h| h.current(now));
     let version = trust.as_ref().map(|(_, s)| s.version);
     let mut card = match Pcsc::establish().and_then(|p| p.connect(reader)) {
         Ok(c) => c,
@@ -111,14 +104,12 @@ pub enum LogTo {
     Stderr,
 }
 
-/// Record the decision made at `at` (the gateway's clock; committed before anything
-/// else happens), log it, act on it.
-pub fn record_and_act(
-    config: &Config,
+/// Record the decision made at `at` (the gateway's clock; committed before its action
+/// starts, so every action has its event) and log it; returns the event id.
+pub fn record(
     queue: &Queue,
     outcome: &Outcome,
     at: i64,
-    act: bool,
     log: LogTo,
 ) -> Result<String, GatewayError> {
     let id = queue::new_event_id();
@@ -127,40 +118,35 @@ pub fn record_and_act(
         LogTo::Stdout => println!("{}", outcome.log_line()),
         LogTo::Stderr => eprintln!("{}", outcome.log_line()),
     }
-    if act {
-        let argv = match outcome.decision {
-            cardstation_protocol::messages::Decision::Grant => &config.gateway.on_grant,
-            cardstation_protocol::messages::Decision::Deny => &config.gateway.on_deny,
-        };
-        if !argv.is_empty() {
-            let timeout = Duration::from_secs(config.gateway.action_timeout_secs);
-            match action::run(argv, outcome, &id, timeout) {
-                action::ActionResult::Exited(0) => {}
-                other => tracing::warn!(event = %id, "action {:?}: {other:?}", argv[0]),
-            }
-        }
-    }
     Ok(id)
+}
+
+/// The action configured for `outcome`'s decision (empty: none).
+pub fn action_for<'c>(config: &'c Config, outcome: &Outcome) -> &'c [String] {
+    match outcome.decision {
+        cardstation_protocol::messages::Decision::Grant => &config.gateway.on_grant,
+        cardstation_protocol::messages::Decision::Deny => &config.gateway.on_deny,
+    }
+}
+
+pub fn action_timeout(config: &Config) -> Duration {
+    Duration::from_secs(config.gateway.action_timeout_secs)
 }
 
 /// Fetch the bundle and apply it. The network wait happens without holding the bundle,
 /// so decisions go on meanwhile.
 pub fn refresh(
-    keeper: &Mutex<TrustKeeper>,
+    trust: &SharedTrust,
     client: &ConsoleClient,
     accept_reset: Option<&str>,
 ) -> Result<Refreshed, GatewayError> {
-    let (since, tag) = {
-        let k = lock(keeper);
-        (k.since(), k.etag().map(str::to_string))
-    };
+    let (since, tag) = trust.read(|k| (k.since(), k.etag().map(str::to_string)));
     let fetched = client.trust_bundle(since, tag.as_deref())?;
     let apply = |fetched: Fetched| -> Result<Refreshed, TrustError> {
-        let mut k = lock(keeper);
-        match fetched {
+        trust.update(|k| match fetched {
             Fetched::NotModified { etag } => k.not_modified(etag, now()),
             Fetched::Bundle { bytes, etag } => k.accept(&bytes, etag, now(), accept_reset),
-        }
+        })
     };
     match apply(fetched) {
         // A delta that does not fit what is held: take the full bundle instead.
@@ -241,7 +227,7 @@ enum Wake {
 /// the bundle is written atomically and every decision is committed before its action.
 pub fn run(config: &Config) -> Result<(), GatewayError> {
     let mut decider = decider(config)?;
-    let keeper = Arc::new(Mutex::new(trust_keeper(config)?));
+    let keeper = Arc::new(SharedTrust::new(trust_keeper(config)?));
     let queue = Queue::open(&config.gateway.data_dir)?;
     let client = match config.console_client() {
         Ok(c) => Some(Arc::new(c)),
@@ -251,8 +237,8 @@ pub fn run(config: &Config) -> Result<(), GatewayError> {
         }
         Err(e) => return Err(e.into()),
     };
-    match lock(&keeper).current(now()) {
-        Some((_, s)) => tracing::info!(
+    match keeper.held().map(|h| h.current(now()).1) {
+        Some(s) => tracing::info!(
             "trust bundle v{} held ({} allowed, {} revoked, expires {})",
             s.version,
             s.allowed,
@@ -307,6 +293,8 @@ pub fn run(config: &Config) -> Result<(), GatewayError> {
         }
     );
 
+    // Actions run beside the loop, so that a slow one never delays a decision.
+    let mut actions = action::Actions::new(action_timeout(config));
     // A card is checked once when it appears; it must leave before it is checked again.
     let mut present: HashMap<String, bool> = HashMap::new();
     for wake in rx {
@@ -327,10 +315,11 @@ pub fn run(config: &Config) -> Result<(), GatewayError> {
                         let at = now();
                         let mut outcome = decide_on_at(&r.name, &mut decider, &keeper, at);
                         outcome.since_present_ms = Some(reported.elapsed().as_millis());
-                        if let Err(e) =
-                            record_and_act(config, &queue, &outcome, at, true, LogTo::Stdout)
-                        {
-                            tracing::error!("{e}");
+                        match record(&queue, &outcome, at, LogTo::Stdout) {
+                            Ok(id) => actions.start(action_for(config, &outcome), &outcome, &id),
+                            // Not acted on: a decision that left no record would be
+                            // a door opened that no one can account for.
+                            Err(e) => tracing::error!("{e}; the decision is not acted on"),
                         }
                         let _ = send_tx.send(());
                     }
@@ -345,7 +334,7 @@ pub fn run(config: &Config) -> Result<(), GatewayError> {
 }
 
 fn refresher(
-    keeper: &Mutex<TrustKeeper>,
+    keeper: &SharedTrust,
     client: &ConsoleClient,
     every: Duration,
     wake_sender: &mpsc::Sender<()>,

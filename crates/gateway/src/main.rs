@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use cardstation_gateway::bundle::Refreshed;
+use cardstation_gateway::action;
+use cardstation_gateway::bundle::{Refreshed, SharedTrust};
 use cardstation_gateway::config::Config;
 use cardstation_gateway::gateway::{self, GatewayError, LogTo};
 use cardstation_gateway::queue::{Queue, QueueStatus};
@@ -97,14 +98,23 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
 
 fn check(config: &Config, reader: &str, act: bool, json: bool) -> Result<ExitCode, GatewayError> {
     let mut decider = gateway::decider(config)?;
-    let keeper = std::sync::Mutex::new(gateway::trust_keeper(config)?);
+    let keeper = SharedTrust::new(gateway::trust_keeper(config)?);
     let queue = Queue::open(&config.gateway.data_dir)?;
     let name = cardstation_pcsc::Pcsc::establish()?.resolve(reader)?;
     let at = gateway::now();
     let outcome = gateway::decide_on_at(&name, &mut decider, &keeper, at);
     if json {
         // The log line goes to stderr so that stdout is one JSON document.
-        let id = gateway::record_and_act(config, &queue, &outcome, at, act, LogTo::Stderr)?;
+        let id = gateway::record(&queue, &outcome, at, LogTo::Stderr)?;
+        if act {
+            // Its output goes to the log (stderr), never into the JSON on stdout.
+            action::run_logged(
+                gateway::action_for(config, &outcome),
+                &outcome,
+                &id,
+                gateway::action_timeout(config),
+            );
+        }
         #[derive(Serialize)]
         struct Out<'a> {
             event_id: String,
@@ -118,7 +128,15 @@ fn check(config: &Config, reader: &str, act: bool, json: bool) -> Result<ExitCod
         .map_err(|e| GatewayError::Settings(e.to_string()))?;
         println!("{text}");
     } else {
-        gateway::record_and_act(config, &queue, &outcome, at, act, LogTo::Stdout)?;
+        let id = gateway::record(&queue, &outcome, at, LogTo::Stdout)?;
+        if act {
+            action::run_logged(
+                gateway::action_for(config, &outcome),
+                &outcome,
+                &id,
+                gateway::action_timeout(config),
+            );
+        }
         for r in &outcome.reasons {
             println!("  {}: {}", r.code, r.message);
         }
@@ -130,7 +148,7 @@ fn check(config: &Config, reader: &str, act: bool, json: bool) -> Result<ExitCod
 }
 
 fn sync(config: &Config, json: bool, accept_reset: Option<&str>) -> Result<ExitCode, GatewayError> {
-    let keeper = std::sync::Mutex::new(gateway::trust_keeper(config)?);
+    let keeper = SharedTrust::new(gateway::trust_keeper(config)?);
     let client = config.console_client()?;
     let refreshed = gateway::refresh(&keeper, &client, accept_reset)?;
     let mut queue = Queue::open(&config.gateway.data_dir)?;

@@ -4,10 +4,10 @@
 
 mod support;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use cardstation_card::{CardError, Transport};
+use cardstation_gateway::bundle::SharedTrust;
 use cardstation_gateway::config::Config;
 use cardstation_gateway::gateway;
 use cardstation_pcsc::Pcsc;
@@ -236,7 +236,7 @@ fn a_replayed_challenge_response_is_denied() {
     let (_cd, _console, _station, gw, _states, _card, fp) = enrolled_gateway();
     let config = Config::load(&gw.config()).unwrap();
     let mut decider = gateway::decider(&config).unwrap();
-    let keeper = Mutex::new(gateway::trust_keeper(&config).unwrap());
+    let keeper = SharedTrust::new(gateway::trust_keeper(&config).unwrap());
     let now = gateway::now();
 
     let pcsc = Pcsc::establish().unwrap();
@@ -246,13 +246,21 @@ fn a_replayed_challenge_response_is_denied() {
         recorded: None,
         replay: false,
     };
-    let first = decider.decide(&mut wire, keeper.lock().unwrap().current(now), now);
+    let first = decider.decide(
+        &mut wire,
+        keeper.held().as_ref().map(|h| h.current(now)),
+        now,
+    );
     assert_eq!(first.decision, Decision::Grant, "{first:?}");
     assert!(wire.recorded.is_some());
 
     // The same card, the captured signature played back to the next (fresh) challenge.
     wire.replay = true;
-    let replayed = decider.decide(&mut wire, keeper.lock().unwrap().current(now), now);
+    let replayed = decider.decide(
+        &mut wire,
+        keeper.held().as_ref().map(|h| h.current(now)),
+        now,
+    );
     assert_eq!(replayed.decision, Decision::Deny, "{replayed:?}");
     assert_eq!(replayed.fingerprint.as_deref(), Some(fp.as_str()));
     assert!(
@@ -297,7 +305,7 @@ fn a_card_pulled_mid_check_is_never_granted() {
     }
     let (_cd, _console, _station, gw, states, card, _fp) = enrolled_gateway();
     let config = Config::load(&gw.config()).unwrap();
-    let keeper = Mutex::new(gateway::trust_keeper(&config).unwrap());
+    let keeper = SharedTrust::new(gateway::trust_keeper(&config).unwrap());
     let now = gateway::now();
     // How many APDUs a whole check takes, from a fresh decider and from one that has
     // seen the card (and so does not read its certificate again).
@@ -328,7 +336,7 @@ fn a_card_pulled_mid_check_is_never_granted() {
                 pull_after,
                 card: &mut card,
             };
-            let o = decider.decide(wire, keeper.lock().unwrap().current(now), now);
+            let o = decider.decide(wire, keeper.held().as_ref().map(|h| h.current(now)), now);
             assert_eq!(
                 o.decision,
                 Decision::Deny,
@@ -427,6 +435,112 @@ fn the_daemon_decides_each_card_acts_refreshes_and_goes_on_without_the_console()
         .filter_map(|a| a.split(' ').nth(3).map(str::to_string))
         .collect();
     assert_eq!(ids.len(), 4, "one event id per decision: {actions:?}");
+}
+
+/// Whether process `pid` still runs (a zombie no one reaped yet counts as ended).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_slow_action_that_forks_holds_up_no_reader_and_is_killed_whole() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let console_dir = tempfile::tempdir().unwrap();
+    let console = Console::start(console_dir.path(), free_port(), 168);
+    let station = Station::new(&console);
+    let states = tempfile::tempdir().unwrap();
+    let (state_a, state_b) = (states.path().join("a"), states.path().join("b"));
+    let card = CardProcess::start(PORT_0, &state_a);
+    let fp_a = station.enroll(READER_0, true);
+    card.remove();
+    let card = CardProcess::start(PORT_1, &state_b);
+    let fp_b = station.enroll(READER_1, true);
+    card.remove();
+
+    // A door opener that hangs: it leaves a child behind, says something, then sleeps
+    // 30 s. Each run notes its own pid and its child's, and its environment.
+    let runs = tempfile::tempdir().unwrap();
+    let script = "sleep 300 & echo \"$$ $!\" >> \"$0/pids\"; env > \"$0/env-$$\"; \
+                  echo door-opener-speaking; sleep 30";
+    let gw = Gateway::new(
+        &console,
+        GatewayOptions {
+            refresh_secs: 1,
+            readers: vec![READER_0.to_string(), READER_1.to_string()],
+            on_grant: Some(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                script.into(),
+                runs.path().display().to_string(),
+            ]),
+            extra: "action_timeout_secs = 12".into(),
+            ..Default::default()
+        },
+    );
+    let daemon = gw.daemon_with_env(&[("CARDSTATION_TEST_PRIVATE", "gateway-only")]);
+    daemon.wait_log("trust bundle updated", Duration::from_secs(20));
+
+    let _a = CardProcess::start(PORT_0, &state_a);
+    let line = daemon.next_decision(Duration::from_secs(20));
+    assert!(line.starts_with("grant "), "{line}");
+    assert_eq!(field(&line, "fingerprint"), Some(fp_a.as_str()), "{line}");
+    let acted_at = std::time::Instant::now();
+
+    // The second reader is decided while the first one's action still sleeps.
+    let _b = CardProcess::start(PORT_1, &state_b);
+    let line = daemon.next_decision(Duration::from_secs(20));
+    assert!(line.starts_with("grant "), "{line}");
+    assert_eq!(field(&line, "fingerprint"), Some(fp_b.as_str()), "{line}");
+    let pids_of = || -> Vec<(i32, i32)> {
+        std::fs::read_to_string(runs.path().join("pids"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (a, b) = l.split_once(' ')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
+            })
+            .collect()
+    };
+    // What it said reached the gateway's log.
+    daemon.wait_log("door-opener-speaking", Duration::from_secs(10));
+    let first = pids_of()[0];
+    assert!(
+        running(first.0) && acted_at.elapsed() < Duration::from_secs(12),
+        "the first action should still run when the second reader is decided"
+    );
+
+    // At the timeout each action is killed whole: the sleeper and what it forked.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let all_gone = |pids: &[(i32, i32)]| pids.iter().all(|(a, b)| !running(*a) && !running(*b));
+    while std::time::Instant::now() < deadline && !(pids_of().len() == 2 && all_gone(&pids_of())) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pids = pids_of();
+    assert_eq!(pids.len(), 2, "one action per grant: {pids:?}");
+    assert!(
+        all_gone(&pids),
+        "an action or its child outlived the timeout: {pids:?}"
+    );
+    daemon.wait_log("TimedOut", Duration::from_secs(5));
+
+    // Its own environment, and its words in the log, not among the decision lines.
+    for (pid, _) in &pids {
+        let env = std::fs::read_to_string(runs.path().join(format!("env-{pid}"))).unwrap();
+        assert!(!env.contains("gateway-only"), "{env}");
+        assert!(env.contains("CARDSTATION_DECISION=grant"), "{env}");
+    }
+    let (decisions, _) = daemon.drain();
+    assert!(
+        decisions
+            .iter()
+            .all(|l| !l.contains("door-opener-speaking")),
+        "{decisions:?}"
+    );
 }
 
 #[test]
@@ -573,11 +687,11 @@ fn a_hostile_subject_and_an_unset_clock_never_hold_back_later_reports() {
 
     let config = Config::load(&gw.config()).unwrap();
     let mut decider = gateway::decider(&config).unwrap();
-    let keeper = Mutex::new(gateway::trust_keeper(&config).unwrap());
+    let keeper = SharedTrust::new(gateway::trust_keeper(&config).unwrap());
     let queue = Queue::open(&config.gateway.data_dir).unwrap();
     let mut decide = |reader: &str, at: i64| {
         let o = gateway::decide_on_at(reader, &mut decider, &keeper, at);
-        gateway::record_and_act(&config, &queue, &o, at, false, LogTo::Stderr).unwrap()
+        gateway::record(&queue, &o, at, LogTo::Stderr).unwrap()
     };
     let now = gateway::now();
     let mut a_ids = vec![decide(READER_0, now)];

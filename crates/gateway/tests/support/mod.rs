@@ -489,8 +489,14 @@ impl Gateway {
 
     /// `run` in the background, its decision lines delivered as they come.
     pub fn daemon(&self) -> Daemon {
+        self.daemon_with_env(&[])
+    }
+
+    /// [`Gateway::daemon`] with more variables in its environment.
+    pub fn daemon_with_env(&self, vars: &[(&str, &str)]) -> Daemon {
         let mut child = self
             .command(&["run"])
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -534,6 +540,14 @@ impl Daemon {
                 log.join("\n")
             )
         })
+    }
+
+    /// The decision lines and log lines that came so far, without waiting.
+    pub fn drain(&self) -> (Vec<String>, Vec<String>) {
+        (
+            self.lines.try_iter().collect(),
+            self.log.try_iter().collect(),
+        )
     }
 
     /// Wait for a diagnostic line containing `text`.
