@@ -477,4 +477,38 @@ mod tests {
             Err(TrustError::Stored { .. })
         ));
     }
+
+    #[test]
+    fn a_decision_takes_the_held_bundle_while_a_refresh_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::random(&mut rand::rngs::OsRng);
+        let mut k = TrustKeeper::open(dir.path(), *key.verifying_key()).unwrap();
+        let l1 = lists(&[1]);
+        let h1 = Header::for_lists([1; 16], 1, 0, 1000, [0; 32], &l1);
+        let link1 = Link {
+            version: 1,
+            hash: h1.hash(),
+        };
+        k.accept(&sign_full(&h1, &l1, &[link1], &key).unwrap(), None, 0, None)
+            .unwrap();
+        let trust = std::sync::Arc::new(SharedTrust::new(k));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+        let refresher = {
+            let trust = trust.clone();
+            std::thread::spawn(move || {
+                trust.update(|_| {
+                    // A refresh as slow as a stalled disk: it holds the keeper.
+                    started_tx.send(()).unwrap();
+                    finish_rx.recv().unwrap();
+                })
+            })
+        };
+        started_rx.recv().unwrap();
+        // Taken while the refresh still holds the keeper: no waiting for it.
+        let held = trust.held().expect("bundle v1 is held");
+        assert_eq!(held.current(10).1.version, 1);
+        finish_tx.send(()).unwrap();
+        refresher.join().unwrap();
+    }
 }
