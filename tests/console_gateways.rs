@@ -8,8 +8,8 @@
 
 mod console_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use cardstation::console::ConsoleError;
 use cardstation_gateway::client::ConsoleClient as GatewayClient;
@@ -17,9 +17,7 @@ use cardstation_gateway::client::ConsoleError as GatewayError;
 use cardstation_protocol::messages::{
     AuditHead, Decision, EventBatch, GatewayEvent, UploadRequest,
 };
-use console_support::{
-    certificate_file, console_binary, free_port, Backend, Console, Station, TestDb,
-};
+use console_support::{certificate_file, console_binary, Backend, Console, Site, Station, TestDb};
 
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -43,82 +41,9 @@ on_both_backends!(
     an_audit_anchor_only_grows_and_belongs_to_the_calling_station,
 );
 
-/// A running console whose settings file names its database.
-struct Site {
-    dir: tempfile::TempDir,
-    console: Console,
-    db: TestDb,
-    kits: tempfile::TempDir,
-}
-
-impl Site {
-    fn start(backend: Backend) -> Site {
-        let dir = tempfile::tempdir().expect("console dir");
-        let db = TestDb::new(backend);
-        if let Some(url) = db.url() {
-            std::fs::write(
-                dir.path().join("console.toml"),
-                format!("database = {url:?}\n"),
-            )
-            .expect("settings");
-        }
-        let console = Console::start_on(dir.path(), free_port(), &db);
-        Site {
-            dir,
-            console,
-            db,
-            kits: tempfile::tempdir().expect("kits"),
-        }
-    }
-
-    fn data(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn admin(&self, args: &[&str]) -> Output {
-        Command::new(console_binary())
-            .args(args)
-            .arg("--data")
-            .arg(self.data())
-            .output()
-            .expect("cardstation-console")
-    }
-
-    fn admin_ok(&self, args: &[&str]) -> String {
-        let out = self.admin(args);
-        assert!(
-            out.status.success(),
-            "cardstation-console {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `gateway add NAME`: the directory of its files.
-    fn add_gateway(&self, name: &str) -> PathBuf {
-        let kit = self.kits.path().join(name);
-        let url = format!("https://localhost:{}", self.console.port);
-        self.admin_ok(&[
-            "gateway",
-            "add",
-            name,
-            "--out",
-            kit.to_str().unwrap(),
-            "--url",
-            &url,
-        ]);
-        kit
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.db.count(self.data(), sql)
-    }
-
-    /// The first-start station, configured as a station is.
-    fn station(&self) -> Station {
-        Station::new(self.console.port, self.data())
-    }
+/// The first-start station, configured as a station is.
+fn first_station(site: &Site) -> Station {
+    Station::new(site.console.port, site.data())
 }
 
 /// The gateway agent's own client with the credential in `cert`/`key`.
@@ -179,7 +104,7 @@ fn event(n: u8, at: i64, fingerprint: &str, decision: Decision) -> GatewayEvent 
 
 /// The times of the events the console holds for `fingerprint`.
 fn station_events_at(site: &Site, fingerprint: &str) -> Vec<i64> {
-    site.station()
+    first_station(site)
         .client()
         .events(Some(fingerprint), 100)
         .unwrap()
@@ -241,7 +166,7 @@ fn a_stolen_gateway_credential_reaches_the_bundle_and_events_and_nothing_else(ba
     assert!(toml.contains("id = \"gw-north\""), "{toml}");
 
     // A certificate uploaded by the station, for the thief to go after.
-    let station = site.station();
+    let station = first_station(&site);
     let (file, fp) = certificate_file(station.dir.path(), "card-1");
     let v = station.json(&["upload", file.to_str().unwrap(), "--json"]);
     assert_eq!(v["sync"]["delivered"], 1, "{v}");
@@ -448,7 +373,7 @@ fn events_are_kept_once_checked_and_listed_newest_first(backend: Backend) {
     assert_eq!(site.count("SELECT COUNT(*) FROM gateway_events"), 5 + 7 + 1);
 
     // A station reads them: by card, newest first, bounded; the gateway from its certificate.
-    let station = site.station().client();
+    let station = first_station(&site).client();
     let list = station.events(Some(&card), 100).unwrap().events;
     let seen: Vec<(String, i64)> = list
         .iter()
@@ -505,7 +430,7 @@ fn events_are_kept_once_checked_and_listed_newest_first(backend: Backend) {
 
 fn an_audit_anchor_only_grows_and_belongs_to_the_calling_station(backend: Backend) {
     let site = Site::start(backend);
-    let station = site.station().client();
+    let station = first_station(&site).client();
     assert_eq!(station.audit_anchor().unwrap(), None);
     let h = |n: u8| format!("{n:02x}").repeat(32);
     let a = station
@@ -563,8 +488,7 @@ fn an_audit_anchor_only_grows_and_belongs_to_the_calling_station(backend: Backen
     assert_eq!(out.status.code(), Some(1));
 
     // Another station has an anchor of its own: named by its certificate.
-    let kit = site.kits.path().join("desk-2");
-    site.admin_ok(&["station", "add", "desk-2", "--out", kit.to_str().unwrap()]);
+    let kit = site.add_station("desk-2");
     let desk = cardstation::console::ConsoleClient::new(&cardstation::config::ConsoleConfig {
         url: Some(format!("https://localhost:{}", site.console.port)),
         ca: Some(site.data().join("ca.pem")),
@@ -599,7 +523,7 @@ fn migrate_carries_gateways_events_and_audit_anchors() {
         events: events.clone(),
     })
     .unwrap();
-    let station = site.station().client();
+    let station = first_station(&site).client();
     station
         .post_audit_head(&AuditHead {
             rows: 3,

@@ -7,16 +7,12 @@
 mod console_support;
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::{Command, Output};
 
 use cardstation::console::{ConsoleClient, ConsoleError};
 use cardstation_protocol::messages::{
     CertificateRecord, CertificateStatus, SearchPage, SearchQuery, UploadRequest,
 };
-use console_support::{
-    console_binary, device_params, free_port, Backend, Console, Station, TestDb,
-};
+use console_support::{device_params, free_port, Backend, Console, Site, Station};
 
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -38,53 +34,6 @@ on_both_backends!(
     a_search_is_bounded_and_its_text_is_never_sql,
     the_administrator_lists_shows_and_revokes_on_the_console_host,
 );
-
-/// A running console whose settings file names its database, so the administration
-/// commands find it with `--data` alone.
-struct Site {
-    dir: tempfile::TempDir,
-    console: Console,
-}
-
-impl Site {
-    fn start(backend: Backend) -> Site {
-        let dir = tempfile::tempdir().expect("console dir");
-        let db = TestDb::new(backend);
-        if let Some(url) = db.url() {
-            std::fs::write(
-                dir.path().join("console.toml"),
-                format!("database = {url:?}\n"),
-            )
-            .expect("settings");
-        }
-        let console = Console::start_on(dir.path(), free_port(), &db);
-        Site { dir, console }
-    }
-
-    fn data(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn admin(&self, args: &[&str]) -> Output {
-        Command::new(console_binary())
-            .args(args)
-            .arg("--data")
-            .arg(self.data())
-            .output()
-            .expect("cardstation-console")
-    }
-
-    fn admin_ok(&self, args: &[&str]) -> String {
-        let out = self.admin(args);
-        assert!(
-            out.status.success(),
-            "cardstation-console {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
 
 /// A device certificate as a card would carry it, uploaded as station-1 with `label`.
 fn upload(

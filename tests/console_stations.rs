@@ -7,13 +7,11 @@
 mod console_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use cardstation::console::ConsoleError;
 use cardstation_protocol::messages::{CertificateStatus, UploadRequest};
-use console_support::{
-    certificate_file, console_binary, device_params, free_port, Backend, Console, Station, TestDb,
-};
+use console_support::{certificate_file, device_params, Backend, Site, Station, TestDb};
 
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -43,93 +41,6 @@ on_both_backends!(
     every_upload_field_is_checked_and_answered_alike_on_both_backends,
     an_upload_refused_for_the_station_name_is_sent_once_the_settings_are_fixed,
 );
-
-/// A running console whose settings file names its database (so the administration
-/// commands find it with `--data` alone, as on a console host), with `extra` settings.
-struct Site {
-    dir: tempfile::TempDir,
-    console: Console,
-    db: TestDb,
-}
-
-impl Site {
-    fn start(backend: Backend, extra: &str) -> Site {
-        let dir = tempfile::tempdir().expect("console dir");
-        let db = TestDb::new(backend);
-        let mut settings = String::new();
-        if let Some(url) = db.url() {
-            settings.push_str(&format!("database = {url:?}\n"));
-        }
-        settings.push_str(extra);
-        std::fs::write(dir.path().join("console.toml"), settings).expect("settings");
-        let console = Console::start_on(dir.path(), free_port(), &db);
-        Site { dir, console, db }
-    }
-
-    fn data(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// `cardstation-console ARGS --data DIR`.
-    fn admin(&self, args: &[&str]) -> Output {
-        Command::new(console_binary())
-            .args(args)
-            .arg("--data")
-            .arg(self.data())
-            .output()
-            .expect("cardstation-console")
-    }
-
-    fn admin_ok(&self, args: &[&str]) -> String {
-        let out = self.admin(args);
-        assert!(
-            out.status.success(),
-            "cardstation-console {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `station add NAME`: the station's files, and a station configured from them.
-    fn add_station(&self, name: &str) -> (PathBuf, Station) {
-        let kit = self.data().parent().unwrap().join(format!(
-            "{}-kit-{name}",
-            self.data().file_name().unwrap().to_string_lossy()
-        ));
-        let url = format!("https://localhost:{}", self.console.port);
-        self.admin_ok(&[
-            "station",
-            "add",
-            name,
-            "--out",
-            kit.to_str().unwrap(),
-            "--url",
-            &url,
-        ]);
-        let station = Station::from_kit(&kit);
-        (kit, station)
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.db.count(self.data(), sql)
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        let parent = self.data().parent().unwrap().to_path_buf();
-        let prefix = format!(
-            "{}-kit-",
-            self.data().file_name().unwrap().to_string_lossy()
-        );
-        for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
 
 fn request(pem: String, station: &str) -> UploadRequest {
     UploadRequest {
@@ -166,8 +77,8 @@ fn mode(path: &Path) -> u32 {
 }
 
 fn each_station_gets_its_own_identity_while_the_console_runs(backend: Backend) {
-    let site = Site::start(backend, "");
-    let (kit, desk) = site.add_station("desk-2");
+    let site = Site::start_with(backend, "");
+    let (kit, desk) = Station::added_to(&site, "desk-2");
     for f in [
         "station.pem",
         "station.key",
@@ -277,8 +188,8 @@ fn each_station_gets_its_own_identity_while_the_console_runs(backend: Backend) {
 }
 
 fn a_body_claiming_another_station_is_refused_and_never_stored(backend: Backend) {
-    let site = Site::start(backend, "");
-    let (_kit, desk) = site.add_station("desk-2");
+    let site = Site::start_with(backend, "");
+    let (_kit, desk) = Station::added_to(&site, "desk-2");
     let (file, _) = certificate_file(desk.dir.path(), "gw-spoof");
     let pem = std::fs::read_to_string(&file).unwrap();
     let (status, code, message) = refusal(desk.client().upload(&request(pem, "station-1")));
@@ -292,8 +203,8 @@ fn a_body_claiming_another_station_is_refused_and_never_stored(backend: Backend)
 }
 
 fn a_revoked_station_is_refused_on_its_next_request_and_told_so(backend: Backend) {
-    let site = Site::start(backend, "");
-    let (_kit, desk) = site.add_station("desk-2");
+    let site = Site::start_with(backend, "");
+    let (_kit, desk) = Station::added_to(&site, "desk-2");
     let (file, _) = certificate_file(desk.dir.path(), "gw-1");
     let v = desk.json(&["upload", file.to_str().unwrap(), "--json"]);
     assert_eq!(v["sync"]["delivered"], 1, "{v}");
@@ -334,7 +245,7 @@ fn a_revoked_station_is_refused_on_its_next_request_and_told_so(backend: Backend
     assert_eq!(out.status.code(), Some(1), "nothing left to revoke");
     // `station add` writes the new credential over the old files the station uses.
     let old_cert = std::fs::read(desk_kit_file(&desk, "station.pem")).unwrap();
-    let (kit, _) = site.add_station("desk-2");
+    let kit = site.add_station("desk-2");
     assert_eq!(kit.join("station.pem"), desk_kit_file(&desk, "station.pem"));
     assert_ne!(std::fs::read(kit.join("station.pem")).unwrap(), old_cert);
     // The kept item is due again after the outbox's first backoff.
@@ -459,7 +370,7 @@ fn bad_certificates(dir: &Path) -> Vec<(&'static str, String, &'static str)> {
 }
 
 fn every_bad_certificate_is_refused_with_its_reason_and_nothing_stored(backend: Backend) {
-    let site = Site::start(backend, "");
+    let site = Site::start_with(backend, "");
     let station = Station::new(site.console.port, site.data());
     let client = station.client();
     let scratch = tempfile::tempdir().unwrap();
@@ -489,7 +400,7 @@ fn every_bad_certificate_is_refused_with_its_reason_and_nothing_stored(backend: 
 }
 
 fn a_revoked_key_cannot_come_back_in_a_new_certificate(backend: Backend) {
-    let site = Site::start(backend, "");
+    let site = Site::start_with(backend, "");
     let client = Station::new(site.console.port, site.data()).client();
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let first = device_params("gw-k").self_signed(&key).unwrap();
@@ -521,9 +432,9 @@ fn a_revoked_key_cannot_come_back_in_a_new_certificate(backend: Backend) {
 }
 
 fn revocations_are_limited_per_station_and_undone_by_the_administrator_alone(backend: Backend) {
-    let site = Site::start(backend, "revocations_per_hour = 3\n");
+    let site = Site::start_with(backend, "revocations_per_hour = 3\n");
     let desk1 = Station::new(site.console.port, site.data()).client();
-    let (_kit, thief) = site.add_station("stolen-laptop");
+    let (_kit, thief) = Station::added_to(&site, "stolen-laptop");
     let thief = thief.client();
     let scratch = tempfile::tempdir().unwrap();
     let fps: Vec<String> = (0..6)
@@ -660,8 +571,8 @@ fn revocations_are_limited_per_station_and_undone_by_the_administrator_alone(bac
 }
 
 fn the_audit_trail_records_every_change_and_detects_tampering(backend: Backend) {
-    let site = Site::start(backend, "");
-    let (_kit, desk) = site.add_station("desk-2");
+    let site = Site::start_with(backend, "");
+    let (_kit, desk) = Station::added_to(&site, "desk-2");
     let client = desk.client();
     let scratch = tempfile::tempdir().unwrap();
     let (file, fp) = certificate_file(scratch.path(), "gw-a");
@@ -720,7 +631,7 @@ fn the_audit_trail_records_every_change_and_detects_tampering(backend: Backend) 
 }
 
 fn serve_runs_without_the_ca_key_and_station_add_takes_it_from_elsewhere(backend: Backend) {
-    let mut site = Site::start(backend, "");
+    let mut site = Site::start_with(backend, "");
     // The CA key leaves the console host (here: another directory, as removable media).
     let offline = tempfile::tempdir().unwrap();
     let moved = offline.path().join("ca.key");
@@ -764,8 +675,8 @@ fn serve_runs_without_the_ca_key_and_station_add_takes_it_from_elsewhere(backend
 /// administrator's; names of the console's own actors are refused for every role,
 /// and `identity add` issues any role through the same path as `station add`.
 fn no_identity_may_be_named_like_the_administrator(backend: Backend) {
-    let site = Site::start(backend, "");
-    let kit = site.dir.path().join("kit-admin");
+    let site = Site::start_with(backend, "");
+    let kit = site.data().join("kit-admin");
     for args in [
         vec!["station", "add", "admin"],
         vec!["gateway", "add", "administrator"],
@@ -780,7 +691,7 @@ fn no_identity_may_be_named_like_the_administrator(backend: Backend) {
     }
     assert!(!kit.exists(), "no files were written for a refused name");
 
-    let gw_kit = site.dir.path().join("kit-gw");
+    let gw_kit = site.data().join("kit-gw");
     let said = site.admin_ok(&[
         "identity",
         "add",
@@ -808,7 +719,7 @@ fn no_identity_may_be_named_like_the_administrator(backend: Backend) {
 /// the administrator's terminal, and a long `chuid_guid` was a 500 on PostgreSQL but
 /// stored on SQLite. Each is a 400 naming the field now, and nothing is stored.
 fn every_upload_field_is_checked_and_answered_alike_on_both_backends(backend: Backend) {
-    let site = Site::start(backend, "");
+    let site = Site::start_with(backend, "");
     let client = site.console.client();
     let scratch = tempfile::tempdir().unwrap();
     let (file, fp) = certificate_file(scratch.path(), "gw-fields");
@@ -871,8 +782,8 @@ fn every_upload_field_is_checked_and_answered_alike_on_both_backends(backend: Ba
 /// the settings are fixed (here: no id, so the name comes from the certificate) the
 /// next delivery sends it by itself, under the credential's name.
 fn an_upload_refused_for_the_station_name_is_sent_once_the_settings_are_fixed(backend: Backend) {
-    let site = Site::start(backend, "");
-    let (_kit, desk) = site.add_station("desk-9");
+    let site = Site::start_with(backend, "");
+    let (_kit, desk) = Station::added_to(&site, "desk-9");
     let config = desk.dir.path().join("cardstation.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("id = \"desk-9\"\n"), "{text}");

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod console_support;
-mod records_support;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -15,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use console_support::{certificate_file, free_port, outbox_rows, Station};
-use records_support::Console;
+use console_support::{certificate_file, free_port, outbox_rows, Console, Station};
 
 /// A TCP relay in front of the console that holds back every answer for a random
 /// while (now and then for most of the station's request timeout): a slow network

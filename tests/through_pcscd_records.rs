@@ -6,11 +6,9 @@
 
 mod console_support;
 mod pcscd;
-mod records_support;
 
-use console_support::{failure_codes, free_port, Station};
+use console_support::{failure_codes, free_port, Console, Station};
 use pcscd::{exclusive, pcscd_or_skip, CardProcess, PORT_0, PORT_1, READER_0, READER_1};
-use records_support::Console;
 
 /// TRUST UNKNOWN (exit 3) because the stored bundle is damaged, with the remedy.
 fn damaged_trust_unknown(station: &Station, reader: &str) {

@@ -1,266 +1,17 @@
 //! The reference console as a real process on loopback, and a station configured for it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub mod pg;
-
-/// Which storage a console under test runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A console's database as the tests see it: read independently of the console.
-#[derive(Clone)]
-pub enum TestDb {
-    /// The default: `console.db` in the console's data directory.
-    Sqlite,
-    Postgres {
-        cluster: Arc<pg::PgCluster>,
-        database: String,
-    },
-}
-
-impl TestDb {
-    /// A fresh database on `backend` (for PostgreSQL: a new server of its own).
-    pub fn new(backend: Backend) -> TestDb {
-        match backend {
-            Backend::Sqlite => TestDb::Sqlite,
-            Backend::Postgres => {
-                let cluster = pg::PgCluster::start();
-                cluster.create_database("console");
-                TestDb::Postgres {
-                    cluster,
-                    database: "console".into(),
-                }
-            }
-        }
-    }
-
-    /// `serve --database` for this database (none: the default SQLite file).
-    pub fn url(&self) -> Option<String> {
-        match self {
-            TestDb::Sqlite => None,
-            TestDb::Postgres { cluster, database } => Some(cluster.url(database)),
-        }
-    }
-
-    /// The `--database` arguments an administration command needs for this database.
-    pub fn database_args(&self) -> Vec<String> {
-        match self.url() {
-            Some(url) => vec!["--database".into(), url],
-            None => vec![],
-        }
-    }
-
-    /// A copy of the database as it is now (an "old backup" to restore later).
-    /// For SQLite the copy is the data directory copy the caller makes.
-    pub fn backup(&self, name: &str) -> TestDb {
-        match self {
-            TestDb::Sqlite => TestDb::Sqlite,
-            TestDb::Postgres { cluster, database } => {
-                cluster.psql(
-                    "postgres",
-                    &format!("CREATE DATABASE {name} TEMPLATE {database}"),
-                );
-                TestDb::Postgres {
-                    cluster: cluster.clone(),
-                    database: name.into(),
-                }
-            }
-        }
-    }
-
-    /// Run a counting query on the console's database.
-    pub fn count(&self, dir: &Path, sql: &str) -> i64 {
-        match self {
-            TestDb::Sqlite => {
-                let conn = rusqlite::Connection::open(dir.join("console.db")).expect("console db");
-                conn.query_row(sql, [], |r| r.get(0)).expect("count")
-            }
-            TestDb::Postgres { cluster, database } => {
-                cluster.psql(database, sql).parse().expect("a number")
-            }
-        }
-    }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// The console binary, built beside the station's. It is its own workspace crate, so
-/// cargo gives no `CARGO_BIN_EXE_` for it here and `cargo test` does not build it as an
-/// executable: build it (once per test process; cargo's lock serialises processes) with
-/// the same cargo and target directory when it is missing or older than this test.
-pub fn console_binary() -> PathBuf {
-    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let station = Path::new(env!("CARGO_BIN_EXE_cardstation"));
-    let path = station.with_file_name("cardstation-console");
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if !*built {
-        // target/<profile>/cardstation → target directory and profile.
-        let profile_dir = station.parent().expect("profile directory");
-        let target_dir = profile_dir.parent().expect("target directory");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "cardstation-console",
-                "--bin",
-                "cardstation-console",
-            ])
-            .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cargo.arg("--release");
-        }
-        let status = cargo
-            .status()
-            .expect("run cargo to build cardstation-console");
-        assert!(status.success(), "building cardstation-console failed");
-        *built = true;
-    }
-    assert!(
-        path.exists(),
-        "{} is missing after building it",
-        path.display()
-    );
-    path
-}
-
-/// `cardstation-console serve` on 127.0.0.1:`port`.
-pub struct Console {
-    child: Child,
-    pub dir: PathBuf,
-    pub port: u16,
-    pub db: TestDb,
-}
-
-impl Console {
-    /// A console on its default storage (SQLite in `dir`).
-    pub fn start(dir: &Path, port: u16) -> Console {
-        Self::start_on(dir, port, &TestDb::Sqlite)
-    }
-
-    pub fn start_on(dir: &Path, port: u16, db: &TestDb) -> Console {
-        Self::start_inner(dir, port, db, db.url())
-    }
-
-    /// On `db`, reached through `url` (e.g. with TLS options).
-    pub fn start_with_database(dir: &Path, port: u16, db: &TestDb, url: &str) -> Console {
-        Self::start_inner(dir, port, db, Some(url.to_string()))
-    }
-
-    fn start_inner(dir: &Path, port: u16, db: &TestDb, url: Option<String>) -> Console {
-        let mut cmd = Command::new(console_binary());
-        cmd.args(["serve", "--data"])
-            .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")]);
-        if let Some(url) = url {
-            cmd.args(["--database", &url]);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cardstation-console");
-        let stdout = child.stdout.take().expect("console stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            assert!(Instant::now() < deadline, "the console did not start");
-            match lines.next() {
-                Some(Ok(line)) if line.starts_with("listening on") => break,
-                Some(Ok(_)) => continue,
-                _ => panic!("the console exited before listening"),
-            }
-        }
-        // Keep draining stdout so the console never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Console {
-            child,
-            dir: dir.to_path_buf(),
-            port,
-            db: db.clone(),
-        }
-    }
-
-    /// Stop (SIGTERM) and start again on the same port, database and data directory.
-    pub fn restart(&mut self) {
-        self.terminate();
-        let (dir, port, db) = (self.dir.clone(), self.port, self.db.clone());
-        *self = Console::start_on(&dir, port, &db);
-    }
-
-    /// Graceful stop (SIGTERM), as an operator or init system would.
-    pub fn stop(mut self) {
-        self.terminate();
-    }
-
-    fn terminate(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: sending a signal to our own child process.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Number of certificate records the console holds (read from its database).
-    pub fn records(&self) -> i64 {
-        self.db
-            .count(&self.dir, "SELECT COUNT(*) FROM certificates")
-    }
-
-    /// The station-facing client for this console, with the first-start station identity.
-    pub fn client(&self) -> cardstation::console::ConsoleClient {
-        Self::client_for(&self.dir, self.port)
-    }
-
-    pub fn client_for(dir: &Path, port: u16) -> cardstation::console::ConsoleClient {
-        cardstation::console::ConsoleClient::new(&cardstation::config::ConsoleConfig {
-            url: Some(format!("https://localhost:{port}")),
-            ca: Some(dir.join("ca.pem")),
-            client_cert: Some(dir.join("station.pem")),
-            client_key: Some(dir.join("station.key")),
-            bundle_key: None,
-            ..Default::default()
-        })
-        .expect("console client")
-    }
-}
-
-impl Drop for Console {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.terminate();
-        }
-    }
-}
+// The console, its databases and the identities it issues: one fixture for the
+// station's and the gateway's tests (crates/test-site).
+#[allow(unused_imports)]
+pub use cardstation_test_site::console::console_binary;
+#[allow(unused_imports)]
+pub use cardstation_test_site::{free_port, pg, Backend, Console, Role, Site, TestDb};
 
 /// A station directory whose config points at a console.
 pub struct Station {
@@ -300,6 +51,14 @@ impl Station {
         )
         .expect("config");
         Station { dir }
+    }
+
+    /// A station for a new identity of `site`, configured from the files
+    /// `identity add --role station` wrote: the kit's directory, and the station.
+    pub fn added_to(site: &Site, name: &str) -> (PathBuf, Station) {
+        let kit = site.add_station(name);
+        let station = Station::from_kit(&kit);
+        (kit, station)
     }
 
     /// A station set up from the files `cardstation-console station add` wrote.

@@ -1,12 +1,11 @@
 //! Real processes for the gateway's tests: pcscd with the vpcd driver, the virtual card
 //! (`cardstation virtual-card`), the reference console (`cardstation-console serve`),
 //! the station that enrolls and uploads (`cardstation`), and the gateway itself.
-//! The station's and console's binaries are built beside the gateway's
-//! (`cargo build --workspace`; `scripts/test-all` does).
+//! The console, and the gateway identities it issues, come from the shared test site
+//! (crates/test-site), as for the station's tests.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -14,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use cardstation_pcsc::{CardPresence, Pcsc};
+pub use cardstation_test_site::{binary, free_port, Console, Role};
 
 pub const READER_0: &str = "Virtual PCD 00 00";
 pub const READER_1: &str = "Virtual PCD 00 01";
@@ -27,24 +27,11 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
     SLOTS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn sibling(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_cardstation-gateway")).with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace first (`cargo build --workspace`)",
-        path.display()
-    );
-    path
-}
-
 pub fn gateway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cardstation-gateway"))
 }
 pub fn station_bin() -> PathBuf {
-    sibling("cardstation")
-}
-pub fn console_bin() -> PathBuf {
-    sibling("cardstation-console")
+    binary("cardstation")
 }
 
 /// pcscd with the vpcd driver, or `None` after saying why the test is skipped
@@ -66,13 +53,6 @@ pub fn pcscd_or_skip() -> Option<Pcsc> {
         std::thread::current().name().unwrap_or("a pcscd test")
     );
     None
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Wait up to `timeout` for `reader` to report `want`.
@@ -160,103 +140,9 @@ impl Drop for CardProcess {
     }
 }
 
-/// `cardstation-console serve` on loopback.
-pub struct Console {
-    child: Child,
-    pub dir: PathBuf,
-    pub port: u16,
-}
-
-impl Console {
-    pub fn start(dir: &Path, port: u16, bundle_hours: u64) -> Console {
-        let mut child = Command::new(console_bin())
-            .args(["serve", "--data"])
-            .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--bundle-hours", &bundle_hours.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cardstation-console");
-        let stdout = child.stdout.take().expect("console stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            assert!(Instant::now() < deadline, "the console did not start");
-            match lines.next() {
-                Some(Ok(line)) if line.starts_with("listening on") => break,
-                Some(Ok(_)) => continue,
-                _ => panic!("the console exited before listening"),
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Console {
-            child,
-            dir: dir.to_path_buf(),
-            port,
-        }
-    }
-
-    pub fn stop(mut self) {
-        self.terminate();
-    }
-
-    /// `cardstation-console ARGS --data DIR` (the administrator at the console host); its output.
-    pub fn admin(&self, args: &[&str]) -> String {
-        let out = Command::new(console_bin())
-            .args(args)
-            .arg("--data")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run cardstation-console");
-        assert!(
-            out.status.success(),
-            "cardstation-console {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The gateway events the console holds for `fingerprint`, newest first.
-    pub fn events(&self, fingerprint: &str) -> Vec<serde_json::Value> {
-        let out = self.admin(&[
-            "events",
-            "--fingerprint",
-            fingerprint,
-            "--limit",
-            "1000",
-            "--json",
-        ]);
-        serde_json::from_str(&out).expect("events JSON")
-    }
-
-    fn terminate(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: a signal to our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Console {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.terminate();
-        }
-    }
+/// The site's console: `Console::start(dir, port, bundle_hours)`.
+pub fn start_console(dir: &Path, port: u16, bundle_hours: u64) -> Console {
+    Console::start_with(dir, port, &["--bundle-hours", &bundle_hours.to_string()])
 }
 
 /// A station configured for the console: enrolls cards and uploads them.
@@ -357,27 +243,18 @@ impl Default for GatewayOptions {
 }
 
 impl Gateway {
-    /// A gateway of `console`, with the credential `cardstation-console gateway add
-    /// gw-test-N` issues it. Its actions append their environment to `actions.log`.
+    /// A gateway of `console`, configured from the kit `identity add --role gateway
+    /// gw-test-N` writes. Its actions append their environment to `actions.log`.
     pub fn new(console: &Console, opts: GatewayOptions) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let kit = dir.path().join("credential");
-        let url = format!("https://localhost:{}", console.port);
         // One name per gateway: a console may serve several in one test.
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         let name = format!(
             "gw-test-{}",
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        console.admin(&[
-            "gateway",
-            "add",
-            &name,
-            "--out",
-            kit.to_str().expect("path"),
-            "--url",
-            &url,
-        ]);
+        console.add_identity(Role::Gateway, &name, &kit);
         let action = dir.path().join("action.sh");
         std::fs::write(
             &action,
@@ -391,36 +268,33 @@ impl Gateway {
                 .expect("chmod");
         }
         let log = dir.path().join("actions.log");
-        let c = &console.dir;
         let readers: Vec<String> = opts.readers.iter().map(|r| format!("{r:?}")).collect();
         let on_grant: Vec<String> = match &opts.on_grant {
             Some(argv) => argv.iter().map(|a| format!("{a:?}")).collect(),
             None => vec![format!("{action:?}"), format!("{log:?}")],
         };
-        std::fs::write(
-            dir.path().join("gateway.toml"),
-            format!(
-                "[console]\nurl = \"https://localhost:{}\"\nca = {:?}\nclient_cert = {:?}\n\
-                 client_key = {:?}\nbundle_key = {:?}\nconnect_timeout_secs = 2\nrequest_timeout_secs = 5\n\n\
-                 [gateway]\nid = {name:?}\nreaders = [{}]\nslot = \"9e\"\n\
-                 on_grant = [{}]\non_deny = [{:?}, {:?}]\nrefresh_secs = {}\nfail_open = {}\n\
-                 data_dir = {:?}\n{}\n",
-                console.port,
-                c.join("ca.pem"),
-                kit.join("gateway.pem"),
-                kit.join("gateway.key"),
-                c.join("bundle-signing.pub.pem"),
-                readers.join(", "),
-                on_grant.join(", "),
-                action,
-                log,
-                opts.refresh_secs,
-                opts.fail_open,
-                dir.path().join("data"),
-                opts.extra,
-            ),
-        )
-        .expect("gateway config");
+        // The settings `identity add` wrote, as an installer starts from them, with
+        // short console timeouts and this test's [gateway] settings.
+        let written = std::fs::read_to_string(kit.join(Role::Gateway.config_file()))
+            .expect("the gateway.toml identity add wrote");
+        assert!(written.contains(&format!("id = {name:?}")), "{written}");
+        let config = written.replacen(
+            "\n[gateway]\n",
+            "connect_timeout_secs = 2\nrequest_timeout_secs = 5\n\n[gateway]\n",
+            1,
+        ) + &format!(
+            "readers = [{}]\nslot = \"9e\"\non_grant = [{}]\non_deny = [{:?}, {:?}]\n\
+             refresh_secs = {}\nfail_open = {}\ndata_dir = {:?}\n{}\n",
+            readers.join(", "),
+            on_grant.join(", "),
+            action,
+            log,
+            opts.refresh_secs,
+            opts.fail_open,
+            dir.path().join("data"),
+            opts.extra,
+        );
+        std::fs::write(dir.path().join("gateway.toml"), config).expect("gateway config");
         Gateway { dir, name }
     }
 

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::free_port;
+use crate::binaries::free_port;
 
 /// The PostgreSQL programs: `CARDSTATION_PG_BIN`, else the newest /usr/lib/postgresql/N/bin.
 /// Whether PostgreSQL's server programs are here; if not, says why the test is skipped.

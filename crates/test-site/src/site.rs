@@ -1,0 +1,112 @@
+//! A whole site: a console whose settings file names its database (so the
+//! administration commands find it with `--data` alone, as on a console host), and
+//! the identities it issues.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::binaries::free_port;
+use crate::console::Console;
+use crate::db::{Backend, TestDb};
+
+/// Who an identity is for (`identity add --role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Station,
+    Gateway,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Station => "station",
+            Role::Gateway => "gateway",
+        }
+    }
+
+    /// The settings file `identity add` writes into the kit.
+    pub fn config_file(self) -> &'static str {
+        match self {
+            Role::Station => "cardstation.toml",
+            Role::Gateway => "gateway.toml",
+        }
+    }
+}
+
+pub struct Site {
+    /// The console's data directory (settings, CA, bundle key; the SQLite database).
+    pub dir: tempfile::TempDir,
+    pub console: Console,
+    pub db: TestDb,
+    /// Where [`Site::add`] writes the kits.
+    pub kits: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn start(backend: Backend) -> Site {
+        Self::start_with(backend, "")
+    }
+
+    /// With `extra` lines in console.toml (e.g. `max_revocations_per_day = 2`).
+    pub fn start_with(backend: Backend, extra: &str) -> Site {
+        Self::start_serving(backend, extra, &[])
+    }
+
+    /// With `extra` settings and further `serve` arguments (`--bundle-hours 1`).
+    pub fn start_serving(backend: Backend, extra: &str, serve_args: &[&str]) -> Site {
+        let dir = tempfile::tempdir().expect("console dir");
+        let db = TestDb::new(backend);
+        let mut settings = String::new();
+        if let Some(url) = db.url() {
+            settings.push_str(&format!("database = {url:?}\n"));
+        }
+        settings.push_str(extra);
+        std::fs::write(dir.path().join("console.toml"), settings).expect("console settings");
+        // The settings file names the database, so `serve` needs no --database.
+        let console = if serve_args.is_empty() {
+            Console::start_on(dir.path(), free_port(), &db)
+        } else {
+            assert_eq!(backend, Backend::Sqlite, "serve arguments on SQLite only");
+            Console::start_with(dir.path(), free_port(), serve_args)
+        };
+        Site {
+            dir,
+            console,
+            db,
+            kits: tempfile::tempdir().expect("kits dir"),
+        }
+    }
+
+    /// The console's data directory.
+    pub fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn admin(&self, args: &[&str]) -> Output {
+        self.console.admin(args)
+    }
+
+    pub fn admin_ok(&self, args: &[&str]) -> String {
+        self.console.admin_ok(args)
+    }
+
+    /// `identity add --role ROLE NAME --out KIT --url URL`: the kit's directory (the
+    /// credential, the console's CA and bundle key, and the settings file to start from).
+    pub fn add(&self, role: Role, name: &str) -> PathBuf {
+        let kit = self.kits.path().join(format!("{}-{name}", role.as_str()));
+        self.console.add_identity(role, name, &kit);
+        kit
+    }
+
+    pub fn add_station(&self, name: &str) -> PathBuf {
+        self.add(Role::Station, name)
+    }
+
+    pub fn add_gateway(&self, name: &str) -> PathBuf {
+        self.add(Role::Gateway, name)
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db.count(self.data(), sql)
+    }
+}
