@@ -59,6 +59,22 @@ pub struct EnrollConfig {
     /// Subject template; `{serial}` and `{guid}` are replaced by the card's values.
     pub subject: String,
     pub days: u32,
+    /// Who signs the card's certificate: the card itself, or the site's issuing CA at
+    /// the console (the kit `identity add` writes says which the site chose).
+    pub issuer: IssuerChoice,
+    /// The console profile to be issued under (`issuer = "console"`); unset: its default.
+    pub profile: Option<String>,
+}
+
+/// `[enroll] issuer`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IssuerChoice {
+    /// Self-signed by the card's new key (the gateway holds the allow-list).
+    #[default]
+    Card,
+    /// From a PKCS#10 request the card signs, by the console's issuing CA.
+    Console,
 }
 
 impl Default for EnrollConfig {
@@ -67,6 +83,8 @@ impl Default for EnrollConfig {
             slot: "9e".into(),
             subject: "CN=Cardstation device {guid}".into(),
             days: 365,
+            issuer: IssuerChoice::Card,
+            profile: None,
         }
     }
 }

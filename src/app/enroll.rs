@@ -22,7 +22,10 @@ use cardstation_piv::{Algorithm, Guid, Pin, PivError, PivSession, Slot};
 use cardstation_pki::certificate::{self, CertificateInfo, CertificateProfile};
 use cardstation_pki::subject::{parse_subject, SubjectError};
 use cardstation_pki::{CardSigner, CertError};
-use cardstation_protocol::messages::{check_label, UploadRequest};
+use cardstation_protocol::messages::{check_label, IssueRequest, UploadRequest};
+
+use super::issuer::{check_issued, CertificateIssuer};
+use crate::console::ConsoleError;
 
 use super::site_keys::{CardIdentity, SiteSecret};
 
@@ -94,6 +97,10 @@ pub enum EnrollError {
     Cancelled(EnrollStep),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("the site's CA did not issue the certificate: {0}. Nothing was written to the card")]
+    Issuer(ConsoleError),
+    #[error("{0}. Nothing was written to the card; ask the console administrator")]
+    IssuedUnfit(String),
     /// The enrollment failed and the station database could not record the failure.
     #[error("{error} (and this failure could not be written to the station database: {record})")]
     Unrecorded {
@@ -116,6 +123,8 @@ impl Coded for EnrollError {
             EnrollError::SelfTestFailed(_) => ErrorCode::SelfTestFailed,
             EnrollError::Cancelled(_) => ErrorCode::Cancelled,
             EnrollError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            EnrollError::Issuer(e) => e.code(),
+            EnrollError::IssuedUnfit(_) => ErrorCode::Certificate,
             EnrollError::Unrecorded { error, .. } => error.code(),
         }
     }
@@ -225,6 +234,9 @@ pub struct EnrollContext<'a> {
     pub site_secret: &'a SiteSecret,
     pub operator: &'a str,
     pub station_id: &'a str,
+    /// The site's issuing CA, when it signs the cards' certificates; `None`: each
+    /// card signs its own.
+    pub issuer: Option<&'a dyn CertificateIssuer>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -335,6 +347,7 @@ pub fn enroll<T: Transport>(
         limit,
         new_guid,
         serial,
+        label.as_deref(),
         ctx,
         &mut step,
     );
@@ -368,8 +381,9 @@ pub fn enroll<T: Transport>(
 
     // 7. Record: only now is the card enrolled.
     step(EnrollStep::Record)?;
+    // A CA-issued certificate is recorded at the console already.
     let upload = match &req.upload {
-        Some(_) => Some(
+        Some(_) if ctx.issuer.is_none() => Some(
             serde_json::to_string(&UploadRequest {
                 certificate: certificate::to_pem(&der),
                 card_serial: serial,
@@ -381,7 +395,7 @@ pub fn enroll<T: Transport>(
             })
             .map_err(|e| EnrollError::InvalidRequest(e.to_string()))?,
         ),
-        None => None,
+        _ => None,
     };
     ctx.store.complete_enrollment(
         enrollment_id,
@@ -427,6 +441,7 @@ fn change_card<T: Transport>(
     limit: usize,
     new_guid: Guid,
     serial: Option<u32>,
+    label: Option<&str>,
     ctx: &EnrollContext<'_>,
     step: &mut dyn FnMut(EnrollStep) -> Result<(), EnrollError>,
 ) -> Result<(Vec<u8>, CertificateInfo, Algorithm), EnrollError> {
@@ -440,16 +455,48 @@ fn change_card<T: Transport>(
         // 9C asks for the PIN before every use.
         verify_pin(session, req)?;
     }
-    let der = {
-        let signer = CardSigner::new(session, req.slot, public_key);
-        match certificate::self_signed(profile, &signer, time::OffsetDateTime::now_utc()) {
-            Ok(der) => der,
-            Err(e) => {
-                return Err(signer
-                    .take_failure()
-                    .map(EnrollError::from)
-                    .unwrap_or(e.into()))
+    let der = match ctx.issuer {
+        None => {
+            let signer = CardSigner::new(session, req.slot, public_key);
+            match certificate::self_signed(profile, &signer, time::OffsetDateTime::now_utc()) {
+                Ok(der) => der,
+                Err(e) => {
+                    return Err(signer
+                        .take_failure()
+                        .map(EnrollError::from)
+                        .unwrap_or(e.into()))
+                }
             }
+        }
+        Some(issuer) => {
+            let request = {
+                let signer = CardSigner::new(session, req.slot, public_key);
+                match certificate::request(&request_subject(profile, label), &signer) {
+                    Ok(pem) => pem,
+                    Err(e) => {
+                        return Err(signer
+                            .take_failure()
+                            .map(EnrollError::from)
+                            .unwrap_or(e.into()))
+                    }
+                }
+            };
+            let issued = issuer
+                .issue(&IssueRequest {
+                    request,
+                    profile: None,
+                    card_serial: serial,
+                    chuid_guid: Some(new_guid.to_hex()),
+                    slot: Some(req.slot.short().to_string()),
+                    label: label.map(str::to_string),
+                    operator: ctx.operator.to_string(),
+                    station_id: ctx.station_id.to_string(),
+                })
+                .map_err(EnrollError::Issuer)?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            check_issued(&issued, &public_key, issuer.pinned_ca(), now)
+                .map_err(EnrollError::IssuedUnfit)?
+                .0
         }
     };
     let object = CertificateObject::new(der.clone()).encode();
@@ -498,6 +545,21 @@ fn change_card<T: Transport>(
         },
     )?;
     Ok((der, info, new_mgmt_alg))
+}
+
+/// The subject a request names: the holder label as CN (the CA's profile builds the
+/// rest), or without a label the CN of the station's subject template.
+fn request_subject(profile: &CertificateProfile, label: Option<&str>) -> rcgen::DistinguishedName {
+    let mut dn = rcgen::DistinguishedName::new();
+    match label {
+        Some(l) => dn.push(rcgen::DnType::CommonName, l),
+        None => {
+            if let Some(cn) = profile.subject.get(&rcgen::DnType::CommonName) {
+                dn.push(rcgen::DnType::CommonName, cn.clone());
+            }
+        }
+    }
+    dn
 }
 
 fn verify_pin<T: Transport>(

@@ -6,6 +6,7 @@ pub mod console_worker;
 pub mod doctor;
 pub mod enroll;
 pub mod failure;
+pub mod issuer;
 pub mod management_keys;
 pub mod pin_care;
 pub mod reader_worker;

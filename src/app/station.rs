@@ -66,6 +66,40 @@ impl Station {
         })
     }
 
+    /// The site's issuing CA at the console, when `[enroll] issuer = "console"`: the
+    /// station's client, the profile asked for, and the CA pinned by `[verify]
+    /// issuing_ca` if set (else the console's answer names it).
+    pub fn certificate_issuer(
+        &self,
+    ) -> Result<Option<super::issuer::ConsoleIssuer>, crate::error_code::Failure> {
+        use crate::error_code::{ErrorCode, Failure};
+        if self.config.enroll.issuer != crate::config::IssuerChoice::Console {
+            return Ok(None);
+        }
+        let client = crate::console::ConsoleClient::new(&self.config.console)?;
+        let pinned = match &self.config.verify.issuing_ca {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|e| {
+                    Failure::new(
+                        ErrorCode::Config,
+                        format!("[verify] issuing_ca {}: {e}", path.display()),
+                    )
+                })?;
+                Some(
+                    cardstation_pki::certificate::from_pem_or_der(&bytes).map_err(|e| {
+                        Failure::new(ErrorCode::Config, format!("[verify] issuing_ca: {e}"))
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Ok(Some(super::issuer::ConsoleIssuer::new(
+            client,
+            self.config.enroll.profile.clone(),
+            pinned,
+        )))
+    }
+
     /// The site secret: the shared one named in the config, else this station's own.
     pub fn site_secret(&self) -> Result<SiteSecret, SiteSecretError> {
         match &self.config.station.site_secret_file {

@@ -1,5 +1,6 @@
 //! `cardstation enroll`.
 
+use cardstation::app::issuer::CertificateIssuer;
 use std::io::BufRead;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -84,11 +85,13 @@ pub fn run(args: &EnrollArgs, paths: Paths) -> Result<(), Failure> {
         upload: args.upload.then(UploadOptions::default),
         label: args.label.clone(),
     };
+    let issuer = station.certificate_issuer()?;
     let ctx = EnrollContext {
         store: &station.store,
         site_secret: &secret,
         operator: &station.operator,
         station_id: &station.station_id,
+        issuer: issuer.as_ref().map(|i| i as &dyn CertificateIssuer),
     };
 
     if let Some(out) = &args.out {

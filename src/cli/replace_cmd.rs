@@ -1,6 +1,7 @@
 //! `cardstation replace`: revoke the old card's certificate, enrol the new card for
 //! the same holder or device, link the two.
 
+use cardstation::app::issuer::CertificateIssuer;
 use std::ops::ControlFlow;
 
 use clap::Args;
@@ -116,11 +117,13 @@ pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
             label: args.label.clone(),
         },
     };
+    let issuer = station.certificate_issuer()?;
     let ctx = EnrollContext {
         store: &station.store,
         site_secret: &secret,
         operator: &station.operator,
         station_id: &station.station_id,
+        issuer: issuer.as_ref().map(|i| i as &dyn CertificateIssuer),
     };
     let json = args.json;
     let outcome = CardSource::pcsc(&args.reader)?.with_card(|t| {

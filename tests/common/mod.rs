@@ -32,6 +32,7 @@ impl TestStation {
             site_secret: &self.secret,
             operator: "tester",
             station_id: "test-station",
+            issuer: None,
         }
     }
 }

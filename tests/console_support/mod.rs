@@ -65,8 +65,13 @@ impl Station {
     pub fn from_kit(kit: &Path) -> Station {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = std::fs::read_to_string(kit.join("cardstation.toml")).expect("kit config");
-        let config = config.replacen("[station]\n", "[station]\noperator = \"op\"\n", 1)
-            + "connect_timeout_secs = 2\nrequest_timeout_secs = 3\n";
+        let config = config
+            .replacen("[station]\n", "[station]\noperator = \"op\"\n", 1)
+            .replacen(
+                "[console]\n",
+                "[console]\nconnect_timeout_secs = 2\nrequest_timeout_secs = 3\n",
+                1,
+            );
         std::fs::write(dir.path().join("cardstation.toml"), config).expect("config");
         Station { dir }
     }

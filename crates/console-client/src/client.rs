@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use cardstation_protocol::bundle;
 use cardstation_protocol::messages::{
     AuditAnchor, AuditHead, CertificateRecord, CertificateStatus, ErrorBody, EventBatch, EventList,
-    EventsAnswer, RevokeRequest, SearchPage, SearchQuery, UploadRequest,
+    EventsAnswer, Issuance, IssueRequest, IssuedCertificate, RevokeRequest, SearchPage,
+    SearchQuery, UploadRequest,
 };
 
 use crate::body::read_bundle;
@@ -113,6 +114,24 @@ impl ConsoleClient {
         self.send(
             self.http
                 .post(format!("{}/v1/certificates", self.base))
+                .json(req),
+        )
+    }
+
+    /// `GET /v1/issuance`: whether the site's CA issues card certificates, and how.
+    pub fn issuance(&self) -> Result<Issuance, ConsoleError> {
+        self.send(self.http.get(format!("{}/v1/issuance", self.base)))
+    }
+
+    /// `POST /v1/certificate-requests`: the card's signed request in, a certificate
+    /// from the site's issuing CA (already recorded at the console) out.
+    pub fn request_certificate(
+        &self,
+        req: &IssueRequest,
+    ) -> Result<IssuedCertificate, ConsoleError> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/certificate-requests", self.base))
                 .json(req),
         )
     }

@@ -197,7 +197,13 @@ pub fn write_kit(
             "cardstation.toml",
             format!(
                 "# The console settings for station {name}: copy into cardstation.toml.\n\
-                 [station]\nid = {name:?}\n\n{console}"
+                 [station]\nid = {name:?}\n\n{console}{enroll}",
+                enroll = if site_ca_issues(&files.dir) {
+                    "\n# This site's CA signs the cards' certificates (issuance = \"ca\").\n\
+                     [enroll]\nissuer = \"console\"\n"
+                } else {
+                    ""
+                }
             ),
         ),
         Role::Gateway => (
@@ -211,6 +217,12 @@ pub fn write_kit(
     let config_path = out.join(file);
     setup::write(&config_path, config.as_bytes(), false)?;
     Ok(config_path)
+}
+
+/// Whether the console in `data` issues card certificates with its CA.
+fn site_ca_issues(data: &Path) -> bool {
+    crate::settings::load(data)
+        .is_ok_and(|s| s.issuance == Some(cardstation_protocol::messages::IssuanceMode::Ca))
 }
 
 /// Revoke every credential of `role` `name`; refused requests start with the next one.

@@ -9,9 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use cardstation_pki::certificate::{from_pem_or_der, to_pem, CertificateInfo};
-use cardstation_pki::rules::{check_certificate, public_key_sha256, Rules};
+use cardstation_pki::rules::{
+    check_certificate, public_key_sha256, request_public_key_sha256, Rules,
+};
 use cardstation_protocol::messages::{
-    check_label, is_fingerprint, RevokeRequest, UploadRequest, REVOCATION_REASONS,
+    check_label, is_fingerprint, CertificateRecord, Issuance, IssuanceMode, IssueRequest,
+    IssuedCertificate, RevokeRequest, UploadRequest, REVOCATION_REASONS,
 };
 
 use crate::access::Station;
@@ -28,23 +31,16 @@ pub async fn upload(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    if req.station_id != station {
+    if let Err(refused) = check_fields(&req, &station) {
+        return refused;
+    }
+    if state.policy.issuer.is_some() {
         return error(
-            StatusCode::FORBIDDEN,
-            "station-mismatch",
-            format!(
-                "this credential belongs to station {station:?}, but the request claims {:?}; set [station] id = {station:?} in cardstation.toml",
-                req.station_id
-            ),
+            StatusCode::CONFLICT,
+            "site-issues-certificates",
+            "this site's CA issues the cards' certificates: a card-signed one is not taken. Enroll the card again (the station asks the console for its certificate), or ask the administrator",
         );
     }
-    if let Some((code, message)) = req.field_problem() {
-        return error(StatusCode::BAD_REQUEST, code, message);
-    }
-    let label = match check_label(req.label.as_deref().unwrap_or_default()) {
-        Ok(l) => l,
-        Err(message) => return error(StatusCode::BAD_REQUEST, "bad-label", message),
-    };
     if !req.certificate.contains("-----BEGIN CERTIFICATE-----") {
         return error(
             StatusCode::BAD_REQUEST,
@@ -56,16 +52,53 @@ pub async fn upload(
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, "malformed-pem", e.to_string()),
     };
-    let info = match CertificateInfo::parse(&der) {
-        Ok(i) => i,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "not-a-certificate", e.to_string()),
-    };
+    match accept(&state, req, station, &der).await {
+        Ok((status, rec)) => (status, Json(rec)).into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// The station named in the request is the caller, and every descriptive field is
+/// what a station sends.
+#[allow(clippy::result_large_err)]
+fn check_fields(req: &UploadRequest, station: &str) -> Result<(), Response> {
+    if req.station_id != station {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "station-mismatch",
+            format!(
+                "this credential belongs to station {station:?}, but the request claims {:?}; set [station] id = {station:?} in cardstation.toml",
+                req.station_id
+            ),
+        ));
+    }
+    if let Some((code, message)) = req.field_problem() {
+        return Err(error(StatusCode::BAD_REQUEST, code, message));
+    }
+    check_label(req.label.as_deref().unwrap_or_default())
+        .map_err(|message| error(StatusCode::BAD_REQUEST, "bad-label", message))?;
+    Ok(())
+}
+
+/// Check the certificate `der` by the console's rules and store it with the request's
+/// fields: what an upload and an issuance share. 201 for a new record, 200 for one
+/// held already.
+async fn accept(
+    state: &AppState,
+    req: UploadRequest,
+    station: String,
+    der: &[u8],
+) -> Result<(StatusCode, CertificateRecord), Response> {
+    let label = check_label(req.label.as_deref().unwrap_or_default())
+        .map_err(|message| error(StatusCode::BAD_REQUEST, "bad-label", message))?;
+    let info = CertificateInfo::parse(der)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "not-a-certificate", e.to_string()))?;
     if info.public_key.is_none() {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "not-p256",
             "the certificate's key is not an ECDSA P-256 key",
-        );
+        ));
     }
     // The rules a spot check applies to the certificate itself.
     let rules = Rules {
@@ -73,28 +106,28 @@ pub async fn upload(
         now: now(),
         max_lifetime_days: state.policy.max_certificate_days,
     };
-    let failures: Vec<_> = check_certificate(&der, &rules)
+    let failures: Vec<_> = check_certificate(der, &rules)
         .into_iter()
         .filter(|c| !c.ok)
         .collect();
     if let Some(first) = failures.first() {
         let reasons: Vec<&str> = failures.iter().map(|c| c.message.as_str()).collect();
-        return error(
+        return Err(error(
             StatusCode::UNPROCESSABLE_ENTITY,
             first.code,
             format!("the certificate is not acceptable: {}", reasons.join("; ")),
-        );
+        ));
     }
-    let Some(key_sha256) = public_key_sha256(&der) else {
-        return error(
+    let Some(key_sha256) = public_key_sha256(der) else {
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "not-a-certificate",
             "the certificate's key cannot be read",
-        );
+        ));
     };
     let cert = NewCertificate {
         sha256: info.sha256,
-        pem: to_pem(&der),
+        pem: to_pem(der),
         subject: info.subject,
         not_after: info.not_after,
         card_serial: req.card_serial,
@@ -107,17 +140,119 @@ pub async fn upload(
         key_sha256,
     };
     match state.store.upload(cert).await {
-        Ok(Stored::Created(rec)) => (StatusCode::CREATED, Json(rec)).into_response(),
-        Ok(Stored::Existing(rec)) => (StatusCode::OK, Json(rec)).into_response(),
-        Ok(Stored::KeyRevoked { revoked_at }) => error(
-            StatusCode::CONFLICT,
-            "key-revoked",
-            format!(
-                "this key was revoked on {}; a new certificate for it is refused. Enrol the card with a new key",
-                cardstation_pki::certificate::format_unix(revoked_at)
-            ),
+        Ok(Stored::Created(rec)) => Ok((StatusCode::CREATED, rec)),
+        Ok(Stored::Existing(rec)) => Ok((StatusCode::OK, rec)),
+        Ok(Stored::KeyRevoked { revoked_at }) => Err(key_revoked(revoked_at)),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+fn key_revoked(revoked_at: i64) -> Response {
+    error(
+        StatusCode::CONFLICT,
+        "key-revoked",
+        format!(
+            "this key was revoked on {}; a new certificate for it is refused. Enrol the card with a new key",
+            cardstation_pki::certificate::format_unix(revoked_at)
         ),
-        Err(e) => store_error(e),
+    )
+}
+
+/// `GET /v1/issuance`: how this site's cards get their certificates.
+pub async fn issuance(State(state): State<AppState>) -> Response {
+    Json(match &state.policy.issuer {
+        Some(issuer) => Issuance {
+            mode: IssuanceMode::Ca,
+            profiles: issuer.profiles.describe(),
+            ca: Some(issuer.ca.cert_pem.clone()),
+        },
+        None => Issuance {
+            mode: IssuanceMode::CardSigned,
+            profiles: Vec::new(),
+            ca: None,
+        },
+    })
+    .into_response()
+}
+
+/// `POST /v1/certificate-requests`: the card's signed request in, its certificate from
+/// the site's issuing CA out. Nothing is signed before every field is checked, and
+/// nothing is stored unless the certificate passes the rules an upload meets.
+pub async fn issue(
+    State(state): State<AppState>,
+    Extension(Station(station)): Extension<Station>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let req: IssueRequest = match json_body(&headers, body).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let Some(issuer) = state.policy.issuer.clone() else {
+        return error(
+            StatusCode::CONFLICT,
+            "site-cards-sign-themselves",
+            "this site's cards sign their own certificates (issuance = \"card-signed\"): enroll without a certificate request, or set issuance = \"ca\" at the console",
+        );
+    };
+    let fields = req.as_upload(String::new());
+    if let Err(refused) = check_fields(&fields, &station) {
+        return refused;
+    }
+    let Some((_, profile)) = issuer.profiles.get(req.profile.as_deref()) else {
+        let known: Vec<String> = issuer
+            .profiles
+            .describe()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unknown-profile",
+            format!(
+                "no profile {:?} at this console; it has {}",
+                req.profile.as_deref().unwrap_or_default(),
+                known.join(", ")
+            ),
+        );
+    };
+    let request = match pem::parse(req.request.as_bytes()) {
+        Ok(p) if p.tag() == "CERTIFICATE REQUEST" => p.into_contents(),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+                "request must be a PEM CERTIFICATE REQUEST block (PKCS#10)",
+            )
+        }
+    };
+    // A key revoked before cannot come back under a new certificate: refused before
+    // anything is signed.
+    if let Some(key) = request_public_key_sha256(&request) {
+        match state.store.key_revoked_at(&key).await {
+            Ok(Some(at)) => return key_revoked(at),
+            Ok(None) => {}
+            Err(e) => return store_error(e),
+        }
+    }
+    let der = match issuer
+        .ca
+        .issue(&request, profile, req.label.as_deref(), now())
+    {
+        Ok(d) => d,
+        Err(refusal) => return error(StatusCode::BAD_REQUEST, refusal.code, refusal.message),
+    };
+    match accept(&state, fields, station, &der).await {
+        Ok((status, record)) => (
+            status,
+            Json(IssuedCertificate {
+                certificate: to_pem(&der),
+                chain: vec![issuer.ca.cert_pem.clone()],
+                record,
+            }),
+        )
+            .into_response(),
+        Err(refused) => refused,
     }
 }
 

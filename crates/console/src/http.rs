@@ -33,6 +33,14 @@ pub struct Policy {
     pub max_certificate_days: u32,
     /// Device certificates must chain to this CA (DER); `None` requires card-signed ones.
     pub issuing_ca: Option<Vec<u8>>,
+    /// Under CA issuance (`issuance = "ca"`): the CA that signs card requests.
+    pub issuer: Option<Arc<CaIssuer>>,
+}
+
+/// The issuing CA and the profiles it issues under.
+pub struct CaIssuer {
+    pub ca: crate::issuance::DeviceCa,
+    pub profiles: crate::issuance::Profiles,
 }
 
 pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

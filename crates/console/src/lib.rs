@@ -9,6 +9,7 @@ pub mod bundle;
 mod certificates;
 mod events;
 pub mod http;
+pub mod issuance;
 pub mod migrate;
 mod routes;
 pub mod search;
@@ -83,19 +84,50 @@ pub fn resolve_database(
 /// The console's rules from its settings file.
 fn policy(data: &Path) -> Result<http::Policy, ServeError> {
     let s = settings::load(data)?;
-    let issuing_ca = match &s.issuing_ca {
-        None => None,
-        Some(path) => {
+    let invalid = |message: String| {
+        ServeError::Settings(settings::SettingsError::Invalid {
+            path: data.join(settings::SETTINGS_FILE),
+            message,
+        })
+    };
+    let max_certificate_days = s
+        .max_certificate_days
+        .unwrap_or(cardstation_pki::rules::DEFAULT_MAX_LIFETIME_DAYS);
+    let ca_issues = s.issuance == Some(cardstation_protocol::messages::IssuanceMode::Ca);
+    // Under CA issuance the issuing CA is the console's own unless named.
+    let ca_path = match (&s.issuing_ca, ca_issues) {
+        (Some(path), _) => Some(path.clone()),
+        (None, true) => Some(data.join(issuance::DEVICE_CA_CERT)),
+        (None, false) => None,
+    };
+    let issuer = match (ca_issues, &ca_path) {
+        (true, Some(cert)) => {
+            let key = s
+                .issuing_ca_key
+                .clone()
+                .unwrap_or_else(|| data.join(issuance::DEVICE_CA_KEY));
+            let ca = issuance::DeviceCa::load(cert, &key).map_err(|e| {
+                invalid(format!(
+                    "issuance = \"ca\" needs the issuing CA and its key: {e}. Run `cardstation-console ca init --data {}` to make one",
+                    data.display()
+                ))
+            })?;
+            let profiles = issuance::Profiles::from_settings(&s.profiles, max_certificate_days)
+                .map_err(invalid)?;
+            Some(Arc::new(http::CaIssuer { ca, profiles }))
+        }
+        _ => None,
+    };
+    let issuing_ca = match (&issuer, &ca_path) {
+        (Some(issuer), _) => Some(issuer.ca.cert_der.clone()),
+        (None, None) => None,
+        (None, Some(path)) => {
             let bytes = std::fs::read(path).map_err(|source| setup::SetupError::Io {
                 path: path.clone(),
                 source,
             })?;
-            let der = cardstation_pki::certificate::from_pem_or_der(&bytes).map_err(|e| {
-                ServeError::Settings(settings::SettingsError::Invalid {
-                    path: data.join(settings::SETTINGS_FILE),
-                    message: format!("issuing_ca {}: {e}", path.display()),
-                })
-            })?;
+            let der = cardstation_pki::certificate::from_pem_or_der(&bytes)
+                .map_err(|e| invalid(format!("issuing_ca {}: {e}", path.display())))?;
             Some(der)
         }
     };
@@ -105,10 +137,9 @@ fn policy(data: &Path) -> Result<http::Policy, ServeError> {
             Some(n) => Some(n),
             None => Some(settings::DEFAULT_REVOCATIONS_PER_HOUR),
         },
-        max_certificate_days: s
-            .max_certificate_days
-            .unwrap_or(cardstation_pki::rules::DEFAULT_MAX_LIFETIME_DAYS),
+        max_certificate_days,
         issuing_ca,
+        issuer,
     })
 }
 

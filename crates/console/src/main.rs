@@ -104,6 +104,11 @@ enum Command {
         #[command(subcommand)]
         command: GatewayCommand,
     },
+    /// The site's issuing CA for card certificates (`issuance = "ca"`).
+    Ca {
+        #[command(subcommand)]
+        command: cli::ca_cmd::CaCommand,
+    },
     /// Show what gateways reported (grants and denials), newest first.
     Events {
         #[command(flatten)]
@@ -172,6 +177,7 @@ fn main() {
         } => runtime.block_on(cli::bundle_cmd::publish(at, out, bundle_hours)),
         Command::Bundle { command } => runtime.block_on(cli::bundle_cmd::run(command)),
         Command::Gateway { command } => runtime.block_on(cli::identity_cmd::gateway(command)),
+        Command::Ca { command } => cli::ca_cmd::run(command),
         Command::Events {
             at,
             fingerprint,

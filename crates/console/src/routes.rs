@@ -22,6 +22,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/certificates/{sha256}/revoke",
             post(certificates::revoke),
         )
+        .route("/v1/certificate-requests", post(certificates::issue))
+        .route("/v1/issuance", get(certificates::issuance))
         .route("/v1/trust-bundle", get(serve_bundle::trust_bundle))
         .merge(events::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such resource") })

@@ -10,6 +10,19 @@
 //! max_certificate_days = 36525
 //! # Accept device certificates issued by this CA (PEM) instead of card-signed ones
 //! issuing_ca = "/etc/cardstation/device-ca.pem"
+//! # How cards get their certificates: "card-signed" (the default: each card signs
+//! # its own) or "ca" (the console's issuing CA signs the card's request;
+//! # `cardstation-console ca init` makes DATA/device-ca.pem and .key)
+//! issuance = "ca"
+//! # The issuing CA's key, if not DATA/device-ca.key
+//! issuing_ca_key = "/etc/cardstation/device-ca.key"
+//!
+//! # Under "ca": what each kind of card is issued (default: one profile, "device",
+//! # 365 days). A request names its profile; one is the default.
+//! [profiles.device]
+//! days = 365
+//! default = true
+//! organization = "Example Plant B"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -26,6 +39,10 @@ pub struct Settings {
     pub revocations_per_hour: Option<u32>,
     pub max_certificate_days: Option<u32>,
     pub issuing_ca: Option<PathBuf>,
+    pub issuance: Option<cardstation_protocol::messages::IssuanceMode>,
+    pub issuing_ca_key: Option<PathBuf>,
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, crate::issuance::ProfileSettings>,
 }
 
 /// Revocations one station may make in an hour unless configured.

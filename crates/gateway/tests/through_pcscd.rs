@@ -754,3 +754,116 @@ fn a_hostile_subject_and_an_unset_clock_never_hold_back_later_reports() {
     assert_eq!(subject.chars().count(), MAX_EVENT_SUBJECT);
     assert!(subject.contains("hostile?[2J"), "{subject}");
 }
+
+/// An independent program's output; it must succeed.
+fn tool(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is needed ({e}); scripts/setup-debian installs it"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_card_the_site_ca_issued_is_read_back_by_other_tools_granted_and_denied_once_revoked() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    // The administrator's steps: ca init, issuance = "ca", serve, identity add.
+    let console_dir = tempfile::tempdir().unwrap();
+    let init = std::process::Command::new(binary("cardstation-console"))
+        .args(["ca", "init", "--name", "Plant B device CA", "--data"])
+        .arg(console_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    std::fs::write(
+        console_dir.path().join("console.toml"),
+        "issuance = \"ca\"\n[profiles.gateway]\ndays = 180\n",
+    )
+    .unwrap();
+    let console = start_console(console_dir.path(), free_port(), 168);
+    let station = Station::from_kit(&console, "desk-ca");
+
+    let states = tempfile::tempdir().unwrap();
+    let card = CardProcess::start(PORT_0, &states.path().join("a"));
+    let fp = station.enroll(READER_0, false);
+    // Recorded at the console by the issuance itself: nothing waits in the outbox.
+    assert_eq!(console.fingerprints(), std::slice::from_ref(&fp));
+
+    // Independent clients read the issued certificate back; openssl verifies its chain.
+    let pem = tool(
+        "yubico-piv-tool",
+        &["-r", READER_0, "-a", "read-certificate", "-s", "9e"],
+    );
+    let ca_path = console_dir.path().join("device-ca.pem");
+    let cert_path = states.path().join("card.pem");
+    std::fs::write(&cert_path, &pem).unwrap();
+    let verdict = tool(
+        "openssl",
+        &[
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            ca_path.to_str().unwrap(),
+            cert_path.to_str().unwrap(),
+        ],
+    );
+    assert!(verdict.contains(": OK"), "{verdict}");
+    let text = tool(
+        "openssl",
+        &[
+            "x509",
+            "-noout",
+            "-subject",
+            "-issuer",
+            "-in",
+            cert_path.to_str().unwrap(),
+        ],
+    );
+    assert!(text.contains("Plant B device CA"), "{text}");
+    let der = cardstation_pki::certificate::from_pem_or_der(pem.as_bytes()).unwrap();
+    let info = cardstation_pki::certificate::CertificateInfo::parse(&der).unwrap();
+    assert_eq!(info.sha256, fp);
+    let days = (info.not_after - info.not_before) / 86_400;
+    assert!(
+        (179..=180).contains(&days),
+        "the profile's 180 days: {days}"
+    );
+    let listing = tool(
+        "pkcs15-tool",
+        &["--reader", READER_0, "--list-certificates"],
+    );
+    assert!(listing.contains("Card Authentication"), "{listing}");
+
+    // A gateway that knows the site CA grants it, and denies it once revoked.
+    let gw = Gateway::new(
+        &console,
+        GatewayOptions {
+            extra: format!("issuing_ca = {:?}", ca_path.display().to_string()),
+            ..Default::default()
+        },
+    );
+    gw.sync();
+    let (code, v) = gw.check(READER_0);
+    assert_eq!((code, v["decision"].as_str()), (0, Some("grant")), "{v}");
+    station.revoke(&fp, "lost");
+    gw.sync();
+    let (code, v) = gw.check(READER_0);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(reasons(&v), ["revoked"], "{v}");
+    card.remove();
+}

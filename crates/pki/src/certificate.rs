@@ -64,6 +64,18 @@ pub fn self_signed(
     Ok(cert.der().to_vec())
 }
 
+/// A PKCS#10 request for the key behind `signer`, signed by it (the card: proof that
+/// it holds the key), naming `subject` and asking for no extensions: the issuing CA's
+/// profile sets lifetime and usages. PEM.
+pub fn request(subject: &DistinguishedName, signer: &impl SigningKey) -> Result<String, CertError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject.clone();
+    let csr = params
+        .serialize_request(signer)
+        .map_err(|e| CertError::Build(e.to_string()))?;
+    csr.pem().map_err(|e| CertError::Build(e.to_string()))
+}
+
 /// The facts about a certificate an operator and the station need.
 #[derive(Debug, Clone, Serialize)]
 pub struct CertificateInfo {

@@ -56,6 +56,15 @@ pub fn public_key_sha256(der: &[u8]) -> Option<String> {
     Some(fingerprint(cert.public_key().raw))
 }
 
+/// SHA-256 of the SubjectPublicKeyInfo in a PKCS#10 request (DER): the key as
+/// [`public_key_sha256`] names it in a certificate.
+pub fn request_public_key_sha256(request: &[u8]) -> Option<String> {
+    use x509_parser::prelude::FromDer;
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(request).ok()?;
+    Some(fingerprint(csr.certification_request_info.subject_pki.raw))
+}
+
 /// Every rule, in order; the certificate passes when none failed.
 pub fn check_certificate(der: &[u8], rules: &Rules<'_>) -> Vec<Check> {
     let mut out = Vec::new();

@@ -63,6 +63,77 @@ impl UploadRequest {
     }
 }
 
+/// `POST /v1/certificates/issue`: a PKCS#10 request the card signed (proof that the
+/// card holds the key), to be answered with a certificate from the site's issuing CA.
+/// The descriptive fields are an upload's, and checked alike.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IssueRequest {
+    /// The PKCS#10 certificate request, PEM (`CERTIFICATE REQUEST`).
+    pub request: String,
+    /// The console profile to issue under (lifetime, usages); `None`: the default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    pub card_serial: Option<u32>,
+    pub chuid_guid: Option<String>,
+    pub slot: Option<String>,
+    /// The holder label: the certificate's subject CN.
+    pub label: Option<String>,
+    pub operator: String,
+    pub station_id: String,
+}
+
+impl IssueRequest {
+    /// The same request as an upload of `certificate`, for the checks they share.
+    pub fn as_upload(&self, certificate: String) -> UploadRequest {
+        UploadRequest {
+            certificate,
+            card_serial: self.card_serial,
+            chuid_guid: self.chuid_guid.clone(),
+            slot: self.slot.clone(),
+            label: self.label.clone(),
+            operator: self.operator.clone(),
+            station_id: self.station_id.clone(),
+        }
+    }
+}
+
+/// The answer to an [`IssueRequest`]: the card's certificate, the CA chain above it
+/// (issuing CA first), and the record the console now holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    pub certificate: String,
+    pub chain: Vec<String>,
+    pub record: CertificateRecord,
+}
+
+/// How a site's device certificates are made (`GET /v1/issuance`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IssuanceMode {
+    /// Each card signs its own certificate; gateways hold the allow-list.
+    CardSigned,
+    /// The site's issuing CA signs a request the card signed.
+    Ca,
+}
+
+/// `GET /v1/issuance`: the site's choice, and under CA issuance its profiles and CA.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Issuance {
+    pub mode: IssuanceMode,
+    #[serde(default)]
+    pub profiles: Vec<IssuanceProfile>,
+    /// The issuing CA certificate, PEM (CA issuance only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IssuanceProfile {
+    pub name: String,
+    pub days: u32,
+    pub default: bool,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum CertificateStatus {

@@ -54,7 +54,19 @@ impl Site {
 
     /// With `extra` settings and further `serve` arguments (`--bundle-hours 1`).
     pub fn start_serving(backend: Backend, extra: &str, serve_args: &[&str]) -> Site {
+        Self::start_after(backend, extra, serve_args, |_| {})
+    }
+
+    /// [`Site::start_serving`], with `before_serve` run on the data directory first
+    /// (e.g. `ca init`, which a console in `issuance = "ca"` needs before it starts).
+    pub fn start_after(
+        backend: Backend,
+        extra: &str,
+        serve_args: &[&str],
+        before_serve: impl FnOnce(&Path),
+    ) -> Site {
         let dir = tempfile::tempdir().expect("console dir");
+        before_serve(dir.path());
         let db = TestDb::new(backend);
         let mut settings = String::new();
         if let Some(url) = db.url() {

@@ -3,6 +3,7 @@
 
 pub mod audit_cmd;
 pub mod bundle_cmd;
+pub mod ca_cmd;
 pub mod cards_cmd;
 pub mod events_cmd;
 pub mod identity_cmd;

@@ -260,6 +260,19 @@ impl Store {
         Ok(Stored::Created(rec))
     }
 
+    /// When the key with this SubjectPublicKeyInfo SHA-256 was revoked, if it was.
+    pub async fn key_revoked_at(&self, key_sha256: &str) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.db.read().await?;
+        let row = query_opt(
+            &mut *tx,
+            "SELECT revoked_at FROM revoked_keys WHERE key_sha256 = $1",
+            params![key_sha256],
+        )
+        .await?;
+        tx.commit().await?;
+        row.map(|r| r.int(0)).transpose()
+    }
+
     pub async fn get(&self, sha256: &str) -> Result<Option<CertificateRecord>, StoreError> {
         let mut tx = self.db.read().await?;
         let rec = get(&mut *tx, sha256).await?;

@@ -151,6 +151,25 @@ pub struct Station {
 }
 
 impl Station {
+    /// A station configured from the kit `identity add --role station NAME` writes
+    /// (with an operator and short console timeouts added), as an installer does.
+    pub fn from_kit(console: &Console, name: &str) -> Station {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kit = dir.path().join("kit");
+        console.add_identity(Role::Station, name, &kit);
+        let written = std::fs::read_to_string(kit.join(Role::Station.config_file()))
+            .expect("the cardstation.toml identity add wrote");
+        let config = written
+            .replacen("[station]\n", "[station]\noperator = \"op\"\n", 1)
+            .replacen(
+                "[console]\n",
+                "[console]\nconnect_timeout_secs = 2\nrequest_timeout_secs = 5\n",
+                1,
+            );
+        std::fs::write(dir.path().join("cardstation.toml"), config).expect("station config");
+        Station { dir }
+    }
+
     pub fn new(console: &Console) -> Station {
         let dir = tempfile::tempdir().expect("temp dir");
         let c = &console.dir;

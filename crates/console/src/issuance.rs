@@ -1,0 +1,449 @@
+//! The site's issuing CA: certificates for card keys, made from a PKCS#10 request the
+//! card signed, under a profile the console's settings define. Everything in the
+//! request is checked against the profile; the certificate is built from the profile
+//! (lifetime, usages) and the holder label, never copied from what the request asks.
+//!
+//! Files (`cardstation-console ca init`): DATA/device-ca.pem (given to gateways as
+//! `issuing_ca`) and DATA/device-ca.key (0600; `issuing_ca_key` may name another path).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PublicKeyData, SerialNumber,
+};
+use serde::Deserialize;
+
+use cardstation_protocol::messages::{check_label, IssuanceProfile};
+
+use crate::setup::{self, SetupError};
+
+pub const DEVICE_CA_CERT: &str = "device-ca.pem";
+pub const DEVICE_CA_KEY: &str = "device-ca.key";
+
+/// A profile as console.toml writes it: `[profiles.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSettings {
+    /// How long certificates under it are valid.
+    pub days: u32,
+    /// The profile a request that names none is issued under.
+    #[serde(default)]
+    pub default: bool,
+    /// The certificate's organisation (O), if any.
+    #[serde(default)]
+    pub organization: Option<String>,
+}
+
+/// The profile used when the settings define none.
+pub const DEFAULT_PROFILE: &str = "device";
+pub const DEFAULT_PROFILE_DAYS: u32 = 365;
+
+/// The profiles of a site, checked: names, one default, lifetimes within `max_days`.
+#[derive(Debug, Clone)]
+pub struct Profiles {
+    by_name: BTreeMap<String, ProfileSettings>,
+    default: String,
+}
+
+impl Profiles {
+    pub fn from_settings(
+        configured: &BTreeMap<String, ProfileSettings>,
+        max_days: u32,
+    ) -> Result<Profiles, String> {
+        if configured.is_empty() {
+            let mut by_name = BTreeMap::new();
+            by_name.insert(
+                DEFAULT_PROFILE.to_string(),
+                ProfileSettings {
+                    days: DEFAULT_PROFILE_DAYS.min(max_days),
+                    default: true,
+                    organization: None,
+                },
+            );
+            return Ok(Profiles {
+                by_name,
+                default: DEFAULT_PROFILE.into(),
+            });
+        }
+        for (name, p) in configured {
+            if name.is_empty()
+                || name.len() > 32
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err(format!(
+                    "profile name {name:?}: use 1 to 32 of a-z, 0-9 and -"
+                ));
+            }
+            if p.days == 0 || p.days > max_days {
+                return Err(format!(
+                    "profiles.{name}.days must be between 1 and {max_days} (max_certificate_days)"
+                ));
+            }
+            if let Some(o) = &p.organization {
+                if o.is_empty() || o.chars().count() > 64 || o.chars().any(char::is_control) {
+                    return Err(format!(
+                        "profiles.{name}.organization: 1 to 64 characters without control characters"
+                    ));
+                }
+            }
+        }
+        let defaults: Vec<&String> = configured
+            .iter()
+            .filter(|(_, p)| p.default)
+            .map(|(n, _)| n)
+            .collect();
+        let default = match (defaults.as_slice(), configured.len()) {
+            ([one], _) => (*one).clone(),
+            ([], 1) => configured.keys().next().cloned().unwrap_or_default(),
+            ([], _) => return Err("several profiles and none is `default = true`: mark one".into()),
+            _ => return Err("more than one profile is `default = true`: keep one".into()),
+        };
+        Ok(Profiles {
+            by_name: configured.clone(),
+            default,
+        })
+    }
+
+    /// The profile `name` (the default one for `None`).
+    pub fn get(&self, name: Option<&str>) -> Option<(&str, &ProfileSettings)> {
+        let name = name.unwrap_or(&self.default);
+        self.by_name
+            .get_key_value(name)
+            .map(|(n, p)| (n.as_str(), p))
+    }
+
+    pub fn describe(&self) -> Vec<IssuanceProfile> {
+        self.by_name
+            .iter()
+            .map(|(name, p)| IssuanceProfile {
+                name: name.clone(),
+                days: p.days,
+                default: *name == self.default,
+            })
+            .collect()
+    }
+}
+
+/// Why a request is not issued: an error code and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The issuing CA with its key, ready to sign.
+pub struct DeviceCa {
+    issuer: Issuer<'static, KeyPair>,
+    pub cert_pem: String,
+    pub cert_der: Vec<u8>,
+    /// The CA's own end: no certificate under it may outlive it.
+    not_after: i64,
+}
+
+impl std::fmt::Debug for DeviceCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceCa")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceCa {
+    pub fn load(cert: &Path, key: &Path) -> Result<DeviceCa, SetupError> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| SetupError::Io {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        let cert_pem = read(cert)?;
+        let key_pem = read(key)?;
+        let bad = |what: &Path, e: &dyn std::fmt::Display| {
+            SetupError::Certificates(format!("{}: {e}", what.display()))
+        };
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| bad(key, &e))?;
+        let cert_der = cardstation_pki::certificate::from_pem_or_der(cert_pem.as_bytes())
+            .map_err(|e| bad(cert, &e))?;
+        let info = cardstation_pki::certificate::CertificateInfo::parse(&cert_der)
+            .map_err(|e| bad(cert, &e))?;
+        // The key must be the certificate's: else every certificate would fail to chain.
+        let key_public = p256::PublicKey::from_sec1_bytes(key.public_key_raw()).ok();
+        if key_public.is_none() || info.public_key != key_public {
+            return Err(bad(cert, &"the key in issuing_ca_key is not this CA's key"));
+        }
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| bad(cert, &e))?;
+        Ok(DeviceCa {
+            issuer,
+            cert_pem,
+            cert_der,
+            not_after: info.not_after,
+        })
+    }
+
+    /// Sign a certificate for the key in `request` (PKCS#10, DER) under `profile`, for
+    /// the holder `label`, valid from `now`.
+    pub fn issue(
+        &self,
+        request: &[u8],
+        profile: &ProfileSettings,
+        label: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<u8>, Refusal> {
+        let csr = CertificateSigningRequestParams::from_der(&request.to_vec().into()).map_err(
+            |e| match e {
+                rcgen::Error::InvalidCertificationRequestSignature => refuse(
+                    "bad-request-signature",
+                    "the request's signature does not verify with the key it carries: it was not signed by that key (no proof the card holds it)",
+                ),
+                rcgen::Error::UnsupportedExtension => refuse(
+                    "extension-not-allowed",
+                    "the request asks for an extension this console does not issue; request none (the profile sets the usages)",
+                ),
+                other => refuse("malformed-request", format!("not a PKCS#10 certificate request: {other}")),
+            },
+        )?;
+        if csr.public_key.algorithm() != &rcgen::PKCS_ECDSA_P256_SHA256
+            || p256::PublicKey::from_sec1_bytes(csr.public_key.der_bytes()).is_err()
+        {
+            return Err(refuse(
+                "not-p256",
+                "the request's key is not an ECDSA P-256 key",
+            ));
+        }
+        let requested = &csr.params;
+        if !requested.subject_alt_names.is_empty() {
+            return Err(refuse(
+                "extension-not-allowed",
+                "the request asks for subject alternative names; the profile issues none",
+            ));
+        }
+        if !matches!(requested.is_ca, IsCa::NoCa | IsCa::ExplicitNoCa) {
+            return Err(refuse(
+                "extension-not-allowed",
+                "the request asks to be a CA; card certificates never are",
+            ));
+        }
+        if requested
+            .key_usages
+            .iter()
+            .any(|u| *u != KeyUsagePurpose::DigitalSignature)
+        {
+            return Err(refuse(
+                "extension-not-allowed",
+                "the request asks for key usages beyond digitalSignature",
+            ));
+        }
+        if requested
+            .extended_key_usages
+            .iter()
+            .any(|u| *u != ExtendedKeyUsagePurpose::ClientAuth)
+        {
+            return Err(refuse(
+                "extension-not-allowed",
+                "the request asks for extended key usages beyond clientAuth",
+            ));
+        }
+        let cn = subject_cn(&requested.distinguished_name, label)?;
+
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        if let Some(o) = &profile.organization {
+            dn.push(DnType::OrganizationName, o.as_str());
+        }
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let mut serial = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut serial);
+        serial[0] &= 0x7f;
+        serial[0] |= 0x01;
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        let start = now - 300;
+        let end = (now + i64::from(profile.days) * 86_400).min(self.not_after);
+        if end <= now {
+            return Err(refuse(
+                "ca-expired",
+                "the issuing CA has expired: renew it (`cardstation-console ca init --renew`) before issuing",
+            ));
+        }
+        params.not_before = unix(start)?;
+        params.not_after = unix(end)?;
+        let cert = params
+            .signed_by(&csr.public_key, &self.issuer)
+            .map_err(|e| refuse("cannot-issue", format!("signing failed: {e}")))?;
+        Ok(cert.der().to_vec())
+    }
+}
+
+fn unix(t: i64) -> Result<time::OffsetDateTime, Refusal> {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .map_err(|e| refuse("cannot-issue", format!("time {t}: {e}")))
+}
+
+/// The certificate's CN: the holder label; a request may name the same CN or none,
+/// and nothing else in its subject.
+fn subject_cn(requested: &DistinguishedName, label: Option<&str>) -> Result<String, Refusal> {
+    let mut cn = None;
+    for (kind, value) in requested.iter() {
+        let text = match (kind, value) {
+            (DnType::CommonName, DnValue::Utf8String(s)) => s.clone(),
+            (DnType::CommonName, DnValue::PrintableString(p)) => p.as_str().to_string(),
+            _ => {
+                return Err(refuse(
+                    "subject-not-allowed",
+                    "the request's subject may hold one CN (the holder label) and nothing else",
+                ))
+            }
+        };
+        if cn.replace(text).is_some() {
+            return Err(refuse(
+                "subject-not-allowed",
+                "the request's subject holds more than one CN",
+            ));
+        }
+    }
+    let label = check_label(label.unwrap_or_default()).map_err(|m| refuse("bad-label", m))?;
+    let chosen = match (label, cn) {
+        (Some(l), Some(c)) if l != c => {
+            return Err(refuse(
+                "subject-not-allowed",
+                format!("the request's CN {c:?} is not the holder label {l:?}"),
+            ))
+        }
+        (Some(l), _) => l,
+        (None, Some(c)) => check_label(&c)
+            .map_err(|m| refuse("subject-not-allowed", format!("the request's CN: {m}")))?
+            .ok_or_else(|| refuse("subject-not-allowed", "the request's CN is empty"))?,
+        (None, None) => {
+            return Err(refuse(
+                "label-required",
+                "a CA-issued certificate names its holder: give the card a label",
+            ))
+        }
+    };
+    Ok(chosen)
+}
+
+/// `cardstation-console ca init`: a new issuing CA in `data` (refused over an existing
+/// one). Returns the certificate's path.
+pub fn init(data: &Path, name: &str, days: u32) -> Result<PathBuf, SetupError> {
+    let cert_path = data.join(DEVICE_CA_CERT);
+    let key_path = data.join(DEVICE_CA_KEY);
+    if cert_path.exists() || key_path.exists() {
+        return Err(SetupError::Certificates(format!(
+            "{} already holds an issuing CA: every card issued under it would stop chaining if it were replaced",
+            data.display()
+        )));
+    }
+    let cert_err = |e: rcgen::Error| SetupError::Certificates(e.to_string());
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_err)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(i64::from(days));
+    let cert = params.self_signed(&key).map_err(cert_err)?;
+    setup::create_private_dir(data)?;
+    setup::write(&key_path, key.serialize_pem().as_bytes(), true)?;
+    setup::write(&cert_path, cert.pem().as_bytes(), false)?;
+    Ok(cert_path)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn profile(days: u32, default: bool) -> ProfileSettings {
+        ProfileSettings {
+            days,
+            default,
+            organization: None,
+        }
+    }
+
+    #[test]
+    fn profiles_name_one_default_and_stay_within_the_longest_lifetime() {
+        let none = Profiles::from_settings(&BTreeMap::new(), 36_525).unwrap();
+        assert_eq!(none.get(None).unwrap().0, DEFAULT_PROFILE);
+        assert_eq!(none.get(None).unwrap().1.days, DEFAULT_PROFILE_DAYS);
+
+        let mut two = BTreeMap::new();
+        two.insert("device".to_string(), profile(90, false));
+        two.insert("operator".to_string(), profile(30, false));
+        let err = Profiles::from_settings(&two, 36_525).unwrap_err();
+        assert!(err.contains("none is `default = true`"), "{err}");
+        two.insert("operator".to_string(), profile(30, true));
+        let p = Profiles::from_settings(&two, 36_525).unwrap();
+        assert_eq!(p.get(None).unwrap().0, "operator");
+        assert_eq!(p.get(Some("device")).unwrap().1.days, 90);
+        assert!(p.get(Some("root")).is_none());
+        two.insert("device".to_string(), profile(90, true));
+        assert!(Profiles::from_settings(&two, 36_525).is_err());
+
+        let mut long = BTreeMap::new();
+        long.insert("device".to_string(), profile(400, true));
+        let err = Profiles::from_settings(&long, 365).unwrap_err();
+        assert!(err.contains("between 1 and 365"), "{err}");
+        let mut bad = BTreeMap::new();
+        bad.insert("Dev ice".to_string(), profile(30, true));
+        assert!(Profiles::from_settings(&bad, 365).is_err());
+    }
+
+    #[test]
+    fn a_certificate_never_outlives_its_ca_and_the_ca_refuses_what_the_profile_does_not_give() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), "Test CA", 10).unwrap();
+        let ca = DeviceCa::load(
+            &dir.path().join(DEVICE_CA_CERT),
+            &dir.path().join(DEVICE_CA_KEY),
+        )
+        .unwrap();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        let request = params.serialize_request(&key).unwrap().der().to_vec();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let der = ca
+            .issue(&request, &profile(365, true), Some("gw-1"), now)
+            .unwrap();
+        let info = cardstation_pki::certificate::CertificateInfo::parse(&der).unwrap();
+        assert!(info.not_after <= ca.not_after, "outlives its CA");
+        assert_eq!(info.subject, "CN=gw-1");
+        // A CA past its end issues nothing.
+        let later = ca.not_after + 1;
+        assert_eq!(
+            ca.issue(&request, &profile(365, true), Some("gw-1"), later)
+                .unwrap_err()
+                .code,
+            "ca-expired"
+        );
+        // Another key than the CA's own is refused when loading.
+        let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        std::fs::write(dir.path().join("other.key"), other.serialize_pem()).unwrap();
+        assert!(DeviceCa::load(
+            &dir.path().join(DEVICE_CA_CERT),
+            &dir.path().join("other.key")
+        )
+        .is_err());
+    }
+}
