@@ -33,6 +33,7 @@ on_both_backends!(
     a_card_request_is_issued_under_the_profile_and_chains_to_the_site_ca,
     every_bad_request_is_refused_with_its_reason_and_nothing_is_stored,
     a_revoked_key_gets_no_new_certificate,
+    an_est_client_enrolls_and_renews_and_openssl_reads_the_answers,
 );
 
 const SETTINGS: &str = "issuance = \"ca\"\n\n[profiles.device]\ndays = 90\ndefault = true\norganization = \"Plant B\"\n\n[profiles.operator]\ndays = 30\n";
@@ -406,4 +407,185 @@ fn a_ca_site_without_its_ca_does_not_start_and_ca_init_keeps_an_existing_one() {
         0,
         "the CA key is readable by others: {mode:o}"
     );
+}
+
+/// `curl` with `kit`'s credential: (HTTP status, body).
+fn curl(site: &Site, kit: &Path, path: &str, csr_b64: Option<&Path>) -> (u16, Vec<u8>) {
+    let out_file = kit.join("answer");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-o"])
+        .arg(&out_file)
+        .args(["-w", "%{http_code}", "--cacert"])
+        .arg(site.data().join("ca.pem"))
+        .arg("--cert")
+        .arg(kit.join(if kit.join("station.pem").exists() {
+            "station.pem"
+        } else {
+            "gateway.pem"
+        }))
+        .arg("--key")
+        .arg(kit.join(if kit.join("station.key").exists() {
+            "station.key"
+        } else {
+            "gateway.key"
+        }));
+    if let Some(body) = csr_b64 {
+        cmd.args(["-H", "Content-Type: application/pkcs10", "--data-binary"])
+            .arg(format!("@{}", body.display()));
+    }
+    let out = cmd
+        .arg(format!("{}{path}", site.console.url()))
+        .output()
+        .expect("curl (scripts/setup-debian installs it)");
+    let status = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (status, std::fs::read(&out_file).unwrap_or_default())
+}
+
+/// Run `openssl ARGS`; its stdout.
+fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A PKCS#10 request made by openssl (an EST client's own tooling), base64 as EST sends it.
+fn openssl_request(dir: &Path, name: &str, key: &Path, new_key: bool) -> std::path::PathBuf {
+    let der = dir.join(format!("{name}.csr.der"));
+    let subject = format!("/CN={name}");
+    let (k, d) = (key.to_str().unwrap(), der.to_str().unwrap());
+    if new_key {
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            k,
+            "-subj",
+            &subject,
+            "-outform",
+            "DER",
+            "-out",
+            d,
+        ]);
+    } else {
+        openssl(&[
+            "req", "-new", "-key", k, "-subj", &subject, "-outform", "DER", "-out", d,
+        ]);
+    }
+    let b64 = dir.join(format!("{name}.csr.b64"));
+    openssl(&["base64", "-in", d, "-out", b64.to_str().unwrap()]);
+    b64
+}
+
+/// The certificates in an EST certs-only answer (base64 CMS), as PEM, read by openssl.
+fn est_certificates(dir: &Path, answer: &[u8]) -> String {
+    let b64 = dir.join("answer.b64");
+    std::fs::write(&b64, answer).unwrap();
+    let der = dir.join("answer.p7");
+    openssl(&[
+        "base64",
+        "-d",
+        "-in",
+        b64.to_str().unwrap(),
+        "-out",
+        der.to_str().unwrap(),
+    ]);
+    openssl(&[
+        "pkcs7",
+        "-inform",
+        "DER",
+        "-in",
+        der.to_str().unwrap(),
+        "-print_certs",
+    ])
+}
+
+fn an_est_client_enrolls_and_renews_and_openssl_reads_the_answers(backend: Backend) {
+    let site = ca_site(backend);
+    let kit = site.add_station("est-desk");
+    let work = tempfile::tempdir().unwrap();
+
+    // cacerts: the issuing CA.
+    let (status, body) = curl(&site, &kit, "/.well-known/est/cacerts", None);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let ca = est_certificates(work.path(), &body);
+    let ca_file = site.data().join("device-ca.pem");
+    let ca_subject = openssl(&[
+        "x509",
+        "-noout",
+        "-subject",
+        "-in",
+        ca_file.to_str().unwrap(),
+    ]);
+    assert!(
+        ca.contains(ca_subject.trim().trim_start_matches("subject=")),
+        "{ca}"
+    );
+
+    // simpleenroll with a request openssl made: a certificate openssl verifies.
+    let key = work.path().join("gw.key");
+    let csr = openssl_request(work.path(), "est-gw-1", &key, true);
+    let (status, body) = curl(&site, &kit, "/.well-known/est/simpleenroll", Some(&csr));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let issued = est_certificates(work.path(), &body);
+    let issued_file = work.path().join("issued.pem");
+    std::fs::write(&issued_file, &issued).unwrap();
+    let verdict = openssl(&[
+        "verify",
+        "-purpose",
+        "sslclient",
+        "-CAfile",
+        ca_file.to_str().unwrap(),
+        issued_file.to_str().unwrap(),
+    ]);
+    assert!(verdict.contains(": OK"), "{verdict}");
+    assert!(
+        issued.contains("CN=est-gw-1") || issued.contains("CN = est-gw-1"),
+        "{issued}"
+    );
+    assert_eq!(site.console.records(), 1);
+
+    // simplereenroll: the same key again is a renewal; a key with no certificate is not.
+    let again = openssl_request(work.path(), "est-gw-1", &key, false);
+    let (status, _) = curl(&site, &kit, "/.well-known/est/simplereenroll", Some(&again));
+    assert_eq!(status, 200);
+    assert_eq!(site.console.records(), 2);
+    let stranger = openssl_request(
+        work.path(),
+        "est-gw-2",
+        &work.path().join("other.key"),
+        true,
+    );
+    let (status, body) = curl(
+        &site,
+        &kit,
+        "/.well-known/est/simplereenroll",
+        Some(&stranger),
+    );
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("nothing-to-renew"));
+
+    // Not base64, and a gateway's credential: refused, nothing stored.
+    let junk = work.path().join("junk");
+    std::fs::write(&junk, "not a request!").unwrap();
+    let (status, _) = curl(&site, &kit, "/.well-known/est/simpleenroll", Some(&junk));
+    assert_eq!(status, 400);
+    let gw = site.add_gateway("gw-est");
+    let (status, _) = curl(&site, &gw, "/.well-known/est/simpleenroll", Some(&stranger));
+    assert_eq!(status, 403);
+    assert_eq!(site.console.records(), 2);
 }

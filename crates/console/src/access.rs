@@ -29,6 +29,17 @@ pub const ACCESS: &[(Method, &str, &[Role])] = &[
     ),
     (Method::POST, "/v1/certificate-requests", &[Role::Station]),
     (Method::GET, "/v1/issuance", &[Role::Station]),
+    (Method::GET, "/.well-known/est/cacerts", &[Role::Station]),
+    (
+        Method::POST,
+        "/.well-known/est/simpleenroll",
+        &[Role::Station],
+    ),
+    (
+        Method::POST,
+        "/.well-known/est/simplereenroll",
+        &[Role::Station],
+    ),
     (
         Method::GET,
         "/v1/trust-bundle",

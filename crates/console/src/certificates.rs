@@ -188,34 +188,6 @@ pub async fn issue(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let Some(issuer) = state.policy.issuer.clone() else {
-        return error(
-            StatusCode::CONFLICT,
-            "site-cards-sign-themselves",
-            "this site's cards sign their own certificates (issuance = \"card-signed\"): enroll without a certificate request, or set issuance = \"ca\" at the console",
-        );
-    };
-    let fields = req.as_upload(String::new());
-    if let Err(refused) = check_fields(&fields, &station) {
-        return refused;
-    }
-    let Some((_, profile)) = issuer.profiles.get(req.profile.as_deref()) else {
-        let known: Vec<String> = issuer
-            .profiles
-            .describe()
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
-        return error(
-            StatusCode::BAD_REQUEST,
-            "unknown-profile",
-            format!(
-                "no profile {:?} at this console; it has {}",
-                req.profile.as_deref().unwrap_or_default(),
-                known.join(", ")
-            ),
-        );
-    };
     let request = match pem::parse(req.request.as_bytes()) {
         Ok(p) if p.tag() == "CERTIFICATE REQUEST" => p.into_contents(),
         _ => {
@@ -226,34 +198,128 @@ pub async fn issue(
             )
         }
     };
-    // A key revoked before cannot come back under a new certificate: refused before
-    // anything is signed.
-    if let Some(key) = request_public_key_sha256(&request) {
-        match state.store.key_revoked_at(&key).await {
-            Ok(Some(at)) => return key_revoked(at),
-            Ok(None) => {}
-            Err(e) => return store_error(e),
-        }
-    }
-    let der = match issuer
-        .ca
-        .issue(&request, profile, req.label.as_deref(), now())
-    {
-        Ok(d) => d,
-        Err(refusal) => return error(StatusCode::BAD_REQUEST, refusal.code, refusal.message),
+    let fields = IssueFields {
+        profile: req.profile,
+        card_serial: req.card_serial,
+        chuid_guid: req.chuid_guid,
+        slot: req.slot,
+        label: req.label,
+        operator: req.operator,
+        station_id: req.station_id,
     };
-    match accept(&state, fields, station, &der).await {
-        Ok((status, record)) => (
+    let chain = state
+        .policy
+        .issuer
+        .as_ref()
+        .map(|i| vec![i.ca.cert_pem.clone()])
+        .unwrap_or_default();
+    match issue_request(&state, station, fields, &request, false).await {
+        Ok((status, der, record)) => (
             status,
             Json(IssuedCertificate {
                 certificate: to_pem(&der),
-                chain: vec![issuer.ca.cert_pem.clone()],
+                chain,
                 record,
             }),
         )
             .into_response(),
         Err(refused) => refused,
     }
+}
+
+/// What a request for a certificate says besides the PKCS#10 request itself.
+pub struct IssueFields {
+    pub profile: Option<String>,
+    pub card_serial: Option<u32>,
+    pub chuid_guid: Option<String>,
+    pub slot: Option<String>,
+    pub label: Option<String>,
+    pub operator: String,
+    pub station_id: String,
+}
+
+/// The one issuance path (JSON and EST): check the fields, refuse a revoked key,
+/// sign under the profile, store as an upload would be. `renewal`: the key must hold
+/// an active certificate already (EST simplereenroll). The certificate (DER) and its
+/// record.
+pub async fn issue_request(
+    state: &AppState,
+    station: String,
+    f: IssueFields,
+    request: &[u8],
+    renewal: bool,
+) -> Result<(StatusCode, Vec<u8>, CertificateRecord), Response> {
+    let Some(issuer) = state.policy.issuer.clone() else {
+        return Err(error(
+            StatusCode::CONFLICT,
+            "site-cards-sign-themselves",
+            "this site's cards sign their own certificates (issuance = \"card-signed\"): enroll without a certificate request, or set issuance = \"ca\" at the console",
+        ));
+    };
+    let fields = UploadRequest {
+        certificate: String::new(),
+        card_serial: f.card_serial,
+        chuid_guid: f.chuid_guid,
+        slot: f.slot,
+        label: f.label,
+        operator: f.operator,
+        station_id: f.station_id,
+    };
+    check_fields(&fields, &station)?;
+    let Some((_, profile)) = issuer.profiles.get(f.profile.as_deref()) else {
+        let known: Vec<String> = issuer
+            .profiles
+            .describe()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "unknown-profile",
+            format!(
+                "no profile {:?} at this console; it has {}",
+                f.profile.as_deref().unwrap_or_default(),
+                known.join(", ")
+            ),
+        ));
+    };
+    // A key revoked before cannot come back under a new certificate: refused before
+    // anything is signed.
+    if let Some(key) = request_public_key_sha256(request) {
+        match state.store.key_revoked_at(&key).await {
+            Ok(Some(at)) => return Err(key_revoked(at)),
+            Ok(None) => {}
+            Err(e) => return Err(store_error(e)),
+        }
+        if renewal {
+            match state.store.key_has_active_certificate(&key).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        "nothing-to-renew",
+                        "no active certificate holds this key: use simpleenroll for a new card",
+                    ))
+                }
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+    }
+    let der = issuer
+        .ca
+        .issue(request, profile, fields.label.as_deref(), now())
+        .map_err(|refusal| error(StatusCode::BAD_REQUEST, refusal.code, refusal.message))?;
+    // EST names the holder only in the request: the record's label is the issued CN.
+    let mut fields = fields;
+    if fields.label.is_none() {
+        fields.label = CertificateInfo::parse(&der).ok().and_then(|i| {
+            i.subject
+                .strip_prefix("CN=")
+                .map(|cn| cn.split(", ").next().unwrap_or(cn).to_string())
+        });
+    }
+    let (status, record) = accept(state, fields, station, &der).await?;
+    Ok((status, der, record))
 }
 
 pub async fn get_certificate(

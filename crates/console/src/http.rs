@@ -89,15 +89,20 @@ pub async fn json_body_within<T: serde::de::DeserializeOwned>(
             "send the body as application/json",
         ));
     }
-    let bytes: Bytes = axum::body::to_bytes(body, max_body).await.map_err(|_| {
+    let bytes = read_body(body, max_body).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "malformed-json", e.to_string()))
+}
+
+/// The whole body, refused past `max_body` bytes.
+pub async fn read_body(body: Body, max_body: usize) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, max_body).await.map_err(|_| {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
             format!("the body is larger than {max_body} bytes"),
         )
-    })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, "malformed-json", e.to_string()))
+    })
 }
 
 /// A storage failure as an answer: 503 when the database is unreachable for now

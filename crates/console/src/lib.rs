@@ -7,6 +7,7 @@ pub mod access;
 pub mod admin;
 pub mod bundle;
 mod certificates;
+mod est;
 mod events;
 pub mod http;
 pub mod issuance;

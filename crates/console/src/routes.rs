@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::http::{error, AppState};
-use crate::{access, certificates, events, search, serve_bundle};
+use crate::{access, certificates, est, events, search, serve_bundle};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -24,6 +24,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/certificate-requests", post(certificates::issue))
         .route("/v1/issuance", get(certificates::issuance))
+        .route("/.well-known/est/cacerts", get(est::cacerts))
+        .route("/.well-known/est/simpleenroll", post(est::simpleenroll))
+        .route("/.well-known/est/simplereenroll", post(est::simplereenroll))
         .route("/v1/trust-bundle", get(serve_bundle::trust_bundle))
         .merge(events::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such resource") })

@@ -273,6 +273,19 @@ impl Store {
         row.map(|r| r.int(0)).transpose()
     }
 
+    /// Whether an active certificate holds the key with this SubjectPublicKeyInfo SHA-256.
+    pub async fn key_has_active_certificate(&self, key_sha256: &str) -> Result<bool, StoreError> {
+        let mut tx = self.db.read().await?;
+        let row = query_opt(
+            &mut *tx,
+            "SELECT sha256 FROM certificates WHERE key_sha256 = $1 AND status = 'active' LIMIT 1",
+            params![key_sha256],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row.is_some())
+    }
+
     pub async fn get(&self, sha256: &str) -> Result<Option<CertificateRecord>, StoreError> {
         let mut tx = self.db.read().await?;
         let rec = get(&mut *tx, sha256).await?;
