@@ -34,6 +34,7 @@ on_both_backends!(
     every_bad_request_is_refused_with_its_reason_and_nothing_is_stored,
     a_revoked_key_gets_no_new_certificate,
     an_est_client_enrolls_and_renews_and_openssl_reads_the_answers,
+    a_renewal_retires_only_a_certificate_of_the_same_card_and_revokes_nothing,
 );
 
 const SETTINGS: &str = "issuance = \"ca\"\n\n[profiles.device]\ndays = 90\ndefault = true\norganization = \"Plant B\"\n\n[profiles.operator]\ndays = 30\n";
@@ -588,4 +589,93 @@ fn an_est_client_enrolls_and_renews_and_openssl_reads_the_answers(backend: Backe
     let (status, _) = curl(&site, &gw, "/.well-known/est/simpleenroll", Some(&stranger));
     assert_eq!(status, 403);
     assert_eq!(site.console.records(), 2);
+}
+
+/// Upload a card-signed certificate made for `key` (valid `days`), with `guid`.
+fn upload_for(
+    client: &cardstation::console::ConsoleClient,
+    key: &rcgen::KeyPair,
+    guid: Option<&str>,
+    days: i64,
+) -> String {
+    let mut params = console_support::device_params("gw-r");
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    let cert = params.self_signed(key).unwrap();
+    client
+        .upload(&cardstation_protocol::messages::UploadRequest {
+            certificate: cert.pem(),
+            card_serial: None,
+            chuid_guid: guid.map(String::from),
+            slot: Some("9e".into()),
+            label: None,
+            operator: "op".into(),
+            station_id: "desk-2".into(),
+        })
+        .unwrap()
+        .sha256
+}
+
+fn a_renewal_retires_only_a_certificate_of_the_same_card_and_revokes_nothing(backend: Backend) {
+    let site = Site::start(backend);
+    let (_kit, desk) = Station::added_to(&site, "desk-2");
+    let client = desk.client();
+    let key = p256();
+    let old = upload_for(&client, &key, None, 30);
+    let new = upload_for(&client, &key, None, 365);
+    let stranger = upload_for(&client, &p256(), None, 400);
+    let version = |c: &cardstation::console::ConsoleClient| {
+        console_support::full_bundle(c, site.data()).header.version
+    };
+    let before = version(&client);
+
+    // Another card's certificate, one ending sooner, itself, an unknown one: refused.
+    assert_eq!(
+        refused(client.supersede(&old, &stranger)),
+        (409, "not-the-same-card".into())
+    );
+    assert_eq!(
+        refused(client.supersede(&new, &old)),
+        (409, "not-later".into())
+    );
+    assert_eq!(
+        refused(client.supersede(&old, &old)),
+        (400, "same-certificate".into())
+    );
+    assert_eq!(
+        refused(client.supersede(&old, &"ab".repeat(32))),
+        (404, "unknown-certificate".into())
+    );
+
+    // The same key: marked renewed, still active, nothing revoked, the bundle unchanged.
+    let rec = client.supersede(&old, &new).unwrap();
+    assert_eq!(rec.superseded_by.as_deref(), Some(new.as_str()));
+    assert_eq!(
+        rec.status,
+        cardstation_protocol::messages::CertificateStatus::Active
+    );
+    assert_eq!(
+        client.supersede(&old, &new).unwrap().superseded_by,
+        rec.superseded_by
+    );
+    assert_eq!(
+        refused(client.supersede(&old, &stranger)).1,
+        "already-superseded"
+    );
+    let lists = console_support::full_lists(&client, site.data());
+    for fp in [&old, &new] {
+        assert!(lists.is_allowed_hex(fp), "{fp} left the allow-list");
+    }
+    assert_eq!(version(&client), before);
+    assert!(site.admin_ok(&["audit"]).contains("supersede"));
+
+    // The same CHUID (a renewal onto a new key of the same card) counts as the same card.
+    let a = upload_for(&client, &p256(), Some(&"cd".repeat(16)), 30);
+    let b = upload_for(&client, &p256(), Some(&"cd".repeat(16)), 60);
+    client.supersede(&a, &b).unwrap();
+
+    // A revoked certificate is not renewed (the same card, so only the revocation stops it).
+    let c = upload_for(&client, &p256(), Some(&"ef".repeat(16)), 30);
+    client.revoke(&c, "lost").unwrap();
+    let d = upload_for(&client, &p256(), Some(&"ef".repeat(16)), 60);
+    assert_eq!(refused(client.supersede(&c, &d)), (409, "revoked".into()));
 }

@@ -119,6 +119,8 @@ impl CertificateIssuer for StandInCa {
                 revocation_reason: None,
                 revoked_at: None,
                 revoked_by: None,
+                superseded_by: None,
+                superseded_at: None,
             },
         })
     }

@@ -331,20 +331,20 @@ fn card_checks(
             let (level, todo) = if left < 0 {
                 (
                     Level::Fail,
-                    "replace the card's certificate: cardstation replace --reason expired",
+                    format!("renew the card's certificate (the key stays): cardstation renew --reader \"{name}\""),
                 )
             } else if left < 30 * 86_400 {
                 (
                     Level::Warn,
-                    "renew it soon: cardstation replace --reason expired",
+                    format!("renew it before then, without downtime (the key stays, gateways keep accepting the card): cardstation renew --reader \"{name}\""),
                 )
             } else {
-                (Level::Ok, "")
+                (Level::Ok, String::new())
             };
             // A valid date says nothing if the console has revoked or never allowed the card.
             let (level, what, todo) =
                 match bundle.and_then(|b| bundle_verdict(b, &c.sha256, &c.key_sha256)) {
-                    Some((l, what, todo)) if l > level => (l, what, todo),
+                    Some((l, what, todo)) if l > level => (l, what, todo.to_string()),
                     _ => (
                         level,
                         format!("valid until {}", format_unix(c.not_after)),

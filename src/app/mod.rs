@@ -10,6 +10,7 @@ pub mod issuer;
 pub mod management_keys;
 pub mod pin_care;
 pub mod reader_worker;
+pub mod renew;
 pub mod replace;
 pub mod site_keys;
 pub mod spot_check;

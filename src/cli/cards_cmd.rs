@@ -57,6 +57,7 @@ pub fn run(args: &CardsArgs, paths: Paths) -> Result<(), Failure> {
         station: args.station.clone(),
         limit: Some(args.limit),
         cursor: args.cursor.clone(),
+        expiring_days: None,
     };
     let mut records = Vec::new();
     let next_cursor = loop {

@@ -9,6 +9,7 @@ mod doctor_cmd;
 mod enroll_cmd;
 mod output;
 mod pin_cmd;
+mod renew_cmd;
 mod replace_cmd;
 mod verify_cmd;
 mod virtual_card_cmd;
@@ -59,6 +60,9 @@ pub enum Command {
     Card(ReaderArgs),
     /// Enrol a blank PIV card: key on the card, certificate, self-test, record.
     Enroll(enroll_cmd::EnrollArgs),
+    /// Renew the certificate on an enrolled card, same key, before it ends: the old
+    /// one is retired at the console once the new one passed its self-test.
+    Renew(renew_cmd::RenewArgs),
     /// Write the certificate of a slot to a file (PEM or DER, by extension).
     Export(card_cmds::ExportArgs),
     /// List this station's enrollment records, newest first.
@@ -148,6 +152,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Readers(a) => (a.json, card_cmds::readers(a.json)),
         Command::Card(a) => (a.json, card_cmds::card(&a)),
         Command::Enroll(a) => (a.json, enroll_cmd::run(&a, paths)),
+        Command::Renew(a) => (a.json, renew_cmd::run(&a, paths)),
         Command::Export(a) => (a.json, card_cmds::export(&a, paths)),
         Command::Enrollments(a) => (a.json, card_cmds::enrollments(&a, paths)),
         Command::Verify(a) => {

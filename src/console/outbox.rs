@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::store::{AuditAction, AuditEntry, OutboxItem, OutboxKind, Store, StoreError};
 
 use super::client::{ConsoleClient, ConsoleError};
-use cardstation_protocol::messages::{AuditHead, RevokeRequest, UploadRequest};
+use cardstation_protocol::messages::{AuditHead, RevokeRequest, SupersedeRequest, UploadRequest};
 
 /// First retry after this long; doubled each time, up to `MAX_BACKOFF_SECS`.
 pub const FIRST_BACKOFF_SECS: i64 = 5;
@@ -118,6 +118,36 @@ pub fn enqueue_revoke(
             action: AuditAction::Revoke,
             subject: fingerprint,
             outcome: "queued",
+            details: &details,
+        },
+    )?)
+}
+
+/// Queue the last step of a renewal: `old` is superseded by `new` (queued after the
+/// new certificate's upload, so the console has it when this is delivered).
+pub fn enqueue_supersede(
+    store: &Store,
+    old: &str,
+    new: &str,
+    operator: &str,
+    station_id: &str,
+) -> Result<i64, OutboxError> {
+    let body = serde_json::to_string(&SupersedeRequest {
+        by: new.to_string(),
+    })
+    .map_err(|e| OutboxError::Encode(e.to_string()))?;
+    let details = serde_json::json!({"by": new});
+    Ok(store.outbox_enqueue(
+        OutboxKind::Supersede,
+        old,
+        &body,
+        now(),
+        &AuditEntry {
+            operator,
+            station_id,
+            action: AuditAction::Renew,
+            subject: old,
+            outcome: "retire queued",
             details: &details,
         },
     )?)
@@ -241,6 +271,11 @@ fn deliver(
                 ConsoleError::Malformed(format!("queued revocation {}: {e}", item.id))
             })?;
             client.revoke(&item.fingerprint, &req.reason).map(|_| ())
+        }
+        OutboxKind::Supersede => {
+            let req: SupersedeRequest = serde_json::from_str(&item.body)
+                .map_err(|e| ConsoleError::Malformed(format!("queued renewal {}: {e}", item.id)))?;
+            client.supersede(&item.fingerprint, &req.by).map(|_| ())
         }
     }
 }

@@ -60,10 +60,11 @@ pub enum AuditAction {
     PinUnblock,
     PinSetRetries,
     CardReset,
+    Renew,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 12] = [
         AuditAction::Enroll,
         AuditAction::Export,
         AuditAction::SpotCheck,
@@ -75,6 +76,7 @@ impl AuditAction {
         AuditAction::PinUnblock,
         AuditAction::PinSetRetries,
         AuditAction::CardReset,
+        AuditAction::Renew,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +92,7 @@ impl AuditAction {
             AuditAction::PinUnblock => "pin-unblock",
             AuditAction::PinSetRetries => "pin-set-retries",
             AuditAction::CardReset => "card-reset",
+            AuditAction::Renew => "renew",
         }
     }
 }

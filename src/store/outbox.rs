@@ -18,6 +18,8 @@ use super::{Store, StoreError};
 pub enum OutboxKind {
     Upload,
     Revoke,
+    /// A renewal's last step: the old certificate is marked superseded by the new.
+    Supersede,
 }
 
 impl OutboxKind {
@@ -25,6 +27,7 @@ impl OutboxKind {
         match self {
             OutboxKind::Upload => "upload",
             OutboxKind::Revoke => "revoke",
+            OutboxKind::Supersede => "supersede",
         }
     }
 }
@@ -57,10 +60,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
     Ok(OutboxItem {
         id: r.get(0)?,
         token: r.get(1)?,
-        kind: if kind == "revoke" {
-            OutboxKind::Revoke
-        } else {
-            OutboxKind::Upload
+        kind: match kind.as_str() {
+            "revoke" => OutboxKind::Revoke,
+            "supersede" => OutboxKind::Supersede,
+            _ => OutboxKind::Upload,
         },
         fingerprint: r.get(3)?,
         body: r.get(4)?,

@@ -121,6 +121,27 @@ const MIGRATIONS: &[&str] = &[
     // or name) remembers the settings it was refused under, and is sent again once
     // they change.
     "ALTER TABLE outbox ADD COLUMN refused_under TEXT;",
+    // 8: a renewal's retirement of the old certificate is queued like an upload
+    // (SQLite cannot change a CHECK in place: the table is copied).
+    "CREATE TABLE outbox_v8 (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        token           TEXT NOT NULL UNIQUE,
+        kind            TEXT NOT NULL CHECK (kind IN ('upload', 'revoke', 'supersede')),
+        fingerprint     TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'rejected')),
+        refused_under   TEXT
+    );
+    INSERT INTO outbox_v8 (id, token, kind, fingerprint, body, created_at, attempts,
+                           next_attempt_at, last_error, state, refused_under)
+        SELECT id, token, kind, fingerprint, body, created_at, attempts, next_attempt_at,
+               last_error, state, refused_under FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v8 RENAME TO outbox;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).

@@ -9,7 +9,7 @@ use cardstation_protocol::bundle;
 use cardstation_protocol::messages::{
     AuditAnchor, AuditHead, CertificateRecord, CertificateStatus, ErrorBody, EventBatch, EventList,
     EventsAnswer, Issuance, IssueRequest, IssuedCertificate, RevokeRequest, SearchPage,
-    SearchQuery, UploadRequest,
+    SearchQuery, SupersedeRequest, UploadRequest,
 };
 
 use crate::body::read_bundle;
@@ -151,6 +151,18 @@ impl ConsoleClient {
                 .post(format!("{}/v1/certificates/{sha256}/revoke", self.base))
                 .json(&RevokeRequest {
                     reason: reason.to_string(),
+                }),
+        )
+    }
+
+    /// `POST /v1/certificates/{old}/supersede`: the card holding `old` was renewed with
+    /// `new` (at the console already); `old` stays valid until its end.
+    pub fn supersede(&self, old: &str, new: &str) -> Result<CertificateRecord, ConsoleError> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/certificates/{old}/supersede", self.base))
+                .json(&SupersedeRequest {
+                    by: new.to_string(),
                 }),
         )
     }

@@ -60,6 +60,8 @@ fn record(i: usize) -> FullRecord {
             revocation_reason: revoked.then(|| "lost".into()),
             revoked_at: revoked.then_some(START + i as i64 + 60),
             revoked_by: revoked.then(|| "desk-0".into()),
+            superseded_by: None,
+            superseded_at: None,
         },
         key_sha256: Some(hex::encode(Sha256::digest(format!("key {i}")))),
         revoked_by: revoked.then(|| "desk-0".into()),

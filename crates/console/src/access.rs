@@ -27,6 +27,11 @@ pub const ACCESS: &[(Method, &str, &[Role])] = &[
         "/v1/certificates/{sha256}/revoke",
         &[Role::Station],
     ),
+    (
+        Method::POST,
+        "/v1/certificates/{sha256}/supersede",
+        &[Role::Station],
+    ),
     (Method::POST, "/v1/certificate-requests", &[Role::Station]),
     (Method::GET, "/v1/issuance", &[Role::Station]),
     (Method::GET, "/.well-known/est/cacerts", &[Role::Station]),

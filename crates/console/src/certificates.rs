@@ -14,12 +14,12 @@ use cardstation_pki::rules::{
 };
 use cardstation_protocol::messages::{
     check_label, is_fingerprint, CertificateRecord, Issuance, IssuanceMode, IssueRequest,
-    IssuedCertificate, RevokeRequest, UploadRequest, REVOCATION_REASONS,
+    IssuedCertificate, RevokeRequest, SupersedeRequest, UploadRequest, REVOCATION_REASONS,
 };
 
 use crate::access::Station;
 use crate::http::{error, json_body, now, store_error, AppState};
-use crate::storage::{Actor, NewCertificate, Revoked, Stored};
+use crate::storage::{Actor, NewCertificate, Revoked, Stored, Superseded};
 
 pub async fn upload(
     State(state): State<AppState>,
@@ -371,6 +371,68 @@ pub async fn revoke(
             format!(
                 "station {station} revoked {limit} certificates in the last hour, the most allowed; nothing was revoked. Try again later, or ask the console administrator"
             ),
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `POST /v1/certificates/{sha256}/supersede`: a renewal's last step. The old
+/// certificate is marked superseded by the new one, of the same card (same key or
+/// CHUID) and ending later; nothing is revoked, both stay valid until their own ends.
+pub async fn supersede(
+    State(state): State<AppState>,
+    Extension(Station(station)): Extension<Station>,
+    Path(sha256): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !is_fingerprint(&sha256) {
+        return bad_fingerprint();
+    }
+    let req: SupersedeRequest = match json_body(&headers, body).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if !is_fingerprint(&req.by) {
+        return bad_fingerprint();
+    }
+    if req.by == sha256 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "same-certificate",
+            "a certificate cannot supersede itself",
+        );
+    }
+    match state
+        .store
+        .supersede(&sha256, &req.by, now(), &Actor::station(&station))
+        .await
+    {
+        Ok(Superseded::Done(rec)) => Json(rec).into_response(),
+        Ok(Superseded::NotFound(which)) => error(
+            StatusCode::NOT_FOUND,
+            "unknown-certificate",
+            format!("no certificate {which} at the console (upload the new one first)"),
+        ),
+        Ok(Superseded::OtherCard) => error(
+            StatusCode::CONFLICT,
+            "not-the-same-card",
+            "the two certificates hold neither the same key nor the same CHUID: a renewal is of one card. Use replacement (revoke the old) for another card",
+        ),
+        Ok(Superseded::Revoked(which)) => error(
+            StatusCode::CONFLICT,
+            "revoked",
+            format!("{which} is revoked: only a certificate in service is renewed"),
+        ),
+        Ok(Superseded::NotLater) => error(
+            StatusCode::CONFLICT,
+            "not-later",
+            "the new certificate ends before the old one: that is no renewal",
+        ),
+        Ok(Superseded::Already(by)) => error(
+            StatusCode::CONFLICT,
+            "already-superseded",
+            format!("already superseded by {by}"),
         ),
         Err(e) => store_error(e),
     }

@@ -22,6 +22,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/certificates/{sha256}/revoke",
             post(certificates::revoke),
         )
+        .route(
+            "/v1/certificates/{sha256}/supersede",
+            post(certificates::supersede),
+        )
         .route("/v1/certificate-requests", post(certificates::issue))
         .route("/v1/issuance", get(certificates::issuance))
         .route("/.well-known/est/cacerts", get(est::cacerts))

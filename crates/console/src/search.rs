@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use cardstation_protocol::messages::{
-    is_fingerprint, search_words, SearchPage, SearchQuery, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT,
-    SEARCH_MAX_TEXT, SEARCH_MAX_WORDS,
+    is_fingerprint, search_words, SearchPage, SearchQuery, SEARCH_DEFAULT_LIMIT,
+    SEARCH_MAX_EXPIRING_DAYS, SEARCH_MAX_LIMIT, SEARCH_MAX_TEXT, SEARCH_MAX_WORDS,
 };
 
 use crate::access::Station;
@@ -78,12 +78,25 @@ pub fn parse(q: &SearchQuery) -> Result<Search, SearchError> {
             )
         })?),
     };
+    let ends_by = match q.expiring_days {
+        None => None,
+        Some(d) if (1..=SEARCH_MAX_EXPIRING_DAYS).contains(&d) => {
+            Some(time::OffsetDateTime::now_utc().unix_timestamp() + i64::from(d) * 86_400)
+        }
+        Some(_) => {
+            return Err(bad(
+                "bad-expiring",
+                format!("expiring_days must be between 1 and {SEARCH_MAX_EXPIRING_DAYS}"),
+            ))
+        }
+    };
     Ok(Search {
         words,
         status: q.status,
         station: q.station.clone(),
         limit,
         after,
+        ends_by,
     })
 }
 

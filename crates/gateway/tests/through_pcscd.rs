@@ -867,3 +867,126 @@ fn a_card_the_site_ca_issued_is_read_back_by_other_tools_granted_and_denied_once
     assert_eq!(reasons(&v), ["revoked"], "{v}");
     card.remove();
 }
+
+/// `cardstation renew --json` on the card in `reader`: (old, new) fingerprints.
+fn renew(station: &Station, reader: &str) -> (String, String) {
+    let out = station.run(&["renew", "--reader", reader, "--json"]);
+    assert!(
+        out.status.success(),
+        "renew: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["upload"]["error"], serde_json::Value::Null, "{v}");
+    (
+        v["renewal"]["old_fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        v["renewal"]["fingerprint"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Renewal on both kinds of site: the card keeps its key and gets a certificate that
+/// ends later; the old one is marked renewed at the console, not revoked (still in
+/// the allow-list until its end); the gateway grants the card before and after.
+#[test]
+fn a_renewed_card_is_granted_throughout_and_its_old_certificate_retired_not_revoked() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    for ca_site in [true, false] {
+        let console_dir = tempfile::tempdir().unwrap();
+        if ca_site {
+            let init = std::process::Command::new(binary("cardstation-console"))
+                .args(["ca", "init", "--data"])
+                .arg(console_dir.path())
+                .output()
+                .unwrap();
+            assert!(init.status.success());
+            std::fs::write(
+                console_dir.path().join("console.toml"),
+                "issuance = \"ca\"\n",
+            )
+            .unwrap();
+        }
+        let console = start_console(console_dir.path(), free_port(), 168);
+        let station = Station::from_kit(&console, "desk-renew");
+        let states = tempfile::tempdir().unwrap();
+        let card = CardProcess::start(PORT_0, &states.path().join("a"));
+        let first = station.enroll(READER_0, true);
+        let extra = if ca_site {
+            format!(
+                "issuing_ca = {:?}",
+                console_dir
+                    .path()
+                    .join("device-ca.pem")
+                    .display()
+                    .to_string()
+            )
+        } else {
+            String::new()
+        };
+        let gw = Gateway::new(
+            &console,
+            GatewayOptions {
+                extra,
+                ..Default::default()
+            },
+        );
+        gw.sync();
+        assert_eq!(gw.check(READER_0).1["decision"], "grant");
+
+        let (old, new) = renew(&station, READER_0);
+        assert_eq!(old, first);
+        assert_ne!(new, first);
+        // The card holds the new certificate, for the same key.
+        let pem = tool(
+            "yubico-piv-tool",
+            &["-r", READER_0, "-a", "read-certificate", "-s", "9e"],
+        );
+        let der = cardstation_pki::certificate::from_pem_or_der(pem.as_bytes()).unwrap();
+        let new_info = cardstation_pki::certificate::CertificateInfo::parse(&der).unwrap();
+        assert_eq!(new_info.sha256, new);
+        // At the console: the old one renewed by the new, both active.
+        let shown: serde_json::Value =
+            serde_json::from_str(&console.admin_ok(&["cards", "show", &old, "--json"])).unwrap();
+        assert_eq!(shown["status"], "active", "{shown}");
+        assert_eq!(
+            shown["superseded_by"].as_str(),
+            Some(new.as_str()),
+            "{shown}"
+        );
+        let mut both = vec![old.clone(), new.clone()];
+        both.sort();
+        assert_eq!(console.fingerprints(), both);
+        // The cards to renew: the new one only (the old one is done).
+        let due: serde_json::Value = serde_json::from_str(&console.admin_ok(&[
+            "cards",
+            "list",
+            "--expiring",
+            "3650d",
+            "--json",
+        ]))
+        .unwrap();
+        let due: Vec<&str> = due["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["sha256"].as_str().unwrap())
+            .collect();
+        assert_eq!(due, [new.as_str()], "ca site: {ca_site}");
+
+        // The gateway grants the renewed card.
+        gw.sync();
+        let (code, v) = gw.check(READER_0);
+        assert_eq!(
+            (code, v["fingerprint"].as_str()),
+            (0, Some(new.as_str())),
+            "{v}"
+        );
+        card.remove();
+    }
+}

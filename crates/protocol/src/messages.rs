@@ -160,6 +160,19 @@ pub struct CertificateRecord {
     /// Who revoked it: a station's name, or "admin". Absent from consoles that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_by: Option<String>,
+    /// The certificate that renewed this one (the card's current one); this one stays
+    /// valid, and in the allow-list, until its own end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_at: Option<i64>,
+}
+
+/// `POST /v1/certificates/{sha256}/supersede`: the card was renewed; `by` is the
+/// fingerprint of its new certificate, already at the console.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SupersedeRequest {
+    pub by: String,
 }
 
 /// `POST /v1/certificates/{sha256}/revoke`
@@ -396,7 +409,13 @@ pub struct SearchQuery {
     pub limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// Only active certificates not yet renewed that end within this many days (1 to
+    /// [`SEARCH_MAX_EXPIRING_DAYS`]): the cards to renew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiring_days: Option<u32>,
 }
+
+pub const SEARCH_MAX_EXPIRING_DAYS: u32 = 3650;
 
 pub const SEARCH_DEFAULT_LIMIT: u32 = 50;
 pub const SEARCH_MAX_LIMIT: u32 = 200;

@@ -22,6 +22,10 @@ pub enum CardsCommand {
         /// Uploaded by this station.
         #[arg(long)]
         station: Option<String>,
+        /// Only the cards to renew: active, not renewed yet, ending within this many
+        /// days ("30d" or "30").
+        #[arg(long, value_parser = parse_days)]
+        expiring: Option<u32>,
         /// Records per page (at most 200).
         #[arg(long, default_value_t = 50)]
         limit: u32,
@@ -93,7 +97,13 @@ fn print_record(r: &CertificateRecord) {
     println!("Label        {}", shown_or_dash(r.label.as_deref()));
     println!("Subject      {}", shown(&r.subject));
     match r.status {
-        CertificateStatus::Active => println!("Status       active"),
+        CertificateStatus::Active => match &r.superseded_by {
+            Some(by) => println!(
+                "Status       active, renewed {} by {by} (valid until its end)",
+                r.superseded_at.map(t).unwrap_or_default()
+            ),
+            None => println!("Status       active"),
+        },
         CertificateStatus::Revoked => println!(
             "Status       REVOKED ({}) {} by {}",
             shown_or_dash(r.revocation_reason.as_deref()),
@@ -122,6 +132,7 @@ pub async fn run(cmd: CardsCommand) -> Result<(), String> {
             search,
             status,
             station,
+            expiring,
             limit,
             all,
             cursor,
@@ -135,6 +146,7 @@ pub async fn run(cmd: CardsCommand) -> Result<(), String> {
                 station,
                 limit: Some(limit),
                 cursor,
+                expiring_days: expiring,
             };
             let mut records = Vec::new();
             let next = loop {
@@ -159,16 +171,23 @@ pub async fn run(cmd: CardsCommand) -> Result<(), String> {
             }
             for r in &records {
                 let status = match r.status {
+                    CertificateStatus::Active if r.superseded_by.is_some() => "renewed".to_string(),
                     CertificateStatus::Active => "active".to_string(),
                     CertificateStatus::Revoked => {
                         format!("revoked:{}", r.revocation_reason.as_deref().unwrap_or("?"))
                     }
                 };
+                // The cards to renew are listed by when they end.
+                let when = if expiring.is_some() {
+                    format!("ends {}", format_unix(r.not_after))
+                } else {
+                    format_unix(r.uploaded_at)
+                };
                 println!(
                     "{}  {:<18} {}  {:<16} {:>10}  {}",
                     r.sha256,
                     status,
-                    format_unix(r.uploaded_at),
+                    when,
                     shown(&r.station_id),
                     r.card_serial.map(|s| s.to_string()).unwrap_or("-".into()),
                     match &r.label {
@@ -266,4 +285,13 @@ pub async fn run(cmd: CardsCommand) -> Result<(), String> {
         println!("  {fp}");
     }
     Ok(())
+}
+
+/// "30d" or "30": a number of days.
+fn parse_days(s: &str) -> Result<u32, String> {
+    let n = s.strip_suffix('d').unwrap_or(s);
+    n.parse::<u32>()
+        .ok()
+        .filter(|d| (1..=cardstation_protocol::messages::SEARCH_MAX_EXPIRING_DAYS).contains(d))
+        .ok_or_else(|| format!("{s:?}: give a number of days, e.g. 30d (1 to 3650)"))
 }

@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
 use cardstation_protocol::messages::{AuditAnchor, CertificateRecord, Decision, RecordedEvent};
 
 pub use records::Store;
+
 pub use schema::SCHEMA_VERSION;
 pub use search::Search;
 
@@ -170,6 +171,23 @@ pub enum Revoked {
     RateLimited {
         limit: u32,
     },
+}
+
+/// How a renewal's retirement of the old certificate went.
+#[derive(Debug)]
+pub enum Superseded {
+    /// Marked (or already marked by the same successor): the old record now.
+    Done(Box<CertificateRecord>),
+    /// The old or the new certificate is not at the console (which, named).
+    NotFound(String),
+    /// Not the same card: neither the same key nor the same CHUID.
+    OtherCard,
+    /// One of the two is revoked: a renewal retires only what is in service.
+    Revoked(String),
+    /// The new certificate ends before the old one.
+    NotLater,
+    /// Already superseded by another certificate.
+    Already(String),
 }
 
 /// A kind of client identity; what each may call is one table

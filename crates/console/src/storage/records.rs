@@ -10,13 +10,14 @@ use super::db::{params, query_one, query_opt, Db, SqlRow, Tx, WriteLock};
 use super::search::{self, Search};
 use super::{
     audit_hash, Actor, AuditRow, BundleState, NewCertificate, Revoked, RevokedEntry, StoreError,
-    Stored,
+    Stored, Superseded,
 };
 
 /// The record columns, in the order [`record`] reads them.
 pub(super) const COLUMNS: &str =
     "sha256, subject, not_after, card_serial, chuid_guid, slot, label, operator, \
-     station_id, uploaded_at, status, reason, revoked_at, revoked_by";
+     station_id, uploaded_at, status, reason, revoked_at, revoked_by, superseded_by, \
+     superseded_at";
 
 /// The console's storage: one implementation of every query, on SQLite or
 /// PostgreSQL (crates/console/src/storage/{sqlite,postgres}.rs open the database).
@@ -45,6 +46,8 @@ pub(super) fn record(r: &SqlRow) -> Result<CertificateRecord, StoreError> {
         revocation_reason: r.opt_text(11)?,
         revoked_at: r.opt_int(12)?,
         revoked_by: r.opt_text(13)?,
+        superseded_by: r.opt_text(14)?,
+        superseded_at: r.opt_int(15)?,
     })
 }
 
@@ -344,6 +347,61 @@ impl Store {
             .ok_or_else(|| StoreError::Failed("the revoked record vanished".into()))?;
         tx.commit().await?;
         Ok(Revoked::Done(rec))
+    }
+
+    /// The card holding `old` was renewed with `new`: mark `old` superseded. Nothing is
+    /// revoked and the bundle does not change (both stay valid until their own ends).
+    pub async fn supersede(
+        &self,
+        old: &str,
+        new: &str,
+        now: i64,
+        actor: &Actor,
+    ) -> Result<Superseded, StoreError> {
+        let mut tx = self.db.write(WriteLock::Records).await?;
+        let Some(old_rec) = get(&mut *tx, old).await? else {
+            return Ok(Superseded::NotFound(old.to_string()));
+        };
+        let Some(new_rec) = get(&mut *tx, new).await? else {
+            return Ok(Superseded::NotFound(new.to_string()));
+        };
+        match &old_rec.superseded_by {
+            Some(by) if by == new => return Ok(Superseded::Done(Box::new(old_rec))),
+            Some(by) => return Ok(Superseded::Already(by.clone())),
+            None => {}
+        }
+        for r in [&old_rec, &new_rec] {
+            if r.status == CertificateStatus::Revoked {
+                return Ok(Superseded::Revoked(r.sha256.clone()));
+            }
+        }
+        if new_rec.not_after < old_rec.not_after {
+            return Ok(Superseded::NotLater);
+        }
+        let keys = query_one(
+            &mut *tx,
+            "SELECT COUNT(DISTINCT key_sha256) FROM certificates WHERE sha256 IN ($1, $2)
+                 AND key_sha256 IS NOT NULL",
+            params![old, new],
+        )
+        .await?
+        .int(0)?;
+        let same_card =
+            keys == 1 || (old_rec.chuid_guid.is_some() && old_rec.chuid_guid == new_rec.chuid_guid);
+        if !same_card {
+            return Ok(Superseded::OtherCard);
+        }
+        tx.execute(
+            "UPDATE certificates SET superseded_by = $2, superseded_at = $3 WHERE sha256 = $1",
+            params![old, new, now],
+        )
+        .await?;
+        audit(&mut *tx, now, actor, "supersede", old, new).await?;
+        let rec = get(&mut *tx, old)
+            .await?
+            .ok_or_else(|| StoreError::Failed("the superseded record vanished".into()))?;
+        tx.commit().await?;
+        Ok(Superseded::Done(Box::new(rec)))
     }
 
     /// Undo a revocation (certificate and key): the administrator's alone.

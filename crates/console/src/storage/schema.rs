@@ -241,6 +241,12 @@ const IDENTITIES: &str = "
      UPDATE revoked_keys SET revoked_by = CASE WHEN revoked_by = 'admin' THEN 'administrator'
         ELSE 'station:' || revoked_by END;";
 
+/// 7: renewal: a certificate names the one that superseded it (it stays valid until
+/// its own end; nothing is revoked).
+const SUPERSEDED: &str = "
+     ALTER TABLE certificates ADD COLUMN superseded_by TEXT;
+     ALTER TABLE certificates ADD COLUMN superseded_at BIGINT;";
+
 /// Every migration for `dialect`, in order.
 pub fn migrations(dialect: Dialect) -> Vec<String> {
     let (first, column_rename) = match dialect {
@@ -253,11 +259,12 @@ pub fn migrations(dialect: Dialect) -> Vec<String> {
     };
     let mut all: Vec<String> = first.iter().map(|m| m.to_string()).collect();
     all.push(format!("{IDENTITIES}\n     {column_rename}"));
+    all.push(SUPERSEDED.to_string());
     all
 }
 
 /// How many migrations this console knows (the same on both backends).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 #[cfg(test)]
 mod tests {

@@ -31,6 +31,8 @@ pub struct Search {
     pub limit: u32,
     /// Only records strictly older than this (uploaded_at, sha256).
     pub after: Option<(i64, String)>,
+    /// Only active, not superseded records ending at or before this time.
+    pub ends_by: Option<i64>,
 }
 
 /// The terms a record is found by.
@@ -145,6 +147,14 @@ pub fn query(s: &Search, columns: &str, driver: Option<usize>) -> (String, Vec<V
         let p = b.bind(Value::Text(station.clone()));
         sql += &format!(" AND c.station_id = {p}");
     }
+    if let Some(end) = s.ends_by {
+        let active = b.bind(Value::Text(
+            super::status_text(CertificateStatus::Active).into(),
+        ));
+        let p = b.bind(Value::Int(end));
+        sql +=
+            &format!(" AND c.status = {active} AND c.superseded_by IS NULL AND c.not_after <= {p}");
+    }
     if let Some((at, sha)) = &s.after {
         let (x, y) = (b.bind(Value::Int(*at)), b.bind(Value::Text(sha.clone())));
         sql += &format!(" AND (c.uploaded_at, c.sha256) < ({x}, {y})");
@@ -204,6 +214,7 @@ mod tests {
             status: Some(CertificateStatus::Active),
             limit: 51,
             after: Some((5, "ff".into())),
+            ends_by: None,
         };
         for driver in [None, Some(0)] {
             let (sql, values) = query(&s, "sha256", driver);

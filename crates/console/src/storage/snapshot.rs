@@ -21,8 +21,8 @@ impl Store {
             .map(|r| {
                 Ok(FullRecord {
                     record: record(r)?,
-                    pem: r.text(14)?,
-                    key_sha256: r.opt_text(15)?,
+                    pem: r.text(16)?,
+                    key_sha256: r.opt_text(17)?,
                     revoked_by: r.opt_text(13)?,
                 })
             })
@@ -119,8 +119,9 @@ impl Store {
             tx.execute(
                 "INSERT INTO certificates (sha256, pem, subject, not_after, card_serial,
                      chuid_guid, slot, label, operator, station_id, uploaded_at, status,
-                     reason, revoked_at, key_sha256, revoked_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                     reason, revoked_at, key_sha256, revoked_by, superseded_by, superseded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     $17, $18)",
                 params![
                     &r.sha256,
                     pem,
@@ -138,6 +139,8 @@ impl Store {
                     r.revoked_at,
                     key_sha256.clone(),
                     revoked_by.clone(),
+                    r.superseded_by.clone(),
+                    r.superseded_at,
                 ],
             )
             .await?;
