@@ -3,6 +3,7 @@
 //! PostgreSQL server of its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod console_support;
 
 use std::time::{Duration, Instant};
@@ -12,22 +13,7 @@ use console_support::{
     Station, TestDb,
 };
 
-/// Each test below, once per backend: `sqlite::NAME` and `postgres::NAME`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() {
-                if super::console_support::pg::available_or_skip() {
-                    super::$name(super::Backend::Postgres)
-                }
-            })*
-        }
-    };
-}
-
+// Each test below, once per backend: `sqlite::NAME` and `postgres::NAME`.
 on_both_backends!(
     upload_is_stored_once_and_readable,
     offline_station_queues_and_delivers_exactly_once_when_the_console_is_back,

@@ -6,6 +6,7 @@
 //! carries all of it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod console_support;
 
 use std::path::Path;
@@ -18,21 +19,6 @@ use cardstation_protocol::messages::{
     AuditHead, Decision, EventBatch, GatewayEvent, UploadRequest,
 };
 use console_support::{certificate_file, console_binary, Backend, Console, Site, Station, TestDb};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() {
-                if super::console_support::pg::available_or_skip() {
-                    super::$name(super::Backend::Postgres)
-                }
-            })*
-        }
-    };
-}
 
 on_both_backends!(
     a_stolen_gateway_credential_reaches_the_bundle_and_events_and_nothing_else,

@@ -5,6 +5,7 @@
 //! tried as an attacker holding a stolen station or gateway credential would.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod console_support;
 
 use std::path::Path;
@@ -13,21 +14,6 @@ use std::process::Command;
 use cardstation::console::ConsoleError;
 use cardstation_protocol::messages::{IssuanceMode, IssueRequest};
 use console_support::{console_binary, Backend, Site, Station};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() {
-                if super::console_support::pg::available_or_skip() {
-                    super::$name(super::Backend::Postgres)
-                }
-            })*
-        }
-    };
-}
 
 on_both_backends!(
     a_card_request_is_issued_under_the_profile_and_chains_to_the_site_ca,

@@ -4,6 +4,7 @@
 //! what a search refuses. The station's `cards` and `replace --old SEARCH`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod console_support;
 
 use std::collections::HashSet;
@@ -13,21 +14,6 @@ use cardstation_protocol::messages::{
     CertificateRecord, CertificateStatus, SearchPage, SearchQuery, UploadRequest,
 };
 use console_support::{device_params, free_port, Backend, Console, Site, Station};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() {
-                if super::console_support::pg::available_or_skip() {
-                    super::$name(super::Backend::Postgres)
-                }
-            })*
-        }
-    };
-}
 
 on_both_backends!(
     cards_are_found_by_every_kind_of_word_and_paged_newest_first,

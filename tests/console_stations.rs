@@ -4,6 +4,7 @@
 //! and undoable by the administrator alone, a hash-chained audit trail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod console_support;
 
 use std::path::{Path, PathBuf};
@@ -12,21 +13,6 @@ use std::process::Command;
 use cardstation::console::ConsoleError;
 use cardstation_protocol::messages::{CertificateStatus, UploadRequest};
 use console_support::{certificate_file, device_params, Backend, Site, Station, TestDb};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() {
-                if super::console_support::pg::available_or_skip() {
-                    super::$name(super::Backend::Postgres)
-                }
-            })*
-        }
-    };
-}
 
 on_both_backends!(
     each_station_gets_its_own_identity_while_the_console_runs,

@@ -1,7 +1,6 @@
 //! One worker thread per reader: card I/O is blocking by nature, so the window
 //! sends jobs here and gets events back; it never waits on a card itself.
 
-use crate::app::issuer::CertificateIssuer;
 use crate::store::AuditAction;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -475,13 +474,7 @@ fn run_card_workflow<R, E: Coded>(
 ) -> Result<R, Failure> {
     let secret = station.site_secret().map_err(Failure::from)?;
     let issuer = station.certificate_issuer()?;
-    let ctx = EnrollContext {
-        store: &station.store,
-        site_secret: &secret,
-        operator: &station.operator,
-        station_id: &station.station_id,
-        issuer: issuer.as_ref().map(|i| i as &dyn CertificateIssuer),
-    };
+    let ctx = station.enroll_context(&secret, issuer.as_ref());
     let result = source.with_card(|t| {
         workflow(t, &ctx, &mut |step| {
             if cancel.load(Ordering::SeqCst) {

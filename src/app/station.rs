@@ -100,6 +100,22 @@ impl Station {
         )))
     }
 
+    /// The context a card-changing workflow (enroll, replace, renew) runs in here: the
+    /// records, the site secret, who is working, and the site's CA when it issues.
+    pub fn enroll_context<'a>(
+        &'a self,
+        secret: &'a SiteSecret,
+        issuer: Option<&'a super::issuer::ConsoleIssuer>,
+    ) -> super::enroll::EnrollContext<'a> {
+        super::enroll::EnrollContext {
+            store: &self.store,
+            site_secret: secret,
+            operator: &self.operator,
+            station_id: &self.station_id,
+            issuer: issuer.map(|i| i as &dyn super::issuer::CertificateIssuer),
+        }
+    }
+
     /// The site secret: the shared one named in the config, else this station's own.
     pub fn site_secret(&self) -> Result<SiteSecret, SiteSecretError> {
         match &self.config.station.site_secret_file {

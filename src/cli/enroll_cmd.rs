@@ -1,6 +1,5 @@
 //! `cardstation enroll`.
 
-use cardstation::app::issuer::CertificateIssuer;
 use std::io::BufRead;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -8,9 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use cardstation::app::card_source::CardSource;
-use cardstation::app::enroll::{
-    enroll, EnrollContext, EnrollOutcome, EnrollRequest, UploadOptions,
-};
+use cardstation::app::enroll::{enroll, EnrollOutcome, EnrollRequest, UploadOptions};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
 use cardstation_piv::{Pin, Slot};
@@ -86,13 +83,7 @@ pub fn run(args: &EnrollArgs, paths: Paths) -> Result<(), Failure> {
         label: args.label.clone(),
     };
     let issuer = station.certificate_issuer()?;
-    let ctx = EnrollContext {
-        store: &station.store,
-        site_secret: &secret,
-        operator: &station.operator,
-        station_id: &station.station_id,
-        issuer: issuer.as_ref().map(|i| i as &dyn CertificateIssuer),
-    };
+    let ctx = station.enroll_context(&secret, issuer.as_ref());
 
     if let Some(out) = &args.out {
         check_writable(out)?;

@@ -7,8 +7,6 @@ use std::ops::ControlFlow;
 use clap::Args;
 
 use cardstation::app::card_source::CardSource;
-use cardstation::app::enroll::EnrollContext;
-use cardstation::app::issuer::CertificateIssuer;
 use cardstation::app::renew::{renew, RenewRequest};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
@@ -66,13 +64,7 @@ pub fn run(args: &RenewArgs, paths: Paths) -> Result<(), Failure> {
         upload,
     };
     let issuer = station.certificate_issuer()?;
-    let ctx = EnrollContext {
-        store: &station.store,
-        site_secret: &secret,
-        operator: &station.operator,
-        station_id: &station.station_id,
-        issuer: issuer.as_ref().map(|i| i as &dyn CertificateIssuer),
-    };
+    let ctx = station.enroll_context(&secret, issuer.as_ref());
     let json = args.json;
     let outcome = CardSource::pcsc(&args.reader)?.with_card(|t| {
         renew(t, &request, &ctx, &mut |step| {

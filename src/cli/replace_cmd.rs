@@ -1,13 +1,12 @@
 //! `cardstation replace`: revoke the old card's certificate, enrol the new card for
 //! the same holder or device, link the two.
 
-use cardstation::app::issuer::CertificateIssuer;
 use std::ops::ControlFlow;
 
 use clap::Args;
 
 use cardstation::app::card_source::CardSource;
-use cardstation::app::enroll::{EnrollContext, EnrollRequest};
+use cardstation::app::enroll::EnrollRequest;
 use cardstation::app::replace::{find_old, replace, OldCardMatch, ReplaceRequest};
 use cardstation::app::station::Station;
 use cardstation::config::Paths;
@@ -118,13 +117,7 @@ pub fn run(args: &ReplaceArgs, paths: Paths) -> Result<(), Failure> {
         },
     };
     let issuer = station.certificate_issuer()?;
-    let ctx = EnrollContext {
-        store: &station.store,
-        site_secret: &secret,
-        operator: &station.operator,
-        station_id: &station.station_id,
-        issuer: issuer.as_ref().map(|i| i as &dyn CertificateIssuer),
-    };
+    let ctx = station.enroll_context(&secret, issuer.as_ref());
     let json = args.json;
     let outcome = CardSource::pcsc(&args.reader)?.with_card(|t| {
         replace(t, &req, &ctx, &mut |step| {

@@ -6,6 +6,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// `on_both_backends!(a, b)`: each `fn a(backend: Backend)` of the test file becomes a
+/// test on SQLite (`sqlite::a`) and one on PostgreSQL (`postgres::a`, skipped where
+/// PostgreSQL is not installed unless `CARDSTATION_REQUIRE_POSTGRES=1`).
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                if super::console_support::pg::available_or_skip() {
+                    super::$name(super::Backend::Postgres)
+                }
+            })*
+        }
+    };
+}
+
 // The console, its databases and the identities it issues: one fixture for the
 // station's and the gateway's tests (crates/test-site).
 #[allow(unused_imports)]

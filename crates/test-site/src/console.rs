@@ -10,7 +10,7 @@ use cardstation_console_client::{ConsoleClient, ConsoleConfig};
 
 use crate::binaries::binary;
 use crate::db::TestDb;
-use crate::site::Role;
+use crate::role::Role;
 
 pub fn console_binary() -> PathBuf {
     binary("cardstation-console")

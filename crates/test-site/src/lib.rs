@@ -11,9 +11,11 @@ pub mod binaries;
 pub mod console;
 pub mod db;
 pub mod pg;
+pub mod role;
 pub mod site;
 
 pub use binaries::{binary, free_port};
 pub use console::Console;
 pub use db::{Backend, TestDb};
-pub use site::{Role, Site};
+pub use role::Role;
+pub use site::Site;

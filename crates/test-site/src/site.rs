@@ -8,30 +8,7 @@ use std::process::Output;
 use crate::binaries::free_port;
 use crate::console::Console;
 use crate::db::{Backend, TestDb};
-
-/// Who an identity is for (`identity add --role`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Station,
-    Gateway,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Station => "station",
-            Role::Gateway => "gateway",
-        }
-    }
-
-    /// The settings file `identity add` writes into the kit.
-    pub fn config_file(self) -> &'static str {
-        match self {
-            Role::Station => "cardstation.toml",
-            Role::Gateway => "gateway.toml",
-        }
-    }
-}
+use crate::role::Role;
 
 pub struct Site {
     /// The console's data directory (settings, CA, bundle key; the SQLite database).
