@@ -305,19 +305,14 @@ pub async fn issue_request(
             }
         }
     }
-    let der = issuer
+    let issued = issuer
         .ca
         .issue(request, profile, fields.label.as_deref(), now())
         .map_err(|refusal| error(StatusCode::BAD_REQUEST, refusal.code, refusal.message))?;
+    let der = issued.der;
     // EST names the holder only in the request: the record's label is the issued CN.
     let mut fields = fields;
-    if fields.label.is_none() {
-        fields.label = CertificateInfo::parse(&der).ok().and_then(|i| {
-            i.subject
-                .strip_prefix("CN=")
-                .map(|cn| cn.split(", ").next().unwrap_or(cn).to_string())
-        });
-    }
+    fields.label = Some(issued.holder);
     let (status, record) = accept(state, fields, station, &der).await?;
     Ok((status, der, record))
 }

@@ -143,6 +143,13 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
     }
 }
 
+/// A certificate the CA signed, and the holder it names (its CN).
+#[derive(Debug)]
+pub struct Issued {
+    pub der: Vec<u8>,
+    pub holder: String,
+}
+
 /// The issuing CA with its key, ready to sign.
 pub struct DeviceCa {
     issuer: Issuer<'static, KeyPair>,
@@ -200,7 +207,7 @@ impl DeviceCa {
         profile: &ProfileSettings,
         label: Option<&str>,
         now: i64,
-    ) -> Result<Vec<u8>, Refusal> {
+    ) -> Result<Issued, Refusal> {
         let csr = CertificateSigningRequestParams::from_der(&request.to_vec().into()).map_err(
             |e| match e {
                 rcgen::Error::InvalidCertificationRequestSignature => refuse(
@@ -259,7 +266,7 @@ impl DeviceCa {
 
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, cn);
+        dn.push(DnType::CommonName, cn.as_str());
         if let Some(o) = &profile.organization {
             dn.push(DnType::OrganizationName, o.as_str());
         }
@@ -286,7 +293,10 @@ impl DeviceCa {
         let cert = params
             .signed_by(&csr.public_key, &self.issuer)
             .map_err(|e| refuse("cannot-issue", format!("signing failed: {e}")))?;
-        Ok(cert.der().to_vec())
+        Ok(Issued {
+            der: cert.der().to_vec(),
+            holder: cn,
+        })
     }
 }
 
@@ -423,10 +433,11 @@ mod tests {
         params.distinguished_name = DistinguishedName::new();
         let request = params.serialize_request(&key).unwrap().der().to_vec();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let der = ca
+        let issued = ca
             .issue(&request, &profile(365, true), Some("gw-1"), now)
             .unwrap();
-        let info = cardstation_pki::certificate::CertificateInfo::parse(&der).unwrap();
+        assert_eq!(issued.holder, "gw-1");
+        let info = cardstation_pki::certificate::CertificateInfo::parse(&issued.der).unwrap();
         assert!(info.not_after <= ca.not_after, "outlives its CA");
         assert_eq!(info.subject, "CN=gw-1");
         // A CA past its end issues nothing.
