@@ -770,17 +770,12 @@ fn tool(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn a_card_the_site_ca_issued_is_read_back_by_other_tools_granted_and_denied_once_revoked() {
-    let _slots = exclusive();
-    if pcscd_or_skip().is_none() {
-        return;
-    }
-    // The administrator's steps: ca init, issuance = "ca", serve, identity add.
-    let console_dir = tempfile::tempdir().unwrap();
+/// A console data directory whose CA issues the cards' certificates, as the
+/// administrator sets it up: `ca init`, then `issuance = "ca"` (and `settings`).
+fn make_ca_site(data: &std::path::Path, settings: &str) {
     let init = std::process::Command::new(binary("cardstation-console"))
         .args(["ca", "init", "--name", "Plant B device CA", "--data"])
-        .arg(console_dir.path())
+        .arg(data)
         .output()
         .unwrap();
     assert!(
@@ -789,10 +784,21 @@ fn a_card_the_site_ca_issued_is_read_back_by_other_tools_granted_and_denied_once
         String::from_utf8_lossy(&init.stderr)
     );
     std::fs::write(
-        console_dir.path().join("console.toml"),
-        "issuance = \"ca\"\n[profiles.gateway]\ndays = 180\n",
+        data.join("console.toml"),
+        format!("issuance = \"ca\"\n{settings}"),
     )
     .unwrap();
+}
+
+#[test]
+fn a_card_the_site_ca_issued_is_read_back_by_other_tools_granted_and_denied_once_revoked() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    // The administrator's steps: ca init, issuance = "ca", serve, identity add.
+    let console_dir = tempfile::tempdir().unwrap();
+    make_ca_site(console_dir.path(), "[profiles.gateway]\ndays = 180\n");
     let console = start_console(console_dir.path(), free_port(), 168);
     let station = Station::from_kit(&console, "desk-ca");
 
@@ -900,17 +906,7 @@ fn a_renewed_card_is_granted_throughout_and_its_old_certificate_retired_not_revo
     for ca_site in [true, false] {
         let console_dir = tempfile::tempdir().unwrap();
         if ca_site {
-            let init = std::process::Command::new(binary("cardstation-console"))
-                .args(["ca", "init", "--data"])
-                .arg(console_dir.path())
-                .output()
-                .unwrap();
-            assert!(init.status.success());
-            std::fs::write(
-                console_dir.path().join("console.toml"),
-                "issuance = \"ca\"\n",
-            )
-            .unwrap();
+            make_ca_site(console_dir.path(), "");
         }
         let console = start_console(console_dir.path(), free_port(), 168);
         let station = Station::from_kit(&console, "desk-renew");
