@@ -471,7 +471,7 @@ fn change_card<T: Transport>(
         Some(issuer) => {
             let request = {
                 let signer = CardSigner::new(session, req.slot, public_key);
-                match certificate::request(&request_subject(profile, label), &signer) {
+                match certificate::request(&request_subject(&profile.subject, label), &signer) {
                     Ok(pem) => pem,
                     Err(e) => {
                         return Err(signer
@@ -548,13 +548,17 @@ fn change_card<T: Transport>(
 }
 
 /// The subject a request names: the holder label as CN (the CA's profile builds the
-/// rest), or without a label the CN of the station's subject template.
-fn request_subject(profile: &CertificateProfile, label: Option<&str>) -> rcgen::DistinguishedName {
+/// rest), or without a label the CN of `subject` (the station's template, or the
+/// certificate being renewed). The console takes that CN as the holder.
+pub(super) fn request_subject(
+    subject: &rcgen::DistinguishedName,
+    label: Option<&str>,
+) -> rcgen::DistinguishedName {
     let mut dn = rcgen::DistinguishedName::new();
     match label {
         Some(l) => dn.push(rcgen::DnType::CommonName, l),
         None => {
-            if let Some(cn) = profile.subject.get(&rcgen::DnType::CommonName) {
+            if let Some(cn) = subject.get(&rcgen::DnType::CommonName) {
                 dn.push(rcgen::DnType::CommonName, cn.clone());
             }
         }

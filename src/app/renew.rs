@@ -18,7 +18,7 @@ use cardstation_pki::CardSigner;
 use cardstation_protocol::messages::{IssueRequest, UploadRequest};
 use cardstation_verifier::{prove_possession, ChallengeBook, PossessionError};
 
-use super::enroll::{EnrollContext, EnrollError, EnrollStep, MAX_VALID_DAYS};
+use super::enroll::{request_subject, EnrollContext, EnrollError, EnrollStep, MAX_VALID_DAYS};
 use super::issuer::check_issued;
 use super::management_keys::authenticate_current;
 use super::site_keys::CardIdentity;
@@ -243,15 +243,7 @@ fn change<T: Transport>(
             )
             .map_err(EnrollError::from),
             Some(issuer) => {
-                let mut cn = rcgen::DistinguishedName::new();
-                match label {
-                    Some(l) => cn.push(rcgen::DnType::CommonName, l),
-                    None => {
-                        if let Some(v) = subject.get(&rcgen::DnType::CommonName) {
-                            cn.push(rcgen::DnType::CommonName, v.clone());
-                        }
-                    }
-                }
+                let cn = request_subject(&subject, label);
                 certificate::request(&cn, &signer)
                     .map_err(EnrollError::from)
                     .and_then(|request| {
@@ -262,7 +254,8 @@ fn change<T: Transport>(
                                 card_serial: serial,
                                 chuid_guid: guid_hex.map(str::to_string),
                                 slot: Some(req.slot.short().to_string()),
-                                label: label.map(str::to_string).or_else(|| cn_of(&old.subject)),
+                                // None: the console names the holder by the request's CN.
+                                label: label.map(str::to_string),
                                 operator: ctx.operator.to_string(),
                                 station_id: ctx.station_id.to_string(),
                             })
@@ -313,12 +306,4 @@ fn change<T: Transport>(
         },
     )?;
     Ok((der, new_info))
-}
-
-/// The CN of a subject as x509 prints it ("CN=gw-17, O=Plant B" → "gw-17").
-fn cn_of(subject: &str) -> Option<String> {
-    subject
-        .split(", ")
-        .find_map(|part| part.strip_prefix("CN="))
-        .map(str::to_string)
 }

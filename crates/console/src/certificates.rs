@@ -198,22 +198,23 @@ pub async fn issue(
             )
         }
     };
-    let fields = IssueFields {
-        profile: req.profile,
-        card_serial: req.card_serial,
-        chuid_guid: req.chuid_guid,
-        slot: req.slot,
-        label: req.label,
-        operator: req.operator,
-        station_id: req.station_id,
-    };
+    let fields = req.as_upload(String::new());
     let chain = state
         .policy
         .issuer
         .as_ref()
         .map(|i| vec![i.ca.cert_pem.clone()])
         .unwrap_or_default();
-    match issue_request(&state, station, fields, &request, false).await {
+    match issue_request(
+        &state,
+        station,
+        fields,
+        req.profile.as_deref(),
+        &request,
+        false,
+    )
+    .await
+    {
         Ok((status, der, record)) => (
             status,
             Json(IssuedCertificate {
@@ -227,25 +228,16 @@ pub async fn issue(
     }
 }
 
-/// What a request for a certificate says besides the PKCS#10 request itself.
-pub struct IssueFields {
-    pub profile: Option<String>,
-    pub card_serial: Option<u32>,
-    pub chuid_guid: Option<String>,
-    pub slot: Option<String>,
-    pub label: Option<String>,
-    pub operator: String,
-    pub station_id: String,
-}
-
-/// The one issuance path (JSON and EST): check the fields, refuse a revoked key,
+/// The one issuance path (JSON and EST): check the fields (an upload's, its
+/// certificate left empty), refuse a revoked key,
 /// sign under the profile, store as an upload would be. `renewal`: the key must hold
 /// an active certificate already (EST simplereenroll). The certificate (DER) and its
 /// record.
 pub async fn issue_request(
     state: &AppState,
     station: String,
-    f: IssueFields,
+    fields: UploadRequest,
+    profile_name: Option<&str>,
     request: &[u8],
     renewal: bool,
 ) -> Result<(StatusCode, Vec<u8>, CertificateRecord), Response> {
@@ -256,17 +248,8 @@ pub async fn issue_request(
             "this site's cards sign their own certificates (issuance = \"card-signed\"): enroll without a certificate request, or set issuance = \"ca\" at the console",
         ));
     };
-    let fields = UploadRequest {
-        certificate: String::new(),
-        card_serial: f.card_serial,
-        chuid_guid: f.chuid_guid,
-        slot: f.slot,
-        label: f.label,
-        operator: f.operator,
-        station_id: f.station_id,
-    };
     check_fields(&fields, &station)?;
-    let Some((_, profile)) = issuer.profiles.get(f.profile.as_deref()) else {
+    let Some((_, profile)) = issuer.profiles.get(profile_name) else {
         let known: Vec<String> = issuer
             .profiles
             .describe()
@@ -278,7 +261,7 @@ pub async fn issue_request(
             "unknown-profile",
             format!(
                 "no profile {:?} at this console; it has {}",
-                f.profile.as_deref().unwrap_or_default(),
+                profile_name.unwrap_or_default(),
                 known.join(", ")
             ),
         ));

@@ -16,7 +16,9 @@ use axum::Extension;
 use base64::Engine;
 
 use crate::access::Station;
-use crate::certificates::{issue_request, IssueFields};
+use cardstation_protocol::messages::UploadRequest;
+
+use crate::certificates::issue_request;
 use crate::http::{error, read_body, AppState, MAX_BODY};
 
 /// Operator recorded for certificates issued through EST (the protocol names none).
@@ -127,8 +129,8 @@ async fn enroll(
             "the body must be a base64 PKCS#10 request (RFC 7030 section 4.2)",
         );
     };
-    let fields = IssueFields {
-        profile: None,
+    let fields = UploadRequest {
+        certificate: String::new(),
         card_serial: None,
         chuid_guid: None,
         slot: None,
@@ -136,7 +138,7 @@ async fn enroll(
         operator: EST_OPERATOR.to_string(),
         station_id: station.clone(),
     };
-    match issue_request(&state, station, fields, &request, renewal).await {
+    match issue_request(&state, station, fields, None, &request, renewal).await {
         Ok((_, der, _)) => certs_only(&[&der]),
         Err(refused) => refused,
     }
