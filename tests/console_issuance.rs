@@ -19,6 +19,7 @@ on_both_backends!(
     a_card_request_is_issued_under_the_profile_and_chains_to_the_site_ca,
     every_bad_request_is_refused_with_its_reason_and_nothing_is_stored,
     a_revoked_key_gets_no_new_certificate,
+    a_ca_site_bundle_carries_its_ca_and_revocations_only,
     an_est_client_enrolls_and_renews_and_openssl_reads_the_answers,
     a_renewal_retires_only_a_certificate_of_the_same_card_and_revokes_nothing,
 );
@@ -338,6 +339,61 @@ fn a_revoked_key_gets_no_new_certificate(backend: Backend) {
         (409, "key-revoked".into())
     );
     assert_eq!(site.console.records(), 1);
+}
+
+/// What gateways of a CA site believe: the CA and what was revoked, no allow-list;
+/// each issuance moves the issued-up-to mark, a revocation adds one 16-byte id (its
+/// key's), and the delta that carries it is small.
+fn a_ca_site_bundle_carries_its_ca_and_revocations_only(backend: Backend) {
+    use cardstation_protocol::trust_lists::{fingerprint_from_hex, short_id};
+    let site = ca_site(backend);
+    let (_kit, desk) = Station::added_to(&site, "desk-3");
+    let client = desk.client();
+    let ca_pem = std::fs::read(site.data().join("device-ca.pem")).unwrap();
+    let ca_der = cardstation_pki::certificate::from_pem_or_der(&ca_pem).unwrap();
+    let key = p256();
+    let issued = client
+        .request_certificate(&issue_request(
+            request_for(&key, None),
+            Some("gw-6"),
+            "desk-3",
+        ))
+        .unwrap();
+    let before = console_support::full_bundle(&client, site.data());
+    let authority = before.lists.authority().expect("a revocation-only bundle");
+    assert_eq!(authority.cas, vec![ca_der]);
+    assert!(before.lists.allowed().is_empty());
+    assert!(authority.revoked_ids.is_empty());
+    assert!(authority.issued_up_to >= issued.record.uploaded_at);
+    let issued_fp = fingerprint_from_hex(&issued.record.sha256).unwrap();
+    assert_eq!(
+        before.lists.standing(&issued_fp, None),
+        cardstation_protocol::trust_lists::Standing::ChainDecides
+    );
+
+    client.revoke(&issued.record.sha256, "lost").unwrap();
+    let after = console_support::full_bundle(&client, site.data());
+    // The key as the console names it: SHA-256 of its SubjectPublicKeyInfo.
+    let key_fp = fingerprint_from_hex(&cardstation_pki::fingerprint(
+        &rcgen::PublicKeyData::subject_public_key_info(&key),
+    ))
+    .unwrap();
+    assert_eq!(
+        after.lists.authority().unwrap().revoked_ids,
+        vec![short_id(&key_fp)]
+    );
+    // The delta from before: the one id, well under 2 kB.
+    let delta = client
+        .trust_bundle(Some(before.header.version), None)
+        .unwrap();
+    let cardstation::console::client::Fetched::Bundle { bytes, .. } = delta else {
+        panic!("a delta was asked for");
+    };
+    assert!(
+        bytes.len() < 700,
+        "a one-revocation delta of {} bytes",
+        bytes.len()
+    );
 }
 
 #[test]

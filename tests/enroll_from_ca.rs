@@ -221,3 +221,124 @@ fn a_refusal_says_what_the_console_said_and_writes_nothing() {
         .iter()
         .all(|s| s.slot != Slot::CardAuthentication || s.certificate.is_none()));
 }
+
+/// A revocation-only bundle (what a CA site's console signs): the CA-issued card
+/// passes with no allow-list, until its certificate's end; revoking its key, a CA of
+/// the same name with another key, or a card-signed certificate each fail it.
+#[test]
+fn a_revocation_only_bundle_passes_what_the_site_ca_issued_until_its_end_and_nothing_revoked() {
+    use cardstation::app::spot_check::{spot_check, ChallengeBook, Policy, Verdict};
+    use cardstation_protocol::bundle::{Header, TrustView};
+    use cardstation_protocol::trust_lists::{fingerprint_from_hex, short_id, TrustLists};
+
+    let station = TestStation::new();
+    let reader = virtual_reader();
+    let ca = StandInCa::new(Answer::Honest);
+    let mut req = request(Slot::CardAuthentication);
+    req.label = Some("gw-9".into());
+    let outcome = enroll(reader.clone(), &req, &ctx_with(&station, &ca), &mut go).unwrap();
+    let ca_der = cardstation_pki::certificate::from_pem_or_der(ca.ca_pem.as_bytes()).unwrap();
+    let other_der = {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Site CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params.self_signed(&key).unwrap().der().to_vec()
+    };
+    let key = fingerprint_from_hex(
+        &cardstation_pki::rules::public_key_sha256(&outcome.certificate_der).unwrap(),
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let judge = |cas: Vec<Vec<u8>>, revoked: Vec<[u8; 16]>, mark: i64, at: i64| {
+        let lists = TrustLists::revocations_only(cas, revoked, mark);
+        let header = Header::for_lists([3; 16], 4, now, at + 3600, [0; 32], &lists);
+        let view = TrustView::of(header, lists);
+        let status = view.status(now, at, "k");
+        let policy = Policy {
+            bundle: Some((&view.lists, &status)),
+            issuing_ca: None,
+            now: at,
+        };
+        let check = spot_check(
+            reader.clone(),
+            Slot::CardAuthentication,
+            None,
+            &policy,
+            &mut ChallengeBook::default(),
+        )
+        .0;
+        let codes: Vec<String> = check.failures().map(|f| f.code.to_string()).collect();
+        let notes: Vec<String> = check.findings.iter().map(|f| f.code.to_string()).collect();
+        (check.verdict, codes, notes)
+    };
+    let (verdict, codes, notes) = judge(vec![ca_der.clone()], vec![[9; 16]], now, now);
+    assert_eq!(verdict, Verdict::Pass, "{codes:?}");
+    assert!(notes.contains(&"not-revoked".to_string()), "{notes:?}");
+    assert!(
+        !notes.contains(&"newer-than-bundle".to_string()),
+        "{notes:?}"
+    );
+    // Issued after the newest certificate the bundle accounts for: passes, with a note.
+    let (verdict, _, notes) = judge(vec![ca_der.clone()], vec![], now - 86_400, now);
+    assert_eq!(verdict, Verdict::Pass);
+    assert!(
+        notes.contains(&"newer-than-bundle".to_string()),
+        "{notes:?}"
+    );
+    // After the certificate's end (30 days): refused.
+    let (verdict, codes, _) = judge(vec![ca_der.clone()], vec![], now, now + 31 * 86_400);
+    assert_eq!(
+        (verdict, codes),
+        (Verdict::Fail, vec!["expired".to_string()])
+    );
+    // The card's key revoked: refused.
+    let (verdict, codes, _) = judge(vec![ca_der.clone()], vec![short_id(&key)], now, now);
+    assert_eq!(
+        (verdict, codes),
+        (Verdict::Fail, vec!["revoked".to_string()])
+    );
+    // The bundle names a CA of the same name with another key: the chain fails.
+    let (verdict, codes, _) = judge(vec![other_der], vec![], now, now);
+    assert_eq!(
+        (verdict, codes),
+        (Verdict::Fail, vec!["bad-chain".to_string()])
+    );
+
+    // A card-signed certificate is not vouched for by the site's CA.
+    let plain = TestStation::new();
+    let reader2 = virtual_reader();
+    enroll(
+        reader2.clone(),
+        &request(Slot::CardAuthentication),
+        &plain.ctx(),
+        &mut go,
+    )
+    .unwrap();
+    let lists = TrustLists::revocations_only(vec![ca_der], vec![], now);
+    let header = Header::for_lists([3; 16], 4, now, now + 3600, [0; 32], &lists);
+    let view = TrustView::of(header, lists);
+    let status = view.status(now, now, "k");
+    let policy = Policy {
+        bundle: Some((&view.lists, &status)),
+        issuing_ca: None,
+        now,
+    };
+    let check = spot_check(
+        reader2,
+        Slot::CardAuthentication,
+        None,
+        &policy,
+        &mut ChallengeBook::default(),
+    )
+    .0;
+    assert_eq!(check.verdict, Verdict::Fail);
+    assert!(
+        check.failures().any(|f| f.code == "wrong-issuer"),
+        "{:?}",
+        check.findings
+    );
+}

@@ -15,6 +15,7 @@ use cardstation_pcsc::{CardPresence, Pcsc};
 use cardstation_piv::PinStatus;
 use cardstation_pki::certificate::{format_age, format_unix};
 use cardstation_protocol::bundle::TrustView;
+use cardstation_protocol::trust_lists::Standing;
 
 use super::card_source::CardSource;
 use super::card_status::{inspect_traced, CardReport};
@@ -180,35 +181,61 @@ fn bundle_verdict(
     bundle: &TrustView,
     sha256: &str,
     key_sha256: &str,
+    issuer: &str,
 ) -> Option<(Level, String, &'static str)> {
-    if let Some(r) = bundle.lists.revocation_hex(sha256) {
-        return Some((
+    let replace = "replace the card (Card care, Replace a card)";
+    match bundle.lists.standing_hex(sha256, Some(key_sha256)) {
+        Standing::Revoked(r) => Some((
             Level::Fail,
             format!(
                 "REVOKED ({}) on {}: gateways refuse this card",
                 r.reason,
                 format_unix(r.at)
             ),
-            "replace the card (Card care, Replace a card)",
-        ));
-    }
-    if bundle.lists.is_key_revoked_hex(key_sha256) {
-        return Some((
+            replace,
+        )),
+        Standing::KeyRevoked => Some((
             Level::Fail,
             "its key was revoked (under another certificate): gateways refuse this card whatever certificate it holds".into(),
-            "replace the card (Card care, Replace a card)",
-        ));
-    }
-    (!bundle.lists.is_allowed_hex(sha256)).then(|| {
-        (
+            replace,
+        )),
+        Standing::RevokedId => Some((
+            Level::Fail,
+            format!(
+                "REVOKED (the certificate or its key is on the revocation list of trust bundle version {}): gateways refuse this card",
+                bundle.header.version
+            ),
+            replace,
+        )),
+        Standing::Allowed => None,
+        // Under an issuing CA the chain decides: a certificate another CA (or the card
+        // itself) signed is refused.
+        Standing::ChainDecides => {
+            let cas = bundle.lists.authority().map_or(&[][..], |a| &a.cas[..]);
+            let by_site_ca = cas.iter().any(|ca| {
+                cardstation_pki::certificate::CertificateInfo::parse(ca)
+                    .is_ok_and(|ca| ca.subject == issuer)
+            });
+            (!by_site_ca).then(|| {
+                (
+                    Level::Warn,
+                    format!(
+                        "issued by \"{issuer}\", not by the site's CA (trust bundle version {}): gateways refuse this card",
+                        bundle.header.version
+                    ),
+                    "renew it to get a certificate from the site's CA for the same key (cardstation renew)",
+                )
+            })
+        }
+        Standing::NotAllowed => Some((
             Level::Warn,
             format!(
                 "not on the console's allow-list (trust bundle version {}): gateways refuse this card",
                 bundle.header.version
             ),
             "upload its certificate to the console, or replace the card",
-        )
-    })
+        )),
+    }
 }
 
 fn card_checks(
@@ -343,7 +370,7 @@ fn card_checks(
             };
             // A valid date says nothing if the console has revoked or never allowed the card.
             let (level, what, todo) =
-                match bundle.and_then(|b| bundle_verdict(b, &c.sha256, &c.key_sha256)) {
+                match bundle.and_then(|b| bundle_verdict(b, &c.sha256, &c.key_sha256, &c.issuer)) {
                     Some((l, what, todo)) if l > level => (l, what, todo.to_string()),
                     _ => (
                         level,
@@ -552,11 +579,10 @@ fn trust_checks(report: &mut DoctorReport, station: &Station) {
             "trust bundle",
             Level::Ok,
             format!(
-                "version {}, {} old, {} allowed, {} revoked",
+                "version {}, {} old, {}",
                 s.version,
                 format_age(s.age_secs),
-                s.allowed,
-                s.revoked
+                s.counts()
             ),
             "",
         )),
@@ -687,15 +713,51 @@ mod tests {
         );
         let bundle = TrustView::of(header, lists);
         let key = "11".repeat(32);
-        assert!(bundle_verdict(&bundle, &fp.to_uppercase(), &key).is_none());
-        let (level, what, _) = bundle_verdict(&bundle, &fp, &"99".repeat(32)).unwrap();
+        let issuer = "CN=card";
+        assert!(bundle_verdict(&bundle, &fp.to_uppercase(), &key, issuer).is_none());
+        let (level, what, _) = bundle_verdict(&bundle, &fp, &"99".repeat(32), issuer).unwrap();
         assert_eq!(level, Level::Fail);
         assert!(what.contains("key was revoked"), "{what}");
-        let (level, what, _) = bundle_verdict(&bundle, &"cd".repeat(32), &key).unwrap();
+        let (level, what, _) = bundle_verdict(&bundle, &"cd".repeat(32), &key, issuer).unwrap();
         assert_eq!(level, Level::Fail);
         assert!(what.starts_with("REVOKED (lost)"), "{what}");
-        let (level, what, _) = bundle_verdict(&bundle, &"ef".repeat(32), &key).unwrap();
+        let (level, what, _) = bundle_verdict(&bundle, &"ef".repeat(32), &key, issuer).unwrap();
         assert_eq!(level, Level::Warn);
         assert!(what.contains("allow-list"), "{what}");
+    }
+
+    #[test]
+    fn under_a_site_ca_the_doctor_names_revoked_and_foreign_certificates() {
+        use cardstation_protocol::trust_lists::{short_id, TrustLists};
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Site CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        let ca = params.self_signed(&key).unwrap().der().to_vec();
+        let revoked_key = [0x77; 32];
+        let lists = TrustLists::revocations_only(vec![ca], vec![short_id(&revoked_key)], 5);
+        let header = cardstation_protocol::bundle::Header::for_lists(
+            [1; 16],
+            9,
+            0,
+            i64::MAX,
+            [0; 32],
+            &lists,
+        );
+        let bundle = TrustView::of(header, lists);
+        let cert = "ab".repeat(32);
+        assert!(bundle_verdict(&bundle, &cert, &"11".repeat(32), "CN=Site CA").is_none());
+        let (level, what, _) =
+            bundle_verdict(&bundle, &cert, &"77".repeat(32), "CN=Site CA").unwrap();
+        assert_eq!(level, Level::Fail);
+        assert!(what.starts_with("REVOKED"), "{what}");
+        let (level, what, todo) =
+            bundle_verdict(&bundle, &cert, &"11".repeat(32), "CN=card 42").unwrap();
+        assert_eq!(level, Level::Warn);
+        assert!(what.contains("not by the site's CA"), "{what}");
+        assert!(todo.contains("cardstation renew"), "{todo}");
     }
 }

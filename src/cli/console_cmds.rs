@@ -394,6 +394,21 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
                 );
             }
             say!("Revoked keys {}", s.revoked_keys);
+            if let Some(a) = p.lists.authority() {
+                say!("Revocation-only: gateways accept what the site's CA issued, in date and not revoked");
+                for ca in &a.cas {
+                    match cardstation_pki::certificate::CertificateInfo::parse(ca) {
+                        Ok(ca) => say!(
+                            "  issuing CA \"{}\" until {}",
+                            ca.subject,
+                            format_unix(ca.not_after)
+                        ),
+                        Err(e) => say!("  issuing CA (unreadable: {e})"),
+                    }
+                }
+                say!("Revoked ids {}", a.revoked_ids.len());
+                say!("Issued up to {}", format_unix(a.issued_up_to));
+            }
             Ok(())
         }
     }

@@ -52,10 +52,9 @@ pub fn show(ctx: &egui::Context, open: &mut bool, v: &OutboxView<'_>) -> Option<
                     style::wrapped(
                         ui,
                         format!(
-                            "Trust bundle version {}: {} allowed, {} revoked, issued {}, checked {}{}",
+                            "Trust bundle version {}: {}, issued {}, checked {}{}",
                             b.version,
-                            b.allowed,
-                            b.revoked,
+                            b.counts(),
                             format_unix(b.issued_at),
                             format_unix(v.received_at),
                             if b.expired { " — EXPIRED" } else { "" }

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use cardstation_protocol::bundle::{self, Header, Link, Opened};
 use cardstation_protocol::trust_lists::{
-    compose, fingerprint_from_hex, Changes, ChangesWire, Revocation, TrustLists,
+    compose, fingerprint_from_hex, short_id, Changes, ChangesWire, Revocation, TrustLists,
 };
 
 use crate::storage::{BundleState, BundleVersionRow, PublishedBundle, Store, StoreError};
@@ -78,10 +78,26 @@ pub struct BundleBook {
     store: Arc<Store>,
     key: Arc<SigningKey>,
     validity_secs: i64,
+    /// The site's issuing CAs (DER): when there is one, versions are revocation-only.
+    authorities: Vec<Vec<u8>>,
     cache: Mutex<Cache>,
 }
 
-fn lists_of(state: &BundleState) -> TrustLists {
+/// The lists of one version. With issuing CAs, a revocation-only version: the CAs,
+/// one short id per revoked key (which covers every certificate of that key) or per
+/// revoked certificate whose key is unknown, and the issued-up-to mark; gateways
+/// accept what chains to a CA and is not revoked, so no allow-list travels.
+fn lists_of(state: &BundleState, authorities: &[Vec<u8>]) -> TrustLists {
+    if !authorities.is_empty() {
+        let keys = state.revoked_keys.iter();
+        let keyless = state.revoked.iter().filter(|r| r.key_sha256.is_none());
+        let ids = keys
+            .chain(keyless.map(|r| &r.sha256))
+            .filter_map(|s| fingerprint_from_hex(s))
+            .map(|fp| short_id(&fp))
+            .collect();
+        return TrustLists::revocations_only(authorities.to_vec(), ids, state.newest_recorded_at);
+    }
     let fps = |v: &[String]| v.iter().filter_map(|s| fingerprint_from_hex(s)).collect();
     TrustLists::from_unsorted(
         fps(&state.allowed),
@@ -133,11 +149,19 @@ fn hash_of(row: &BundleVersionRow) -> Result<[u8; 32], BundleBuildError> {
 }
 
 impl BundleBook {
-    pub fn new(store: Arc<Store>, key: Arc<SigningKey>, validity_secs: i64) -> BundleBook {
+    /// `authorities`: the site's issuing CA certificates (DER), none for card-signed
+    /// certificates.
+    pub fn new(
+        store: Arc<Store>,
+        key: Arc<SigningKey>,
+        validity_secs: i64,
+        authorities: Vec<Vec<u8>>,
+    ) -> BundleBook {
         BundleBook {
             store,
             key,
             validity_secs,
+            authorities,
             cache: Mutex::new(Cache {
                 current: None,
                 deltas: HashMap::new(),
@@ -155,6 +179,7 @@ impl BundleBook {
             if c.source_counter == counter
                 && latest == Some(c.header.version)
                 && now < half_life(&c.header)
+                && self.serves_authorities(&c.lists)
             {
                 return Ok(c.clone());
             }
@@ -166,16 +191,29 @@ impl BundleBook {
             _ => self.load_head().await?,
         };
         if let Some(h) = &head {
-            if h.source_counter == counter && now < half_life(&h.header) {
+            // A site that took up (or changed) its issuing CA needs a new version
+            // even when no record changed.
+            if h.source_counter == counter
+                && now < half_life(&h.header)
+                && self.serves_authorities(&h.lists)
+            {
                 return Ok(self.install(&mut cache, h.clone()));
             }
         }
         let state = self.store.bundle_state().await?;
-        let lists = lists_of(&state);
+        let lists = lists_of(&state, &self.authorities);
         let next = self
             .cut(head.as_deref(), lists, state.version, now, None)
             .await?;
         Ok(self.install(&mut cache, next))
+    }
+
+    /// Whether `lists` name exactly the issuing CAs configured here.
+    fn serves_authorities(&self, lists: &TrustLists) -> bool {
+        let mut want = self.authorities.clone();
+        want.sort_unstable();
+        want.dedup();
+        lists.authority().map_or(&[][..], |a| &a.cas[..]) == want.as_slice()
     }
 
     fn install(&self, cache: &mut Cache, c: Arc<Current>) -> Arc<Current> {
@@ -374,7 +412,7 @@ impl BundleBook {
         let next = self
             .cut(
                 head.as_deref(),
-                lists_of(&state),
+                lists_of(&state, &self.authorities),
                 state.version,
                 now,
                 Some(min_version.unwrap_or(0)),

@@ -83,7 +83,8 @@ pub fn resolve_database(
 }
 
 /// The console's rules from its settings file.
-fn policy(data: &Path) -> Result<http::Policy, ServeError> {
+/// The site's policy from its settings file (console.toml) and CA files.
+pub fn policy(data: &Path) -> Result<http::Policy, ServeError> {
     let s = settings::load(data)?;
     let invalid = |message: String| {
         ServeError::Settings(settings::SettingsError::Invalid {
@@ -168,6 +169,7 @@ pub async fn serve(
         store.clone(),
         Arc::new(files.bundle_signing_key()?),
         i64::try_from(opts.bundle_validity.as_secs()).unwrap_or(i64::MAX / 2),
+        policy.issuing_ca.iter().cloned().collect(),
     );
     let state = http::AppState {
         store,

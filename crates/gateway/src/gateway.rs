@@ -239,10 +239,9 @@ pub fn run(config: &Config) -> Result<(), GatewayError> {
     };
     match keeper.held().map(|h| h.current(now()).1) {
         Some(s) => tracing::info!(
-            "trust bundle v{} held ({} allowed, {} revoked, expires {})",
+            "trust bundle v{} held ({}, expires {})",
             s.version,
-            s.allowed,
-            s.revoked,
+            s.counts(),
             certificate::format_unix(s.expires_at)
         ),
         None => tracing::warn!(

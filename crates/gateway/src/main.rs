@@ -226,8 +226,13 @@ fn status(config: &Config, json: bool) -> Result<ExitCode, GatewayError> {
                 format_unix(s.expires_at),
                 if s.expired { " (EXPIRED)" } else { "" }
             );
-            println!("  allowed     {}", s.allowed);
-            println!("  revoked     {}", s.revoked);
+            if let Some(mark) = s.issued_up_to {
+                println!("  trust       {}", s.counts());
+                println!("  issued up to {}", format_unix(mark));
+            } else {
+                println!("  allowed     {}", s.allowed);
+                println!("  revoked     {}", s.revoked);
+            }
         }
         None => println!("Trust bundle  none held (run `cardstation-gateway sync`)"),
     }

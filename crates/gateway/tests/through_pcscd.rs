@@ -855,22 +855,27 @@ fn a_card_the_site_ca_issued_is_read_back_by_other_tools_granted_and_denied_once
     );
     assert!(listing.contains("Card Authentication"), "{listing}");
 
-    // A gateway that knows the site CA grants it, and denies it once revoked.
-    let gw = Gateway::new(
-        &console,
-        GatewayOptions {
-            extra: format!("issuing_ca = {:?}", ca_path.display().to_string()),
-            ..Default::default()
-        },
-    );
+    // A gateway configured as its kit says (no CA file of its own) takes the
+    // revocation-only bundle: the site CA and what was revoked, no allow-list.
+    let gw = Gateway::new(&console, GatewayOptions::default());
     gw.sync();
+    let status = gw.status();
+    let bundle = &status["bundle"];
+    assert_eq!(
+        (bundle["allowed"].as_u64(), bundle["issuing_cas"].as_u64()),
+        (Some(0), Some(1)),
+        "{status}"
+    );
     let (code, v) = gw.check(READER_0);
     assert_eq!((code, v["decision"].as_str()), (0, Some("grant")), "{v}");
+    // Revoked at the station: the next sync is a delta, and the card is denied.
     station.revoke(&fp, "lost");
-    gw.sync();
+    let synced = gw.sync();
+    assert_eq!(synced["bundle"]["delta"], true, "{synced}");
     let (code, v) = gw.check(READER_0);
     assert_eq!(code, 1, "{v}");
     assert_eq!(reasons(&v), ["revoked"], "{v}");
+    assert_eq!(gw.status()["bundle"]["revoked_ids"], 1);
     card.remove();
 }
 
@@ -913,25 +918,8 @@ fn a_renewed_card_is_granted_throughout_and_its_old_certificate_retired_not_revo
         let states = tempfile::tempdir().unwrap();
         let card = CardProcess::start(PORT_0, &states.path().join("a"));
         let first = station.enroll(READER_0, true);
-        let extra = if ca_site {
-            format!(
-                "issuing_ca = {:?}",
-                console_dir
-                    .path()
-                    .join("device-ca.pem")
-                    .display()
-                    .to_string()
-            )
-        } else {
-            String::new()
-        };
-        let gw = Gateway::new(
-            &console,
-            GatewayOptions {
-                extra,
-                ..Default::default()
-            },
-        );
+        // At the CA site the revocation-only bundle names the CA: nothing to configure.
+        let gw = Gateway::new(&console, GatewayOptions::default());
         gw.sync();
         assert_eq!(gw.check(READER_0).1["decision"], "grant");
 

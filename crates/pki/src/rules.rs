@@ -56,6 +56,23 @@ pub fn public_key_sha256(der: &[u8]) -> Option<String> {
     Some(fingerprint(cert.public_key().raw))
 }
 
+/// Of `cas` (DER certificates), the one whose subject is the certificate's issuer;
+/// the first when none is (the chain check then says whose name it carries).
+pub fn issuer_among<'a>(der: &[u8], cas: &'a [Vec<u8>]) -> Option<&'a [u8]> {
+    let issuer = x509_parser::parse_x509_certificate(der)
+        .ok()
+        .map(|(_, c)| c.issuer().as_raw().to_vec());
+    cas.iter()
+        .find(|ca| {
+            issuer.as_deref().is_some_and(|issuer| {
+                x509_parser::parse_x509_certificate(ca)
+                    .is_ok_and(|(_, ca)| ca.subject().as_raw() == issuer)
+            })
+        })
+        .or(cas.first())
+        .map(Vec::as_slice)
+}
+
 /// SHA-256 of the SubjectPublicKeyInfo in a PKCS#10 request (DER): the key as
 /// [`public_key_sha256`] names it in a certificate.
 pub fn request_public_key_sha256(request: &[u8]) -> Option<String> {

@@ -17,11 +17,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::trust_lists::{
-    pack, unpack_owned, Changes, ChangesWire, ListError, Revocation, TrustLists,
+    pack, unpack, unpack_owned, Authority, Changes, ChangesWire, ListError, Revocation, TrustLists,
 };
 
 const MAGIC: &[u8; 4] = b"CSTB";
+/// Allow-list bundles.
 const FORMAT: u8 = 2;
+/// Revocation-only bundles (an [`Authority`] in place of the allow-list): a receiver
+/// built before them says "update" instead of misreading them.
+const FORMAT_AUTHORITY: u8 = 3;
 /// The media type bundles and deltas are served with.
 pub const MEDIA_TYPE: &str = "application/vnd.cardstation.trust-bundle";
 
@@ -56,7 +60,7 @@ pub enum BundleError {
 
 /// One version of the chain. Its [`Header::hash`] is what the next version names as
 /// `prev`, and what a station compares to notice a fork.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct Header {
     /// Random on each reset: versions of different chains never extend one another.
     #[serde(with = "serde_bytes")]
@@ -70,12 +74,67 @@ pub struct Header {
     /// [`TrustLists::digest`] of this version's lists.
     #[serde(with = "serde_bytes")]
     pub content: [u8; 32],
+    // Absent from a revocation-only header when zero (see `Serialize`).
+    #[serde(default)]
     pub allowed: u64,
+    #[serde(default)]
     pub revoked: u64,
+    #[serde(default)]
     pub revoked_keys: u64,
+    /// Revocation-only versions (format 3): the number of issuing CAs and revoked
+    /// ids, and the issued-up-to mark. Zero (and absent on the wire) otherwise.
+    #[serde(default)]
+    pub authorities: u64,
+    #[serde(default)]
+    pub revoked_ids: u64,
+    #[serde(default)]
+    pub issued_up_to: i64,
+}
+
+/// An allow-list header carries every count, as receivers built before format 3
+/// expect; a revocation-only header leaves out what is zero (its deltas stay small).
+impl Serialize for Header {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let authority = self.has_authority();
+        let counts = [
+            ("allowed", self.allowed, true),
+            ("revoked", self.revoked, true),
+            ("revoked_keys", self.revoked_keys, true),
+            ("authorities", self.authorities, false),
+            ("revoked_ids", self.revoked_ids, false),
+            ("issued_up_to", self.issued_up_to.unsigned_abs(), false),
+        ];
+        let written = |(_, n, before_format_3): &(&str, u64, bool)| {
+            *n != 0 || (*before_format_3 && !authority)
+        };
+        // CBOR maps carry their length: count the fields that are written.
+        let len = 6 + counts.iter().filter(|c| written(c)).count();
+        let mut st = s.serialize_struct("Header", len)?;
+        st.serialize_field("chain", serde_bytes::Bytes::new(&self.chain))?;
+        st.serialize_field("version", &self.version)?;
+        st.serialize_field("issued_at", &self.issued_at)?;
+        st.serialize_field("expires_at", &self.expires_at)?;
+        st.serialize_field("prev", serde_bytes::Bytes::new(&self.prev))?;
+        st.serialize_field("content", serde_bytes::Bytes::new(&self.content))?;
+        for count in &counts[..5] {
+            if written(count) {
+                st.serialize_field(count.0, &count.1)?;
+            }
+        }
+        if self.issued_up_to != 0 {
+            st.serialize_field("issued_up_to", &self.issued_up_to)?;
+        }
+        st.end()
+    }
 }
 
 impl Header {
+    /// A revocation-only version's header (format 3).
+    pub fn has_authority(&self) -> bool {
+        self.authorities != 0 || self.revoked_ids != 0 || self.issued_up_to != 0
+    }
+
     /// SHA-256 over the fields in a fixed layout (not over their CBOR, so any
     /// implementation computes the same hash).
     pub fn hash(&self) -> [u8; 32] {
@@ -90,6 +149,13 @@ impl Header {
         h.update(self.allowed.to_be_bytes());
         h.update(self.revoked.to_be_bytes());
         h.update(self.revoked_keys.to_be_bytes());
+        // Hashed only when present: allow-list versions keep the hashes they had.
+        if self.has_authority() {
+            h.update(b"authority");
+            h.update(self.authorities.to_be_bytes());
+            h.update(self.revoked_ids.to_be_bytes());
+            h.update(self.issued_up_to.to_be_bytes());
+        }
         h.finalize().into()
     }
 
@@ -112,6 +178,9 @@ impl Header {
             allowed: lists.allowed().len() as u64,
             revoked: lists.revoked().len() as u64,
             revoked_keys: lists.revoked_keys().len() as u64,
+            authorities: lists.authority().map_or(0, |a| a.cas.len() as u64),
+            revoked_ids: lists.authority().map_or(0, |a| a.revoked_ids.len() as u64),
+            issued_up_to: lists.authority().map_or(0, |a| a.issued_up_to),
         }
     }
 }
@@ -133,17 +202,40 @@ struct FullPayload {
     revoked: Vec<Revocation>,
     #[serde(with = "serde_bytes")]
     revoked_keys: Vec<u8>,
+    /// Revocation-only versions: the issuing CA certificates (DER) and the revoked
+    /// ids (16 bytes each, back to back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    authorities: Vec<serde_bytes::ByteBuf>,
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
+    revoked_ids: Vec<u8>,
     /// Recent versions of this chain (newest last): lets a receiver several versions
     /// behind check that what it holds is in this version's history.
     ancestors: Vec<Link>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct DeltaPayload {
+struct DeltaPayload<C = ChangesWire> {
     kind: String,
     header: Header,
     from: Link,
-    changes: ChangesWire,
+    changes: C,
+}
+
+/// An allow-list delta's changes as receivers built before format 3 read them:
+/// every list present, empty or not.
+#[derive(Serialize)]
+struct EveryList {
+    #[serde(with = "serde_bytes")]
+    allowed_add: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    allowed_remove: Vec<u8>,
+    revoked_add: Vec<Revocation>,
+    #[serde(with = "serde_bytes")]
+    revoked_remove: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    keys_add: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    keys_remove: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,13 +281,13 @@ fn cbor<T: Serialize>(v: &T, size_hint: usize) -> Result<Vec<u8>, BundleError> {
     Ok(out)
 }
 
-fn frame(kind: Kind, payload: &[u8], key: &SigningKey) -> Result<Vec<u8>, BundleError> {
+fn frame(kind: Kind, format: u8, payload: &[u8], key: &SigningKey) -> Result<Vec<u8>, BundleError> {
     let sig: Signature = key.sign(payload);
     let sig = sig.to_der();
     let sig = sig.as_bytes();
     let mut out = Vec::with_capacity(4 + 2 + 32 + 2 + sig.len() + payload.len());
     out.extend_from_slice(MAGIC);
-    out.push(FORMAT);
+    out.push(format);
     out.push(kind as u8);
     out.extend_from_slice(&key_id_bytes(key.verifying_key())?);
     out.extend_from_slice(&(sig.len() as u16).to_be_bytes());
@@ -211,10 +303,14 @@ pub fn sign_full(
     ancestors: &[Link],
     key: &SigningKey,
 ) -> Result<Vec<u8>, BundleError> {
+    let authority = lists.authority();
     let hint = 256
         + 32 * (lists.allowed().len() + lists.revoked_keys().len())
         + 64 * lists.revoked().len()
-        + 48 * ancestors.len();
+        + 48 * ancestors.len()
+        + authority.map_or(0, |a| {
+            16 * a.revoked_ids.len() + a.cas.iter().map(|c| c.len() + 8).sum::<usize>()
+        });
     let payload = cbor(
         &FullPayload {
             kind: "full".into(),
@@ -222,11 +318,24 @@ pub fn sign_full(
             allowed: pack(lists.allowed()),
             revoked: lists.revoked().to_vec(),
             revoked_keys: pack(lists.revoked_keys()),
+            authorities: authority.map_or_else(Vec::new, |a| {
+                a.cas
+                    .iter()
+                    .cloned()
+                    .map(serde_bytes::ByteBuf::from)
+                    .collect()
+            }),
+            revoked_ids: authority.map_or_else(Vec::new, |a| pack(&a.revoked_ids)),
             ancestors: ancestors.to_vec(),
         },
         hint,
     )?;
-    frame(Kind::Full, &payload, key)
+    let format = if header.has_authority() {
+        FORMAT_AUTHORITY
+    } else {
+        FORMAT
+    };
+    frame(Kind::Full, format, &payload, key)
 }
 
 /// Sign the change from `from` to the version `header` (console side).
@@ -236,16 +345,48 @@ pub fn sign_delta(
     changes: &Changes,
     key: &SigningKey,
 ) -> Result<Vec<u8>, BundleError> {
-    let payload = cbor(
-        &DeltaPayload {
-            kind: "delta".into(),
-            header: *header,
-            from,
-            changes: changes.into(),
-        },
-        256 + 64 * changes.len(),
-    )?;
-    frame(Kind::Delta, &payload, key)
+    let wire = ChangesWire::from(changes);
+    let hint = 256 + 64 * changes.len();
+    // A delta that adds, changes or removes an authority is format 3, whatever the
+    // version it leads to.
+    let revocation_only = header.has_authority()
+        || changes.cas.is_some()
+        || !changes.ids_add.is_empty()
+        || !changes.ids_remove.is_empty();
+    let payload = if revocation_only {
+        cbor(
+            &DeltaPayload {
+                kind: "delta".into(),
+                header: *header,
+                from,
+                changes: wire,
+            },
+            hint,
+        )?
+    } else {
+        cbor(
+            &DeltaPayload {
+                kind: "delta".into(),
+                header: *header,
+                from,
+                changes: EveryList {
+                    allowed_add: wire.allowed_add,
+                    allowed_remove: wire.allowed_remove,
+                    revoked_add: wire.revoked_add,
+                    revoked_remove: wire.revoked_remove,
+                    keys_add: wire.keys_add,
+                    keys_remove: wire.keys_remove,
+                },
+            },
+            hint,
+        )?
+    };
+    let format = if revocation_only {
+        FORMAT_AUTHORITY
+    } else {
+        FORMAT
+    };
+    frame(Kind::Delta, format, &payload, key)
 }
 
 /// The kind and signing key id of framed bytes, without verifying anything.
@@ -256,9 +397,9 @@ pub fn peek(bytes: &[u8]) -> Result<(Kind, [u8; 32]), BundleError> {
             "not a trust bundle (no CSTB header); is the bundle URL right?",
         ));
     }
-    if bytes[4] != FORMAT {
+    if bytes[4] != FORMAT && bytes[4] != FORMAT_AUTHORITY {
         return Err(BundleError::Malformed(format!(
-            "trust bundle format {} is not understood here (this build reads format {FORMAT}); update the station or gateway",
+            "trust bundle format {} is not understood here (this build reads formats {FORMAT} and {FORMAT_AUTHORITY}); update the station or gateway",
             bytes[4]
         )));
     }
@@ -299,6 +440,21 @@ pub fn open(bytes: &[u8], key: &VerifyingKey) -> Result<Opened, BundleError> {
                 unpack_owned(p.revoked_keys, "revoked keys").map_err(list)?,
             )
             .map_err(list)?;
+            let lists = if p.header.has_authority() {
+                lists
+                    .with_authority(Authority {
+                        cas: p
+                            .authorities
+                            .into_iter()
+                            .map(serde_bytes::ByteBuf::into_vec)
+                            .collect(),
+                        revoked_ids: unpack(&p.revoked_ids, "revoked ids").map_err(list)?,
+                        issued_up_to: p.header.issued_up_to,
+                    })
+                    .map_err(list)?
+            } else {
+                lists
+            };
             if Header::for_lists(
                 p.header.chain,
                 p.header.version,
@@ -329,10 +485,12 @@ pub fn open(bytes: &[u8], key: &VerifyingKey) -> Result<Opened, BundleError> {
                     "the delta goes backwards in version".into(),
                 ));
             }
+            let mut changes = Changes::try_from(p.changes).map_err(list)?;
+            changes.issued_up_to = Some(p.header.issued_up_to);
             Ok(Opened::Delta(Delta {
                 header: p.header,
                 from: p.from,
-                changes: Changes::try_from(p.changes).map_err(list)?,
+                changes,
             }))
         }
     }
@@ -428,13 +586,18 @@ pub fn size_limit(prefix: &[u8]) -> Result<SizeLimit, BundleError> {
     const PER_FINGERPRINT: u64 = 32;
     const PER_REVOCATION: u64 = 256;
     const ANCESTORS: u64 = 1024 * 64;
+    const PER_ID: u64 = 16;
+    // An issuing CA certificate is a few hundred bytes; a generous bound.
+    const PER_AUTHORITY: u64 = 16 * 1024;
     Ok(SizeLimit::AtMost(
         (start as u64)
             .saturating_add(SLACK)
             .saturating_add(ANCESTORS)
             .saturating_add(h.allowed.saturating_mul(PER_FINGERPRINT))
             .saturating_add(h.revoked_keys.saturating_mul(PER_FINGERPRINT))
-            .saturating_add(h.revoked.saturating_mul(PER_REVOCATION)),
+            .saturating_add(h.revoked.saturating_mul(PER_REVOCATION))
+            .saturating_add(h.revoked_ids.saturating_mul(PER_ID))
+            .saturating_add(h.authorities.saturating_mul(PER_AUTHORITY)),
     ))
 }
 
@@ -497,6 +660,9 @@ impl TrustView {
             allowed: self.lists.allowed().len(),
             revoked: self.lists.revoked().len(),
             revoked_keys: self.lists.revoked_keys().len(),
+            issuing_cas: self.lists.authority().map_or(0, |a| a.cas.len()),
+            revoked_ids: self.lists.authority().map_or(0, |a| a.revoked_ids.len()),
+            issued_up_to: self.lists.authority().map(|a| a.issued_up_to),
             chain: self.chain_hex(),
             hash: hex::encode(self.hash),
             key_id: key_id.to_string(),
@@ -726,10 +892,31 @@ pub struct TrustStatus {
     pub allowed: usize,
     pub revoked: usize,
     pub revoked_keys: usize,
+    /// A revocation-only version: its issuing CAs, revoked ids and issued-up-to mark.
+    pub issuing_cas: usize,
+    pub revoked_ids: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_up_to: Option<i64>,
     /// The chain (changes only on an explicit reset) and this version's hash, hex.
     pub chain: String,
     pub hash: String,
     pub key_id: String,
+}
+
+impl TrustStatus {
+    /// The counts an operator reads: an allow-list's, or a revocation-only version's.
+    pub fn counts(&self) -> String {
+        if self.issuing_cas > 0 || self.issued_up_to.is_some() {
+            let revoked = self.revoked_ids + self.revoked + self.revoked_keys;
+            format!(
+                "revocations only: {} issuing CA{}, {revoked} revoked",
+                self.issuing_cas,
+                if self.issuing_cas == 1 { "" } else { "s" }
+            )
+        } else {
+            format!("{} allowed, {} revoked", self.allowed, self.revoked)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -971,6 +1158,75 @@ mod tests {
             Ok(Advance::Unchanged)
         ));
         assert!(peek(b"{\"payload\":1}").is_err());
+    }
+
+    #[test]
+    fn a_revocation_only_version_travels_as_format_3_with_small_deltas() {
+        use crate::trust_lists::{short_id, Standing};
+        let id_of = |i: u32| -> Fingerprint { Sha256::digest(i.to_be_bytes()).into() };
+        let ids = |n: u32| (0..n).map(|i| short_id(&id_of(i))).collect::<Vec<_>>();
+        let ca = b"an issuing CA certificate".to_vec();
+        let mut c = Chain::new(1);
+        // A million cards issued, 1 % revoked: no allow-list travels.
+        c.push(TrustLists::revocations_only(
+            vec![ca.clone()],
+            ids(10_000),
+            1_000,
+        ));
+        let full = c.full();
+        assert_eq!(full[4], FORMAT_AUTHORITY);
+        assert!(full.len() < 10_000 * 16 + 4096, "{} bytes", full.len());
+        let v1 = take(None, &full, &c.vk()).unwrap();
+        let SizeLimit::AtMost(limit) = size_limit(&full).unwrap() else {
+            panic!("no bound for a full bundle")
+        };
+        assert!(limit >= full.len() as u64);
+        assert_eq!(v1.lists.authority().unwrap().cas, vec![ca.clone()]);
+        let later = id_of(10_050);
+        assert_eq!(v1.lists.standing(&later, None), Standing::ChainDecides);
+
+        // 100 revocations later: the delta stays within 2 kB and gives the full view.
+        c.push(TrustLists::revocations_only(
+            vec![ca.clone()],
+            ids(10_100),
+            2_000,
+        ));
+        let d = c.delta_from(1);
+        assert!(
+            d.len() <= 2000,
+            "a 100-revocation delta is {} bytes",
+            d.len()
+        );
+        let v2 = take(Some(&v1), &d, &c.vk()).unwrap();
+        assert_eq!(v2, take(Some(&v1), &c.full(), &c.vk()).unwrap());
+        assert_eq!(v2.lists.standing(&later, None), Standing::RevokedId);
+        // A revoked key revokes every certificate that carries it.
+        assert_eq!(
+            v2.lists.standing(&[0xEE; 32], Some(&later)),
+            Standing::RevokedId
+        );
+        assert_eq!(v2.header.issued_up_to, 2_000);
+
+        // The site goes back to card-signed certificates: the authority leaves by delta.
+        c.push(lists(&[1], &[]));
+        let back = take(Some(&v2), &c.delta_from(2), &c.vk()).unwrap();
+        assert!(back.lists.authority().is_none());
+        assert_eq!(back.lists.standing(&fp(1), None), Standing::Allowed);
+        assert_eq!(c.full()[4], FORMAT);
+    }
+
+    #[test]
+    fn an_allow_list_header_hashes_without_the_authority_fields() {
+        let l = lists(&[1, 2], &[3]);
+        let h = Header::for_lists([1; 16], 4, 100, 1000, [9; 32], &l);
+        assert!(!h.has_authority());
+        let mut wire = Vec::new();
+        ciborium::into_writer(&h, &mut wire).unwrap();
+        let text = String::from_utf8_lossy(&wire);
+        assert!(!text.contains("issued_up_to"), "{text}");
+        let mut marked = h;
+        marked.issued_up_to = 5;
+        assert_ne!(marked.hash(), h.hash());
     }
 
     #[test]

@@ -9,6 +9,17 @@ use sha2::{Digest, Sha256};
 /// A SHA-256 fingerprint (of a certificate's DER, or of a key's SubjectPublicKeyInfo).
 pub type Fingerprint = [u8; 32];
 
+/// The first 16 bytes of a [`Fingerprint`]: how a revocation-only bundle names what
+/// it revokes. A chance match can only refuse a good card, never admit one
+/// (docs/BUNDLE-FORMAT.md, "Revocation-only bundles").
+pub type ShortId = [u8; 16];
+
+pub fn short_id(fp: &Fingerprint) -> ShortId {
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&fp[..16]);
+    id
+}
+
 /// Read 64 hex digits (either case) as a fingerprint.
 pub fn fingerprint_from_hex(s: &str) -> Option<Fingerprint> {
     let mut fp = [0u8; 32];
@@ -25,13 +36,57 @@ pub struct Revocation {
     pub at: i64,
 }
 
-/// The allow-list, the revocation list and the revoked keys of one version.
-/// Each list is sorted by fingerprint without duplicates (checked on every way in).
+/// What a site whose certificates a CA issues sends instead of an allow-list: the
+/// issuing CA certificates, what was revoked (certificates and keys, as short ids),
+/// and the time of the newest certificate the version accounts for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authority {
+    /// DER certificates, sorted, without duplicates.
+    pub cas: Vec<Vec<u8>>,
+    /// Sorted, without duplicates.
+    pub revoked_ids: Vec<ShortId>,
+    /// Unix seconds: every certificate recorded at or before it is accounted for here.
+    pub issued_up_to: i64,
+}
+
+impl Authority {
+    /// A bundle without an authority is an allow-list bundle (format 2).
+    pub fn is_empty(&self) -> bool {
+        self.cas.is_empty() && self.revoked_ids.is_empty() && self.issued_up_to == 0
+    }
+
+    pub fn is_revoked(&self, fp: &Fingerprint) -> bool {
+        self.revoked_ids.binary_search(&short_id(fp)).is_ok()
+    }
+}
+
+/// Where a certificate stands in one version's lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing<'a> {
+    /// The certificate is on the revocation list.
+    Revoked(&'a Revocation),
+    /// Its key was revoked (under this or another certificate).
+    KeyRevoked,
+    /// A revocation-only bundle names the certificate or its key as revoked.
+    RevokedId,
+    /// On the allow-list.
+    Allowed,
+    /// Not revoked, and the bundle trusts what chains to its issuing CAs: the chain
+    /// check decides.
+    ChainDecides,
+    /// Neither allowed nor vouched for by an issuing CA.
+    NotAllowed,
+}
+
+/// The allow-list, the revocation list and the revoked keys of one version, and (at
+/// sites with an issuing CA) its [`Authority`]. Each list is sorted without
+/// duplicates (checked on every way in).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustLists {
     allowed: Vec<Fingerprint>,
     revoked: Vec<Revocation>,
     revoked_keys: Vec<Fingerprint>,
+    authority: Authority,
 }
 
 /// What changed between two versions. Removals apply before additions, so a
@@ -44,6 +99,13 @@ pub struct Changes {
     pub revoked_remove: Vec<Fingerprint>,
     pub keys_add: Vec<Fingerprint>,
     pub keys_remove: Vec<Fingerprint>,
+    /// The issuing CAs, when they changed (all of them; empty: none any more).
+    pub cas: Option<Vec<Vec<u8>>>,
+    pub ids_add: Vec<ShortId>,
+    pub ids_remove: Vec<ShortId>,
+    /// The new issued-up-to mark, when it moved (a received delta takes it from its
+    /// signed header).
+    pub issued_up_to: Option<i64>,
 }
 
 impl Changes {
@@ -59,23 +121,37 @@ impl Changes {
             + self.revoked_remove.len()
             + self.keys_add.len()
             + self.keys_remove.len()
+            + usize::from(self.cas.is_some())
+            + self.ids_add.len()
+            + self.ids_remove.len()
+            + usize::from(self.issued_up_to.is_some())
     }
 }
 
-/// [`Changes`] on the wire (CBOR): each list of fingerprints one byte string.
+/// [`Changes`] on the wire (CBOR) and in the console's version rows: each list of
+/// fingerprints one byte string, an empty list left out. (Allow-list deltas are
+/// written with every list present, for receivers built before revocation-only
+/// bundles: `bundle::sign_delta`.) The issued-up-to mark travels in the header.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ChangesWire {
-    #[serde(with = "serde_bytes")]
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
     pub allowed_add: Vec<u8>,
-    #[serde(with = "serde_bytes")]
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
     pub allowed_remove: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revoked_add: Vec<Revocation>,
-    #[serde(with = "serde_bytes")]
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
     pub revoked_remove: Vec<u8>,
-    #[serde(with = "serde_bytes")]
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
     pub keys_add: Vec<u8>,
-    #[serde(with = "serde_bytes")]
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
     pub keys_remove: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cas: Option<Vec<serde_bytes::ByteBuf>>,
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub ids_add: Vec<u8>,
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub ids_remove: Vec<u8>,
 }
 
 impl From<&Changes> for ChangesWire {
@@ -87,6 +163,14 @@ impl From<&Changes> for ChangesWire {
             revoked_remove: pack(&c.revoked_remove),
             keys_add: pack(&c.keys_add),
             keys_remove: pack(&c.keys_remove),
+            cas: c.cas.as_ref().map(|cas| {
+                cas.iter()
+                    .cloned()
+                    .map(serde_bytes::ByteBuf::from)
+                    .collect()
+            }),
+            ids_add: pack(&c.ids_add),
+            ids_remove: pack(&c.ids_remove),
         }
     }
 }
@@ -101,6 +185,14 @@ impl TryFrom<ChangesWire> for Changes {
             revoked_remove: unpack_owned(w.revoked_remove, "revoked")?,
             keys_add: unpack_owned(w.keys_add, "revoked keys")?,
             keys_remove: unpack_owned(w.keys_remove, "revoked keys")?,
+            cas: w.cas.map(|cas| {
+                cas.into_iter()
+                    .map(serde_bytes::ByteBuf::into_vec)
+                    .collect()
+            }),
+            ids_add: unpack(&w.ids_add, "revoked ids")?,
+            ids_remove: unpack(&w.ids_remove, "revoked ids")?,
+            issued_up_to: None,
         })
     }
 }
@@ -109,7 +201,7 @@ impl TryFrom<ChangesWire> for Changes {
 pub enum ListError {
     #[error("the {0} list is not in fingerprint order or repeats an entry")]
     Unsorted(&'static str),
-    #[error("the {0} list is not a whole number of 32-byte fingerprints")]
+    #[error("the {0} list is not a whole number of fingerprints")]
     Ragged(&'static str),
     #[error("the change does not apply to the held lists: {0}")]
     DoesNotApply(String),
@@ -119,9 +211,9 @@ fn strictly_sorted<T, K: Ord>(items: &[T], key: impl Fn(&T) -> &K) -> bool {
     items.windows(2).all(|w| key(&w[0]) < key(&w[1]))
 }
 
-/// 32-byte fingerprints packed back to back (the wire form of a list).
-pub fn pack(fps: &[Fingerprint]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(fps.len() * 32);
+/// Fingerprints (32 bytes) or short ids (16) packed back to back (the wire form of a list).
+pub fn pack<const N: usize>(fps: &[[u8; N]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fps.len() * N);
     for fp in fps {
         out.extend_from_slice(fp);
     }
@@ -142,14 +234,14 @@ pub fn unpack_owned(bytes: Vec<u8>, what: &'static str) -> Result<Vec<Fingerprin
 }
 
 /// The inverse of [`pack`]; `what` names the list in errors.
-pub fn unpack(bytes: &[u8], what: &'static str) -> Result<Vec<Fingerprint>, ListError> {
-    if !bytes.len().is_multiple_of(32) {
+pub fn unpack<const N: usize>(bytes: &[u8], what: &'static str) -> Result<Vec<[u8; N]>, ListError> {
+    if !bytes.len().is_multiple_of(N) {
         return Err(ListError::Ragged(what));
     }
     Ok(bytes
-        .chunks_exact(32)
+        .chunks_exact(N)
         .map(|c| {
-            let mut fp = [0u8; 32];
+            let mut fp = [0u8; N];
             fp.copy_from_slice(c);
             fp
         })
@@ -176,7 +268,20 @@ impl TrustLists {
             allowed,
             revoked,
             revoked_keys,
+            authority: Authority::default(),
         })
+    }
+
+    /// These lists with `authority` (whose lists must be sorted without duplicates).
+    pub fn with_authority(mut self, authority: Authority) -> Result<Self, ListError> {
+        if !strictly_sorted(&authority.cas, |c| c) {
+            return Err(ListError::Unsorted("issuing CA"));
+        }
+        if !strictly_sorted(&authority.revoked_ids, |f| f) {
+            return Err(ListError::Unsorted("revoked ids"));
+        }
+        self.authority = authority;
+        Ok(self)
     }
 
     /// Lists from parts in any order (the console's side): sorted, duplicates dropped.
@@ -195,6 +300,28 @@ impl TrustLists {
             allowed,
             revoked,
             revoked_keys,
+            authority: Authority::default(),
+        }
+    }
+
+    /// A revocation-only version (the console's side, parts in any order): the
+    /// issuing CAs, the revoked ids, the mark; no allow-list.
+    pub fn revocations_only(
+        mut cas: Vec<Vec<u8>>,
+        mut revoked_ids: Vec<ShortId>,
+        issued_up_to: i64,
+    ) -> Self {
+        cas.sort_unstable();
+        cas.dedup();
+        revoked_ids.sort_unstable();
+        revoked_ids.dedup();
+        TrustLists {
+            authority: Authority {
+                cas,
+                revoked_ids,
+                issued_up_to,
+            },
+            ..TrustLists::default()
         }
     }
 
@@ -206,6 +333,41 @@ impl TrustLists {
     }
     pub fn revoked_keys(&self) -> &[Fingerprint] {
         &self.revoked_keys
+    }
+    /// The issuing CAs and revoked ids, when this is a revocation-only version.
+    pub fn authority(&self) -> Option<&Authority> {
+        (!self.authority.is_empty()).then_some(&self.authority)
+    }
+
+    /// Where the certificate `cert` (with key `key`, SHA-256 of its
+    /// SubjectPublicKeyInfo) stands. Every revocation wins over every admission.
+    pub fn standing(&self, cert: &Fingerprint, key: Option<&Fingerprint>) -> Standing<'_> {
+        if let Some(r) = self.revocation(cert) {
+            return Standing::Revoked(r);
+        }
+        if key.is_some_and(|k| self.is_key_revoked(k)) {
+            return Standing::KeyRevoked;
+        }
+        if self.authority.is_revoked(cert) || key.is_some_and(|k| self.authority.is_revoked(k)) {
+            return Standing::RevokedId;
+        }
+        if self.is_allowed(cert) {
+            return Standing::Allowed;
+        }
+        if !self.authority.cas.is_empty() {
+            return Standing::ChainDecides;
+        }
+        Standing::NotAllowed
+    }
+
+    /// [`Self::standing`] with the hex fingerprints certificates are shown with; a
+    /// fingerprint that is not hex stands nowhere (not allowed).
+    pub fn standing_hex(&self, cert: &str, key: Option<&str>) -> Standing<'_> {
+        let Some(cert) = fingerprint_from_hex(cert) else {
+            return Standing::NotAllowed;
+        };
+        let key = key.and_then(fingerprint_from_hex);
+        self.standing(&cert, key.as_ref())
     }
 
     pub fn is_allowed(&self, fp: &Fingerprint) -> bool {
@@ -252,6 +414,22 @@ impl TrustLists {
         for k in &self.revoked_keys {
             h.update(k);
         }
+        // Only a revocation-only version covers an authority, so the digests of
+        // allow-list versions (format 2) stay what they were.
+        let a = &self.authority;
+        if !a.is_empty() {
+            h.update(b"authority");
+            h.update((a.cas.len() as u64).to_be_bytes());
+            for ca in &a.cas {
+                h.update((ca.len() as u64).to_be_bytes());
+                h.update(ca);
+            }
+            h.update((a.revoked_ids.len() as u64).to_be_bytes());
+            for id in &a.revoked_ids {
+                h.update(id);
+            }
+            h.update(a.issued_up_to.to_be_bytes());
+        }
         h.finalize().into()
     }
 
@@ -259,6 +437,11 @@ impl TrustLists {
     pub fn diff(&self, next: &TrustLists) -> Changes {
         let (allowed_add, allowed_remove) = set_diff(&self.allowed, &next.allowed);
         let (keys_add, keys_remove) = set_diff(&self.revoked_keys, &next.revoked_keys);
+        let (ids_add, ids_remove) =
+            set_diff(&self.authority.revoked_ids, &next.authority.revoked_ids);
+        let (a, b) = (&self.authority, &next.authority);
+        let cas = (a.cas != b.cas).then(|| b.cas.clone());
+        let issued_up_to = (a.issued_up_to != b.issued_up_to).then_some(b.issued_up_to);
         let mut revoked_add = Vec::new();
         let mut revoked_remove = Vec::new();
         let (mut i, mut j) = (0, 0);
@@ -295,6 +478,10 @@ impl TrustLists {
             revoked_remove,
             keys_add,
             keys_remove,
+            cas,
+            ids_add,
+            ids_remove,
+            issued_up_to,
         }
     }
 
@@ -315,12 +502,28 @@ impl TrustLists {
                 &changes.keys_remove,
                 "revoked keys",
             )?,
+            authority: Authority {
+                cas: match &changes.cas {
+                    Some(cas) if !strictly_sorted(cas, |c| c) => {
+                        return Err(ListError::Unsorted("issuing CA"))
+                    }
+                    Some(cas) => cas.clone(),
+                    None => self.authority.cas.clone(),
+                },
+                revoked_ids: apply_set(
+                    &self.authority.revoked_ids,
+                    &changes.ids_add,
+                    &changes.ids_remove,
+                    "revoked ids",
+                )?,
+                issued_up_to: changes.issued_up_to.unwrap_or(self.authority.issued_up_to),
+            },
         })
     }
 }
 
 /// (in `b` only, in `a` only), both sorted.
-fn set_diff(a: &[Fingerprint], b: &[Fingerprint]) -> (Vec<Fingerprint>, Vec<Fingerprint>) {
+fn set_diff<T: Ord + Copy>(a: &[T], b: &[T]) -> (Vec<T>, Vec<T>) {
     let (mut add, mut remove) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
@@ -349,12 +552,12 @@ fn set_diff(a: &[Fingerprint], b: &[Fingerprint]) -> (Vec<Fingerprint>, Vec<Fing
 
 /// The held list with `remove` taken out and `add` put in: a binary search per
 /// change and one copy of each unchanged run (a memcpy), O(k log n + n) for k changes.
-fn apply_set(
-    held: &[Fingerprint],
-    add: &[Fingerprint],
-    remove: &[Fingerprint],
+fn apply_set<T: Ord + Copy + AsRef<[u8]>>(
+    held: &[T],
+    add: &[T],
+    remove: &[T],
     what: &'static str,
-) -> Result<Vec<Fingerprint>, ListError> {
+) -> Result<Vec<T>, ListError> {
     if !strictly_sorted(add, |f| f) || !strictly_sorted(remove, |f| f) {
         return Err(ListError::Unsorted(what));
     }
@@ -469,14 +672,9 @@ pub fn compose(first: &Changes, second: &Changes) -> Changes {
     use std::collections::BTreeMap;
     // Per fingerprint: was it present before `first` (None = unknown, i.e. untouched),
     // and is it present after. Sets: presence only.
-    fn sets(
-        a_add: &[Fingerprint],
-        a_rm: &[Fingerprint],
-        b_add: &[Fingerprint],
-        b_rm: &[Fingerprint],
-    ) -> (Vec<Fingerprint>, Vec<Fingerprint>) {
+    fn sets<T: Ord + Copy>(a_add: &[T], a_rm: &[T], b_add: &[T], b_rm: &[T]) -> (Vec<T>, Vec<T>) {
         // fp -> (present at start, present at end)
-        let mut m: BTreeMap<Fingerprint, (bool, bool)> = BTreeMap::new();
+        let mut m: BTreeMap<T, (bool, bool)> = BTreeMap::new();
         for fp in a_add {
             m.insert(*fp, (false, true));
         }
@@ -515,6 +713,12 @@ pub fn compose(first: &Changes, second: &Changes) -> Changes {
         &second.keys_add,
         &second.keys_remove,
     );
+    let (ids_add, ids_remove) = sets(
+        &first.ids_add,
+        &first.ids_remove,
+        &second.ids_add,
+        &second.ids_remove,
+    );
     // Revocations carry a value: fp -> (present at start, value at end).
     let mut m: BTreeMap<Fingerprint, (bool, Option<Revocation>)> = BTreeMap::new();
     for fp in &first.revoked_remove {
@@ -551,6 +755,11 @@ pub fn compose(first: &Changes, second: &Changes) -> Changes {
         revoked_remove,
         keys_add,
         keys_remove,
+        // The later value wins; unchanged in both stays unchanged.
+        cas: second.cas.clone().or_else(|| first.cas.clone()),
+        ids_add,
+        ids_remove,
+        issued_up_to: second.issued_up_to.or(first.issued_up_to),
     }
 }
 

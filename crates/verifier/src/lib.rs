@@ -16,7 +16,7 @@ use cardstation_piv::{Pin, PivError, PivSession, Slot};
 use cardstation_pki::certificate::{self, format_age, format_unix, CertificateInfo};
 use cardstation_pki::rules::{check_certificate, Rules, DEFAULT_MAX_LIFETIME_DAYS};
 use cardstation_protocol::bundle::TrustStatus;
-use cardstation_protocol::trust_lists::TrustLists;
+use cardstation_protocol::trust_lists::{Standing, TrustLists};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -397,9 +397,15 @@ fn judge<T: Transport>(
         }
     };
 
-    // The certificate itself: the rules the console applies to every upload.
+    // The certificate itself: the rules the console applies to every upload. The
+    // issuing CA is the configured one, else the one a revocation-only bundle names
+    // (signed by the pinned console key, so trusted as much as the bundle).
+    let bundle_ca = policy
+        .bundle
+        .and_then(|(b, _)| b.authority())
+        .and_then(|a| cardstation_pki::rules::issuer_among(&der, &a.cas));
     let rules = Rules {
-        issuing_ca: policy.issuing_ca,
+        issuing_ca: policy.issuing_ca.or(bundle_ca),
         now: policy.now,
         max_lifetime_days: DEFAULT_MAX_LIFETIME_DAYS,
     };
@@ -420,25 +426,21 @@ fn judge<T: Transport>(
             "no trust bundle is held here: the signature is valid but trust is unknown; fetch the console's trust bundle",
         )),
         Some((bundle, status)) => {
-            if let Some(r) = bundle.revocation_hex(&info.sha256) {
-                f.push(Finding::fail(
-                    "revoked",
-                    format!("revoked ({}) on {}", r.reason, format_unix(r.at)),
-                ));
-            } else if cardstation_pki::rules::public_key_sha256(&der)
-                .is_some_and(|key| bundle.is_key_revoked_hex(&key))
-            {
-                f.push(Finding::fail(
-                    "key-revoked",
-                    "the card's key was revoked under another certificate: a revoked key is never trusted again, whatever certificate it comes in",
-                ));
-            } else if bundle.is_allowed_hex(&info.sha256) {
-                f.push(Finding::ok("allowed", "on the console's allow-list"));
-            } else {
-                f.push(Finding::fail(
-                    "not-allowed",
-                    "not on the console's allow-list: the certificate was never uploaded (or not yet delivered)",
-                ));
+            let key = cardstation_pki::rules::public_key_sha256(&der);
+            f.push(standing_finding(
+                bundle.standing_hex(&info.sha256, key.as_deref()),
+            ));
+            if let Some(mark) = bundle.authority().map(|a| a.issued_up_to) {
+                if info.not_before > mark {
+                    f.push(Finding::ok(
+                        "newer-than-bundle",
+                        format!(
+                            "issued after the newest certificate trust bundle version {} accounts for ({}): revocations are as of that version; sync to be current",
+                            status.version,
+                            format_unix(mark)
+                        ),
+                    ));
+                }
             }
             if status.expired {
                 f.push(Finding::fail(
@@ -453,6 +455,33 @@ fn judge<T: Transport>(
         }
     }
     captured
+}
+
+/// What the bundle's lists say of the certificate, in an operator's words.
+pub fn standing_finding(standing: Standing<'_>) -> Finding {
+    match standing {
+        Standing::Revoked(r) => Finding::fail(
+            "revoked",
+            format!("revoked ({}) on {}", r.reason, format_unix(r.at)),
+        ),
+        Standing::KeyRevoked => Finding::fail(
+            "key-revoked",
+            "the card's key was revoked under another certificate: a revoked key is never trusted again, whatever certificate it comes in",
+        ),
+        Standing::RevokedId => Finding::fail(
+            "revoked",
+            "revoked at the console (the certificate or its key is on the trust bundle's revocation list; `cardstation-console cards show` has the reason)",
+        ),
+        Standing::Allowed => Finding::ok("allowed", "on the console's allow-list"),
+        Standing::ChainDecides => Finding::ok(
+            "not-revoked",
+            "not revoked: the trust bundle accepts any certificate the site's CA issued that is in date and not revoked",
+        ),
+        Standing::NotAllowed => Finding::fail(
+            "not-allowed",
+            "not on the console's allow-list: the certificate was never uploaded (or not yet delivered)",
+        ),
+    }
 }
 
 fn card_failure(e: &PivError) -> Finding {

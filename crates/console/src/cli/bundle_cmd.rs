@@ -43,7 +43,14 @@ async fn bundle_book(at: &ConsoleAt, bundle_hours: u64) -> Result<BundleBook, St
     };
     let key = files.bundle_signing_key().map_err(|e| e.to_string())?;
     let validity = i64::try_from(bundle_hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2);
-    Ok(BundleBook::new(store, Arc::new(key), validity))
+    // The same versions `serve` would cut: revocation-only under an issuing CA.
+    let policy = cardstation_console::policy(&at.data).map_err(|e| e.to_string())?;
+    Ok(BundleBook::new(
+        store,
+        Arc::new(key),
+        validity,
+        policy.issuing_ca.into_iter().collect(),
+    ))
 }
 
 pub async fn publish(at: ConsoleAt, out: PathBuf, bundle_hours: u64) -> Result<(), String> {

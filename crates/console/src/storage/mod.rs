@@ -350,6 +350,8 @@ pub struct RevokedEntry {
     pub sha256: String,
     pub reason: String,
     pub revoked_at: i64,
+    /// The certificate's key (SHA-256 of its SubjectPublicKeyInfo), when known.
+    pub key_sha256: Option<String>,
 }
 
 /// What a trust bundle says at one version. The lists come in no particular order
@@ -362,6 +364,9 @@ pub struct BundleState {
     pub revoked: Vec<RevokedEntry>,
     /// SHA-256 of the SubjectPublicKeyInfo of every revoked key.
     pub revoked_keys: Vec<String>,
+    /// When the newest certificate was recorded (unix seconds; 0 with none): a
+    /// revocation-only bundle's issued-up-to mark.
+    pub newest_recorded_at: i64,
 }
 
 /// One version of the signed trust-bundle chain, as stored. Rows are never changed;

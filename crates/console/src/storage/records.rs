@@ -472,7 +472,8 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let revoked = tx
             .query(
-                "SELECT sha256, reason, revoked_at FROM certificates WHERE status = 'revoked'",
+                "SELECT sha256, reason, revoked_at, key_sha256 FROM certificates
+                 WHERE status = 'revoked'",
                 &[],
             )
             .await?
@@ -482,6 +483,7 @@ impl Store {
                     sha256: r.text(0)?,
                     reason: r.opt_text(1)?.unwrap_or_default(),
                     revoked_at: r.opt_int(2)?.unwrap_or_default(),
+                    key_sha256: r.opt_text(3)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -491,12 +493,20 @@ impl Store {
             .iter()
             .map(|r| r.text(0))
             .collect::<Result<Vec<_>, _>>()?;
+        let newest_recorded_at = query_one(
+            &mut *tx,
+            "SELECT COALESCE(MAX(uploaded_at), 0) FROM certificates",
+            &[],
+        )
+        .await?
+        .int(0)?;
         tx.commit().await?;
         Ok(BundleState {
             version,
             allowed,
             revoked,
             revoked_keys,
+            newest_recorded_at,
         })
     }
 
