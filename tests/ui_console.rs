@@ -16,7 +16,7 @@ use cardstation_protocol::messages::{CertificateRecord, CertificateStatus, Uploa
 use cardstation_virtual_card::{CardStorage, VirtualCard, VirtualReader};
 use console_support::{free_port, Console};
 use eframe::egui;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 
 fn wait_until(
@@ -333,6 +333,58 @@ fn type_into(h: &mut Harness<'static, StationApp>, field: &str, text: &str) {
     h.run_steps(2);
     h.get_by_label(field).type_text(text);
     h.run_steps(2);
+}
+
+/// The cards to renew: active, not renewed, ending within 30 days, with their end.
+#[test]
+fn the_console_tab_lists_the_cards_to_renew() {
+    let console_dir = tempfile::tempdir().expect("console dir");
+    let console = Console::start(console_dir.path(), free_port());
+    let soon = {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let mut params = console_support::device_params("gw-31");
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+        let cert = params.self_signed(&key).expect("certificate");
+        console
+            .client()
+            .upload(&UploadRequest {
+                certificate: cert.pem(),
+                card_serial: Some(31),
+                chuid_guid: None,
+                slot: Some("9e".into()),
+                label: Some("gw-31 Plant B".into()),
+                operator: "someone".into(),
+                station_id: "station-1".into(),
+            })
+            .expect("upload")
+    };
+    on_the_console(&console, "gw-32", "gw-32 Plant B", 32);
+    let dir = tempfile::tempdir().expect("station dir");
+    let mut h = window(&dir, configured_for(&console), ReaderMode::Manual);
+    wait_until(&mut h, "the console is reached", |a| {
+        a.console_status().reachable == Some(true)
+    });
+    h.get_by_label("Console").click();
+    wait_until(&mut h, "the newest cards are listed", |a| {
+        console_search(a, SearchFor::Console).is_some_and(|s| s.records.len() == 2)
+    });
+    // The Status list (not the grid's "Status" heading).
+    h.get_all_by_label("Status")
+        .find(|n| n.accesskit_node().role() != egui::accesskit::Role::Label)
+        .expect("the Status list")
+        .click();
+    h.run_steps(3);
+    h.get_by_label("to renew (ends within 30 days)").click();
+    wait_until(&mut h, "the cards to renew are listed", |a| {
+        console_search(a, SearchFor::Console)
+            .is_some_and(|s| s.query.expiring_days == Some(30) && s.records.len() == 1)
+    });
+    let listed = console_search(h.state(), SearchFor::Console).expect("search");
+    assert_eq!(listed.records[0].sha256, soon.sha256);
+    h.get_by_label("gw-31 Plant B — CN=gw-31");
+    assert!(h.query_by_label_contains("gw-32").is_none());
+    h.get_by_label_contains("Card care, \"Renew this card\"");
+    h.get_by_label(&cardstation_pki::certificate::format_unix(soon.not_after));
 }
 
 #[test]

@@ -479,6 +479,56 @@ fn card_care_changes_the_pin_and_counts_wrong_tries() {
 }
 
 #[test]
+fn card_care_renews_the_enrolled_card_onto_a_later_certificate_for_the_same_key() {
+    let mut f = open(ReaderMode::DemoOnly);
+    let h = &mut f.harness;
+    wait_until(h, "the demo card is read", card_read);
+    enroll_with_defaults(h);
+    let old = fingerprint_on_card(h.state(), Slot::CardAuthentication);
+    let key_of = |app: &StationApp| {
+        let card = app.demo_card().expect("demo card in its reader");
+        let mut s = PivSession::open(VirtualReader::new(card, "check")).expect("PIV session");
+        let der = s
+            .read_certificate(Slot::CardAuthentication)
+            .expect("read")
+            .expect("certificate")
+            .der;
+        CertificateInfo::parse(&der).expect("certificate")
+    };
+    let before = key_of(h.state());
+    h.get_by_label("Card care").click();
+    wait_until(h, "the card is read again", |a| {
+        a.readers()
+            .iter()
+            .all(|p| !p.inspecting && p.report.is_some())
+    });
+    h.get_by_label("Renew certificate").click();
+    wait_until(h, "the renewal finishes", |a| {
+        a.readers()
+            .iter()
+            .any(|p| p.care.renewed.is_some() || p.care.result.is_some())
+    });
+    let pane = h
+        .state()
+        .readers()
+        .iter()
+        .find(|p| p.is_demo)
+        .expect("demo");
+    assert!(pane.care.result.is_none(), "{:?}", pane.care.result);
+    let renewed = pane.care.renewed.clone().expect("renewed");
+    assert_eq!(renewed.old_fingerprint, old);
+    let after = key_of(h.state());
+    assert_eq!(after.sha256, renewed.fingerprint);
+    assert_ne!(after.sha256, old);
+    assert_eq!(
+        after.key_sha256, before.key_sha256,
+        "the card keeps its key"
+    );
+    assert!(after.not_after >= before.not_after);
+    h.get_by_label(&format!("new  {}", renewed.fingerprint));
+}
+
+#[test]
 fn diagnostics_and_audit_screens_show_findings_and_an_intact_trail() {
     let mut f = open(ReaderMode::DemoOnly);
     let h = &mut f.harness;

@@ -18,6 +18,7 @@ pub use super::card_source::CardSource;
 use super::card_status::{inspect, CardReport};
 use super::enroll::{enroll, EnrollContext, EnrollOutcome, EnrollRequest, EnrollStep};
 use super::pin_care;
+use super::renew::{renew, RenewOutcome, RenewRequest};
 use super::replace::{replace, ReplaceOutcome, ReplaceRequest};
 use super::spot_check::{check_with_station, ChallengeBook, SpotCheck};
 use super::station::Station;
@@ -35,6 +36,8 @@ pub enum Job {
     PinCare(Box<PinCareOp>),
     /// Replace a card (or renew it) onto the card in this reader.
     Replace(Box<ReplaceRequest>),
+    /// A new certificate for the key on the card in this reader.
+    Renew(Box<RenewRequest>),
 }
 
 impl Job {
@@ -43,7 +46,7 @@ impl Job {
     pub fn time_limit(&self) -> Duration {
         match self {
             Job::Inspect | Job::SpotCheck { .. } | Job::PinCare(_) => Duration::from_secs(30),
-            Job::Enroll(_) | Job::Replace(_) => Duration::from_secs(120),
+            Job::Enroll(_) | Job::Replace(_) | Job::Renew(_) => Duration::from_secs(120),
         }
     }
 }
@@ -133,6 +136,8 @@ pub enum JobEvent {
     PinCareDone(Result<AuditAction, Failure>),
     Replaced(Box<ReplaceOutcome>),
     ReplaceFailed(Failure),
+    Renewed(Box<RenewOutcome>),
+    RenewFailed(Failure),
 }
 
 type Notify = Arc<dyn Fn(JobEvent) + Send + Sync>;
@@ -391,6 +396,17 @@ fn run_job(
                 },
             );
         }
+        Job::Renew(req) => match open_station(station, paths, config) {
+            Ok(st) => notify(
+                match run_card_workflow(source, st, cancel, notify, |t, ctx, step| {
+                    renew(t, &req, ctx, step)
+                }) {
+                    Ok(outcome) => JobEvent::Renewed(Box::new(outcome)),
+                    Err(f) => JobEvent::RenewFailed(f),
+                },
+            ),
+            Err(f) => notify(JobEvent::RenewFailed(f)),
+        },
     }
 }
 

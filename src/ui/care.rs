@@ -1,6 +1,6 @@
 //! The Card care screen: PIN and PUK for the holder at the desk, reset of a
-//! blocked card, revocation, and card replacement (lost, stolen, damaged,
-//! expiring) or renewal.
+//! blocked card, revocation, renewal before expiry (same key, no downtime), and
+//! card replacement (lost, stolen, damaged).
 
 use crate::app::pin_care;
 use crate::store::AuditAction;
@@ -13,17 +13,16 @@ use crate::app::enroll::EnrollRequest;
 use crate::app::failure::Failure;
 use crate::app::pin_care::{reset_confirmation, RESET_WARNING};
 use crate::app::reader_worker::{Job, PinCareOp};
+use crate::app::renew::{RenewOutcome, RenewRequest};
 use crate::app::replace::{ReplaceOutcome, ReplaceRequest};
 use crate::config::Config;
 use crate::store::EnrollmentRecord;
 use cardstation_piv::{Pin, PinStatus};
 use cardstation_pki::certificate::format_unix;
-use cardstation_protocol::messages::{
-    is_fingerprint, CertificateRecord, CertificateStatus, RevocationReason,
-};
+use cardstation_protocol::messages::{is_fingerprint, CertificateRecord, RevocationReason};
 
 use super::command::{CardView, Command};
-use super::console_view::{holder, SearchBox};
+use super::console_view::{holder, SearchBox, StatusFilter};
 use super::style::{self, GREEN};
 
 /// What the station knows of the certificate a replacement revokes.
@@ -55,6 +54,9 @@ pub struct CareScreen {
     pub busy: bool,
     pub result: Option<Result<String, Failure>>,
     pub replaced: Option<Box<ReplaceOutcome>>,
+    /// The PIN for renewing a slot that signs only after it (9a, 9c, 9d).
+    renew_pin: Zeroizing<String>,
+    pub renewed: Option<Box<RenewOutcome>>,
     /// Replacement enrols with the station's profile from the settings.
     profile: EnrollRequest,
 }
@@ -80,6 +82,8 @@ impl CareScreen {
             busy: false,
             result: None,
             replaced: None,
+            renew_pin: Zeroizing::default(),
+            renewed: None,
             profile: EnrollRequest::from_settings(config),
         }
     }
@@ -90,6 +94,7 @@ impl CareScreen {
         self.new_pin = Zeroizing::default();
         self.puk = Zeroizing::default();
         self.new_puk = Zeroizing::default();
+        self.renew_pin = Zeroizing::default();
         self.last_try = false;
     }
 
@@ -102,6 +107,11 @@ impl CareScreen {
         self.busy = false;
         self.replace_asked = false;
         self.replaced = Some(outcome);
+    }
+
+    pub fn on_renewed(&mut self, outcome: Box<RenewOutcome>) {
+        self.busy = false;
+        self.renewed = Some(outcome);
     }
 
     pub fn on_failed(&mut self, failure: Failure) {
@@ -244,6 +254,11 @@ impl CareScreen {
         }
         ui.add_space(12.0);
         ui.separator();
+        if let Some(c) = self.renew_section(ui, card, console, idle) {
+            command = Some(c);
+        }
+        ui.add_space(12.0);
+        ui.separator();
         if let Some(c) = self.replace_section(ui, card, console, idle) {
             command = Some(c);
         }
@@ -325,6 +340,100 @@ impl CareScreen {
         command
     }
 
+    /// Renew the certificate in the station's slot: the same key, a certificate that
+    /// ends later; the old one is retired at the console only after the new one
+    /// passed its self-test, and gateways accept both until the old one's end.
+    fn renew_section(
+        &mut self,
+        ui: &mut egui::Ui,
+        card: &CardView<'_>,
+        console: &ConsoleStatus,
+        idle: bool,
+    ) -> Option<Command> {
+        ui.strong("Renew this card");
+        let slot = self.profile.slot;
+        let cert = card.report.and_then(|r| {
+            r.slots
+                .iter()
+                .find(|s| s.slot == slot)
+                .and_then(|s| s.certificate.as_ref())
+        });
+        let Some(cert) = cert else {
+            ui.label(format!(
+                "Slot {} holds no certificate to renew: enrol the card instead.",
+                slot.short()
+            ));
+            return None;
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let days_left = (cert.not_after - now).div_euclid(86_400);
+        let line = format!(
+            "Slot {}: \"{}\", valid until {} ({}).",
+            slot.short(),
+            cert.subject,
+            format_unix(cert.not_after),
+            if days_left < 0 {
+                "expired".to_string()
+            } else {
+                format!("{days_left} days left")
+            }
+        );
+        if days_left < i64::from(super::console_view::EXPIRING_DAYS) {
+            style::warn(ui, line);
+        } else {
+            style::wrapped(ui, line);
+        }
+        style::wrapped(ui, "The card keeps its key and gets a certificate that ends later; gateways accept the card throughout.");
+        if slot.needs_pin() {
+            secret_field(ui, "Card PIN", &mut self.renew_pin);
+        }
+        let mut command = None;
+        if ui
+            .add_enabled(idle, egui::Button::new("Renew certificate"))
+            .clicked()
+        {
+            let pin = if slot.needs_pin() {
+                match Pin::card_pin(&self.renew_pin) {
+                    Ok(pin) => Some(pin),
+                    Err(e) => {
+                        self.result = Some(Err(Failure::from(e)));
+                        return None;
+                    }
+                }
+            } else {
+                None
+            };
+            self.renew_pin = Zeroizing::default();
+            self.busy = true;
+            self.result = None;
+            self.renewed = None;
+            command = Some(Command::Job(Job::Renew(Box::new(RenewRequest {
+                slot,
+                valid_days: self.profile.valid_days,
+                pin,
+                upload: console.configured,
+            }))));
+        }
+        if let Some(r) = &self.renewed {
+            ui.colored_label(
+                GREEN,
+                format!(
+                    "Renewed: valid until {}. The old certificate stays valid until {}{}.",
+                    format_unix(r.not_after),
+                    format_unix(r.old_not_after),
+                    if console.configured {
+                        " and is marked renewed at the console"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            ui.label(egui::RichText::new(format!("old  {}", r.old_fingerprint)).monospace());
+            ui.label(egui::RichText::new(format!("new  {}", r.fingerprint)).monospace());
+        }
+        command
+    }
+
     fn replace_section(
         &mut self,
         ui: &mut egui::Ui,
@@ -342,7 +451,7 @@ impl CareScreen {
             if self.replace_search.field(ui, "Find the old card", busy) {
                 command = Some(self.replace_search.command(
                     SearchFor::Replace,
-                    Some(CertificateStatus::Active),
+                    StatusFilter::Active,
                     20,
                     last,
                 ));

@@ -1,6 +1,7 @@
 //! The Console tab: every card the console knows (from any station), found by the
 //! holder's label, subject, card serial, CHUID GUID, fingerprint prefix or station;
-//! one card's details; its revocation, with a reason and a confirmation. When the
+//! one card's details; its revocation, with a reason and a confirmation; the cards
+//! to renew (active, not renewed, ending within 30 days). When the
 //! console is away the last results stay, marked "offline, as of TIME".
 
 use eframe::egui;
@@ -27,7 +28,7 @@ impl SearchBox {
     pub fn command(
         &mut self,
         purpose: SearchFor,
-        status: Option<CertificateStatus>,
+        filter: StatusFilter,
         limit: u32,
         last: Option<&CardSearch>,
     ) -> Command {
@@ -36,7 +37,8 @@ impl SearchBox {
             purpose,
             query: SearchQuery {
                 search: Some(self.text.trim().to_string()).filter(|t| !t.is_empty()),
-                status,
+                status: filter.status(),
+                expiring_days: filter.expiring_days(),
                 limit: Some(limit),
                 ..Default::default()
             },
@@ -136,15 +138,31 @@ pub enum StatusFilter {
     Any,
     Active,
     Revoked,
+    /// Active, not renewed, ending within [`EXPIRING_DAYS`]: the cards to renew.
+    ToRenew,
 }
 
+/// What "to renew" means in the tab (the doctor warns at the same distance).
+pub const EXPIRING_DAYS: u32 = 30;
+
 impl StatusFilter {
+    const ALL: [StatusFilter; 4] = [
+        StatusFilter::Any,
+        StatusFilter::Active,
+        StatusFilter::Revoked,
+        StatusFilter::ToRenew,
+    ];
+
     fn status(self) -> Option<CertificateStatus> {
         match self {
             StatusFilter::Any => None,
-            StatusFilter::Active => Some(CertificateStatus::Active),
+            StatusFilter::Active | StatusFilter::ToRenew => Some(CertificateStatus::Active),
             StatusFilter::Revoked => Some(CertificateStatus::Revoked),
         }
+    }
+
+    fn expiring_days(self) -> Option<u32> {
+        (self == StatusFilter::ToRenew).then_some(EXPIRING_DAYS)
     }
 
     fn text(self) -> &'static str {
@@ -152,6 +170,7 @@ impl StatusFilter {
             StatusFilter::Any => "any status",
             StatusFilter::Active => "active",
             StatusFilter::Revoked => "revoked",
+            StatusFilter::ToRenew => "to renew (ends within 30 days)",
         }
     }
 }
@@ -224,11 +243,7 @@ impl ConsoleScreen {
             egui::ComboBox::from_id_salt("console-status")
                 .selected_text(self.filter.text())
                 .show_ui(ui, |ui| {
-                    for f in [
-                        StatusFilter::Any,
-                        StatusFilter::Active,
-                        StatusFilter::Revoked,
-                    ] {
+                    for f in StatusFilter::ALL {
                         go |= ui.selectable_value(&mut self.filter, f, f.text()).clicked();
                     }
                 })
@@ -236,18 +251,20 @@ impl ConsoleScreen {
                 .labelled_by(l.id);
         });
         if go && !busy {
-            command =
-                Some(
-                    self.search
-                        .command(SearchFor::Console, self.filter.status(), PAGE, last),
-                );
+            command = Some(
+                self.search
+                    .command(SearchFor::Console, self.filter, PAGE, last),
+            );
         }
         self.search.state_line(ui, last);
         let Some(s) = last else { return command };
 
+        if self.filter == StatusFilter::ToRenew && s.error.is_none() {
+            style::wrapped(ui, "Renew each at a station (Card care, \"Renew this card\", or `cardstation renew`): the card keeps its key and gateways accept it throughout.");
+        }
         ui.add_space(6.0);
         egui::Grid::new("console-cards")
-            .num_columns(7)
+            .num_columns(8)
             .striped(true)
             .spacing([12.0, 4.0])
             .show(ui, |ui| {
@@ -256,6 +273,7 @@ impl ConsoleScreen {
                     "Card serial",
                     "Station",
                     "Uploaded",
+                    "Valid until",
                     "Status",
                     "Fingerprint",
                     "",
@@ -272,6 +290,7 @@ impl ConsoleScreen {
                     ui.label(r.card_serial.map(|n| n.to_string()).unwrap_or("-".into()));
                     ui.label(&r.station_id);
                     ui.label(format_unix(r.uploaded_at));
+                    ui.label(format_unix(r.not_after));
                     ui.label(status_text(r));
                     ui.label(egui::RichText::new(&r.sha256[..16]).monospace())
                         .on_hover_text(&r.sha256);
@@ -353,6 +372,16 @@ impl ConsoleScreen {
                 row("CHUID GUID", r.chuid_guid.clone().unwrap_or("-".into()));
                 row("Slot", r.slot.clone().unwrap_or("-".into()));
                 row("Valid until", t(r.not_after));
+                if let Some(new) = &r.superseded_by {
+                    row(
+                        "Renewed",
+                        format!(
+                            "{} by {}… (this one stays valid until its end)",
+                            r.superseded_at.map(t).unwrap_or("-".into()),
+                            new.get(..16).unwrap_or(new)
+                        ),
+                    );
+                }
                 ui.label("SHA-256");
                 ui.label(egui::RichText::new(&r.sha256).monospace());
                 ui.end_row();

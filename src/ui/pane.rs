@@ -207,9 +207,15 @@ impl ReaderPane {
                 f.inspect = true;
                 f.sync = true;
             }
-            JobEvent::ReplaceFailed(e) => {
+            JobEvent::ReplaceFailed(e) | JobEvent::RenewFailed(e) => {
                 self.care.on_failed(e);
                 f.inspect = true;
+            }
+            JobEvent::Renewed(outcome) => {
+                self.care.on_renewed(outcome);
+                f.inspect = true;
+                // The new certificate and the old one's retirement go to the console.
+                f.sync = true;
             }
         }
         f.inspect &= self.present();

@@ -189,6 +189,9 @@ impl ConsoleClient {
         if let Some(c) = &q.cursor {
             params.push(("cursor", c.clone()));
         }
+        if let Some(d) = q.expiring_days {
+            params.push(("expiring_days", d.to_string()));
+        }
         let url =
             reqwest::Url::parse_with_params(&format!("{}/v1/certificates", self.base), &params)
                 .map_err(|e| ConsoleError::Settings(format!("[console] url: {e}")))?;

@@ -85,14 +85,21 @@ pub struct BundleBook {
 
 /// The lists of one version. With issuing CAs, a revocation-only version: the CAs,
 /// one short id per revoked key (which covers every certificate of that key) or per
-/// revoked certificate whose key is unknown, and the issued-up-to mark; gateways
+/// revoked certificate whose key is not among them, and the issued-up-to mark; gateways
 /// accept what chains to a CA and is not revoked, so no allow-list travels.
 fn lists_of(state: &BundleState, authorities: &[Vec<u8>]) -> TrustLists {
     if !authorities.is_empty() {
-        let keys = state.revoked_keys.iter();
-        let keyless = state.revoked.iter().filter(|r| r.key_sha256.is_none());
-        let ids = keys
-            .chain(keyless.map(|r| &r.sha256))
+        let keys: std::collections::HashSet<&str> =
+            state.revoked_keys.iter().map(String::as_str).collect();
+        // A certificate whose key is revoked needs no id of its own.
+        let uncovered = state
+            .revoked
+            .iter()
+            .filter(|r| r.key_sha256.as_deref().is_none_or(|k| !keys.contains(k)));
+        let ids = state
+            .revoked_keys
+            .iter()
+            .chain(uncovered.map(|r| &r.sha256))
             .filter_map(|s| fingerprint_from_hex(s))
             .map(|fp| short_id(&fp))
             .collect();
