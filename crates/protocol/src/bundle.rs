@@ -283,8 +283,14 @@ fn cbor<T: Serialize>(v: &T, size_hint: usize) -> Result<Vec<u8>, BundleError> {
 
 fn frame(kind: Kind, format: u8, payload: &[u8], key: &SigningKey) -> Result<Vec<u8>, BundleError> {
     let sig: Signature = key.sign(payload);
-    let sig = sig.to_der();
-    let sig = sig.as_bytes();
+    // Format 3 carries the fixed 64-byte r‖s (its deltas are counted in bytes);
+    // format 2 keeps DER, as receivers built before format 3 read it.
+    let (der, raw) = (sig.to_der(), sig.to_bytes());
+    let sig: &[u8] = if format == FORMAT_AUTHORITY {
+        &raw
+    } else {
+        der.as_bytes()
+    };
     let mut out = Vec::with_capacity(4 + 2 + 32 + 2 + sig.len() + payload.len());
     out.extend_from_slice(MAGIC);
     out.push(format);
@@ -423,7 +429,12 @@ pub fn open(bytes: &[u8], key: &VerifyingKey) -> Result<Opened, BundleError> {
         return Err(BundleError::Malformed("truncated signature".into()));
     }
     let (sig, payload) = rest.split_at(sig_len);
-    let sig = Signature::from_der(sig).map_err(|_| BundleError::BadSignature)?;
+    let sig = if bytes[4] == FORMAT_AUTHORITY {
+        Signature::from_slice(sig)
+    } else {
+        Signature::from_der(sig)
+    }
+    .map_err(|_| BundleError::BadSignature)?;
     key.verify(payload, &sig)
         .map_err(|_| BundleError::BadSignature)?;
     let list = |e: ListError| BundleError::Malformed(e.to_string());
