@@ -138,3 +138,16 @@ fn create_private_dir(dir: &Path) -> Result<(), StationError> {
     }
     Ok(())
 }
+
+/// Its code: what went wrong opening the station.
+impl crate::error_code::Coded for StationError {
+    fn code(&self) -> crate::error_code::ErrorCode {
+        use crate::error_code::ErrorCode;
+        match self {
+            StationError::Config(e) => e.code(),
+            StationError::Store(e) => e.code(),
+            StationError::SiteSecret(e) => e.code(),
+            StationError::DataDir { .. } => ErrorCode::Station,
+        }
+    }
+}
