@@ -1,9 +1,10 @@
-//! Renewal without downtime: a new certificate for the key already on the card, so
-//! nothing the card does changes for a gateway. Check card → authenticate →
-//! certificate (the site's CA from a request the card signs, or the card itself) →
-//! write → self-test → record; only then is the old certificate retired at the
-//! console (queued: marked superseded, never revoked). Gateways accept both until the
-//! old one's end.
+//! Renewal without downtime: a new certificate for the key already on the card (or,
+//! asked for, for a new key made on the card), so nothing the card does changes for
+//! a gateway. Check card → authenticate → [new key] → certificate (the site's CA
+//! from a request the card signs, or the card itself) → write → self-test → record;
+//! only then is the old certificate retired at the console (queued: marked
+//! superseded, never revoked). Gateways accept both until the old one's end; after a
+//! new key, no card holds the old one's key any more.
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -35,6 +36,8 @@ pub struct RenewRequest {
     pub pin: Option<Pin>,
     /// Queue the new certificate and the old one's retirement for the console.
     pub upload: bool,
+    /// Make a new key on the card for the new certificate (the old key is replaced).
+    pub new_key: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +51,8 @@ pub struct RenewOutcome {
     pub subject: String,
     pub not_after: i64,
     pub label: Option<String>,
+    /// The certificate is for a key made on the card during this renewal.
+    pub new_key: bool,
     #[serde(skip)]
     pub certificate_der: Vec<u8>,
     pub millis: u128,
@@ -152,7 +157,7 @@ pub fn renew<T: Transport>(
         }
     };
 
-    // 6. Record; then the console: the new certificate (card-signed), and the old
+    // 7. Record; then the console: the new certificate (card-signed), and the old
     //    one's retirement after it.
     step(EnrollStep::Record)?;
     let upload = if req.upload && ctx.issuer.is_none() {
@@ -209,12 +214,13 @@ pub fn renew<T: Transport>(
         subject: info.subject,
         not_after: info.not_after,
         label,
+        new_key: req.new_key,
         certificate_der: der,
         millis: started.elapsed().as_millis(),
     })
 }
 
-/// Steps 3–5: the new certificate, written and self-tested.
+/// Steps 3–6: the key, the new certificate, written and self-tested.
 #[allow(clippy::too_many_arguments)]
 fn change<T: Transport>(
     session: &mut PivSession<T>,
@@ -227,7 +233,25 @@ fn change<T: Transport>(
     label: Option<&str>,
     step: &mut dyn FnMut(EnrollStep) -> Result<(), EnrollError>,
 ) -> Result<(Vec<u8>, CertificateInfo), EnrollError> {
-    // 3. The certificate, for the key the card holds.
+    // 3. The key: the one the card holds, or a new one made on it. From here on a
+    //    failure leaves the old certificate beside a key it does not name; renewing
+    //    again (with a new key) mends it.
+    let key = if req.new_key {
+        step(EnrollStep::GenerateKey)?;
+        let made = session.generate_p256(req.slot)?;
+        if req.slot == Slot::Signature {
+            // 9C asks for the PIN before every use.
+            if let Some(pin) = &req.pin {
+                session.verify_pin(pin)?;
+            }
+        }
+        made
+    } else {
+        *key
+    };
+    let key = &key;
+
+    // 4. The certificate, for that key.
     step(EnrollStep::Certificate)?;
     let subject = parse_subject(&old.subject)?;
     let der = {
@@ -282,11 +306,11 @@ fn change<T: Transport>(
         ));
     }
 
-    // 4. Write it over the old one (the key and the CHUID stay).
+    // 5. Write it over the old one (the CHUID stays).
     step(EnrollStep::Write)?;
     session.write_certificate(req.slot, &der)?;
 
-    // 5. Self-test against the certificate as the card now holds it.
+    // 6. Self-test against the certificate as the card now holds it.
     step(EnrollStep::SelfTest)?;
     let stored = session
         .read_certificate(req.slot)?

@@ -32,6 +32,10 @@ pub struct RenewArgs {
     /// Read the card's PIN from the first line of standard input (slots 9a/9c/9d).
     #[arg(long)]
     pub pin_stdin: bool,
+    /// Make a new key on the card for the new certificate (the old key is replaced;
+    /// the old certificate stays valid at gateways, but no card can use it any more).
+    #[arg(long)]
+    pub new_key: bool,
     /// Keep it at this station: queue nothing for the console.
     #[arg(long)]
     pub offline: bool,
@@ -62,6 +66,7 @@ pub fn run(args: &RenewArgs, paths: Paths) -> Result<(), Failure> {
         valid_days: args.days.unwrap_or(station.config.enroll.days),
         pin,
         upload,
+        new_key: args.new_key,
     };
     let issuer = station.certificate_issuer()?;
     let ctx = station.enroll_context(&secret, issuer.as_ref());
@@ -80,9 +85,14 @@ pub fn run(args: &RenewArgs, paths: Paths) -> Result<(), Failure> {
         return Ok(());
     }
     say!(
-        "Renewed: card in \"{}\", slot {} (same key)",
+        "Renewed: card in \"{}\", slot {} ({})",
         outcome.reader,
-        outcome.slot
+        outcome.slot,
+        if outcome.new_key {
+            "a new key made on the card"
+        } else {
+            "same key"
+        }
     );
     say!("  subject     {}", outcome.subject);
     say!("  valid until {}", format_unix(outcome.not_after));

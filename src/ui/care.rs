@@ -56,6 +56,8 @@ pub struct CareScreen {
     pub replaced: Option<Box<ReplaceOutcome>>,
     /// The PIN for renewing a slot that signs only after it (9a, 9c, 9d).
     renew_pin: Zeroizing<String>,
+    /// Renew onto a key made on the card now (the old key is replaced).
+    pub renew_new_key: bool,
     pub renewed: Option<Box<RenewOutcome>>,
     /// Replacement enrols with the station's profile from the settings.
     profile: EnrollRequest,
@@ -83,6 +85,7 @@ impl CareScreen {
             result: None,
             replaced: None,
             renew_pin: Zeroizing::default(),
+            renew_new_key: false,
             renewed: None,
             profile: EnrollRequest::from_settings(config),
         }
@@ -383,7 +386,14 @@ impl CareScreen {
         } else {
             style::wrapped(ui, line);
         }
-        style::wrapped(ui, "The card keeps its key and gets a certificate that ends later; gateways accept the card throughout.");
+        style::wrapped(
+            ui,
+            "The card gets a certificate that ends later; gateways accept the card throughout.",
+        );
+        ui.checkbox(
+            &mut self.renew_new_key,
+            "On a new key made on the card (the old key is replaced)",
+        );
         if slot.needs_pin() {
             secret_field(ui, "Card PIN", &mut self.renew_pin);
         }
@@ -412,6 +422,7 @@ impl CareScreen {
                 valid_days: self.profile.valid_days,
                 pin,
                 upload: console.configured,
+                new_key: self.renew_new_key,
             }))));
         }
         if let Some(r) = &self.renewed {

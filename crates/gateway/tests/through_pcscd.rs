@@ -879,9 +879,11 @@ fn a_card_the_site_ca_issued_is_read_back_by_other_tools_granted_and_denied_once
     card.remove();
 }
 
-/// `cardstation renew --json` on the card in `reader`: (old, new) fingerprints.
-fn renew(station: &Station, reader: &str) -> (String, String) {
-    let out = station.run(&["renew", "--reader", reader, "--json"]);
+/// `cardstation renew --json [EXTRA]` on the card in `reader`: (old, new) fingerprints.
+fn renew(station: &Station, reader: &str, extra: &[&str]) -> (String, String) {
+    let mut args = vec!["renew", "--reader", reader, "--json"];
+    args.extend_from_slice(extra);
+    let out = station.run(&args);
     assert!(
         out.status.success(),
         "renew: {}{}",
@@ -923,7 +925,7 @@ fn a_renewed_card_is_granted_throughout_and_its_old_certificate_retired_not_revo
         gw.sync();
         assert_eq!(gw.check(READER_0).1["decision"], "grant");
 
-        let (old, new) = renew(&station, READER_0);
+        let (old, new) = renew(&station, READER_0, &[]);
         assert_eq!(old, first);
         assert_ne!(new, first);
         // The card holds the new certificate, for the same key.
@@ -970,6 +972,33 @@ fn a_renewed_card_is_granted_throughout_and_its_old_certificate_retired_not_revo
             (code, v["fingerprint"].as_str()),
             (0, Some(new.as_str())),
             "{v}"
+        );
+
+        // Renewed again, onto a new key made on the card: granted, the key changed,
+        // the previous certificate retired by the console as the same card's (CHUID).
+        let (again_old, again) = renew(&station, READER_0, &["--new-key"]);
+        assert_eq!(again_old, new);
+        let pem = tool(
+            "yubico-piv-tool",
+            &["-r", READER_0, "-a", "read-certificate", "-s", "9e"],
+        );
+        let der = cardstation_pki::certificate::from_pem_or_der(pem.as_bytes()).unwrap();
+        let again_info = cardstation_pki::certificate::CertificateInfo::parse(&der).unwrap();
+        assert_eq!(again_info.sha256, again);
+        assert_ne!(again_info.key_sha256, new_info.key_sha256, "a new key");
+        let shown: serde_json::Value =
+            serde_json::from_str(&console.admin_ok(&["cards", "show", &new, "--json"])).unwrap();
+        assert_eq!(
+            shown["superseded_by"].as_str(),
+            Some(again.as_str()),
+            "{shown}"
+        );
+        gw.sync();
+        let (code, v) = gw.check(READER_0);
+        assert_eq!(
+            (code, v["fingerprint"].as_str()),
+            (0, Some(again.as_str())),
+            "ca site {ca_site}: {v}"
         );
         card.remove();
     }
