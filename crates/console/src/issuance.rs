@@ -3,8 +3,9 @@
 //! request is checked against the profile; the certificate is built from the profile
 //! (lifetime, usages) and the holder label, never copied from what the request asks.
 //!
-//! Files (`cardstation-console ca init`): DATA/device-ca.pem (given to gateways as
-//! `issuing_ca`) and DATA/device-ca.key (0600; `issuing_ca_key` may name another path).
+//! Files (`cardstation-console ca init`): DATA/device-ca.pem (it travels to gateways in
+//! the trust bundle) and DATA/device-ca.key (0600; `issuing_ca_key` may name another
+//! path), or, with `[issuing_ca_token]`, the key stays on a PKCS#11 token.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,68 @@ use serde::Deserialize;
 
 use cardstation_protocol::messages::{check_label, IssuanceProfile};
 
+use crate::ca_token::{TokenKey, TokenSettings};
 use crate::setup::{self, SetupError};
+
+/// Where the CA key signs: a key file, or a PKCS#11 token.
+#[derive(Debug)]
+pub enum CaKey {
+    File(Box<KeyPair>),
+    Token(TokenKey),
+}
+
+impl CaKey {
+    fn public_key(&self) -> Option<p256::PublicKey> {
+        match self {
+            CaKey::File(k) => p256::PublicKey::from_sec1_bytes(k.public_key_raw()).ok(),
+            CaKey::Token(t) => t.public_key(),
+        }
+    }
+}
+
+impl PublicKeyData for CaKey {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            CaKey::File(k) => k.der_bytes(),
+            CaKey::Token(t) => t.der_bytes(),
+        }
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            CaKey::File(k) => k.algorithm(),
+            CaKey::Token(t) => t.algorithm(),
+        }
+    }
+}
+
+impl rcgen::SigningKey for CaKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        match self {
+            CaKey::File(k) => k.sign(msg),
+            CaKey::Token(t) => t.sign(msg),
+        }
+    }
+}
+
+/// The CA key as the settings name it: the token if `[issuing_ca_token]` is set,
+/// else the key file.
+pub fn ca_key(key_file: &Path, token: Option<&TokenSettings>) -> Result<CaKey, SetupError> {
+    match token {
+        Some(t) => TokenKey::open(t)
+            .map(CaKey::Token)
+            .map_err(|e| SetupError::Certificates(format!("[issuing_ca_token]: {e}"))),
+        None => {
+            let pem = std::fs::read_to_string(key_file).map_err(|source| SetupError::Io {
+                path: key_file.to_path_buf(),
+                source,
+            })?;
+            KeyPair::from_pem(&pem)
+                .map(|k| CaKey::File(Box::new(k)))
+                .map_err(|e| SetupError::Certificates(format!("{}: {e}", key_file.display())))
+        }
+    }
+}
 
 pub const DEVICE_CA_CERT: &str = "device-ca.pem";
 pub const DEVICE_CA_KEY: &str = "device-ca.key";
@@ -152,7 +214,7 @@ pub struct Issued {
 
 /// The issuing CA with its key, ready to sign.
 pub struct DeviceCa {
-    issuer: Issuer<'static, KeyPair>,
+    issuer: Issuer<'static, CaKey>,
     pub cert_pem: String,
     pub cert_der: Vec<u8>,
     /// The CA's own end: no certificate under it may outlive it.
@@ -168,27 +230,26 @@ impl std::fmt::Debug for DeviceCa {
 }
 
 impl DeviceCa {
-    pub fn load(cert: &Path, key: &Path) -> Result<DeviceCa, SetupError> {
-        let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|source| SetupError::Io {
-                path: p.to_path_buf(),
-                source,
-            })
-        };
-        let cert_pem = read(cert)?;
-        let key_pem = read(key)?;
+    /// The CA certificate `cert` with its key (see [`ca_key`]).
+    pub fn load(cert: &Path, key: CaKey) -> Result<DeviceCa, SetupError> {
+        let cert_pem = std::fs::read_to_string(cert).map_err(|source| SetupError::Io {
+            path: cert.to_path_buf(),
+            source,
+        })?;
         let bad = |what: &Path, e: &dyn std::fmt::Display| {
             SetupError::Certificates(format!("{}: {e}", what.display()))
         };
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| bad(key, &e))?;
         let cert_der = cardstation_pki::certificate::from_pem_or_der(cert_pem.as_bytes())
             .map_err(|e| bad(cert, &e))?;
         let info = cardstation_pki::certificate::CertificateInfo::parse(&cert_der)
             .map_err(|e| bad(cert, &e))?;
         // The key must be the certificate's: else every certificate would fail to chain.
-        let key_public = p256::PublicKey::from_sec1_bytes(key.public_key_raw()).ok();
+        let key_public = key.public_key();
         if key_public.is_none() || info.public_key != key_public {
-            return Err(bad(cert, &"the key in issuing_ca_key is not this CA's key"));
+            return Err(bad(
+                cert,
+                &"the CA key (issuing_ca_key, or the token's) is not this CA's key",
+            ));
         }
         let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| bad(cert, &e))?;
         Ok(DeviceCa {
@@ -351,7 +412,14 @@ fn subject_cn(requested: &DistinguishedName, label: Option<&str>) -> Result<Stri
 
 /// `cardstation-console ca init`: a new issuing CA in `data` (refused over an existing
 /// one). Returns the certificate's path.
-pub fn init(data: &Path, name: &str, days: u32) -> Result<PathBuf, SetupError> {
+/// With `token`, the CA key is the token's (made there beforehand, e.g. with
+/// pkcs11-tool) and no key file is written.
+pub fn init(
+    data: &Path,
+    name: &str,
+    days: u32,
+    token: Option<&TokenSettings>,
+) -> Result<PathBuf, SetupError> {
     let cert_path = data.join(DEVICE_CA_CERT);
     let key_path = data.join(DEVICE_CA_KEY);
     if cert_path.exists() || key_path.exists() {
@@ -361,7 +429,12 @@ pub fn init(data: &Path, name: &str, days: u32) -> Result<PathBuf, SetupError> {
         )));
     }
     let cert_err = |e: rcgen::Error| SetupError::Certificates(e.to_string());
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_err)?;
+    let key = match token {
+        Some(_) => ca_key(&key_path, token)?,
+        None => CaKey::File(Box::new(
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_err)?,
+        )),
+    };
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
@@ -373,7 +446,9 @@ pub fn init(data: &Path, name: &str, days: u32) -> Result<PathBuf, SetupError> {
     params.not_after = now + time::Duration::days(i64::from(days));
     let cert = params.self_signed(&key).map_err(cert_err)?;
     setup::create_private_dir(data)?;
-    setup::write(&key_path, key.serialize_pem().as_bytes(), true)?;
+    if let CaKey::File(k) = &key {
+        setup::write(&key_path, k.serialize_pem().as_bytes(), true)?;
+    }
     setup::write(&cert_path, cert.pem().as_bytes(), false)?;
     Ok(cert_path)
 }
@@ -422,10 +497,10 @@ mod tests {
     #[test]
     fn a_certificate_never_outlives_its_ca_and_the_ca_refuses_what_the_profile_does_not_give() {
         let dir = tempfile::tempdir().unwrap();
-        init(dir.path(), "Test CA", 10).unwrap();
+        init(dir.path(), "Test CA", 10, None).unwrap();
         let ca = DeviceCa::load(
             &dir.path().join(DEVICE_CA_CERT),
-            &dir.path().join(DEVICE_CA_KEY),
+            ca_key(&dir.path().join(DEVICE_CA_KEY), None).unwrap(),
         )
         .unwrap();
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
@@ -453,7 +528,7 @@ mod tests {
         std::fs::write(dir.path().join("other.key"), other.serialize_pem()).unwrap();
         assert!(DeviceCa::load(
             &dir.path().join(DEVICE_CA_CERT),
-            &dir.path().join("other.key")
+            ca_key(&dir.path().join("other.key"), None).unwrap()
         )
         .is_err());
     }

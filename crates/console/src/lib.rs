@@ -6,6 +6,7 @@
 pub mod access;
 pub mod admin;
 pub mod bundle;
+pub mod ca_token;
 mod certificates;
 mod est;
 mod events;
@@ -108,7 +109,9 @@ pub fn policy(data: &Path) -> Result<http::Policy, ServeError> {
                 .issuing_ca_key
                 .clone()
                 .unwrap_or_else(|| data.join(issuance::DEVICE_CA_KEY));
-            let ca = issuance::DeviceCa::load(cert, &key).map_err(|e| {
+            let ca = issuance::ca_key(&key, s.issuing_ca_token.as_ref())
+                .and_then(|key| issuance::DeviceCa::load(cert, key))
+                .map_err(|e| {
                 invalid(format!(
                     "issuance = \"ca\" needs the issuing CA and its key: {e}. Run `cardstation-console ca init --data {}` to make one",
                     data.display()

@@ -17,6 +17,13 @@
 //! # The issuing CA's key, if not DATA/device-ca.key
 //! issuing_ca_key = "/etc/cardstation/device-ca.key"
 //!
+//! # ... or on a PKCS#11 token instead of in a file (`ca init` then certifies it)
+//! [issuing_ca_token]
+//! module = "/usr/lib/softhsm/libsofthsm2.so"
+//! token = "Plant B CA"
+//! key = "device-ca"
+//! pin_file = "/etc/cardstation/ca-token.pin"
+//!
 //! # Under "ca": what each kind of card is issued (default: one profile, "device",
 //! # 365 days). A request names its profile; one is the default.
 //! [profiles.device]
@@ -41,6 +48,7 @@ pub struct Settings {
     pub issuing_ca: Option<PathBuf>,
     pub issuance: Option<cardstation_protocol::messages::IssuanceMode>,
     pub issuing_ca_key: Option<PathBuf>,
+    pub issuing_ca_token: Option<crate::ca_token::TokenSettings>,
     #[serde(default)]
     pub profiles: std::collections::BTreeMap<String, crate::issuance::ProfileSettings>,
 }

@@ -7,8 +7,9 @@ use cardstation_console::issuance;
 #[derive(clap::Subcommand)]
 pub enum CaCommand {
     /// Make the issuing CA (DATA/device-ca.pem, and DATA/device-ca.key readable by
-    /// this user alone), then set `issuance = "ca"` in DATA/console.toml and restart
-    /// `serve`. Give device-ca.pem to every gateway as `issuing_ca`.
+    /// this user alone; with `[issuing_ca_token]` in DATA/console.toml, the token's
+    /// key is certified and no key file is written), then set `issuance = "ca"` and
+    /// restart `serve`.
     Init {
         /// The console's data directory.
         #[arg(long)]
@@ -31,16 +32,24 @@ pub fn run(command: CaCommand) -> Result<(), String> {
             if !(1..=36_500).contains(&days) {
                 return Err("--days must be between 1 and 36500".into());
             }
-            let cert = issuance::init(&data, name.trim(), days).map_err(|e| e.to_string())?;
+            let settings = cardstation_console::settings::load(&data).map_err(|e| e.to_string())?;
+            let token = settings.issuing_ca_token.as_ref();
+            let cert =
+                issuance::init(&data, name.trim(), days, token).map_err(|e| e.to_string())?;
             println!("Issuing CA  {}", cert.display());
+            match token {
+                Some(t) => println!(
+                    "Key         {:?} on token {:?} (it stays there)",
+                    t.key, t.token
+                ),
+                None => println!(
+                    "Key         {}",
+                    data.join(issuance::DEVICE_CA_KEY).display()
+                ),
+            }
             println!(
-                "Key         {}",
-                data.join(issuance::DEVICE_CA_KEY).display()
-            );
-            println!(
-                "Next: add `issuance = \"ca\"` to {}, restart `serve`, and give {} to every gateway as [gateway] issuing_ca.",
+                "Next: add `issuance = \"ca\"` to {} and restart `serve`: the CA certificate travels to gateways in the trust bundle.",
                 data.join(cardstation_console::settings::SETTINGS_FILE).display(),
-                cert.display()
             );
             Ok(())
         }
