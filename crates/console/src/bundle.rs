@@ -208,6 +208,18 @@ impl BundleBook {
             }
         }
         let state = self.store.bundle_state().await?;
+        // The counter read first may predate the head loaded after it (another
+        // instance wrote and cut in between): judged by the state read now, the head
+        // may already hold these lists, and a second version of them would be a step
+        // with no change.
+        if let Some(h) = &head {
+            if h.source_counter >= state.version
+                && now < half_life(&h.header)
+                && self.serves_authorities(&h.lists)
+            {
+                return Ok(self.install(&mut cache, h.clone()));
+            }
+        }
         let lists = lists_of(&state, &self.authorities);
         let next = self
             .cut(head.as_deref(), lists, state.version, now, None)
