@@ -353,6 +353,11 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
                             "sha256": hex::encode(r.fp), "reason": r.reason, "revoked_at": r.at,
                         })).collect::<Vec<_>>(),
                         "revoked_keys": v.lists.revoked_keys().iter().map(hex::encode).collect::<Vec<_>>(),
+                        "authority": v.lists.authority().map(|a| serde_json::json!({
+                            "issuing_cas": a.cas.iter().map(|c| cardstation_pki::certificate::to_pem(c)).collect::<Vec<_>>(),
+                            "revoked_ids": a.revoked_ids.iter().map(hex::encode).collect::<Vec<_>>(),
+                            "issued_up_to": a.issued_up_to,
+                        })),
                     })
                 });
                 print_json(&serde_json::json!({"bundle": status, "lists": lists}));
@@ -383,6 +388,25 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
                 }
             );
             say!("Fetched    {}", format_unix(s.fetched_at));
+            if let Some(a) = p.lists.authority() {
+                say!("Trust      revocations only: gateways accept what the site's CA issued, in date and not revoked");
+                for ca in &a.cas {
+                    match cardstation_pki::certificate::CertificateInfo::parse(ca) {
+                        Ok(ca) => say!(
+                            "  issuing CA \"{}\" until {}",
+                            ca.subject,
+                            format_unix(ca.not_after)
+                        ),
+                        Err(e) => say!("  issuing CA (unreadable: {e})"),
+                    }
+                }
+                say!(
+                    "Revoked    {} (certificates and keys, by 16-byte id)",
+                    a.revoked_ids.len()
+                );
+                say!("Issued up to {}", issued_up_to_text(a.issued_up_to));
+                return Ok(());
+            }
             say!("Allowed    {}", s.allowed);
             say!("Revoked    {}", s.revoked);
             for r in p.lists.revoked() {
@@ -394,22 +418,16 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
                 );
             }
             say!("Revoked keys {}", s.revoked_keys);
-            if let Some(a) = p.lists.authority() {
-                say!("Revocation-only: gateways accept what the site's CA issued, in date and not revoked");
-                for ca in &a.cas {
-                    match cardstation_pki::certificate::CertificateInfo::parse(ca) {
-                        Ok(ca) => say!(
-                            "  issuing CA \"{}\" until {}",
-                            ca.subject,
-                            format_unix(ca.not_after)
-                        ),
-                        Err(e) => say!("  issuing CA (unreadable: {e})"),
-                    }
-                }
-                say!("Revoked ids {}", a.revoked_ids.len());
-                say!("Issued up to {}", format_unix(a.issued_up_to));
-            }
             Ok(())
         }
+    }
+}
+
+/// The issued-up-to mark in words: a site whose CA has issued nothing has none.
+fn issued_up_to_text(mark: i64) -> String {
+    if mark == 0 {
+        "no certificate issued yet".into()
+    } else {
+        format_unix(mark)
     }
 }

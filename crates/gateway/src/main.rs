@@ -228,7 +228,11 @@ fn status(config: &Config, json: bool) -> Result<ExitCode, GatewayError> {
             );
             if let Some(mark) = s.issued_up_to {
                 println!("  trust       {}", s.counts());
-                println!("  issued up to {}", format_unix(mark));
+                if mark == 0 {
+                    println!("  issued up to (no certificate issued yet)");
+                } else {
+                    println!("  issued up to {}", format_unix(mark));
+                }
             } else {
                 println!("  allowed     {}", s.allowed);
                 println!("  revoked     {}", s.revoked);
