@@ -343,8 +343,8 @@ impl CareScreen {
         command
     }
 
-    /// Renew the certificate in the station's slot: the same key, a certificate that
-    /// ends later; the old one is retired at the console only after the new one
+    /// Renew the certificate in the station's slot: the same key (or one made on the
+    /// card now), a certificate that ends later; the old one is retired at the console only after the new one
     /// passed its self-test, and gateways accept both until the old one's end.
     fn renew_section(
         &mut self,
@@ -453,7 +453,7 @@ impl CareScreen {
         idle: bool,
     ) -> Option<Command> {
         ui.strong("Replace a card");
-        style::wrapped(ui, "Revokes the old certificate on the console (queued when it is away) and enrols the card in this reader for the same holder or device. With the old card itself in the reader, it is renewed.");
+        style::wrapped(ui, "For a card lost, stolen or damaged: revokes the old certificate on the console (queued when it is away) and enrols the card in this reader for the same holder or device. A card that is only expiring is renewed above instead, with nothing revoked.");
         let mut command = None;
         if console.configured {
             // Start from who holds the old card: their name, a device label, a serial.
