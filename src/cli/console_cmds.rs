@@ -347,18 +347,22 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
             let payload = trust::current(&station.store, &key)?;
             if *json {
                 let lists = payload.as_ref().map(|v| {
-                    serde_json::json!({
+                    let mut lists = serde_json::json!({
                         "allowed": v.lists.allowed().iter().map(hex::encode).collect::<Vec<_>>(),
                         "revoked": v.lists.revoked().iter().map(|r| serde_json::json!({
                             "sha256": hex::encode(r.fp), "reason": r.reason, "revoked_at": r.at,
                         })).collect::<Vec<_>>(),
                         "revoked_keys": v.lists.revoked_keys().iter().map(hex::encode).collect::<Vec<_>>(),
-                        "authority": v.lists.authority().map(|a| serde_json::json!({
+                    });
+                    // Only a revocation-only bundle has an authority.
+                    if let Some(a) = v.lists.authority() {
+                        lists["authority"] = serde_json::json!({
                             "issuing_cas": a.cas.iter().map(|c| cardstation_pki::certificate::to_pem(c)).collect::<Vec<_>>(),
                             "revoked_ids": a.revoked_ids.iter().map(hex::encode).collect::<Vec<_>>(),
                             "issued_up_to": a.issued_up_to,
-                        })),
-                    })
+                        });
+                    }
+                    lists
                 });
                 print_json(&serde_json::json!({"bundle": status, "lists": lists}));
                 return Ok(());
