@@ -78,7 +78,8 @@ pub struct BundleBook {
     store: Arc<Store>,
     key: Arc<SigningKey>,
     validity_secs: i64,
-    /// The site's issuing CAs (DER): when there is one, versions are revocation-only.
+    /// The site's issuing CAs (DER, sorted, distinct): when there is one, versions
+    /// are revocation-only.
     authorities: Vec<Vec<u8>>,
     cache: Mutex<Cache>,
 }
@@ -162,8 +163,10 @@ impl BundleBook {
         store: Arc<Store>,
         key: Arc<SigningKey>,
         validity_secs: i64,
-        authorities: Vec<Vec<u8>>,
+        mut authorities: Vec<Vec<u8>>,
     ) -> BundleBook {
+        authorities.sort_unstable();
+        authorities.dedup();
         BundleBook {
             store,
             key,
@@ -183,11 +186,7 @@ impl BundleBook {
         let counter = self.store.bundle_version().await?;
         let latest = self.store.bundle_latest_version().await?;
         if let Some(c) = &cache.current {
-            if c.source_counter == counter
-                && latest == Some(c.header.version)
-                && now < half_life(&c.header)
-                && self.serves_authorities(&c.lists)
-            {
+            if latest == Some(c.header.version) && self.still_serves(c, counter, now) {
                 return Ok(c.clone());
             }
         }
@@ -197,28 +196,19 @@ impl BundleBook {
             Some(c) if latest == Some(c.header.version) => Some(c.clone()),
             _ => self.load_head().await?,
         };
-        if let Some(h) = &head {
-            // A site that took up (or changed) its issuing CA needs a new version
-            // even when no record changed.
-            if h.source_counter == counter
-                && now < half_life(&h.header)
-                && self.serves_authorities(&h.lists)
-            {
-                return Ok(self.install(&mut cache, h.clone()));
-            }
+        if let Some(h) = head.as_ref().filter(|h| self.still_serves(h, counter, now)) {
+            return Ok(self.install(&mut cache, h.clone()));
         }
         let state = self.store.bundle_state().await?;
         // The counter read first may predate the head loaded after it (another
         // instance wrote and cut in between): judged by the state read now, the head
         // may already hold these lists, and a second version of them would be a step
         // with no change.
-        if let Some(h) = &head {
-            if h.source_counter >= state.version
-                && now < half_life(&h.header)
-                && self.serves_authorities(&h.lists)
-            {
-                return Ok(self.install(&mut cache, h.clone()));
-            }
+        if let Some(h) = head
+            .as_ref()
+            .filter(|h| self.still_serves(h, state.version, now))
+        {
+            return Ok(self.install(&mut cache, h.clone()));
         }
         let lists = lists_of(&state, &self.authorities);
         let next = self
@@ -227,12 +217,13 @@ impl BundleBook {
         Ok(self.install(&mut cache, next))
     }
 
-    /// Whether `lists` name exactly the issuing CAs configured here.
-    fn serves_authorities(&self, lists: &TrustLists) -> bool {
-        let mut want = self.authorities.clone();
-        want.sort_unstable();
-        want.dedup();
-        lists.authority().map_or(&[][..], |a| &a.cas[..]) == want.as_slice()
+    /// Whether `c` may be served for the records as of change `counter`: built from
+    /// them (or later ones), not past half its life, and naming exactly the issuing
+    /// CAs configured here (a site that took up or changed its CA needs a new
+    /// version even when no record changed).
+    fn still_serves(&self, c: &Current, counter: u64, now: i64) -> bool {
+        let cas = c.lists.authority().map_or(&[][..], |a| &a.cas[..]);
+        c.source_counter >= counter && now < half_life(&c.header) && cas == self.authorities
     }
 
     fn install(&self, cache: &mut Cache, c: Arc<Current>) -> Arc<Current> {

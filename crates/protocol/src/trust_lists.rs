@@ -831,21 +831,43 @@ mod tests {
         ));
     }
 
-    type Raw = (Vec<u8>, Vec<(u8, u8)>, Vec<u8>);
+    /// Allowed, revoked (fingerprint, reason), revoked keys, and an authority (which
+    /// CA, revoked ids, mark) that comes, changes and goes.
+    type Raw = (Vec<u8>, Vec<(u8, u8)>, Vec<u8>, Option<(u8, Vec<u8>, u8)>);
 
     fn raw() -> impl Strategy<Value = Raw> {
         (
             proptest::collection::vec(0u8..40, 0..30),
             proptest::collection::vec((0u8..40, 0u8..4), 0..15),
             proptest::collection::vec(0u8..40, 0..10),
+            proptest::option::of((0u8..3, proptest::collection::vec(0u8..40, 0..10), 1u8..4)),
         )
+    }
+
+    fn versioned((a, r, k, authority): &Raw) -> TrustLists {
+        let plain = lists(a, r, k);
+        match authority {
+            None => plain,
+            Some((ca, ids, mark)) => {
+                let mut ids: Vec<ShortId> = ids.iter().map(|&n| [n; 16]).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                plain
+                    .with_authority(Authority {
+                        cas: vec![vec![*ca; 3]],
+                        revoked_ids: ids,
+                        issued_up_to: i64::from(*mark),
+                    })
+                    .unwrap()
+            }
+        }
     }
 
     proptest! {
         /// Deltas over any history give exactly the lists (and digest) of the last version.
         #[test]
         fn deltas_over_random_histories_equal_the_full_lists(history in proptest::collection::vec(raw(), 2..8)) {
-            let versions: Vec<TrustLists> = history.iter().map(|(a, r, k)| lists(a, r, k)).collect();
+            let versions: Vec<TrustLists> = history.iter().map(versioned).collect();
             let steps: Vec<Changes> = versions.windows(2).map(|w| w[0].diff(&w[1])).collect();
             // Version by version.
             let mut held = versions[0].clone();
