@@ -25,10 +25,12 @@ pub enum Ins {
     Reset,
     /// YubiKey: set the PIN and PUK try counters.
     SetPinRetries,
+    /// YubiKey 4.3+: a certificate for a key generated on the card, signed by its F9 key.
+    Attest,
 }
 
 impl Ins {
-    pub const ALL: [Ins; 14] = [
+    pub const ALL: [Ins; 15] = [
         Ins::Select,
         Ins::GetData,
         Ins::PutData,
@@ -43,6 +45,7 @@ impl Ins {
         Ins::SetManagementKey,
         Ins::Reset,
         Ins::SetPinRetries,
+        Ins::Attest,
     ];
 
     pub fn byte(self) -> u8 {
@@ -61,6 +64,7 @@ impl Ins {
             Ins::SetManagementKey => 0xFF,
             Ins::Reset => 0xFB,
             Ins::SetPinRetries => 0xFA,
+            Ins::Attest => 0xF9,
         }
     }
 
@@ -80,6 +84,7 @@ impl Ins {
             Ins::SetManagementKey => "SET MANAGEMENT KEY (YubiKey)",
             Ins::Reset => "RESET (YubiKey)",
             Ins::SetPinRetries => "SET PIN RETRIES (YubiKey)",
+            Ins::Attest => "ATTEST (YubiKey)",
         }
     }
 

@@ -15,6 +15,6 @@ pub use management_key::ManagementKey;
 pub use objects::Guid;
 pub use pin::Pin;
 pub use session::{
-    KeyMetadata, KeyOrigin, PinPolicy, PinStatus, PivSession, TouchPolicy, TryCounter,
+    Attestation, KeyMetadata, KeyOrigin, PinPolicy, PinStatus, PivSession, TouchPolicy, TryCounter,
 };
 pub use slot::{Algorithm, PinReference, Slot};

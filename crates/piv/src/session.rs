@@ -151,6 +151,21 @@ impl KeyMetadata {
     }
 }
 
+/// What the card answered to ATTEST for a slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attestation {
+    /// The attestation certificate (DER), signed by the card's F9 key.
+    Certificate(Vec<u8>),
+    /// The card has no attestation (not a YubiKey, or older than firmware 4.3).
+    NotSupported,
+    /// The card would not attest this slot's key: imported, not generated on the card,
+    /// or no key at all.
+    Refused(StatusWord),
+}
+
+/// The data object holding the card's attestation (F9) certificate.
+pub const ATTESTATION_CERTIFICATE: u32 = 0x5F_FF01;
+
 pub struct PivSession<T: Transport> {
     ch: CardChannel<T>,
     /// A witness obtained while finding the management key's algorithm, kept for the
@@ -556,6 +571,38 @@ impl<T: Transport> PivSession<T> {
             .ok_or_else(|| PivError::malformed(during, "no signature (82) in the reply"))?;
         Signature::from_der(der)
             .map_err(|_| PivError::malformed(during, "the signature is not a DER ECDSA signature"))
+    }
+
+    /// ATTEST (YubiKey extension): the card's certificate for the key in `slot`, which it
+    /// gives only for a key it generated itself.
+    pub fn attest(&mut self, slot: Slot) -> Result<Attestation, PivError> {
+        let rsp = self.send(&Ins::Attest.command(slot.key_reference(), 0x00).with_le(256))?;
+        match rsp.sw {
+            StatusWord::SUCCESS if rsp.data.first() == Some(&0x30) => {
+                Ok(Attestation::Certificate(rsp.data))
+            }
+            StatusWord::SUCCESS => Err(PivError::malformed(
+                "ATTEST",
+                "the reply is not a DER certificate",
+            )),
+            StatusWord::INS_NOT_SUPPORTED
+            | StatusWord::FUNCTION_NOT_SUPPORTED
+            | StatusWord::CLA_NOT_SUPPORTED => Ok(Attestation::NotSupported),
+            sw => Ok(Attestation::Refused(sw)),
+        }
+    }
+
+    /// The card's attestation certificate (slot F9, object 5FFF01), DER; `None` when the
+    /// card holds none.
+    pub fn read_attestation_certificate(&mut self) -> Result<Option<Vec<u8>>, PivError> {
+        match self.get_data(ATTESTATION_CERTIFICATE)? {
+            Some(content) => Ok(Some(
+                CertificateObject::parse(&content)
+                    .map_err(PivError::tlv("GET DATA (attestation certificate)"))?
+                    .der,
+            )),
+            None => Ok(None),
+        }
     }
 
     /// SET PIN RETRIES (YubiKey extension): PIN and PUK try counters. Needs the

@@ -11,6 +11,8 @@
 //!   length accepted, a missing Le treated as 256 (short) or 65536 (extended);
 //! - SELECT by the short PIV AID `A0 00 00 03 08`;
 //! - randomness from the OS (trussed's own virtual platform uses a constant seed);
+//! - PIV attestation as a YubiKey answers it (INS F9, the F9 certificate in 5FFF01), for
+//!   keys generated on the card only ([`attestation`]);
 //! - a card thread that blocks while idle: trussed requests are answered inside the client's
 //!   syscall, so nothing polls.
 //!
@@ -23,6 +25,7 @@
 //! logger bridges `log` records.
 
 mod apdu_framing;
+pub mod attestation;
 mod platform;
 mod reader;
 mod vpcd;
@@ -36,6 +39,7 @@ use std::thread::JoinHandle;
 use trussed::virt::{StorageConfig, Store};
 
 use apdu_framing::ApduFraming;
+use attestation::Attestor;
 use platform::CardApp;
 
 pub use reader::{VirtualReader, DEMO_READER_NAME};
@@ -47,8 +51,9 @@ pub enum CardStorage {
     /// In RAM: kept across resets, gone when the [`VirtualCard`] is dropped.
     Memory,
     /// In a directory (created if missing): the card's state persists across runs. Holds
-    /// `trussed-internal.lfs` and `trussed-external.lfs` (64 KiB littlefs images) and a `lock`
-    /// file; one card per directory at a time. Volatile storage is always RAM.
+    /// `trussed-internal.lfs` and `trussed-external.lfs` (64 KiB littlefs images), the
+    /// attestation key and slot origins (`attestation.json`) and a `lock` file; one card per
+    /// directory at a time. Volatile storage is always RAM.
     Directory(PathBuf),
 }
 
@@ -77,6 +82,8 @@ pub enum VirtualCardError {
     Spawn(#[source] std::io::Error),
     #[error("the virtual card has stopped")]
     Stopped,
+    #[error(transparent)]
+    Attestation(#[from] attestation::AttestationError),
     #[error("invalid vpcd address {addr:?}: {reason}")]
     VpcdAddress { addr: String, reason: String },
 }
@@ -161,12 +168,16 @@ impl VirtualCard {
                 (Some(images), Some(lock))
             }
         };
+        let attestor = Attestor::open(match &storage {
+            CardStorage::Memory => None,
+            CardStorage::Directory(dir) => Some(dir.as_path()),
+        })?;
         let (requests, inbox) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("virtual-piv-card".into())
             .stack_size(CARD_THREAD_STACK)
-            .spawn(move || card_thread(images, inbox, ready_tx))
+            .spawn(move || card_thread(images, attestor, inbox, ready_tx))
             .map_err(VirtualCardError::Spawn)?;
         let card = VirtualCard {
             requests,
@@ -293,6 +304,7 @@ fn lock_exclusively(_lock: &File, _dir: &Path) -> Result<(), VirtualCardError> {
 
 fn card_thread(
     images: Option<DirectoryImages>,
+    mut attestor: Attestor,
     inbox: Receiver<Request>,
     ready: SyncSender<Result<(), VirtualCardError>>,
 ) {
@@ -318,7 +330,7 @@ fn card_thread(
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(Ok(()));
                     }
-                    platform::with_card(store, |card| run_session(card, &inbox))
+                    platform::with_card(store, |card| run_session(card, &mut attestor, &inbox))
                 })
             })
         });
@@ -350,7 +362,11 @@ fn card_thread(
 }
 
 /// One power-on period: commands until a reset, a stop or a crash.
-fn run_session(card: &mut CardApp<'_>, inbox: &Receiver<Request>) -> SessionEnd {
+fn run_session(
+    card: &mut CardApp<'_>,
+    attestor: &mut Attestor,
+    inbox: &Receiver<Request>,
+) -> SessionEnd {
     let mut framing = ApduFraming::new();
     let mut reply: Box<heapless::Vec<u8, REPLY_CAPACITY>> = Box::default();
     loop {
@@ -370,9 +386,11 @@ fn run_session(card: &mut CardApp<'_>, inbox: &Receiver<Request>) -> SessionEnd 
             #[cfg(not(test))]
             let _ = crash; // only tests inject crashes
             framing.process(&apdu, |command| {
-                reply.clear();
-                card.respond(command, reply.as_mut_view())
-                    .map(|()| reply.to_vec())
+                attestor.respond(command, |command| {
+                    reply.clear();
+                    card.respond(command, reply.as_mut_view())
+                        .map(|()| reply.to_vec())
+                })
             })
         }));
         match outcome {
