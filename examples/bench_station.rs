@@ -129,6 +129,7 @@ fn outbox_load(args: &[String]) -> Result<serde_json::Value, String> {
             label: Some(format!("gw-{i}")),
             operator: "bench".into(),
             station_id: "station-1".into(),
+            attestation: None,
         };
         outbox::enqueue_upload(
             &station.store,

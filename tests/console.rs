@@ -326,6 +326,7 @@ fn bad_input_gets_json_errors_and_stores_nothing(backend: Backend) {
             label: None,
             operator: "op".into(),
             station_id: "station-1".into(),
+            attestation: None,
         })
     };
     let code = |r: Result<_, cardstation::console::ConsoleError>| match r {

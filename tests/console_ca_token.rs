@@ -159,6 +159,7 @@ fn a_ca_key_on_a_pkcs11_token_signs_card_certificates_and_never_reaches_the_disk
             label: Some("gw-40".into()),
             operator: "tester".into(),
             station_id: "desk-t".into(),
+            attestation: None,
         })
         .unwrap();
 

@@ -124,6 +124,7 @@ fn upload_request(pem: String, station: &str) -> UploadRequest {
         label: None,
         operator: "op".into(),
         station_id: station.into(),
+        attestation: None,
     }
 }
 

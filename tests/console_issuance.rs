@@ -69,6 +69,7 @@ fn issue_request(request: String, label: Option<&str>, station: &str) -> IssueRe
         label: label.map(String::from),
         operator: "op".into(),
         station_id: station.into(),
+        attestation: None,
     }
 }
 
@@ -289,6 +290,7 @@ fn every_bad_request_is_refused_with_its_reason_and_nothing_is_stored(backend: B
         label: None,
         operator: "op".into(),
         station_id: "desk-2".into(),
+        attestation: None,
     };
     assert_eq!(
         refused(client.upload(&upload)),
@@ -652,6 +654,7 @@ fn upload_for(
             label: None,
             operator: "op".into(),
             station_id: "desk-2".into(),
+            attestation: None,
         })
         .unwrap()
         .sha256

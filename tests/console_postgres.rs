@@ -34,6 +34,7 @@ fn upload_request(pem: String) -> UploadRequest {
         label: None,
         operator: "op".into(),
         station_id: "station-1".into(),
+        attestation: None,
     }
 }
 

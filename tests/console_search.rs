@@ -39,6 +39,7 @@ fn upload(
             label: label.map(String::from),
             operator: "op".into(),
             station_id: "station-1".into(),
+            attestation: None,
         })
         .expect("upload")
 }
@@ -251,6 +252,7 @@ fn a_search_is_bounded_and_its_text_is_never_sql(backend: Backend) {
         label: Some("line\nbreak".into()),
         operator: "op".into(),
         station_id: "station-1".into(),
+        attestation: None,
     });
     assert_eq!(refusal(r), (400, "bad-label".into()));
 

@@ -37,6 +37,7 @@ fn request(pem: String, station: &str) -> UploadRequest {
         label: None,
         operator: "op".into(),
         station_id: station.into(),
+        attestation: None,
     }
 }
 

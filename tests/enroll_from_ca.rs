@@ -121,6 +121,7 @@ impl CertificateIssuer for StandInCa {
                 revoked_by: None,
                 superseded_by: None,
                 superseded_at: None,
+                attestation: None,
             },
         })
     }

@@ -319,6 +319,7 @@ fn on_the_console(console: &Console, name: &str, label: &str, serial: u32) -> Ce
             label: Some(label.into()),
             operator: "someone".into(),
             station_id: "station-1".into(),
+            attestation: None,
         })
         .expect("upload")
 }
@@ -355,6 +356,7 @@ fn the_console_tab_lists_the_cards_to_renew() {
                 label: Some("gw-31 Plant B".into()),
                 operator: "someone".into(),
                 station_id: "station-1".into(),
+                attestation: None,
             })
             .expect("upload")
     };

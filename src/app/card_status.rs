@@ -11,6 +11,8 @@ use cardstation_piv::{
 };
 use cardstation_pki::CertificateInfo;
 
+use super::attestation::{self, KeyProof};
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SlotReport {
     pub slot: Slot,
@@ -18,6 +20,9 @@ pub struct SlotReport {
     pub key_present: Option<bool>,
     pub certificate: Option<CertificateInfo>,
     pub certificate_error: Option<String>,
+    /// What the card proves about the key's origin (PIV attestation); `None` when the
+    /// slot holds no key or the card was not asked.
+    pub key_proof: Option<KeyProof>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +88,8 @@ fn read_report<T: Transport>(
     let pin = s.pin_status(PinReference::Pin)?;
 
     let mut slots = Vec::new();
+    // A card that cannot attest says so once; it is not asked again for every slot.
+    let mut can_attest = true;
     for slot in Slot::ALL {
         let meta = s.metadata(slot.key_reference())?;
         let (certificate, certificate_error) = match s.read_certificate(slot) {
@@ -99,11 +106,24 @@ fn read_report<T: Transport>(
             (None, Some(_)) => Some(true),
             (None, None) => None,
         };
+        let key_proof = if can_attest && key_present != Some(false) {
+            let expected = certificate.as_ref().and_then(|c| c.public_key);
+            let proof = attestation::read(s, slot, expected.as_ref())?;
+            can_attest = proof != KeyProof::NotSupported;
+            // An empty slot (no metadata, no certificate) is not a finding.
+            match (&proof, key_present) {
+                (KeyProof::NotAttested { reason }, None) if reason == attestation::NO_KEY => None,
+                _ => Some(proof),
+            }
+        } else {
+            None
+        };
         slots.push(SlotReport {
             slot,
             key_present,
             certificate,
             certificate_error,
+            key_proof,
         });
     }
 

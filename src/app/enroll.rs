@@ -4,6 +4,7 @@
 //! The card is reported enrolled only after the self-test (a fresh challenge signed
 //! by the new key, verified against the certificate read back from the card).
 
+use super::attestation::{self, KeyProof};
 use super::management_keys::{authenticate_current, rotate_management_key, KeyError};
 use super::subject_template;
 use crate::app::failure::{Coded, ErrorCode};
@@ -253,6 +254,8 @@ pub struct EnrollOutcome {
     #[serde(skip)]
     pub certificate_der: Vec<u8>,
     pub management_key: Algorithm,
+    /// Whether the card proved the key was generated on it (PIV attestation).
+    pub key_proof: KeyProof,
     pub apdus: usize,
     pub millis: u128,
 }
@@ -351,7 +354,12 @@ pub fn enroll<T: Transport>(
         ctx,
         &mut step,
     );
-    let (der, info, new_mgmt_alg) = match result {
+    let Changed {
+        der,
+        info,
+        management_key: new_mgmt_alg,
+        key_proof,
+    } = match result {
         Ok(done) => done,
         Err(e) => {
             let message = e.to_string();
@@ -392,6 +400,7 @@ pub fn enroll<T: Transport>(
                 label: label.clone(),
                 operator: ctx.operator.to_string(),
                 station_id: ctx.station_id.to_string(),
+                attestation: key_proof.evidence().cloned(),
             })
             .map_err(|e| EnrollError::InvalidRequest(e.to_string()))?,
         ),
@@ -413,6 +422,7 @@ pub fn enroll<T: Transport>(
         &serde_json::json!({
             "reader": reader, "slot": req.slot.short(), "fingerprint": info.sha256,
             "subject": info.subject, "enrollment": enrollment_id, "label": label,
+            "key": key_proof.describe(),
         }),
     )?;
     Ok(EnrollOutcome {
@@ -427,6 +437,7 @@ pub fn enroll<T: Transport>(
         not_after: info.not_after,
         certificate_der: der,
         management_key: new_mgmt_alg,
+        key_proof,
         apdus: session.channel().apdu_count(),
         millis: started.elapsed().as_millis(),
     })
@@ -444,10 +455,12 @@ fn change_card<T: Transport>(
     label: Option<&str>,
     ctx: &EnrollContext<'_>,
     step: &mut dyn FnMut(EnrollStep) -> Result<(), EnrollError>,
-) -> Result<(Vec<u8>, CertificateInfo, Algorithm), EnrollError> {
-    // 3. Generate the key pair on the card.
+) -> Result<Changed, EnrollError> {
+    // 3. Generate the key pair on the card, and ask the card to attest it: proof for the
+    //    console that the key was born on this card.
     step(EnrollStep::GenerateKey)?;
     let public_key = session.generate_p256(req.slot)?;
+    let key_proof = attestation::read(session, req.slot, Some(&public_key))?;
 
     // 4. Certificate, signed by the card's new key.
     step(EnrollStep::Certificate)?;
@@ -491,6 +504,7 @@ fn change_card<T: Transport>(
                     label: label.map(str::to_string),
                     operator: ctx.operator.to_string(),
                     station_id: ctx.station_id.to_string(),
+                    attestation: key_proof.evidence().cloned(),
                 })
                 .map_err(EnrollError::Issuer)?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -544,7 +558,20 @@ fn change_card<T: Transport>(
             other => EnrollError::SelfTestFailed(other.to_string()),
         },
     )?;
-    Ok((der, info, new_mgmt_alg))
+    Ok(Changed {
+        der,
+        info,
+        management_key: new_mgmt_alg,
+        key_proof,
+    })
+}
+
+/// What steps 3–6 leave on the card.
+struct Changed {
+    der: Vec<u8>,
+    info: CertificateInfo,
+    management_key: Algorithm,
+    key_proof: KeyProof,
 }
 
 /// The subject a request names: the holder label as CN (the CA's profile builds the

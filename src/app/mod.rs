@@ -1,5 +1,6 @@
 //! Operator workflows as plain functions and state machines, shared by the CLI and the GUI.
 
+pub mod attestation;
 pub mod card_source;
 pub mod card_status;
 pub mod console_worker;

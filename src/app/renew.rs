@@ -170,6 +170,7 @@ pub fn renew<T: Transport>(
                 label: label.clone(),
                 operator: ctx.operator.to_string(),
                 station_id: ctx.station_id.to_string(),
+                attestation: None,
             })
             .map_err(|e| EnrollError::InvalidRequest(e.to_string()))?,
         )
@@ -282,6 +283,7 @@ fn change<T: Transport>(
                                 label: label.map(str::to_string),
                                 operator: ctx.operator.to_string(),
                                 station_id: ctx.station_id.to_string(),
+                                attestation: None,
                             })
                             .map_err(EnrollError::Issuer)
                     })

@@ -160,7 +160,11 @@ pub fn card(args: &ReaderArgs) -> Result<(), Failure> {
             }
             (None, Some(e), _) => say!("unreadable certificate: {e}"),
             (None, None, Some(true)) => say!("key, no certificate"),
+            (None, None, _) if s.key_proof.is_some() => say!("key, no certificate"),
             (None, None, _) => say!("empty"),
+        }
+        if let Some(proof) = &s.key_proof {
+            say!("    key       {}", proof.describe());
         }
     }
     Ok(())

@@ -61,6 +61,7 @@ pub fn upload(args: &UploadArgs, paths: Paths) -> Result<(), Failure> {
         label: args.label.clone(),
         operator: station.operator.clone(),
         station_id: station.station_id.clone(),
+        attestation: None,
     };
     let report = enqueue_and_sync(&station, &info.sha256, &req)?;
     report_sync(&report, args.json, Some(&info.sha256));

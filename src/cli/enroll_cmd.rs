@@ -170,6 +170,7 @@ fn print_outcome(outcome: &EnrollOutcome, args: &EnrollArgs) {
     }
     say!("  valid until {}", format_unix(outcome.not_after));
     say!("  CHUID GUID  {}", outcome.chuid_guid);
+    say!("  key         {}", outcome.key_proof.describe());
     say!(
         "  mgmt key    {} (derived from the site secret)",
         outcome.management_key

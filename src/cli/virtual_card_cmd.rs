@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use cardstation_virtual_card::attestation::TestRoot;
 use cardstation_virtual_card::{serve_vpcd_counting, CardStorage, VirtualCard};
 
 use super::output::{ErrorCode, Failure};
@@ -24,9 +25,24 @@ pub struct VirtualCardArgs {
     /// Write the number of APDUs served so far to this file after each one (benchmarks).
     #[arg(long, value_name = "FILE")]
     pub count_apdus: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<VirtualCardCommand>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum VirtualCardCommand {
+    /// Print the attestation root of every virtual card (PEM). A test root: put it in a
+    /// console's attestation roots only for tests and demos, never on a production site.
+    AttestationRoot,
 }
 
 pub fn run(args: &VirtualCardArgs) -> Result<(), Failure> {
+    if let Some(VirtualCardCommand::AttestationRoot) = args.command {
+        let root =
+            TestRoot::fixed().map_err(|e| Failure::new(ErrorCode::VirtualCard, e.to_string()))?;
+        print!("{}", root.certificate_pem());
+        return Ok(());
+    }
     let storage = match &args.state {
         Some(dir) => CardStorage::Directory(dir.clone()),
         None => CardStorage::Memory,

@@ -134,6 +134,7 @@ fn run(args: &[String]) -> Result<serde_json::Value, String> {
                         label: None,
                         operator: "bench".into(),
                         station_id: "station-1".into(),
+                        attestation: None,
                     })?;
                 }
             })

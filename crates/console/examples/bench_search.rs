@@ -62,9 +62,11 @@ fn record(i: usize) -> FullRecord {
             revoked_by: revoked.then(|| "desk-0".into()),
             superseded_by: None,
             superseded_at: None,
+            attestation: None,
         },
         key_sha256: Some(hex::encode(Sha256::digest(format!("key {i}")))),
         revoked_by: revoked.then(|| "desk-0".into()),
+        attestation_evidence: None,
     }
 }
 

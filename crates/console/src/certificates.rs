@@ -18,6 +18,7 @@ use cardstation_protocol::messages::{
 };
 
 use crate::access::Station;
+use crate::attestation::{Attested, Claimed};
 use crate::http::{error, json_body, now, store_error, AppState};
 use crate::storage::{Actor, NewCertificate, Revoked, Stored, Superseded};
 
@@ -125,6 +126,11 @@ async fn accept(
             "the certificate's key cannot be read",
         ));
     };
+    let attested = check_attestation(state, &req, &key_sha256)?;
+    let (attestation, attestation_evidence) = match attested {
+        Some(a) => (Some(a.summary), Some(a.evidence_json)),
+        None => (None, None),
+    };
     let cert = NewCertificate {
         sha256: info.sha256,
         pem: to_pem(der),
@@ -138,6 +144,8 @@ async fn accept(
         station_id: station,
         uploaded_at: now(),
         key_sha256,
+        attestation,
+        attestation_evidence,
     };
     match state.store.upload(cert).await {
         Ok(Stored::Created(rec)) => Ok((StatusCode::CREATED, rec)),
@@ -145,6 +153,29 @@ async fn accept(
         Ok(Stored::KeyRevoked { revoked_at }) => Err(key_revoked(revoked_at)),
         Err(e) => Err(store_error(e)),
     }
+}
+
+/// The site's attestation policy on the key `key_sha256` the request names: its
+/// evidence verified, or its absence allowed.
+#[allow(clippy::result_large_err)]
+fn check_attestation(
+    state: &AppState,
+    req: &UploadRequest,
+    key_sha256: &str,
+) -> Result<Option<Attested>, Response> {
+    state
+        .policy
+        .attestation
+        .check(
+            req.attestation.as_ref(),
+            &Claimed {
+                key_sha256,
+                card_serial: req.card_serial,
+                slot: req.slot.as_deref(),
+            },
+            now(),
+        )
+        .map_err(|r| error(StatusCode::UNPROCESSABLE_ENTITY, r.code, r.message))
 }
 
 fn key_revoked(revoked_at: i64) -> Response {
@@ -266,9 +297,10 @@ pub async fn issue_request(
             ),
         ));
     };
-    // A key revoked before cannot come back under a new certificate: refused before
-    // anything is signed.
+    // A key revoked before cannot come back under a new certificate, nor one the site's
+    // attestation policy refuses: both refused before anything is signed.
     if let Some(key) = request_public_key_sha256(request) {
+        check_attestation(state, &fields, &key)?;
         match state.store.key_revoked_at(&key).await {
             Ok(Some(at)) => return Err(key_revoked(at)),
             Ok(None) => {}

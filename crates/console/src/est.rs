@@ -137,6 +137,7 @@ async fn enroll(
         label: None,
         operator: EST_OPERATOR.to_string(),
         station_id: station.clone(),
+        attestation: None,
     };
     match issue_request(&state, station, fields, None, &request, renewal).await {
         Ok((_, der, _)) => certs_only(&[&der]),

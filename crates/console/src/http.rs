@@ -35,6 +35,8 @@ pub struct Policy {
     pub issuing_ca: Option<Vec<u8>>,
     /// Under CA issuance (`issuance = "ca"`): the CA that signs card requests.
     pub issuer: Option<Arc<CaIssuer>>,
+    /// Which attestation roots vouch for cards, and whether attestation is required.
+    pub attestation: crate::attestation::AttestationPolicy,
 }
 
 /// The issuing CA and the profiles it issues under.

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod attestation;
 pub mod bundle;
 pub mod ca_token;
 mod certificates;
@@ -136,7 +137,10 @@ pub fn policy(data: &Path) -> Result<http::Policy, ServeError> {
             Some(der)
         }
     };
+    let attestation =
+        attestation::AttestationPolicy::load(&s.attestation, data).map_err(&invalid)?;
     Ok(http::Policy {
+        attestation,
         revocations_per_hour: match s.revocations_per_hour {
             Some(0) => None,
             Some(n) => Some(n),
@@ -157,6 +161,12 @@ pub async fn serve(
     let files = setup::ensure(&opts.data)?;
     let database = resolve_database(&opts.data, opts.database.as_ref())?;
     let policy = policy(&opts.data)?;
+    for root in policy.attestation.test_roots() {
+        tracing::warn!(
+            "attestation root \"{root}\" is a test root (virtual cards): keys attested under it prove nothing; remove it from {} on a production console",
+            policy.attestation.roots_dir.display()
+        );
+    }
     let store = storage::open(&database)
         .await
         .map_err(|source| ServeError::Database {

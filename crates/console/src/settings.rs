@@ -30,6 +30,13 @@
 //! days = 365
 //! default = true
 //! organization = "Example Plant B"
+//!
+//! # Keys proven to be generated on the card (PIV attestation; crates/console/src/attestation.rs)
+//! [attestation]
+//! require_attestation = true
+//! roots = "/etc/cardstation/attestation-roots"
+//! [attestation.refuse."9a"]
+//! pin = ["never"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -51,6 +58,9 @@ pub struct Settings {
     pub issuing_ca_token: Option<crate::ca_token::TokenSettings>,
     #[serde(default)]
     pub profiles: std::collections::BTreeMap<String, crate::issuance::ProfileSettings>,
+    /// Key attestation: roots, whether it is required, refused PIN/touch policies.
+    #[serde(default)]
+    pub attestation: crate::attestation::AttestationSettings,
 }
 
 /// Revocations one station may make in an hour unless configured.

@@ -51,7 +51,7 @@ pub struct FormFactor(pub u8);
 impl FormFactor {
     pub fn describe(self) -> String {
         let shape = match self.0 & 0x3F {
-            0x00 => "unspecified".to_string(),
+            0x00 => "form factor unspecified".to_string(),
             0x01 => "USB-A keychain".to_string(),
             0x02 => "USB-A nano".to_string(),
             0x03 => "USB-C keychain".to_string(),

@@ -14,6 +14,59 @@ pub struct UploadRequest {
     pub label: Option<String>,
     pub operator: String,
     pub station_id: String,
+    /// Proof that the key was generated on the card, where the card can give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<AttestationEvidence>,
+}
+
+/// A card's PIV attestation of the certificate's key (YubiKey style): the attestation
+/// certificate the card made for the key, and the card's own attestation (F9)
+/// certificate that signed it, both PEM. The console checks them against its
+/// attestation roots; nothing in them is trusted before that.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AttestationEvidence {
+    pub attestation: String,
+    pub intermediate: String,
+}
+
+/// What the console verified about a key's attestation and keeps with its record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyAttestation {
+    /// The card serial the attestation names.
+    pub card_serial: Option<u32>,
+    /// Firmware version, "5.7.1".
+    pub firmware: Option<String>,
+    /// "never", "once", "always", … as the card enforces them for the key.
+    pub pin_policy: Option<String>,
+    pub touch_policy: Option<String>,
+    pub form_factor: Option<String>,
+    /// The attestation root the card's F9 certificate chains to (its subject).
+    pub root: String,
+    /// When the console verified it.
+    pub verified_at: i64,
+}
+
+impl KeyAttestation {
+    /// One line for people: "card serial 5437251, firmware 5.7.1, PIN once, touch never".
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.card_serial {
+            parts.push(format!("card serial {s}"));
+        }
+        if let Some(f) = &self.firmware {
+            parts.push(format!("firmware {f}"));
+        }
+        if let Some(p) = &self.pin_policy {
+            parts.push(format!("PIN policy {p}"));
+        }
+        if let Some(t) = &self.touch_policy {
+            parts.push(format!("touch policy {t}"));
+        }
+        if let Some(f) = &self.form_factor {
+            parts.push(f.clone());
+        }
+        parts.join(", ")
+    }
 }
 
 /// Longest operator name an upload may carry.
@@ -80,6 +133,9 @@ pub struct IssueRequest {
     pub label: Option<String>,
     pub operator: String,
     pub station_id: String,
+    /// Proof that the requested key was generated on the card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<AttestationEvidence>,
 }
 
 impl IssueRequest {
@@ -93,6 +149,7 @@ impl IssueRequest {
             label: self.label.clone(),
             operator: self.operator.clone(),
             station_id: self.station_id.clone(),
+            attestation: self.attestation.clone(),
         }
     }
 }
@@ -166,6 +223,10 @@ pub struct CertificateRecord {
     pub superseded_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_at: Option<i64>,
+    /// The key's verified attestation: proof it was generated on the card. Absent when
+    /// the upload carried none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<KeyAttestation>,
 }
 
 /// `POST /v1/certificates/{sha256}/supersede`: the card was renewed; `by` is the

@@ -56,6 +56,7 @@ impl StationApp {
                 label: outcome.label.clone(),
                 operator: self.config.operator(),
                 station_id,
+                attestation: None,
             }),
         });
     }

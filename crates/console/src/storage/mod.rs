@@ -149,6 +149,9 @@ pub struct NewCertificate {
     pub uploaded_at: i64,
     /// SHA-256 of the SubjectPublicKeyInfo: a revoked key stays revoked under any certificate.
     pub key_sha256: String,
+    /// The key's verified attestation, and the evidence (JSON) it was verified from.
+    pub attestation: Option<cardstation_protocol::messages::KeyAttestation>,
+    pub attestation_evidence: Option<String>,
 }
 
 /// What an upload did.
@@ -398,6 +401,7 @@ pub struct FullRecord {
     pub record: CertificateRecord,
     pub key_sha256: Option<String>,
     pub revoked_by: Option<String>,
+    pub attestation_evidence: Option<String>,
 }
 
 /// Everything a console database holds, each part in key order.

@@ -17,7 +17,7 @@ use super::{
 pub(super) const COLUMNS: &str =
     "sha256, subject, not_after, card_serial, chuid_guid, slot, label, operator, \
      station_id, uploaded_at, status, reason, revoked_at, revoked_by, superseded_by, \
-     superseded_at";
+     superseded_at, attestation";
 
 /// The console's storage: one implementation of every query, on SQLite or
 /// PostgreSQL (crates/console/src/storage/{sqlite,postgres}.rs open the database).
@@ -48,7 +48,22 @@ pub(super) fn record(r: &SqlRow) -> Result<CertificateRecord, StoreError> {
         revoked_by: r.opt_text(13)?,
         superseded_by: r.opt_text(14)?,
         superseded_at: r.opt_int(15)?,
+        attestation: r
+            .opt_text(16)?
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| StoreError::Failed(format!("a stored attestation is unreadable: {e}")))?,
     })
+}
+
+/// The record's attestation as its column holds it.
+pub(super) fn attestation_json(
+    attestation: Option<&cardstation_protocol::messages::KeyAttestation>,
+) -> Result<Option<String>, StoreError> {
+    attestation
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Failed(e.to_string()))
 }
 
 pub(super) async fn get(
@@ -218,8 +233,9 @@ impl Store {
         }
         tx.execute(
             "INSERT INTO certificates (sha256, pem, subject, not_after, card_serial, chuid_guid,
-                 slot, label, operator, station_id, uploaded_at, key_sha256)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 slot, label, operator, station_id, uploaded_at, key_sha256, attestation,
+                 attestation_evidence)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             params![
                 &c.sha256,
                 &c.pem,
@@ -233,6 +249,8 @@ impl Store {
                 &c.station_id,
                 c.uploaded_at,
                 &c.key_sha256,
+                attestation_json(c.attestation.as_ref())?,
+                c.attestation_evidence.clone(),
             ],
         )
         .await?;

@@ -247,6 +247,12 @@ const SUPERSEDED: &str = "
      ALTER TABLE certificates ADD COLUMN superseded_by TEXT;
      ALTER TABLE certificates ADD COLUMN superseded_at BIGINT;";
 
+/// 8: attestation: what the console verified about a key's origin (JSON, the record's
+/// `attestation`), and the evidence it verified (the two certificates, JSON).
+const ATTESTATION: &str = "
+     ALTER TABLE certificates ADD COLUMN attestation TEXT;
+     ALTER TABLE certificates ADD COLUMN attestation_evidence TEXT;";
+
 /// Every migration for `dialect`, in order.
 pub fn migrations(dialect: Dialect) -> Vec<String> {
     let (first, column_rename) = match dialect {
@@ -260,11 +266,12 @@ pub fn migrations(dialect: Dialect) -> Vec<String> {
     let mut all: Vec<String> = first.iter().map(|m| m.to_string()).collect();
     all.push(format!("{IDENTITIES}\n     {column_rename}"));
     all.push(SUPERSEDED.to_string());
+    all.push(ATTESTATION.to_string());
     all
 }
 
 /// How many migrations this console knows (the same on both backends).
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 #[cfg(test)]
 mod tests {

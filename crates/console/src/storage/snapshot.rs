@@ -4,7 +4,9 @@
 use super::bundle_rows;
 use super::db::{int_of, params, query_one, WriteLock};
 use super::identities::{identity_row, IDENTITY_COLUMNS};
-use super::records::{audit_rows, bundle_version, insert_terms, record, record_terms, COLUMNS};
+use super::records::{
+    attestation_json, audit_rows, bundle_version, insert_terms, record, record_terms, COLUMNS,
+};
 use super::reports::{anchor_of, event_row, event_values, EVENT_COLUMNS, INSERT_EVENT};
 use super::{status_text, FullRecord, RevokedKey, Snapshot, StationAnchor, Store, StoreError};
 
@@ -13,7 +15,9 @@ impl Store {
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let mut tx = self.db.read().await?;
         let bundle_version = bundle_version(&mut *tx).await?;
-        let sql = format!("SELECT {COLUMNS}, pem, key_sha256 FROM certificates ORDER BY sha256");
+        let sql = format!(
+            "SELECT {COLUMNS}, pem, key_sha256, attestation_evidence FROM certificates ORDER BY sha256"
+        );
         let records = tx
             .query(&sql, &[])
             .await?
@@ -21,9 +25,10 @@ impl Store {
             .map(|r| {
                 Ok(FullRecord {
                     record: record(r)?,
-                    pem: r.text(16)?,
-                    key_sha256: r.opt_text(17)?,
+                    pem: r.text(17)?,
+                    key_sha256: r.opt_text(18)?,
                     revoked_by: r.opt_text(13)?,
+                    attestation_evidence: r.opt_text(19)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -114,14 +119,16 @@ impl Store {
             record: r,
             key_sha256,
             revoked_by,
+            attestation_evidence,
         } in &snapshot.records
         {
             tx.execute(
                 "INSERT INTO certificates (sha256, pem, subject, not_after, card_serial,
                      chuid_guid, slot, label, operator, station_id, uploaded_at, status,
-                     reason, revoked_at, key_sha256, revoked_by, superseded_by, superseded_at)
+                     reason, revoked_at, key_sha256, revoked_by, superseded_by, superseded_at,
+                     attestation, attestation_evidence)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                     $17, $18)",
+                     $17, $18, $19, $20)",
                 params![
                     &r.sha256,
                     pem,
@@ -141,6 +148,8 @@ impl Store {
                     revoked_by.clone(),
                     r.superseded_by.clone(),
                     r.superseded_at,
+                    attestation_json(r.attestation.as_ref())?,
+                    attestation_evidence.clone(),
                 ],
             )
             .await?;

@@ -1,0 +1,108 @@
+//! Where a slot's key came from, as the card proves it: PIV attestation (YubiKey style).
+//! Read at enrollment for the key just generated (the evidence travels with the upload
+//! or the certificate request) and for each slot in a card report. The station shows
+//! what the card claims; the console verifies it against the site's attestation roots.
+
+use p256::PublicKey;
+use serde::Serialize;
+
+use cardstation_card::apdu::StatusWord;
+use cardstation_card::Transport;
+use cardstation_piv::{Attestation, PivError, PivSession, Slot};
+use cardstation_pki::attestation::AttestedKey;
+use cardstation_pki::certificate::to_pem;
+use cardstation_protocol::messages::AttestationEvidence;
+
+/// What the card says about the key in a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum KeyProof {
+    /// The card attested the key: generated on this card.
+    Attested {
+        facts: AttestedKey,
+        #[serde(skip)]
+        evidence: AttestationEvidence,
+    },
+    /// The card cannot attest keys (not a YubiKey, or firmware before 4.3).
+    NotSupported,
+    /// The card would not attest this key, or its attestation is unfit; the reason.
+    NotAttested { reason: String },
+}
+
+impl KeyProof {
+    /// The evidence to send to the console, if the card gave one.
+    pub fn evidence(&self) -> Option<&AttestationEvidence> {
+        match self {
+            KeyProof::Attested { evidence, .. } => Some(evidence),
+            _ => None,
+        }
+    }
+
+    /// One line for an operator.
+    pub fn describe(&self) -> String {
+        match self {
+            KeyProof::Attested { facts, .. } => {
+                format!("generated on the card (attested: {})", facts.describe())
+            }
+            KeyProof::NotSupported => "not attested: this card cannot attest its keys".into(),
+            KeyProof::NotAttested { reason } => format!("not attested: {reason}"),
+        }
+    }
+}
+
+/// Asks the card to attest the key in `slot`. `expected`: the key that must be the attested
+/// one (the key just generated, or the slot's certificate's). Only a card that cannot be
+/// talked to is an error; whatever the card answers becomes a [`KeyProof`].
+pub fn read<T: Transport>(
+    session: &mut PivSession<T>,
+    slot: Slot,
+    expected: Option<&PublicKey>,
+) -> Result<KeyProof, PivError> {
+    let not = |reason: String| Ok(KeyProof::NotAttested { reason });
+    let der = match session.attest(slot) {
+        Ok(Attestation::Certificate(der)) => der,
+        Ok(Attestation::NotSupported) => return Ok(KeyProof::NotSupported),
+        Ok(Attestation::Refused(sw)) => return not(refusal(sw)),
+        Err(PivError::Malformed { detail, .. }) => {
+            return not(format!("the card's answer: {detail}"))
+        }
+        Err(e) => return Err(e),
+    };
+    let facts = match AttestedKey::parse(&der) {
+        Ok(f) => f,
+        Err(e) => return not(format!("the card's attestation cannot be read: {e}")),
+    };
+    if let Some(key) = expected {
+        if facts.public_key.as_ref() != Some(key) {
+            return not("the card's attestation names another key than the one in the slot".into());
+        }
+    }
+    let intermediate = match session.read_attestation_certificate() {
+        Ok(Some(f9)) => f9,
+        Ok(None) => return not("the card holds no attestation (F9) certificate".into()),
+        Err(PivError::Malformed { detail, .. }) => {
+            return not(format!("the card's F9 certificate: {detail}"))
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(KeyProof::Attested {
+        facts,
+        evidence: AttestationEvidence {
+            attestation: to_pem(&der),
+            intermediate: to_pem(&intermediate),
+        },
+    })
+}
+
+/// The reason given for a slot the card holds no key in.
+pub const NO_KEY: &str = "no key in the slot";
+
+fn refusal(sw: StatusWord) -> String {
+    match sw {
+        StatusWord::WRONG_DATA => {
+            "the card will not attest this key: it was not generated on the card (imported)".into()
+        }
+        StatusWord::REFERENCE_NOT_FOUND | StatusWord::FILE_NOT_FOUND => NO_KEY.into(),
+        sw => format!("the card refused to attest the key ({sw})"),
+    }
+}
