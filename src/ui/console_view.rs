@@ -372,6 +372,17 @@ impl ConsoleScreen {
                 row("CHUID GUID", r.chuid_guid.clone().unwrap_or("-".into()));
                 row("Slot", r.slot.clone().unwrap_or("-".into()));
                 row("Valid until", t(r.not_after));
+                row(
+                    "Key",
+                    match &r.attestation {
+                        Some(a) => format!(
+                            "generated on the card (attested: {}; root {})",
+                            a.describe(),
+                            a.root
+                        ),
+                        None => "not attested".into(),
+                    },
+                );
                 if let Some(new) = &r.superseded_by {
                     row(
                         "Renewed",

@@ -124,6 +124,15 @@ fn print_record(r: &CertificateRecord) {
         shown_or_dash(r.slot.as_deref())
     );
     println!("Valid until  {}", t(r.not_after));
+    match &r.attestation {
+        Some(a) => println!(
+            "Key          generated on the card: attested ({}), root {}, verified {}",
+            shown(&a.describe()),
+            shown(&a.root),
+            t(a.verified_at)
+        ),
+        None => println!("Key          not attested"),
+    }
 }
 
 pub async fn run(cmd: CardsCommand) -> Result<(), String> {

@@ -1,0 +1,308 @@
+//! Keys proven to be born on a card, end to end: the virtual card attests through the real
+//! pcscd (cross-checked with yubico-piv-tool and openssl), the station sends the proof
+//! with its upload, and a console that requires attestation takes the card and refuses
+//! what an attacker holding the station's credential sends instead, with the reason and
+//! nothing stored.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod console_support;
+mod pcscd;
+
+use std::path::Path;
+use std::process::Command;
+
+use cardstation::console::ConsoleError;
+use cardstation_pki::attestation::AttestedKey;
+use cardstation_pki::certificate::{from_pem_or_der, to_pem};
+use cardstation_pki::CertificateInfo;
+use cardstation_protocol::messages::{AttestationEvidence, UploadRequest};
+use cardstation_virtual_card::attestation::{AttestedFacts, TestRoot, SERIAL};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+
+use console_support::{device_params, Backend, Site, Station};
+use pcscd::{exclusive, pcscd_or_skip, tool, CardProcess, StationDir, PORT_0, READER_0};
+
+/// The virtual cards' attestation root, as `cardstation virtual-card attestation-root`
+/// prints it (what an operator puts into a test console's roots).
+fn virtual_root_pem() -> String {
+    let out = Command::new(pcscd::cardstation_bin())
+        .args(["virtual-card", "attestation-root"])
+        .output()
+        .expect("cardstation virtual-card attestation-root");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).expect("PEM")
+}
+
+fn roots_dir_with(pem: &str) -> impl FnOnce(&Path) + '_ {
+    move |data: &Path| {
+        let dir = data.join("attestation-roots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("virtual-cards.pem"), pem).unwrap();
+    }
+}
+
+/// The card's own evidence for 9e, read with yubico-piv-tool.
+fn evidence_from_the_card() -> AttestationEvidence {
+    let pem = |args: &[&str]| String::from_utf8(tool("yubico-piv-tool", args)).expect("PEM");
+    AttestationEvidence {
+        attestation: pem(&["-r", READER_0, "-a", "attest", "-s", "9e"]),
+        intermediate: pem(&["-r", READER_0, "-a", "read-certificate", "-s", "f9"]),
+    }
+}
+
+#[test]
+fn independent_clients_attest_what_the_station_generated_and_openssl_verifies_the_chain() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let card = CardProcess::start(PORT_0, None);
+    let station = StationDir::new();
+    let out = station.path("card.pem");
+    let v = station.json(&[
+        "enroll",
+        "--reader",
+        READER_0,
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(v["ok"], true, "{v}");
+    let proof = &v["enrollment"]["key_proof"];
+    assert_eq!(proof["state"], "attested", "{v}");
+    assert_eq!(proof["facts"]["card_serial"], SERIAL, "{v}");
+    assert_eq!(
+        proof["facts"]["pin_policy"], "never",
+        "9e asks for no PIN: {v}"
+    );
+
+    // yubico-piv-tool gets the same proof from the card, and openssl checks the chain
+    // root → the card's F9 certificate → the attestation.
+    let ev = evidence_from_the_card();
+    let cert =
+        CertificateInfo::parse(&from_pem_or_der(&std::fs::read(&out).unwrap()).unwrap()).unwrap();
+    let attested =
+        AttestedKey::parse(&from_pem_or_der(ev.attestation.as_bytes()).unwrap()).unwrap();
+    assert_eq!(
+        attested.key_sha256, cert.key_sha256,
+        "the attested key is the certificate's"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (name, pem) in [
+        ("root.pem", virtual_root_pem()),
+        ("f9.pem", ev.intermediate.clone()),
+        ("attestation.pem", ev.attestation.clone()),
+    ] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let verified = Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "f9.pem",
+            "attestation.pem",
+        ])
+        .output()
+        .expect("openssl");
+    assert!(
+        verified.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    // The card report says so per slot; an empty slot is not attested by anyone.
+    let report = station.json(&["card", "--reader", READER_0, "--json"]);
+    let slots = report["slots"].as_array().expect("slots");
+    let slot_9e = slots.iter().find(|s| s["slot"] == "9e").expect("9e");
+    assert_eq!(slot_9e["key_proof"]["state"], "attested", "{report}");
+    let text = String::from_utf8(station.run(&["card", "--reader", READER_0]).stdout).unwrap();
+    assert!(
+        text.contains("key       generated on the card (attested: card serial 5437251"),
+        "{text}"
+    );
+    let empty = Command::new("yubico-piv-tool")
+        .args(["-r", READER_0, "-a", "attest", "-s", "9a"])
+        .output()
+        .unwrap();
+    assert!(!empty.status.success(), "an empty slot is not attested");
+    card.stop();
+}
+
+fn refusal<T: std::fmt::Debug>(r: Result<T, ConsoleError>) -> (u16, String, String) {
+    match r {
+        Err(ConsoleError::Rejected {
+            status,
+            code,
+            message,
+        }) => (status, code, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// A certificate for a key made in software, and that key's public point.
+fn software_certificate(name: &str) -> (String, Vec<u8>) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = device_params(name).self_signed(&key).unwrap();
+    let info = CertificateInfo::parse(cert.der()).unwrap();
+    let point = info
+        .public_key
+        .unwrap()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec();
+    (cert.pem(), point)
+}
+
+fn upload(pem: String, evidence: Option<AttestationEvidence>, serial: u32) -> UploadRequest {
+    UploadRequest {
+        certificate: pem,
+        card_serial: Some(serial),
+        chuid_guid: None,
+        slot: Some("9e".into()),
+        label: None,
+        operator: "op".into(),
+        station_id: "desk-a".into(),
+        attestation: evidence,
+    }
+}
+
+fn facts() -> AttestedFacts {
+    AttestedFacts {
+        serial: SERIAL,
+        firmware: (5, 7, 1),
+        pin_policy: 2,
+        touch_policy: 1,
+        form_factor: 1,
+    }
+}
+
+#[test]
+fn a_console_that_requires_attestation_takes_the_card_and_refuses_an_attackers_keys() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let root = virtual_root_pem();
+    let site = Site::start_after(
+        Backend::Sqlite,
+        "[attestation]\nrequire_attestation = true\n",
+        &[],
+        roots_dir_with(&root),
+    );
+    let (_kit, desk) = Station::added_to(&site, "desk-a");
+    let card = CardProcess::start(PORT_0, None);
+
+    // The operator's way: enroll and upload. The console verifies and keeps the proof.
+    let out = desk.run(&["enroll", "--reader", READER_0, "--upload", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["ok"], true, "{v}");
+    let fp = v["enrollment"]["fingerprint"].as_str().unwrap().to_string();
+    let rec = desk.client().get(&fp).expect("record at the console");
+    let att = rec.attestation.expect("the record carries its attestation");
+    assert_eq!(att.card_serial, Some(SERIAL));
+    assert_eq!(att.pin_policy.as_deref(), Some("never"));
+    assert!(att.root.contains("TEST ONLY"), "{}", att.root);
+    let shown = site.admin_ok(&["cards", "show", &fp]);
+    assert!(
+        shown.contains("Key          generated on the card: attested (card serial 5437251"),
+        "{shown}"
+    );
+    assert_eq!(site.console.records(), 1);
+
+    // What an attacker holding desk-a's credential sends, each refused with its reason.
+    let client = desk.client();
+    let card_evidence = evidence_from_the_card();
+    let card_cert = to_pem(
+        &from_pem_or_der(&tool(
+            "yubico-piv-tool",
+            &["-r", READER_0, "-a", "read-certificate", "-s", "9e"],
+        ))
+        .unwrap(),
+    );
+
+    // 1. A software key, no proof.
+    let (sw_pem, sw_point) = software_certificate("sw-1");
+    let (status, code, message) = refusal(client.upload(&upload(sw_pem.clone(), None, SERIAL)));
+    assert_eq!(
+        (status, code.as_str()),
+        (422, "attestation-required"),
+        "{message}"
+    );
+
+    // 2. A software key "attested" under a root of the same name the site does not hold.
+    let forger =
+        TestRoot::generate("Cardstation Virtual Card Attestation Root (TEST ONLY)").unwrap();
+    let forged_f9 = forger
+        .new_card_key(time::OffsetDateTime::now_utc())
+        .unwrap();
+    let forged = AttestationEvidence {
+        attestation: to_pem(&forged_f9.attest(0x9e, &sw_point, &facts()).unwrap()),
+        intermediate: to_pem(forged_f9.certificate()),
+    };
+    let (status, code, message) =
+        refusal(client.upload(&upload(sw_pem.clone(), Some(forged.clone()), SERIAL)));
+    assert_eq!((status, code.as_str()), (422, "attestation-invalid"));
+    assert!(message.contains("forged"), "{message}");
+
+    // 3. The card's genuine attestation, sent with the software key's certificate.
+    let (status, code, message) =
+        refusal(client.upload(&upload(sw_pem.clone(), Some(card_evidence.clone()), SERIAL)));
+    assert_eq!((status, code.as_str()), (422, "attestation-invalid"));
+    assert!(message.contains("another key"), "{message}");
+
+    // 4. An attestation signed by the forger's F9 key, presented with the real card's
+    //    F9 certificate (which chains to the trusted root).
+    let spliced = AttestationEvidence {
+        attestation: forged.attestation.clone(),
+        intermediate: card_evidence.intermediate.clone(),
+    };
+    let (status, code, message) = refusal(client.upload(&upload(sw_pem, Some(spliced), SERIAL)));
+    assert_eq!((status, code.as_str()), (422, "attestation-invalid"));
+    assert!(
+        message.contains("not signed by the card's F9 attestation key"),
+        "{message}"
+    );
+
+    // 5. The real card's certificate and proof, claimed for another card.
+    let (status, code, message) =
+        refusal(client.upload(&upload(card_cert, Some(card_evidence), 1234)));
+    assert_eq!((status, code.as_str()), (422, "attestation-invalid"));
+    assert!(message.contains("card serial 5437251"), "{message}");
+
+    assert_eq!(
+        site.console.records(),
+        1,
+        "nothing an attacker sent was stored"
+    );
+    card.stop();
+}
+
+#[test]
+fn a_site_policy_on_the_attested_pin_policy_refuses_the_slot_and_says_why() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let root = virtual_root_pem();
+    let site = Site::start_after(
+        Backend::Sqlite,
+        "[attestation]\n[attestation.refuse.\"9e\"]\npin = [\"never\"]\n",
+        &[],
+        roots_dir_with(&root),
+    );
+    let (_kit, desk) = Station::added_to(&site, "desk-a");
+    let card = CardProcess::start(PORT_0, None);
+    let out = desk.run(&["enroll", "--reader", READER_0, "--upload", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    // The card is enrolled; the console refuses its certificate, and the station says why.
+    assert_eq!(v["ok"], true, "{v}");
+    let text = v.to_string();
+    assert!(text.contains("attestation-policy"), "{v}");
+    assert!(text.contains("PIN policy \\\"never\\\""), "{v}");
+    assert_eq!(site.console.records(), 0);
+    card.stop();
+}
