@@ -306,3 +306,60 @@ fn a_site_policy_on_the_attested_pin_policy_refuses_the_slot_and_says_why() {
     assert_eq!(site.console.records(), 0);
     card.stop();
 }
+
+#[test]
+fn a_ca_site_requiring_attestation_issues_for_the_attested_card_and_signs_nothing_else() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let root = virtual_root_pem();
+    let roots = roots_dir_with(&root);
+    let site = Site::start_after(
+        Backend::Sqlite,
+        "issuance = \"ca\"\n[attestation]\nrequire_attestation = true\n",
+        &[],
+        |data| {
+            let out = Command::new(console_support::console_binary())
+                .args(["ca", "init", "--name", "Plant B device CA", "--data"])
+                .arg(data)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            roots(data);
+        },
+    );
+    let (_kit, desk) = Station::added_to(&site, "desk-a");
+    let card = CardProcess::start(PORT_0, None);
+
+    // The station's request carries the card's proof; the CA issues.
+    let out = desk.run(&["enroll", "--reader", READER_0, "--upload", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["ok"], true, "{v}");
+    let fp = v["enrollment"]["fingerprint"].as_str().unwrap().to_string();
+    let rec = desk.client().get(&fp).expect("record");
+    assert_eq!(rec.attestation.expect("attested").card_serial, Some(SERIAL));
+
+    // A software key's request without proof: refused before anything is signed.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "sw");
+    let request = params.serialize_request(&key).unwrap().pem().unwrap();
+    let (status, code, message) = refusal(desk.client().request_certificate(
+        &cardstation_protocol::messages::IssueRequest {
+            request,
+            profile: None,
+            card_serial: Some(SERIAL),
+            chuid_guid: None,
+            slot: Some("9e".into()),
+            label: Some("sw".into()),
+            operator: "op".into(),
+            station_id: "desk-a".into(),
+            attestation: None,
+        },
+    ));
+    assert_eq!((status, code.as_str()), (422, "attestation-required"), "{message}");
+    assert_eq!(site.console.records(), 1);
+    card.stop();
+}

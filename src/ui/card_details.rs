@@ -114,8 +114,8 @@ impl CardDetails {
             .show(ui, |ui| {
                 for s in &r.slots {
                     ui.label(s.slot.to_string());
-                    ui.vertical(
-                        |ui| match (&s.certificate, &s.certificate_error, s.key_present) {
+                    ui.vertical(|ui| {
+                        match (&s.certificate, &s.certificate_error, s.key_present) {
                             (Some(c), _, _) => {
                                 ui.label(format!("Subject: {}", c.subject));
                                 ui.label(format!("Issuer: {}", c.issuer));
@@ -138,11 +138,17 @@ impl CardDetails {
                             (None, None, Some(true)) => {
                                 ui.label("key, no certificate");
                             }
+                            (None, None, _) if s.key_proof.is_some() => {
+                                ui.label("key, no certificate");
+                            }
                             (None, None, _) => {
                                 ui.label("empty");
                             }
-                        },
-                    );
+                        }
+                        if let Some(proof) = &s.key_proof {
+                            style::wrapped(ui, format!("Key: {}", proof.describe()));
+                        }
+                    });
                     ui.end_row();
                 }
             });

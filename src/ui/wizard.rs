@@ -632,6 +632,9 @@ impl Wizard {
                 ui.label("CHUID GUID");
                 ui.label(&outcome.chuid_guid);
                 ui.end_row();
+                ui.label("Key");
+                style::wrapped(ui, outcome.key_proof.describe());
+                ui.end_row();
                 ui.label("SHA-256");
                 ui.add(
                     egui::Label::new(egui::RichText::new(&outcome.fingerprint).monospace()).wrap(),
