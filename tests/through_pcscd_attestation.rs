@@ -325,7 +325,11 @@ fn a_ca_site_requiring_attestation_issues_for_the_attested_card_and_signs_nothin
                 .arg(data)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             roots(data);
         },
     );
@@ -344,7 +348,9 @@ fn a_ca_site_requiring_attestation_issues_for_the_attested_card_and_signs_nothin
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, "sw");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "sw");
     let request = params.serialize_request(&key).unwrap().pem().unwrap();
     let (status, code, message) = refusal(desk.client().request_certificate(
         &cardstation_protocol::messages::IssueRequest {
@@ -359,7 +365,11 @@ fn a_ca_site_requiring_attestation_issues_for_the_attested_card_and_signs_nothin
             attestation: None,
         },
     ));
-    assert_eq!((status, code.as_str()), (422, "attestation-required"), "{message}");
+    assert_eq!(
+        (status, code.as_str()),
+        (422, "attestation-required"),
+        "{message}"
+    );
     assert_eq!(site.console.records(), 1);
     card.stop();
 }

@@ -1,6 +1,7 @@
 //! The PIV card application (NIST SP 800-73-4): typed slots and algorithms,
 //! data objects, and a session with one method per card command.
 
+pub mod attestation;
 pub mod error;
 pub mod ins;
 pub mod management_key;

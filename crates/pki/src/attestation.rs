@@ -21,23 +21,12 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser::oid::Oid;
 use x509_parser::prelude::FromDer;
 
+use cardstation_piv::attestation::{
+    extension_oid, EXT_FIRMWARE, EXT_FORM_FACTOR, EXT_POLICY, EXT_SERIAL,
+};
 use cardstation_piv::{PinPolicy, TouchPolicy};
 
 use crate::certificate::{fingerprint, format_unix};
-
-/// Yubico's attestation extensions: 1.3.6.1.4.1.41482.3.{n}.
-pub const YUBICO_ARC: [u64; 8] = [1, 3, 6, 1, 4, 1, 41482, 3];
-pub const EXT_FIRMWARE: u64 = 3;
-pub const EXT_SERIAL: u64 = 7;
-pub const EXT_POLICY: u64 = 8;
-pub const EXT_FORM_FACTOR: u64 = 9;
-
-/// The OID of Yubico attestation extension `n`.
-pub fn yubico_oid(n: u64) -> Vec<u64> {
-    let mut oid = YUBICO_ARC.to_vec();
-    oid.push(n);
-    oid
-}
 
 /// Largest attestation or F9 certificate taken (a YubiKey's are about 700 bytes).
 pub const MAX_ATTESTATION_BYTES: usize = 4096;
@@ -155,7 +144,7 @@ impl AttestedKey {
             key_sha256: fingerprint(cert.public_key().raw),
             public_key: p256::PublicKey::from_public_key_der(cert.public_key().raw).ok(),
         };
-        let oid = |n| Oid::from(&yubico_oid(n)).ok();
+        let oid = |n| Oid::from(&extension_oid(n)).ok();
         let (firmware, serial, policy, form) = (
             oid(EXT_FIRMWARE),
             oid(EXT_SERIAL),

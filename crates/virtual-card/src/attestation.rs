@@ -21,6 +21,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cardstation_card::tlv;
+use cardstation_piv::attestation::{
+    extension_oid, EXT_FIRMWARE, EXT_FORM_FACTOR, EXT_POLICY, EXT_SERIAL,
+};
 use iso7816::command::CommandView;
 use iso7816::Status;
 use p256::ecdsa::signature::Signer;
@@ -34,13 +37,6 @@ use rcgen::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-
-/// Yubico's attestation extensions: 1.3.6.1.4.1.41482.3.{n}.
-const YUBICO_ARC: [u64; 8] = [1, 3, 6, 1, 4, 1, 41482, 3];
-const EXT_FIRMWARE: u64 = 3;
-const EXT_SERIAL: u64 = 7;
-const EXT_POLICY: u64 = 8;
-const EXT_FORM_FACTOR: u64 = 9;
 
 /// What the firmware reports (piv-authenticator answers GET VERSION 6.6.6 and GET SERIAL
 /// 0052F743): the attestation says the same.
@@ -278,11 +274,7 @@ impl CardAttestationKey {
         params.distinguished_name = name(&format!("YubiKey PIV Attestation {slot:02x}"));
         params.serial_number = Some(random_serial());
         (params.not_before, params.not_after) = self.validity;
-        let oid = |n: u64| {
-            let mut oid = YUBICO_ARC.to_vec();
-            oid.push(n);
-            oid
-        };
+        let oid = extension_oid;
         let (a, b, c) = facts.firmware;
         params.custom_extensions = vec![
             CustomExtension::from_oid_content(&oid(EXT_FIRMWARE), vec![a, b, c]),

@@ -35,6 +35,14 @@ impl Card {
         }
     }
 
+    /// What a station would send: `attestation` with this card's F9 certificate.
+    fn evidence(&self, attestation: Vec<u8>) -> Evidence {
+        Evidence {
+            attestation,
+            intermediate: self.f9.certificate().to_vec(),
+        }
+    }
+
     /// A key "generated" in `slot` and the attestation for it.
     fn attest(&self, slot: u8, facts: &AttestedFacts) -> (p256::PublicKey, Vec<u8>) {
         let key = p256::SecretKey::random(&mut rand::rngs::OsRng).public_key();
@@ -65,10 +73,7 @@ fn a_cards_attestation_under_a_trusted_root_is_accepted_with_its_facts() {
     let root = TestRoot::generate("Site Attestation Root").unwrap();
     let card = Card::under(&root);
     let (key, attestation) = card.attest(0x9a, &facts());
-    let ev = Evidence {
-        attestation,
-        intermediate: card.f9.certificate().to_vec(),
-    };
+    let ev = card.evidence(attestation);
     let sha = key_sha256(&key);
     let v = verify(&ev, &[root.certificate().to_vec()], &expected(&sha)).unwrap();
     assert_eq!(v.root, "CN=Site Attestation Root");
@@ -93,10 +98,7 @@ fn a_software_key_with_an_attestation_from_an_untrusted_root_is_refused() {
     let attacker = TestRoot::generate("Attacker Root").unwrap();
     let card = Card::under(&attacker);
     let (key, attestation) = card.attest(0x9a, &facts());
-    let ev = Evidence {
-        attestation,
-        intermediate: card.f9.certificate().to_vec(),
-    };
+    let ev = card.evidence(attestation);
     let why = reason(verify(
         &ev,
         &[site.certificate().to_vec()],
@@ -114,10 +116,7 @@ fn a_root_of_the_same_name_with_another_key_is_a_forgery() {
     let forger = TestRoot::generate("Yubico PIV Root CA Serial 263751").unwrap();
     let card = Card::under(&forger);
     let (key, attestation) = card.attest(0x9a, &facts());
-    let ev = Evidence {
-        attestation,
-        intermediate: card.f9.certificate().to_vec(),
-    };
+    let ev = card.evidence(attestation);
     let why = reason(verify(
         &ev,
         &[site.certificate().to_vec()],
@@ -132,10 +131,7 @@ fn an_attestation_for_another_key_is_refused() {
     let card = Card::under(&root);
     let (_attested, attestation) = card.attest(0x9a, &facts());
     let software = p256::SecretKey::random(&mut rand::rngs::OsRng).public_key();
-    let ev = Evidence {
-        attestation,
-        intermediate: card.f9.certificate().to_vec(),
-    };
+    let ev = card.evidence(attestation);
     let why = reason(verify(
         &ev,
         &[root.certificate().to_vec()],
@@ -149,10 +145,7 @@ fn an_f9_certificate_from_another_card_is_refused() {
     let root = TestRoot::generate("Site Attestation Root").unwrap();
     let (a, b) = (Card::under(&root), Card::under(&root));
     let (key, attestation) = a.attest(0x9a, &facts());
-    let ev = Evidence {
-        attestation,
-        intermediate: b.f9.certificate().to_vec(),
-    };
+    let ev = b.evidence(attestation);
     let why = reason(verify(
         &ev,
         &[root.certificate().to_vec()],
@@ -169,10 +162,7 @@ fn the_serial_and_slot_must_be_the_ones_the_upload_names() {
     let root = TestRoot::generate("Site Attestation Root").unwrap();
     let card = Card::under(&root);
     let (key, attestation) = card.attest(0x9e, &facts());
-    let ev = Evidence {
-        attestation,
-        intermediate: card.f9.certificate().to_vec(),
-    };
+    let ev = card.evidence(attestation);
     let roots = [root.certificate().to_vec()];
     let sha = key_sha256(&key);
     let mut exp = expected(&sha);
@@ -191,10 +181,7 @@ fn a_clock_outside_the_certificates_validity_refuses_and_says_when() {
     let root = TestRoot::generate("Site Attestation Root").unwrap();
     let card = Card::under(&root);
     let (key, attestation) = card.attest(0x9a, &facts());
-    let ev = Evidence {
-        attestation,
-        intermediate: card.f9.certificate().to_vec(),
-    };
+    let ev = card.evidence(attestation);
     let sha = key_sha256(&key);
     let mut exp = expected(&sha);
     exp.now = 4_200_000_000; // 2103
@@ -234,10 +221,7 @@ fn no_roots_garbage_and_hostile_names_are_refused_without_panicking() {
     let attacker = TestRoot::generate(&hostile).unwrap();
     let evil = Card::under(&attacker);
     let (key, attestation) = evil.attest(0x9a, &facts());
-    let ev = Evidence {
-        attestation,
-        intermediate: evil.f9.certificate().to_vec(),
-    };
+    let ev = evil.evidence(attestation);
     let why = reason(verify(
         &ev,
         &[root.certificate().to_vec()],
