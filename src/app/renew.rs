@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use cardstation_card::Transport;
 use cardstation_piv::{Guid, Pin, PivSession, Slot};
+
+use super::attestation::{self, KeyProof};
 use cardstation_pki::certificate::{self, CertificateInfo, CertificateProfile};
 use cardstation_pki::subject::parse_subject;
 use cardstation_pki::CardSigner;
@@ -143,7 +145,7 @@ pub fn renew<T: Transport>(
         label.as_deref(),
         &mut step,
     );
-    let (der, info) = match changed {
+    let (der, info, key_proof) = match changed {
         Ok(done) => done,
         Err(e) => {
             let message = e.to_string();
@@ -170,7 +172,7 @@ pub fn renew<T: Transport>(
                 label: label.clone(),
                 operator: ctx.operator.to_string(),
                 station_id: ctx.station_id.to_string(),
-                attestation: None,
+                attestation: key_proof.evidence().cloned(),
             })
             .map_err(|e| EnrollError::InvalidRequest(e.to_string()))?,
         )
@@ -233,7 +235,7 @@ fn change<T: Transport>(
     guid_hex: Option<&str>,
     label: Option<&str>,
     step: &mut dyn FnMut(EnrollStep) -> Result<(), EnrollError>,
-) -> Result<(Vec<u8>, CertificateInfo), EnrollError> {
+) -> Result<(Vec<u8>, CertificateInfo, KeyProof), EnrollError> {
     // 3. The key: the one the card holds, or a new one made on it. From here on a
     //    failure leaves the old certificate beside a key it does not name; renewing
     //    again (with a new key) mends it.
@@ -251,6 +253,8 @@ fn change<T: Transport>(
         *key
     };
     let key = &key;
+    // The card's proof that the key was born on it, for a site that requires one.
+    let key_proof = attestation::read(session, req.slot, Some(key))?;
 
     // 4. The certificate, for that key.
     step(EnrollStep::Certificate)?;
@@ -283,7 +287,7 @@ fn change<T: Transport>(
                                 label: label.map(str::to_string),
                                 operator: ctx.operator.to_string(),
                                 station_id: ctx.station_id.to_string(),
-                                attestation: None,
+                                attestation: key_proof.evidence().cloned(),
                             })
                             .map_err(EnrollError::Issuer)
                     })
@@ -331,5 +335,5 @@ fn change<T: Transport>(
             other => EnrollError::SelfTestFailed(other.to_string()),
         },
     )?;
-    Ok((der, new_info))
+    Ok((der, new_info, key_proof))
 }
