@@ -29,16 +29,7 @@ const SETTINGS: &str = "issuance = \"ca\"\n\n[profiles.device]\ndays = 90\ndefau
 /// A console whose CA issues card certificates (`ca init`, then `issuance = "ca"`).
 fn ca_site(backend: Backend) -> Site {
     Site::start_after(backend, SETTINGS, &[], |data| {
-        let out = Command::new(console_binary())
-            .args(["ca", "init", "--name", "Plant B device CA", "--data"])
-            .arg(data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ca init: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cardstation_test_site::site::ca_init(data, "Plant B device CA")
     })
 }
 

@@ -99,3 +99,18 @@ impl Site {
         self.db.count(self.data(), sql)
     }
 }
+
+/// `cardstation-console ca init --name NAME --data DATA`: the issuing CA a console with
+/// `issuance = "ca"` needs before it starts (for [`Site::start_after`]).
+pub fn ca_init(data: &Path, name: &str) {
+    let out = std::process::Command::new(crate::console::console_binary())
+        .args(["ca", "init", "--name", name, "--data"])
+        .arg(data)
+        .output()
+        .expect("cardstation-console ca init");
+    assert!(
+        out.status.success(),
+        "ca init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
