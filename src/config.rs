@@ -35,6 +35,9 @@ pub struct VerifyConfig {
     /// The CA that issues the site's card certificates (PEM). Unset: card-signed
     /// (self-signed) certificates are expected.
     pub issuing_ca: Option<PathBuf>,
+    /// Fail a card whose key the console did not mark attested, as a gateway with
+    /// `require_attestation` does.
+    pub require_attestation: bool,
 }
 
 /// The `[console]` block, shared with the gateway (`cardstation-console-client`).

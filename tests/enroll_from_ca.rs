@@ -263,6 +263,7 @@ fn a_revocation_only_bundle_passes_what_the_site_ca_issued_until_its_end_and_not
             bundle: Some((&view.lists, &status)),
             issuing_ca: None,
             now: at,
+            require_attestation: false,
         };
         let check = spot_check(
             reader.clone(),
@@ -327,6 +328,7 @@ fn a_revocation_only_bundle_passes_what_the_site_ca_issued_until_its_end_and_not
         bundle: Some((&view.lists, &status)),
         issuing_ca: None,
         now,
+        require_attestation: false,
     };
     let check = spot_check(
         reader2,

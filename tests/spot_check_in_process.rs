@@ -26,6 +26,7 @@ fn a_card_that_answers_garbage_fails_with_a_message_and_never_passes() {
         bundle: None,
         issuing_ca: None,
         now: time::OffsetDateTime::now_utc().unix_timestamp(),
+        require_attestation: false,
     };
     let mut book = ChallengeBook::default();
     let (clean, _) = spot_check(
@@ -86,6 +87,7 @@ fn a_revoked_key_fails_even_under_a_certificate_still_on_the_allow_list() {
             bundle: Some((&view.lists, &status)),
             issuing_ca: None,
             now,
+            require_attestation: false,
         };
         spot_check(
             reader.clone(),
@@ -164,6 +166,7 @@ fn verdicts_from_lists_built_by_deltas_equal_those_from_full_bundles() {
             bundle: Some((lists, &status)),
             issuing_ca: None,
             now,
+            require_attestation: false,
         };
         let check = spot_check(
             reader.clone(),

@@ -73,6 +73,7 @@ pub fn check_with_station<T: Transport>(
         bundle: held.as_ref().map(|h| (&h.view.lists, &h.status)),
         issuing_ca: issuing_ca.as_deref(),
         now,
+        require_attestation: station.config.verify.require_attestation,
     };
     let (mut check, captured) = spot_check(transport, slot, pin, &policy, book);
     if let Some(message) = damaged {

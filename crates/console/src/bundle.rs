@@ -122,6 +122,9 @@ fn lists_of(state: &BundleState, authorities: &[Vec<u8>]) -> TrustLists {
             .collect(),
         fps(&state.revoked_keys),
     )
+    // Which allowed certificates carry a verified attestation: gateways that require
+    // keys born on a card refuse the rest.
+    .with_attested_unsorted(fps(&state.attested))
 }
 
 fn cbor<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, BundleBuildError> {

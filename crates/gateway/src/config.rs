@@ -59,6 +59,9 @@ pub struct GatewaySettings {
     pub data_dir: PathBuf,
     /// The issuing CA for CA-issued card certificates (PEM); unset: card-signed.
     pub issuing_ca: Option<PathBuf>,
+    /// Refuse a card whose key the console did not mark attested (proof, at upload,
+    /// that the key was generated on the card). Default: false.
+    pub require_attestation: bool,
 }
 
 impl Default for GatewaySettings {
@@ -74,6 +77,7 @@ impl Default for GatewaySettings {
             fail_open: false,
             data_dir: PathBuf::from("/var/lib/cardstation-gateway"),
             issuing_ca: None,
+            require_attestation: false,
         }
     }
 }
@@ -114,6 +118,12 @@ impl Config {
     /// the only thing that says which cards belong to the site: overlooking a missing or
     /// expired one would grant any card that proves its own key, enrolled or made at home.
     pub fn fail_open_allowed(&self) -> Result<(), String> {
+        if self.gateway.fail_open && self.gateway.require_attestation {
+            return Err(
+                "[gateway] fail_open and require_attestation exclude each other: which keys were attested is known only from the trust bundle, which fail_open does without"
+                    .into(),
+            );
+        }
         if self.gateway.fail_open && self.gateway.issuing_ca.is_none() {
             return Err(
                 "[gateway] fail_open needs [gateway] issuing_ca: with card-signed certificates a missing or expired trust bundle would let any card that proves its own key in (docs/GATEWAY.md, \"Decisions and the failure policy\")"

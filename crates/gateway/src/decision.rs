@@ -50,6 +50,7 @@ pub struct Decider {
     slot: Slot,
     issuing_ca: Option<Vec<u8>>,
     fail_open: bool,
+    require_attestation: bool,
     book: ChallengeBook,
     seen: SeenCertificates,
 }
@@ -63,9 +64,20 @@ impl Decider {
             slot,
             issuing_ca,
             fail_open,
+            require_attestation: false,
             book: ChallengeBook::default(),
             seen: SeenCertificates::default(),
         }
+    }
+
+    /// Refuse cards whose key the console did not mark attested. Never with `fail_open`
+    /// (which does without the bundle that carries the marks).
+    pub fn requiring_attestation(mut self, required: bool) -> Self {
+        self.require_attestation = required;
+        if required {
+            self.fail_open = false;
+        }
+        self
     }
 
     /// Check the card behind `transport` against `trust` (the held bundle, if any).
@@ -79,6 +91,7 @@ impl Decider {
             bundle: trust.as_ref().map(|(p, s)| (*p, s)),
             issuing_ca: self.issuing_ca.as_deref(),
             now,
+            require_attestation: self.require_attestation,
         };
         let (check, _) = spot_check_remembering(
             transport,

@@ -54,7 +54,8 @@ pub fn decider(config: &Config) -> Result<Decider, GatewayError> {
         }
         None => None,
     };
-    Ok(Decider::new(slot, issuing_ca, config.gateway.fail_open))
+    Ok(Decider::new(slot, issuing_ca, config.gateway.fail_open)
+        .requiring_attestation(config.gateway.require_attestation))
 }
 
 /// The held bundle (an unusable stored one is reported and treated as none: the

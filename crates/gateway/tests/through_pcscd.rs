@@ -1003,3 +1003,80 @@ fn a_renewed_card_is_granted_throughout_and_its_old_certificate_retired_not_revo
         card.remove();
     }
 }
+
+#[test]
+fn a_gateway_that_requires_attestation_grants_the_attested_card_and_denies_one_without_proof() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let console_dir = tempfile::tempdir().unwrap();
+    let mut console = start_console(console_dir.path(), free_port(), 168);
+    let station = Station::new(&console);
+    let states = tempfile::tempdir().unwrap();
+
+    // Card B is enrolled while the console trusts no attestation root: its proof cannot
+    // be checked, so the console keeps none and does not mark it.
+    let card_b = CardProcess::start(PORT_1, &states.path().join("b"));
+    let fp_b = station.enroll(READER_1, true);
+
+    // Then the console is given the virtual cards' root (read when it starts), and
+    // card A's proof is verified and its certificate marked in the bundle.
+    let root = std::process::Command::new(station_bin())
+        .args(["virtual-card", "attestation-root"])
+        .output()
+        .unwrap();
+    assert!(root.status.success());
+    let roots = console_dir.path().join("attestation-roots");
+    std::fs::create_dir_all(&roots).unwrap();
+    std::fs::write(roots.join("virtual-cards.pem"), &root.stdout).unwrap();
+    console.restart();
+    let card_a = CardProcess::start(PORT_0, &states.path().join("a"));
+    let fp_a = station.enroll(READER_0, true);
+
+    let strict = Gateway::new(
+        &console,
+        GatewayOptions {
+            readers: vec![READER_0.into(), READER_1.into()],
+            extra: "require_attestation = true".into(),
+            ..GatewayOptions::default()
+        },
+    );
+    let s = strict.sync();
+    assert_eq!(s["bundle"]["result"], "updated", "{s}");
+    let status = strict.status();
+    assert_eq!(status["bundle"]["attested"], 1, "{status}");
+    let (code, v) = strict.check(READER_0);
+    assert_eq!((code, v["decision"].as_str()), (0, Some("grant")), "{v}");
+    assert_eq!(v["fingerprint"], fp_a.as_str());
+    let (code, v) = strict.check(READER_1);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["fingerprint"], fp_b.as_str());
+    assert_eq!(reasons(&v), ["not-attested"], "{v}");
+
+    // A gateway without the setting grants both: the mark refuses nothing by itself.
+    let lenient = Gateway::new(
+        &console,
+        GatewayOptions {
+            readers: vec![READER_0.into(), READER_1.into()],
+            ..GatewayOptions::default()
+        },
+    );
+    lenient.sync();
+    assert_eq!(lenient.check(READER_0).0, 0);
+    assert_eq!(lenient.check(READER_1).0, 0);
+
+    // fail_open cannot stand beside it: the marks come only with the bundle.
+    let err = Config::load(&{
+        let p = strict.dir.path().join("both.toml");
+        let text = std::fs::read_to_string(strict.config()).unwrap();
+        std::fs::write(&p, text.replace("fail_open = false", "fail_open = true")).unwrap();
+        p
+    })
+    .map(|_| ())
+    .expect_err("refused")
+    .to_string();
+    assert!(err.contains("require_attestation"), "{err}");
+    card_a.remove();
+    card_b.remove();
+}

@@ -26,6 +26,10 @@ const FORMAT: u8 = 2;
 /// Revocation-only bundles (an [`Authority`] in place of the allow-list): a receiver
 /// built before them says "update" instead of misreading them.
 const FORMAT_AUTHORITY: u8 = 3;
+/// Allow-list bundles that mark attested certificates (and deltas that change the
+/// marks): a receiver built before them says "update" rather than hash the version
+/// differently and take the console for a fork.
+const FORMAT_MARKS: u8 = 4;
 /// The media type bundles and deltas are served with.
 pub const MEDIA_TYPE: &str = "application/vnd.cardstation.trust-bundle";
 
@@ -89,6 +93,9 @@ pub struct Header {
     pub revoked_ids: u64,
     #[serde(default)]
     pub issued_up_to: i64,
+    /// How many allowed certificates are marked attested (format 4); absent when zero.
+    #[serde(default)]
+    pub attested: u64,
 }
 
 /// An allow-list header carries every count, as receivers built before format 3
@@ -109,7 +116,8 @@ impl Serialize for Header {
             *n != 0 || (*before_format_3 && !authority)
         };
         // CBOR maps carry their length: count the fields that are written.
-        let len = 6 + counts.iter().filter(|c| written(c)).count();
+        let len =
+            6 + counts.iter().filter(|c| written(c)).count() + usize::from(self.attested != 0);
         let mut st = s.serialize_struct("Header", len)?;
         st.serialize_field("chain", serde_bytes::Bytes::new(&self.chain))?;
         st.serialize_field("version", &self.version)?;
@@ -124,6 +132,9 @@ impl Serialize for Header {
         }
         if self.issued_up_to != 0 {
             st.serialize_field("issued_up_to", &self.issued_up_to)?;
+        }
+        if self.attested != 0 {
+            st.serialize_field("attested", &self.attested)?;
         }
         st.end()
     }
@@ -156,6 +167,10 @@ impl Header {
             h.update(self.revoked_ids.to_be_bytes());
             h.update(self.issued_up_to.to_be_bytes());
         }
+        if self.attested != 0 {
+            h.update(b"attested");
+            h.update(self.attested.to_be_bytes());
+        }
         h.finalize().into()
     }
 
@@ -181,6 +196,7 @@ impl Header {
             authorities: lists.authority().map_or(0, |a| a.cas.len() as u64),
             revoked_ids: lists.authority().map_or(0, |a| a.revoked_ids.len() as u64),
             issued_up_to: lists.authority().map_or(0, |a| a.issued_up_to),
+            attested: lists.attested().len() as u64,
         }
     }
 }
@@ -208,6 +224,9 @@ struct FullPayload {
     authorities: Vec<serde_bytes::ByteBuf>,
     #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
     revoked_ids: Vec<u8>,
+    /// Format 4: the allowed certificates whose key was attested (32 bytes each).
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
+    attested: Vec<u8>,
     /// Recent versions of this chain (newest last): lets a receiver several versions
     /// behind check that what it holds is in this version's history.
     ancestors: Vec<Link>,
@@ -286,7 +305,7 @@ fn frame(kind: Kind, format: u8, payload: &[u8], key: &SigningKey) -> Result<Vec
     // Format 3 carries the fixed 64-byte r‖s (its deltas are counted in bytes);
     // format 2 keeps DER, as receivers built before format 3 read it.
     let (der, raw) = (sig.to_der(), sig.to_bytes());
-    let sig: &[u8] = if format == FORMAT_AUTHORITY {
+    let sig: &[u8] = if format != FORMAT {
         &raw
     } else {
         der.as_bytes()
@@ -332,12 +351,15 @@ pub fn sign_full(
                     .collect()
             }),
             revoked_ids: authority.map_or_else(Vec::new, |a| pack(&a.revoked_ids)),
+            attested: pack(lists.attested()),
             ancestors: ancestors.to_vec(),
         },
         hint,
     )?;
     let format = if header.has_authority() {
         FORMAT_AUTHORITY
+    } else if header.attested != 0 {
+        FORMAT_MARKS
     } else {
         FORMAT
     };
@@ -359,7 +381,9 @@ pub fn sign_delta(
         || changes.cas.is_some()
         || !changes.ids_add.is_empty()
         || !changes.ids_remove.is_empty();
-    let payload = if revocation_only {
+    // Likewise a delta that leads to, or changes, attestation marks is format 4.
+    let marks = header.attested != 0 || changes.marks_attestation();
+    let payload = if revocation_only || marks {
         cbor(
             &DeltaPayload {
                 kind: "delta".into(),
@@ -389,6 +413,8 @@ pub fn sign_delta(
     };
     let format = if revocation_only {
         FORMAT_AUTHORITY
+    } else if marks {
+        FORMAT_MARKS
     } else {
         FORMAT
     };
@@ -403,9 +429,9 @@ pub fn peek(bytes: &[u8]) -> Result<(Kind, [u8; 32]), BundleError> {
             "not a trust bundle (no CSTB header); is the bundle URL right?",
         ));
     }
-    if bytes[4] != FORMAT && bytes[4] != FORMAT_AUTHORITY {
+    if ![FORMAT, FORMAT_AUTHORITY, FORMAT_MARKS].contains(&bytes[4]) {
         return Err(BundleError::Malformed(format!(
-            "trust bundle format {} is not understood here (this build reads formats {FORMAT} and {FORMAT_AUTHORITY}); update the station or gateway",
+            "trust bundle format {} is not understood here (this build reads formats {FORMAT} to {FORMAT_MARKS}); update the station or gateway",
             bytes[4]
         )));
     }
@@ -429,7 +455,7 @@ pub fn open(bytes: &[u8], key: &VerifyingKey) -> Result<Opened, BundleError> {
         return Err(BundleError::Malformed("truncated signature".into()));
     }
     let (sig, payload) = rest.split_at(sig_len);
-    let sig = if bytes[4] == FORMAT_AUTHORITY {
+    let sig = if bytes[4] != FORMAT {
         Signature::from_slice(sig)
     } else {
         Signature::from_der(sig)
@@ -466,6 +492,9 @@ pub fn open(bytes: &[u8], key: &VerifyingKey) -> Result<Opened, BundleError> {
             } else {
                 lists
             };
+            let lists = lists
+                .with_attested(unpack_owned(p.attested, "attested").map_err(list)?)
+                .map_err(list)?;
             if Header::for_lists(
                 p.header.chain,
                 p.header.version,
@@ -606,6 +635,7 @@ pub fn size_limit(prefix: &[u8]) -> Result<SizeLimit, BundleError> {
             .saturating_add(ANCESTORS)
             .saturating_add(h.allowed.saturating_mul(PER_FINGERPRINT))
             .saturating_add(h.revoked_keys.saturating_mul(PER_FINGERPRINT))
+            .saturating_add(h.attested.saturating_mul(PER_FINGERPRINT))
             .saturating_add(h.revoked.saturating_mul(PER_REVOCATION))
             .saturating_add(h.revoked_ids.saturating_mul(PER_ID))
             .saturating_add(h.authorities.saturating_mul(PER_AUTHORITY)),
@@ -674,6 +704,7 @@ impl TrustView {
             issuing_cas: self.lists.authority().map_or(0, |a| a.cas.len()),
             revoked_ids: self.lists.authority().map_or(0, |a| a.revoked_ids.len()),
             issued_up_to: self.lists.authority().map(|a| a.issued_up_to),
+            attested: self.lists.attested().len(),
             chain: self.chain_hex(),
             hash: hex::encode(self.hash),
             key_id: key_id.to_string(),
@@ -908,6 +939,9 @@ pub struct TrustStatus {
     pub revoked_ids: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_up_to: Option<i64>,
+    /// Allowed certificates marked attested (keys proven generated on the card).
+    #[serde(default)]
+    pub attested: usize,
     /// The chain (changes only on an explicit reset) and this version's hash, hex.
     pub chain: String,
     pub hash: String,
@@ -923,6 +957,11 @@ impl TrustStatus {
                 "revocations only: {} issuing CA{}, {revoked} revoked",
                 self.issuing_cas,
                 if self.issuing_cas == 1 { "" } else { "s" }
+            )
+        } else if self.attested > 0 {
+            format!(
+                "{} allowed ({} attested), {} revoked",
+                self.allowed, self.attested, self.revoked
             )
         } else {
             format!("{} allowed, {} revoked", self.allowed, self.revoked)
@@ -1224,6 +1263,75 @@ mod tests {
         assert!(back.lists.authority().is_none());
         assert_eq!(back.lists.standing(&fp(1), None), Standing::Allowed);
         assert_eq!(c.full()[4], FORMAT);
+    }
+
+    #[test]
+    fn attestation_marks_travel_as_format_4_in_full_bundles_and_deltas() {
+        let marked = |allowed: &[u8], attested: &[u8]| {
+            lists(allowed, &[]).with_attested_unsorted(attested.iter().map(|&n| fp(n)).collect())
+        };
+        let mut c = Chain::new(1);
+        c.push(lists(&[1, 2], &[]));
+        let v1 = take(None, &c.full(), &c.vk()).unwrap();
+        assert_eq!(
+            c.full()[4],
+            FORMAT,
+            "no marks: the format receivers already read"
+        );
+
+        // A mark is added: the delta and the full bundle are format 4 and agree.
+        c.push(marked(&[1, 2, 3], &[3, 9]));
+        assert_eq!(
+            c.versions[1].1.attested(),
+            [fp(3)],
+            "only allowed ones are marked"
+        );
+        let (d, full) = (c.delta_from(1), c.full());
+        assert_eq!((d[4], full[4]), (FORMAT_MARKS, FORMAT_MARKS));
+        let v2 = take(Some(&v1), &d, &c.vk()).unwrap();
+        assert_eq!(v2, take(Some(&v1), &full, &c.vk()).unwrap());
+        assert!(v2.lists.is_attested(&fp(3)) && !v2.lists.is_attested(&fp(1)));
+        assert_eq!(v2.header.attested, 1);
+        let SizeLimit::AtMost(limit) = size_limit(&full).unwrap() else {
+            panic!("no bound")
+        };
+        assert!(limit >= full.len() as u64);
+
+        // The mark goes with its certificate; a delta over both versions composes.
+        c.push(marked(&[1, 2], &[]));
+        let v3 = take(Some(&v2), &c.delta_from(2), &c.vk()).unwrap();
+        assert!(v3.lists.attested().is_empty());
+        assert_eq!(take(Some(&v1), &c.delta_from(1), &c.vk()).unwrap(), v3);
+        let composed =
+            crate::trust_lists::compose(&v1.lists.diff(&v2.lists), &v2.lists.diff(&v3.lists));
+        assert_eq!(v1.lists.apply(&composed).unwrap(), v3.lists);
+
+        // Lists without marks hash as before: the header and digest of a version
+        // without marks do not move.
+        let plain = lists(&[1, 2], &[3]);
+        assert_eq!(
+            plain.digest(),
+            plain.clone().with_attested(vec![]).unwrap().digest()
+        );
+        assert_ne!(plain.digest(), marked(&[1, 2], &[1]).digest());
+        // A forged mark (a delta the console did not sign for these lists) is refused.
+        let forged = sign_delta(
+            &c.versions[2].0,
+            Link {
+                version: 2,
+                hash: c.versions[1].0.hash(),
+            },
+            &Changes {
+                allowed_remove: vec![fp(3)],
+                ..Changes::default()
+            },
+            &c.key,
+        )
+        .unwrap();
+        assert!(matches!(
+            take(Some(&v2), &forged, &c.vk()),
+            Err(BundleError::DeltaMismatch(_))
+        ));
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub struct TrustLists {
     revoked: Vec<Revocation>,
     revoked_keys: Vec<Fingerprint>,
     authority: Authority,
+    /// Allowed certificates whose key the console verified was generated on the card
+    /// (PIV attestation). Allow-list versions only.
+    attested: Vec<Fingerprint>,
 }
 
 /// What changed between two versions. Removals apply before additions, so a
@@ -106,6 +109,8 @@ pub struct Changes {
     /// The new issued-up-to mark, when it moved (a received delta takes it from its
     /// signed header).
     pub issued_up_to: Option<i64>,
+    pub attested_add: Vec<Fingerprint>,
+    pub attested_remove: Vec<Fingerprint>,
 }
 
 impl Changes {
@@ -125,6 +130,13 @@ impl Changes {
             + self.ids_add.len()
             + self.ids_remove.len()
             + usize::from(self.issued_up_to.is_some())
+            + self.attested_add.len()
+            + self.attested_remove.len()
+    }
+
+    /// Whether the change touches the attestation marks (format 4 on the wire).
+    pub fn marks_attestation(&self) -> bool {
+        !self.attested_add.is_empty() || !self.attested_remove.is_empty()
     }
 }
 
@@ -152,6 +164,10 @@ pub struct ChangesWire {
     pub ids_add: Vec<u8>,
     #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
     pub ids_remove: Vec<u8>,
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub attested_add: Vec<u8>,
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub attested_remove: Vec<u8>,
 }
 
 impl From<&Changes> for ChangesWire {
@@ -171,6 +187,8 @@ impl From<&Changes> for ChangesWire {
             }),
             ids_add: pack(&c.ids_add),
             ids_remove: pack(&c.ids_remove),
+            attested_add: pack(&c.attested_add),
+            attested_remove: pack(&c.attested_remove),
         }
     }
 }
@@ -193,6 +211,8 @@ impl TryFrom<ChangesWire> for Changes {
             ids_add: unpack(&w.ids_add, "revoked ids")?,
             ids_remove: unpack(&w.ids_remove, "revoked ids")?,
             issued_up_to: None,
+            attested_add: unpack_owned(w.attested_add, "attested")?,
+            attested_remove: unpack_owned(w.attested_remove, "attested")?,
         })
     }
 }
@@ -269,7 +289,26 @@ impl TrustLists {
             revoked,
             revoked_keys,
             authority: Authority::default(),
+            attested: Vec::new(),
         })
+    }
+
+    /// These lists with the attestation marks `attested` (sorted without duplicates).
+    pub fn with_attested(mut self, attested: Vec<Fingerprint>) -> Result<Self, ListError> {
+        if !strictly_sorted(&attested, |f| f) {
+            return Err(ListError::Unsorted("attested"));
+        }
+        self.attested = attested;
+        Ok(self)
+    }
+
+    /// The console's side: the marks in any order, kept only for allowed certificates.
+    pub fn with_attested_unsorted(mut self, mut attested: Vec<Fingerprint>) -> Self {
+        attested.sort_unstable();
+        attested.dedup();
+        attested.retain(|fp| self.is_allowed(fp));
+        self.attested = attested;
+        self
     }
 
     /// These lists with `authority` (whose lists must be sorted without duplicates).
@@ -301,6 +340,7 @@ impl TrustLists {
             revoked,
             revoked_keys,
             authority: Authority::default(),
+            attested: Vec::new(),
         }
     }
 
@@ -333,6 +373,13 @@ impl TrustLists {
     }
     pub fn revoked_keys(&self) -> &[Fingerprint] {
         &self.revoked_keys
+    }
+    /// The allowed certificates whose key was attested (generated on the card).
+    pub fn attested(&self) -> &[Fingerprint] {
+        &self.attested
+    }
+    pub fn is_attested(&self, fp: &Fingerprint) -> bool {
+        self.attested.binary_search(fp).is_ok()
     }
     /// The issuing CAs and revoked ids, when this is a revocation-only version.
     pub fn authority(&self) -> Option<&Authority> {
@@ -430,6 +477,14 @@ impl TrustLists {
             }
             h.update(a.issued_up_to.to_be_bytes());
         }
+        // Likewise the attestation marks: hashed only where there are some.
+        if !self.attested.is_empty() {
+            h.update(b"attested");
+            h.update((self.attested.len() as u64).to_be_bytes());
+            for fp in &self.attested {
+                h.update(fp);
+            }
+        }
         h.finalize().into()
     }
 
@@ -439,6 +494,7 @@ impl TrustLists {
         let (keys_add, keys_remove) = set_diff(&self.revoked_keys, &next.revoked_keys);
         let (ids_add, ids_remove) =
             set_diff(&self.authority.revoked_ids, &next.authority.revoked_ids);
+        let (attested_add, attested_remove) = set_diff(&self.attested, &next.attested);
         let (a, b) = (&self.authority, &next.authority);
         let cas = (a.cas != b.cas).then(|| b.cas.clone());
         let issued_up_to = (a.issued_up_to != b.issued_up_to).then_some(b.issued_up_to);
@@ -482,6 +538,8 @@ impl TrustLists {
             ids_add,
             ids_remove,
             issued_up_to,
+            attested_add,
+            attested_remove,
         }
     }
 
@@ -518,6 +576,12 @@ impl TrustLists {
                 )?,
                 issued_up_to: changes.issued_up_to.unwrap_or(self.authority.issued_up_to),
             },
+            attested: apply_set(
+                &self.attested,
+                &changes.attested_add,
+                &changes.attested_remove,
+                "attested",
+            )?,
         })
     }
 }
@@ -719,6 +783,12 @@ pub fn compose(first: &Changes, second: &Changes) -> Changes {
         &second.ids_add,
         &second.ids_remove,
     );
+    let (attested_add, attested_remove) = sets(
+        &first.attested_add,
+        &first.attested_remove,
+        &second.attested_add,
+        &second.attested_remove,
+    );
     // Revocations carry a value: fp -> (present at start, value at end).
     let mut m: BTreeMap<Fingerprint, (bool, Option<Revocation>)> = BTreeMap::new();
     for fp in &first.revoked_remove {
@@ -760,6 +830,8 @@ pub fn compose(first: &Changes, second: &Changes) -> Changes {
         ids_add,
         ids_remove,
         issued_up_to: second.issued_up_to.or(first.issued_up_to),
+        attested_add,
+        attested_remove,
     }
 }
 
@@ -831,9 +903,15 @@ mod tests {
         ));
     }
 
-    /// Allowed, revoked (fingerprint, reason), revoked keys, and an authority (which
-    /// CA, revoked ids, mark) that comes, changes and goes.
-    type Raw = (Vec<u8>, Vec<(u8, u8)>, Vec<u8>, Option<(u8, Vec<u8>, u8)>);
+    /// Allowed, revoked (fingerprint, reason), revoked keys, an authority (which
+    /// CA, revoked ids, mark) that comes, changes and goes, and attestation marks.
+    type Raw = (
+        Vec<u8>,
+        Vec<(u8, u8)>,
+        Vec<u8>,
+        Option<(u8, Vec<u8>, u8)>,
+        Vec<u8>,
+    );
 
     fn raw() -> impl Strategy<Value = Raw> {
         (
@@ -841,11 +919,12 @@ mod tests {
             proptest::collection::vec((0u8..40, 0u8..4), 0..15),
             proptest::collection::vec(0u8..40, 0..10),
             proptest::option::of((0u8..3, proptest::collection::vec(0u8..40, 0..10), 1u8..4)),
+            proptest::collection::vec(0u8..40, 0..15),
         )
     }
 
-    fn versioned((a, r, k, authority): &Raw) -> TrustLists {
-        let plain = lists(a, r, k);
+    fn versioned((a, r, k, authority, marks): &Raw) -> TrustLists {
+        let plain = lists(a, r, k).with_attested_unsorted(marks.iter().map(|&n| fp(n)).collect());
         match authority {
             None => plain,
             Some((ca, ids, mark)) => {

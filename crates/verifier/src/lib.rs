@@ -81,6 +81,8 @@ pub struct Policy<'a> {
     /// The issuing CA for CA-issued certificates (DER); `None` accepts card-signed ones.
     pub issuing_ca: Option<&'a [u8]>,
     pub now: i64,
+    /// Refuse a card whose key the console did not mark attested (generated on the card).
+    pub require_attestation: bool,
 }
 
 /// Challenges issued and not yet answered: a signature is accepted only for the
@@ -430,6 +432,11 @@ fn judge<T: Transport>(
             f.push(standing_finding(
                 bundle.standing_hex(&info.sha256, key.as_deref()),
             ));
+            f.extend(attestation_finding(
+                bundle,
+                &info.sha256,
+                policy.require_attestation,
+            ));
             if let Some(mark) = bundle.authority().map(|a| a.issued_up_to) {
                 if info.not_before > mark {
                     f.push(Finding::ok(
@@ -455,6 +462,28 @@ fn judge<T: Transport>(
         }
     }
     captured
+}
+
+/// Whether the console marked the certificate's key attested (generated on the card):
+/// said when it did, a failure when it did not and attestation is required.
+fn attestation_finding(bundle: &TrustLists, sha256: &str, required: bool) -> Option<Finding> {
+    let attested = cardstation_protocol::trust_lists::fingerprint_from_hex(sha256)
+        .is_some_and(|fp| bundle.is_attested(&fp));
+    match (attested, required, bundle.authority().is_some()) {
+        (true, _, _) => Some(Finding::ok(
+            "attested",
+            "the key was generated on the card: the console verified the card's attestation",
+        )),
+        (false, true, false) => Some(Finding::fail(
+            "not-attested",
+            "the console holds no proof that this card's key was generated on the card (no valid attestation at upload), and this check requires one: enroll the card again on a card that attests its keys",
+        )),
+        (false, true, true) => Some(Finding::fail(
+            "not-attested",
+            "attestation is required here, but this site's trust bundle is revocation-only and carries no attestation marks: turn require_attestation off at the gateway and require attestation at the console instead",
+        )),
+        (false, false, _) => None,
+    }
 }
 
 /// What the bundle's lists say of the certificate, in an operator's words.

@@ -367,6 +367,8 @@ pub struct BundleState {
     pub revoked: Vec<RevokedEntry>,
     /// SHA-256 of the SubjectPublicKeyInfo of every revoked key.
     pub revoked_keys: Vec<String>,
+    /// The active certificates whose key's attestation the console verified.
+    pub attested: Vec<String>,
     /// When the newest certificate was recorded (unix seconds; 0 with none): a
     /// revocation-only bundle's issued-up-to mark.
     pub newest_recorded_at: i64,

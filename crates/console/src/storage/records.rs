@@ -488,6 +488,16 @@ impl Store {
             .iter()
             .map(|r| r.text(0))
             .collect::<Result<Vec<_>, _>>()?;
+        let attested = tx
+            .query(
+                "SELECT sha256 FROM certificates
+                 WHERE status = 'active' AND attestation IS NOT NULL",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<Vec<_>, _>>()?;
         let revoked = tx
             .query(
                 "SELECT sha256, reason, revoked_at, key_sha256 FROM certificates
@@ -524,6 +534,7 @@ impl Store {
             allowed,
             revoked,
             revoked_keys,
+            attested,
             newest_recorded_at,
         })
     }
