@@ -165,6 +165,12 @@ fn walks_through_the_whole_wizard_with_the_demo_card() {
     );
     h.get_by_label("Copy fingerprint");
     h.get_by_label("Export certificate…");
+    // The demo card attests the key it generated, and the result (and the card's
+    // details) say so.
+    assert!(h
+        .query_all_by_label_contains("generated on the card (attested: card serial 5437251")
+        .next()
+        .is_some());
     assert_eq!(h.state().desk.cards_done, 1);
     wait_until(h, "the card details are refreshed", |a| {
         a.readers()
