@@ -361,6 +361,7 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
                             "issuing_cas": a.cas.iter().map(|c| cardstation_pki::certificate::to_pem(c)).collect::<Vec<_>>(),
                             "revoked_ids": a.revoked_ids.iter().map(hex::encode).collect::<Vec<_>>(),
                             "issued_up_to": a.issued_up_to,
+                            "attested_since": a.attested_since,
                         });
                     }
                     lists
@@ -410,9 +411,21 @@ pub fn trust_cmd(cmd: &TrustCommand, paths: Paths) -> Result<(), Failure> {
                     a.revoked_ids.len()
                 );
                 say!("Issued up to {}", issued_up_to_text(a.issued_up_to));
+                if a.attested_since != 0 {
+                    say!(
+                        "Attested   every certificate of the CA from {} on (keys proven generated on the card)",
+                        format_unix(a.attested_since)
+                    );
+                }
                 return Ok(());
             }
             say!("Allowed    {}", s.allowed);
+            if s.attested > 0 {
+                say!(
+                    "Attested   {} (keys proven generated on the card)",
+                    s.attested
+                );
+            }
             say!("Revoked    {}", s.revoked);
             for r in p.lists.revoked() {
                 say!(

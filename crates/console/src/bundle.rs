@@ -104,7 +104,8 @@ fn lists_of(state: &BundleState, authorities: &[Vec<u8>]) -> TrustLists {
             .filter_map(|s| fingerprint_from_hex(s))
             .map(|fp| short_id(&fp))
             .collect();
-        return TrustLists::revocations_only(authorities.to_vec(), ids, state.newest_recorded_at);
+        return TrustLists::revocations_only(authorities.to_vec(), ids, state.newest_recorded_at)
+            .with_attested_since(state.attested_since);
     }
     let fps = |v: &[String]| v.iter().filter_map(|s| fingerprint_from_hex(s)).collect();
     TrustLists::from_unsorted(

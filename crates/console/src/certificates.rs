@@ -322,7 +322,13 @@ pub async fn issue_request(
     }
     let issued = issuer
         .ca
-        .issue(request, profile, fields.label.as_deref(), now())
+        .issue(
+            request,
+            profile,
+            fields.label.as_deref(),
+            now(),
+            state.policy.attested_since,
+        )
         .map_err(|refusal| error(StatusCode::BAD_REQUEST, refusal.code, refusal.message))?;
     let der = issued.der;
     // EST names the holder only in the request: the record's label is the issued CN.

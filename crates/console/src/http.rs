@@ -37,6 +37,8 @@ pub struct Policy {
     pub issuer: Option<Arc<CaIssuer>>,
     /// Which attestation roots vouch for cards, and whether attestation is required.
     pub attestation: crate::attestation::AttestationPolicy,
+    /// Since when the CA has issued only for attested keys (0: it does not vouch).
+    pub attested_since: i64,
 }
 
 /// The issuing CA and the profiles it issues under.

@@ -100,6 +100,9 @@ pub struct ProfileSettings {
 }
 
 /// The profile used when the settings define none.
+/// An issued certificate begins this long before it is signed, so a gateway whose clock
+/// is a little slow accepts it at once.
+pub const BACKDATE_SECS: i64 = 300;
 pub const DEFAULT_PROFILE: &str = "device";
 pub const DEFAULT_PROFILE_DAYS: u32 = 365;
 
@@ -268,6 +271,7 @@ impl DeviceCa {
         profile: &ProfileSettings,
         label: Option<&str>,
         now: i64,
+        not_before_floor: i64,
     ) -> Result<Issued, Refusal> {
         let csr = CertificateSigningRequestParams::from_der(&request.to_vec().into()).map_err(
             |e| match e {
@@ -341,7 +345,9 @@ impl DeviceCa {
         serial[0] &= 0x7f;
         serial[0] |= 0x01;
         params.serial_number = Some(SerialNumber::from_slice(&serial));
-        let start = now - 300;
+        // Never before the attested-since mark while the CA vouches for attestation: a
+        // certificate signed in the mark's own second still begins at or after it.
+        let start = (now - BACKDATE_SECS).max(not_before_floor);
         let end = (now + i64::from(profile.days) * 86_400).min(self.not_after);
         if end <= now {
             return Err(refuse(
@@ -509,7 +515,7 @@ mod tests {
         let request = params.serialize_request(&key).unwrap().der().to_vec();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let issued = ca
-            .issue(&request, &profile(365, true), Some("gw-1"), now)
+            .issue(&request, &profile(365, true), Some("gw-1"), now, 0)
             .unwrap();
         assert_eq!(issued.holder, "gw-1");
         let info = cardstation_pki::certificate::CertificateInfo::parse(&issued.der).unwrap();
@@ -518,7 +524,7 @@ mod tests {
         // A CA past its end issues nothing.
         let later = ca.not_after + 1;
         assert_eq!(
-            ca.issue(&request, &profile(365, true), Some("gw-1"), later)
+            ca.issue(&request, &profile(365, true), Some("gw-1"), later, 0)
                 .unwrap_err()
                 .code,
             "ca-expired"

@@ -141,6 +141,7 @@ pub fn policy(data: &Path) -> Result<http::Policy, ServeError> {
         attestation::AttestationPolicy::load(&s.attestation, data).map_err(&invalid)?;
     Ok(http::Policy {
         attestation,
+        attested_since: 0,
         revocations_per_hour: match s.revocations_per_hour {
             Some(0) => None,
             Some(n) => Some(n),
@@ -160,7 +161,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let files = setup::ensure(&opts.data)?;
     let database = resolve_database(&opts.data, opts.database.as_ref())?;
-    let policy = policy(&opts.data)?;
+    let mut policy = policy(&opts.data)?;
     for root in policy.attestation.test_roots() {
         tracing::warn!(
             "attestation root \"{root}\" is a test root (virtual cards): keys attested under it prove nothing; remove it from {} on a production console",
@@ -177,6 +178,29 @@ pub async fn serve(
         tracing::info!("{n} certificates stored in {database}");
     }
     admin::register_first_station(&store, &files).await;
+    // While the console's own CA issues only for attested keys, its revocation-only
+    // bundles say since when: a gateway then knows a certificate of that CA from then on
+    // holds a key born on a card. (Every instance on one database must agree.)
+    let vouching = policy.attestation.require && policy.issuer.is_some();
+    // One second on: a certificate signed in this very second, before the rule, begins
+    // before the mark (certificates begin on whole seconds).
+    let since = http::now() - issuance::BACKDATE_SECS + 1;
+    match store.attestation_required(vouching, since).await {
+        Ok(0) => {}
+        Ok(mark) => {
+            policy.attested_since = mark;
+            tracing::info!(
+                "the issuing CA has issued only for attested keys since {}",
+                cardstation_pki::certificate::format_unix(mark)
+            )
+        }
+        Err(source) => {
+            return Err(ServeError::Database {
+                db: database.clone(),
+                source,
+            })
+        }
+    }
     let store = Arc::new(store);
     let bundles = bundle::BundleBook::new(
         store.clone(),

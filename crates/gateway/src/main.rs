@@ -233,8 +233,15 @@ fn status(config: &Config, json: bool) -> Result<ExitCode, GatewayError> {
                 } else {
                     println!("  issued up to {}", format_unix(mark));
                 }
+                if let Some(since) = s.attested_since {
+                    println!(
+                        "  attested    every certificate from {} on",
+                        format_unix(since)
+                    );
+                }
             } else {
                 println!("  allowed     {}", s.allowed);
+                println!("  attested    {}", s.attested);
                 println!("  revoked     {}", s.revoked);
             }
         }

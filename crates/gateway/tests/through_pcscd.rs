@@ -1080,3 +1080,61 @@ fn a_gateway_that_requires_attestation_grants_the_attested_card_and_denies_one_w
     card_a.remove();
     card_b.remove();
 }
+
+#[test]
+fn at_a_ca_site_requiring_attestation_the_gateway_grants_what_the_ca_issued_since() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let console_dir = tempfile::tempdir().unwrap();
+    make_ca_site(console_dir.path(), "");
+    let mut console = start_console(console_dir.path(), free_port(), 168);
+    let station = Station::from_kit(&console, "desk-ca");
+    let states = tempfile::tempdir().unwrap();
+
+    // Card B gets its certificate while the console does not require attestation.
+    let card_b = CardProcess::start(PORT_1, &states.path().join("b"));
+    let fp_b = station.enroll(READER_1, false);
+
+    // The site then requires it (the virtual cards' root trusted): from now on the CA
+    // signs only for attested keys, and the bundle says since when.
+    let root = std::process::Command::new(station_bin())
+        .args(["virtual-card", "attestation-root"])
+        .output()
+        .unwrap();
+    let roots = console_dir.path().join("attestation-roots");
+    std::fs::create_dir_all(&roots).unwrap();
+    std::fs::write(roots.join("virtual-cards.pem"), &root.stdout).unwrap();
+    let settings = console_dir.path().join("console.toml");
+    let mut text = std::fs::read_to_string(&settings).unwrap();
+    text.push_str("\n[attestation]\nrequire_attestation = true\n");
+    std::fs::write(&settings, text).unwrap();
+    console.restart();
+    let card_a = CardProcess::start(PORT_0, &states.path().join("a"));
+    let fp_a = station.enroll(READER_0, false);
+
+    let gw = Gateway::new(
+        &console,
+        GatewayOptions {
+            readers: vec![READER_0.into(), READER_1.into()],
+            extra: "require_attestation = true".into(),
+            ..GatewayOptions::default()
+        },
+    );
+    gw.sync();
+    let status = gw.status();
+    assert!(
+        status["bundle"]["attested_since"].as_i64().is_some(),
+        "{status}"
+    );
+    let (code, v) = gw.check(READER_0);
+    assert_eq!((code, v["decision"].as_str()), (0, Some("grant")), "{v}");
+    assert_eq!(v["fingerprint"], fp_a.as_str());
+    let (code, v) = gw.check(READER_1);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["fingerprint"], fp_b.as_str());
+    assert_eq!(reasons(&v), ["not-attested"], "{v}");
+    card_a.remove();
+    card_b.remove();
+}

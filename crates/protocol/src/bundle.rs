@@ -96,6 +96,9 @@ pub struct Header {
     /// How many allowed certificates are marked attested (format 4); absent when zero.
     #[serde(default)]
     pub attested: u64,
+    /// A revocation-only version's attested-since mark (format 4); absent when zero.
+    #[serde(default)]
+    pub attested_since: i64,
 }
 
 /// An allow-list header carries every count, as receivers built before format 3
@@ -116,8 +119,10 @@ impl Serialize for Header {
             *n != 0 || (*before_format_3 && !authority)
         };
         // CBOR maps carry their length: count the fields that are written.
-        let len =
-            6 + counts.iter().filter(|c| written(c)).count() + usize::from(self.attested != 0);
+        let len = 6
+            + counts.iter().filter(|c| written(c)).count()
+            + usize::from(self.attested != 0)
+            + usize::from(self.attested_since != 0);
         let mut st = s.serialize_struct("Header", len)?;
         st.serialize_field("chain", serde_bytes::Bytes::new(&self.chain))?;
         st.serialize_field("version", &self.version)?;
@@ -135,6 +140,9 @@ impl Serialize for Header {
         }
         if self.attested != 0 {
             st.serialize_field("attested", &self.attested)?;
+        }
+        if self.attested_since != 0 {
+            st.serialize_field("attested_since", &self.attested_since)?;
         }
         st.end()
     }
@@ -171,6 +179,10 @@ impl Header {
             h.update(b"attested");
             h.update(self.attested.to_be_bytes());
         }
+        if self.attested_since != 0 {
+            h.update(b"attested-since");
+            h.update(self.attested_since.to_be_bytes());
+        }
         h.finalize().into()
     }
 
@@ -197,7 +209,13 @@ impl Header {
             revoked_ids: lists.authority().map_or(0, |a| a.revoked_ids.len() as u64),
             issued_up_to: lists.authority().map_or(0, |a| a.issued_up_to),
             attested: lists.attested().len() as u64,
+            attested_since: lists.authority().map_or(0, |a| a.attested_since),
         }
+    }
+
+    /// Whether the version carries attestation marks (format 4).
+    pub fn marks_attestation(&self) -> bool {
+        self.attested != 0 || self.attested_since != 0
     }
 }
 
@@ -356,10 +374,10 @@ pub fn sign_full(
         },
         hint,
     )?;
-    let format = if header.has_authority() {
-        FORMAT_AUTHORITY
-    } else if header.attested != 0 {
+    let format = if header.marks_attestation() {
         FORMAT_MARKS
+    } else if header.has_authority() {
+        FORMAT_AUTHORITY
     } else {
         FORMAT
     };
@@ -382,7 +400,7 @@ pub fn sign_delta(
         || !changes.ids_add.is_empty()
         || !changes.ids_remove.is_empty();
     // Likewise a delta that leads to, or changes, attestation marks is format 4.
-    let marks = header.attested != 0 || changes.marks_attestation();
+    let marks = header.marks_attestation() || changes.marks_attestation();
     let payload = if revocation_only || marks {
         cbor(
             &DeltaPayload {
@@ -411,10 +429,10 @@ pub fn sign_delta(
             hint,
         )?
     };
-    let format = if revocation_only {
-        FORMAT_AUTHORITY
-    } else if marks {
+    let format = if marks {
         FORMAT_MARKS
+    } else if revocation_only {
+        FORMAT_AUTHORITY
     } else {
         FORMAT
     };
@@ -487,6 +505,7 @@ pub fn open(bytes: &[u8], key: &VerifyingKey) -> Result<Opened, BundleError> {
                             .collect(),
                         revoked_ids: unpack(&p.revoked_ids, "revoked ids").map_err(list)?,
                         issued_up_to: p.header.issued_up_to,
+                        attested_since: p.header.attested_since,
                     })
                     .map_err(list)?
             } else {
@@ -527,6 +546,7 @@ pub fn open(bytes: &[u8], key: &VerifyingKey) -> Result<Opened, BundleError> {
             }
             let mut changes = Changes::try_from(p.changes).map_err(list)?;
             changes.issued_up_to = Some(p.header.issued_up_to);
+            changes.attested_since = Some(p.header.attested_since);
             Ok(Opened::Delta(Delta {
                 header: p.header,
                 from: p.from,
@@ -705,6 +725,11 @@ impl TrustView {
             revoked_ids: self.lists.authority().map_or(0, |a| a.revoked_ids.len()),
             issued_up_to: self.lists.authority().map(|a| a.issued_up_to),
             attested: self.lists.attested().len(),
+            attested_since: self
+                .lists
+                .authority()
+                .map(|a| a.attested_since)
+                .filter(|&t| t != 0),
             chain: self.chain_hex(),
             hash: hex::encode(self.hash),
             key_id: key_id.to_string(),
@@ -942,6 +967,9 @@ pub struct TrustStatus {
     /// Allowed certificates marked attested (keys proven generated on the card).
     #[serde(default)]
     pub attested: usize,
+    /// A revocation-only version: since when its CA issues only for attested keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attested_since: Option<i64>,
     /// The chain (changes only on an explicit reset) and this version's hash, hex.
     pub chain: String,
     pub hash: String,
@@ -1332,6 +1360,48 @@ mod tests {
             take(Some(&v2), &forged, &c.vk()),
             Err(BundleError::DeltaMismatch(_))
         ));
+    }
+
+    #[test]
+    fn a_ca_sites_attested_since_mark_is_format_4_and_vouches_by_start_date() {
+        let ca = b"an issuing CA certificate".to_vec();
+        let site = |since: i64| {
+            TrustLists::revocations_only(vec![ca.clone()], vec![[7; 16]], 1_000)
+                .with_attested_since(since)
+        };
+        let mut c = Chain::new(1);
+        c.push(site(0));
+        assert_eq!(c.full()[4], FORMAT_AUTHORITY, "no mark: format 3 as before");
+        let v1 = take(None, &c.full(), &c.vk()).unwrap();
+        let before = v1.header.hash();
+
+        // The console starts requiring attestation: a delta carries the mark.
+        c.push(site(500));
+        let d = c.delta_from(1);
+        assert_eq!(d[4], FORMAT_MARKS);
+        let v2 = take(Some(&v1), &d, &c.vk()).unwrap();
+        assert_eq!(v2, take(Some(&v1), &c.full(), &c.vk()).unwrap());
+        let a = v2.lists.authority().unwrap();
+        assert!(a.vouches_attested(500) && a.vouches_attested(9_999));
+        assert!(
+            !a.vouches_attested(499),
+            "issued before the rule: not vouched for"
+        );
+        assert_eq!(v2.status(0, 0, "k").attested_since, Some(500));
+        // And stops: the mark goes, by delta too.
+        c.push(site(0));
+        let v3 = take(Some(&v2), &c.delta_from(2), &c.vk()).unwrap();
+        assert!(!v3.lists.authority().unwrap().vouches_attested(9_999));
+        // A version without the mark hashes as format 3 did.
+        assert_eq!(
+            Header::for_lists(c.id, 1, 100, 1000, [0; 32], &site(0)).hash(),
+            before
+        );
+        // No mark on an allow-list version: it has no CA to vouch.
+        assert!(lists(&[1], &[])
+            .with_attested_since(5)
+            .authority()
+            .is_none());
     }
 
     #[test]

@@ -47,12 +47,24 @@ pub struct Authority {
     pub revoked_ids: Vec<ShortId>,
     /// Unix seconds: every certificate recorded at or before it is accounted for here.
     pub issued_up_to: i64,
+    /// Unix seconds, 0 for none: the CA has issued only for keys whose attestation the
+    /// console verified since then, so a certificate of this CA with a notBefore at or
+    /// after it holds an attested key (keys proven generated on the card).
+    pub attested_since: i64,
 }
 
 impl Authority {
     /// A bundle without an authority is an allow-list bundle (format 2).
     pub fn is_empty(&self) -> bool {
-        self.cas.is_empty() && self.revoked_ids.is_empty() && self.issued_up_to == 0
+        self.cas.is_empty()
+            && self.revoked_ids.is_empty()
+            && self.issued_up_to == 0
+            && self.attested_since == 0
+    }
+
+    /// Whether a certificate of this CA that begins at `not_before` holds an attested key.
+    pub fn vouches_attested(&self, not_before: i64) -> bool {
+        self.attested_since != 0 && not_before >= self.attested_since
     }
 
     pub fn is_revoked(&self, fp: &Fingerprint) -> bool {
@@ -111,6 +123,9 @@ pub struct Changes {
     pub issued_up_to: Option<i64>,
     pub attested_add: Vec<Fingerprint>,
     pub attested_remove: Vec<Fingerprint>,
+    /// The authority's new attested-since mark, when it moved (a received delta takes
+    /// it from its signed header).
+    pub attested_since: Option<i64>,
 }
 
 impl Changes {
@@ -132,11 +147,14 @@ impl Changes {
             + usize::from(self.issued_up_to.is_some())
             + self.attested_add.len()
             + self.attested_remove.len()
+            + usize::from(self.attested_since.is_some())
     }
 
     /// Whether the change touches the attestation marks (format 4 on the wire).
     pub fn marks_attestation(&self) -> bool {
-        !self.attested_add.is_empty() || !self.attested_remove.is_empty()
+        !self.attested_add.is_empty()
+            || !self.attested_remove.is_empty()
+            || self.attested_since.is_some_and(|t| t != 0)
     }
 }
 
@@ -213,6 +231,7 @@ impl TryFrom<ChangesWire> for Changes {
             issued_up_to: None,
             attested_add: unpack_owned(w.attested_add, "attested")?,
             attested_remove: unpack_owned(w.attested_remove, "attested")?,
+            attested_since: None,
         })
     }
 }
@@ -360,6 +379,7 @@ impl TrustLists {
                 cas,
                 revoked_ids,
                 issued_up_to,
+                attested_since: 0,
             },
             ..TrustLists::default()
         }
@@ -381,6 +401,15 @@ impl TrustLists {
     pub fn is_attested(&self, fp: &Fingerprint) -> bool {
         self.attested.binary_search(fp).is_ok()
     }
+    /// A revocation-only version whose CA issues only for attested keys since
+    /// `since` (unix seconds, the earliest notBefore it issued under that rule).
+    pub fn with_attested_since(mut self, since: i64) -> Self {
+        if self.authority().is_some() {
+            self.authority.attested_since = since;
+        }
+        self
+    }
+
     /// The issuing CAs and revoked ids, when this is a revocation-only version.
     pub fn authority(&self) -> Option<&Authority> {
         (!self.authority.is_empty()).then_some(&self.authority)
@@ -476,6 +505,10 @@ impl TrustLists {
                 h.update(id);
             }
             h.update(a.issued_up_to.to_be_bytes());
+            if a.attested_since != 0 {
+                h.update(b"attested-since");
+                h.update(a.attested_since.to_be_bytes());
+            }
         }
         // Likewise the attestation marks: hashed only where there are some.
         if !self.attested.is_empty() {
@@ -498,6 +531,7 @@ impl TrustLists {
         let (a, b) = (&self.authority, &next.authority);
         let cas = (a.cas != b.cas).then(|| b.cas.clone());
         let issued_up_to = (a.issued_up_to != b.issued_up_to).then_some(b.issued_up_to);
+        let attested_since = (a.attested_since != b.attested_since).then_some(b.attested_since);
         let mut revoked_add = Vec::new();
         let mut revoked_remove = Vec::new();
         let (mut i, mut j) = (0, 0);
@@ -540,6 +574,7 @@ impl TrustLists {
             issued_up_to,
             attested_add,
             attested_remove,
+            attested_since,
         }
     }
 
@@ -575,6 +610,9 @@ impl TrustLists {
                     "revoked ids",
                 )?,
                 issued_up_to: changes.issued_up_to.unwrap_or(self.authority.issued_up_to),
+                attested_since: changes
+                    .attested_since
+                    .unwrap_or(self.authority.attested_since),
             },
             attested: apply_set(
                 &self.attested,
@@ -832,6 +870,7 @@ pub fn compose(first: &Changes, second: &Changes) -> Changes {
         issued_up_to: second.issued_up_to.or(first.issued_up_to),
         attested_add,
         attested_remove,
+        attested_since: second.attested_since.or(first.attested_since),
     }
 }
 
@@ -936,6 +975,8 @@ mod tests {
                         cas: vec![vec![*ca; 3]],
                         revoked_ids: ids,
                         issued_up_to: i64::from(*mark),
+                        // Comes and goes with the CA drawn.
+                        attested_since: if *ca == 1 { 50 } else { 0 },
                     })
                     .unwrap()
             }

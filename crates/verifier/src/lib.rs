@@ -434,7 +434,7 @@ fn judge<T: Transport>(
             ));
             f.extend(attestation_finding(
                 bundle,
-                &info.sha256,
+                &info,
                 policy.require_attestation,
             ));
             if let Some(mark) = bundle.authority().map(|a| a.issued_up_to) {
@@ -466,21 +466,39 @@ fn judge<T: Transport>(
 
 /// Whether the console marked the certificate's key attested (generated on the card):
 /// said when it did, a failure when it did not and attestation is required.
-fn attestation_finding(bundle: &TrustLists, sha256: &str, required: bool) -> Option<Finding> {
-    let attested = cardstation_protocol::trust_lists::fingerprint_from_hex(sha256)
-        .is_some_and(|fp| bundle.is_attested(&fp));
-    match (attested, required, bundle.authority().is_some()) {
+///
+/// An allow-list bundle marks attested certificates one by one. A revocation-only bundle
+/// says since when its CA issues only for attested keys: a certificate of that CA that
+/// begins then or later holds one (the chain to the CA is a finding of its own).
+fn attestation_finding(
+    bundle: &TrustLists,
+    cert: &cardstation_pki::CertificateInfo,
+    required: bool,
+) -> Option<Finding> {
+    let attested = match bundle.authority() {
+        Some(a) => a.vouches_attested(cert.not_before),
+        None => cardstation_protocol::trust_lists::fingerprint_from_hex(&cert.sha256)
+            .is_some_and(|fp| bundle.is_attested(&fp)),
+    };
+    match (attested, required, bundle.authority()) {
         (true, _, _) => Some(Finding::ok(
             "attested",
             "the key was generated on the card: the console verified the card's attestation",
         )),
-        (false, true, false) => Some(Finding::fail(
+        (false, true, None) => Some(Finding::fail(
             "not-attested",
             "the console holds no proof that this card's key was generated on the card (no valid attestation at upload), and this check requires one: enroll the card again on a card that attests its keys",
         )),
-        (false, true, true) => Some(Finding::fail(
+        (false, true, Some(a)) if a.attested_since != 0 => Some(Finding::fail(
             "not-attested",
-            "attestation is required here, but this site's trust bundle is revocation-only and carries no attestation marks: turn require_attestation off at the gateway and require attestation at the console instead",
+            format!(
+                "the certificate was issued before the site's CA required attestation ({}): renew the card onto a key the card attests",
+                format_unix(a.attested_since)
+            ),
+        )),
+        (false, true, Some(_)) => Some(Finding::fail(
+            "not-attested",
+            "attestation is required here, but this site's CA does not require it at issuance: set [attestation] require_attestation = true at the console",
         )),
         (false, false, _) => None,
     }

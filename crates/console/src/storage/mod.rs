@@ -369,6 +369,8 @@ pub struct BundleState {
     pub revoked_keys: Vec<String>,
     /// The active certificates whose key's attestation the console verified.
     pub attested: Vec<String>,
+    /// Since when the console's CA issues only for attested keys (0: it does not).
+    pub attested_since: i64,
     /// When the newest certificate was recorded (unix seconds; 0 with none): a
     /// revocation-only bundle's issued-up-to mark.
     pub newest_recorded_at: i64,

@@ -13,6 +13,9 @@ use super::{
     Stored, Superseded,
 };
 
+/// The attested-since mark of the site's CA (see [`Store::attestation_required`]).
+const ATTESTED_SINCE_SQL: &str = "SELECT value FROM meta WHERE key = 'attested_since'";
+
 /// The record columns, in the order [`record`] reads them.
 pub(super) const COLUMNS: &str =
     "sha256, subject, not_after, card_serial, chuid_guid, slot, label, operator, \
@@ -215,6 +218,43 @@ impl Store {
     }
 
     /// Store a certificate unless its fingerprint is known (then return the existing record).
+    /// Since when the site's CA has issued only for attested keys (`since`: the notBefore
+    /// of the first such certificate), kept while `required` holds and forgotten when it
+    /// does not; the bundle carries it (a change cuts a version). Returns the mark, 0 for
+    /// none.
+    pub async fn attestation_required(
+        &self,
+        required: bool,
+        since: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.db.write(WriteLock::Records).await?;
+        let held = query_opt(&mut *tx, ATTESTED_SINCE_SQL, &[])
+            .await?
+            .map(|r| r.int(0))
+            .transpose()?;
+        let mark = match (required, held) {
+            (true, Some(t)) => t,
+            (false, None) => 0,
+            (true, None) => {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('attested_since', $1)",
+                    params![since],
+                )
+                .await?;
+                bump_version(&mut *tx).await?;
+                since
+            }
+            (false, Some(_)) => {
+                tx.execute("DELETE FROM meta WHERE key = 'attested_since'", &[])
+                    .await?;
+                bump_version(&mut *tx).await?;
+                0
+            }
+        };
+        tx.commit().await?;
+        Ok(mark)
+    }
+
     pub async fn upload(&self, c: NewCertificate) -> Result<Stored, StoreError> {
         let mut tx = self.db.write(WriteLock::Records).await?;
         if let Some(rec) = get(&mut *tx, &c.sha256).await? {
@@ -528,6 +568,11 @@ impl Store {
         )
         .await?
         .int(0)?;
+        let attested_since = query_opt(&mut *tx, ATTESTED_SINCE_SQL, &[])
+            .await?
+            .map(|r| r.int(0))
+            .transpose()?
+            .unwrap_or(0);
         tx.commit().await?;
         Ok(BundleState {
             version,
@@ -535,6 +580,7 @@ impl Store {
             revoked,
             revoked_keys,
             attested,
+            attested_since,
             newest_recorded_at,
         })
     }
