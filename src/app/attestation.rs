@@ -58,6 +58,17 @@ pub fn read<T: Transport>(
     slot: Slot,
     expected: Option<&PublicKey>,
 ) -> Result<KeyProof, PivError> {
+    read_sharing(session, slot, expected, &mut None)
+}
+
+/// [`read`] for several slots of one card: the card's F9 certificate is read once, into
+/// `f9`, and reused.
+pub fn read_sharing<T: Transport>(
+    session: &mut PivSession<T>,
+    slot: Slot,
+    expected: Option<&PublicKey>,
+    f9: &mut Option<Vec<u8>>,
+) -> Result<KeyProof, PivError> {
     let not = |reason: String| Ok(KeyProof::NotAttested { reason });
     let der = match session.attest(slot) {
         Ok(Attestation::Certificate(der)) => der,
@@ -77,13 +88,16 @@ pub fn read<T: Transport>(
             return not("the card's attestation names another key than the one in the slot".into());
         }
     }
-    let intermediate = match session.read_attestation_certificate() {
-        Ok(Some(f9)) => f9,
-        Ok(None) => return not("the card holds no attestation (F9) certificate".into()),
-        Err(PivError::Malformed { detail, .. }) => {
-            return not(format!("the card's F9 certificate: {detail}"))
-        }
-        Err(e) => return Err(e),
+    let intermediate = match f9 {
+        Some(held) => held.clone(),
+        None => match session.read_attestation_certificate() {
+            Ok(Some(read)) => f9.insert(read).clone(),
+            Ok(None) => return not("the card holds no attestation (F9) certificate".into()),
+            Err(PivError::Malformed { detail, .. }) => {
+                return not(format!("the card's F9 certificate: {detail}"))
+            }
+            Err(e) => return Err(e),
+        },
     };
     Ok(KeyProof::Attested {
         facts,

@@ -90,6 +90,7 @@ fn read_report<T: Transport>(
     let mut slots = Vec::new();
     // A card that cannot attest says so once; it is not asked again for every slot.
     let mut can_attest = true;
+    let mut f9 = None;
     for slot in Slot::ALL {
         let meta = s.metadata(slot.key_reference())?;
         let (certificate, certificate_error) = match s.read_certificate(slot) {
@@ -108,7 +109,7 @@ fn read_report<T: Transport>(
         };
         let key_proof = if can_attest && key_present != Some(false) {
             let expected = certificate.as_ref().and_then(|c| c.public_key);
-            let proof = attestation::read(s, slot, expected.as_ref())?;
+            let proof = attestation::read_sharing(s, slot, expected.as_ref(), &mut f9)?;
             can_attest = proof != KeyProof::NotSupported;
             // An empty slot (no metadata, no certificate) is not a finding.
             match (&proof, key_present) {
