@@ -155,6 +155,10 @@ pub trait Coded: fmt::Display {
 pub struct Failure {
     pub code: ErrorCode,
     pub message: String,
+    /// The command already told the user (its output carries the failure): only the
+    /// exit status is left to give.
+    #[serde(skip)]
+    pub reported: bool,
 }
 
 impl Failure {
@@ -162,7 +166,14 @@ impl Failure {
         Failure {
             code,
             message: message.to_string(),
+            reported: false,
         }
+    }
+
+    /// A failure the command's own output has already shown.
+    pub fn reported(mut self) -> Self {
+        self.reported = true;
+        self
     }
 
     /// This failure is `code`.

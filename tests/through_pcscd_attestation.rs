@@ -267,17 +267,52 @@ fn a_console_that_requires_attestation_takes_the_card_and_refuses_an_attackers_k
         "{message}"
     );
 
-    // 5. The real card's certificate and proof, claimed for another card.
-    let (status, code, message) =
-        refusal(client.upload(&upload(card_cert, Some(card_evidence), 1234)));
+    // The card's own certificate again, without its proof: the record held (uploads
+    // are idempotent; its proof was judged when it came).
+    let again = client
+        .upload(&upload(card_cert, None, SERIAL))
+        .expect("the held record");
+    assert!(again.attestation.is_some());
+
+    // The card enrolled again, its certificate kept in a file for later.
+    let later = desk.dir.path().join("later.pem");
+    let out = desk.run(&[
+        "enroll",
+        "--reader",
+        READER_0,
+        "--force",
+        "--out",
+        later.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let later_pem = std::fs::read_to_string(&later).unwrap();
+
+    // 5. That certificate with the card's genuine proof, claimed for another card.
+    let (status, code, message) = refusal(client.upload(&upload(
+        later_pem.clone(),
+        Some(evidence_from_the_card()),
+        1234,
+    )));
     assert_eq!((status, code.as_str()), (422, "attestation-invalid"));
     assert!(message.contains("card serial 5437251"), "{message}");
-
     assert_eq!(
         site.console.records(),
         1,
         "nothing an attacker sent was stored"
     );
+
+    // The operator uploads the file: the proof kept with the enrollment goes with it.
+    let v = desk.json(&["upload", later.to_str().unwrap(), "--json"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["sync"]["delivered"], 1, "{v}");
+    let fp_later = v["queued"].as_str().unwrap().to_string();
+    assert!(desk.client().get(&fp_later).unwrap().attestation.is_some());
+    assert_eq!(site.console.records(), 2);
     card.stop();
 }
 
@@ -298,8 +333,12 @@ fn a_site_policy_on_the_attested_pin_policy_refuses_the_slot_and_says_why() {
     let card = CardProcess::start(PORT_0, None);
     let out = desk.run(&["enroll", "--reader", READER_0, "--upload", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    // The card is enrolled; the console refuses its certificate, and the station says why.
-    assert_eq!(v["ok"], true, "{v}");
+    // The card is enrolled, but the console refuses its certificate: the command fails
+    // and says why.
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["error"]["code"], "console-rejected", "{v}");
+    assert!(v["enrollment"]["fingerprint"].is_string(), "{v}");
     let text = v.to_string();
     assert!(text.contains("attestation-policy"), "{v}");
     assert!(text.contains("PIN policy \\\"never\\\""), "{v}");

@@ -38,6 +38,11 @@ impl KeyProof {
         }
     }
 
+    /// The evidence as the station database keeps it with the enrollment (JSON).
+    pub fn evidence_json(&self) -> Option<String> {
+        self.evidence().and_then(|e| serde_json::to_string(e).ok())
+    }
+
     /// One line for an operator.
     pub fn describe(&self) -> String {
         match self {

@@ -411,6 +411,7 @@ pub fn enroll<T: Transport>(
         &info.sha256,
         &der,
         info.not_after,
+        key_proof.evidence_json().as_deref(),
         upload.as_deref(),
     )?;
     ctx.store.audit(

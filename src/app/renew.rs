@@ -184,6 +184,7 @@ pub fn renew<T: Transport>(
         &info.sha256,
         &der,
         info.not_after,
+        key_proof.evidence_json().as_deref(),
         upload.as_deref(),
     )?;
     if req.upload {

@@ -61,11 +61,30 @@ pub fn upload(args: &UploadArgs, paths: Paths) -> Result<(), Failure> {
         label: args.label.clone(),
         operator: station.operator.clone(),
         station_id: station.station_id.clone(),
-        attestation: None,
+        // The card's proof, kept with the enrollment: a certificate uploaded later
+        // carries it as `enroll --upload` would have.
+        attestation: enrolled
+            .as_ref()
+            .and_then(|e| e.attestation.as_deref())
+            .and_then(|json| serde_json::from_str(json).ok()),
     };
     let report = enqueue_and_sync(&station, &info.sha256, &req)?;
     report_sync(&report, args.json, Some(&info.sha256));
-    Ok(())
+    refused_by_console(&report, args.json)
+}
+
+/// The command's result after a delivery: a failure (already shown) when the console
+/// refused what was queued.
+pub fn refused_by_console(report: &SyncReport, json: bool) -> Result<(), Failure> {
+    match console_refusal(report) {
+        Some(f) => {
+            if !json {
+                eprintln!("error: {}", f.message);
+            }
+            Err(f.reported())
+        }
+        None => Ok(()),
+    }
 }
 
 /// Queue an upload (committed first) and try to deliver the outbox. Shared by
@@ -127,9 +146,29 @@ pub fn report_sync(r: &SyncReport, json: bool, queued: Option<&str>) {
     report_sync_with(r, json, queued, true)
 }
 
+/// What the console refused in a delivery that followed the command's own queueing:
+/// the command failed at what it was for (the card, if one was enrolled, stays so), and
+/// says what to do.
+pub fn console_refusal(r: &SyncReport) -> Option<Failure> {
+    (r.rejected > 0).then(|| {
+        Failure::new(
+            ErrorCode::ConsoleRejected,
+            format!(
+                "the console refused {} item{}: {}. What it refused has reached neither the console nor the gateways (a card whose certificate it refused is enrolled on the card but accepted nowhere); `cardstation outbox list` shows it",
+                r.rejected,
+                if r.rejected == 1 { "" } else { "s" },
+                r.error.as_deref().unwrap_or("no reason given")
+            ),
+        )
+    })
+}
+
 fn report_sync_with(r: &SyncReport, json: bool, queued: Option<&str>, show_error: bool) {
     if json {
-        print_json(&serde_json::json!({"ok": true, "queued": queued, "sync": r}));
+        let refused = console_refusal(r);
+        print_json(&serde_json::json!({
+            "ok": refused.is_none(), "queued": queued, "sync": r, "error": refused,
+        }));
         return;
     }
     if let Some(fp) = queued {
@@ -280,7 +319,7 @@ pub fn revoke(args: &RevokeArgs, paths: Paths) -> Result<(), Failure> {
     )?;
     let report = try_sync(&station)?;
     report_sync(&report, args.json, Some(&fp));
-    Ok(())
+    refused_by_console(&report, args.json)
 }
 
 #[derive(Subcommand, Debug)]

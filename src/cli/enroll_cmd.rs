@@ -14,7 +14,7 @@ use cardstation_piv::{Pin, Slot};
 use cardstation_pki::certificate::format_unix;
 
 use super::card_cmds::write_certificate_file;
-use super::console_cmds::{report_sync, sync_quietly};
+use super::console_cmds::{console_refusal, refused_by_console, report_sync, sync_quietly};
 use super::output::{print_json, say, ErrorCode, Failure};
 
 #[derive(Args, Debug)]
@@ -115,15 +115,16 @@ pub fn run(args: &EnrollArgs, paths: Paths) -> Result<(), Failure> {
         // The upload was queued with the enrollment record; deliver it now.
         let report = sync_quietly(&station);
         if json {
+            let refused = console_refusal(&report);
             print_json(&serde_json::json!({
-                "ok": true, "enrollment": outcome, "file": args.out,
-                "file_error": file_error, "upload": report,
+                "ok": refused.is_none(), "enrollment": outcome, "file": args.out,
+                "file_error": file_error, "upload": report, "error": refused,
             }));
-        } else {
-            print_outcome(&outcome, args);
-            report_sync(&report, false, Some(&outcome.fingerprint));
+            return refused.map_or(Ok(()), |f| Err(f.reported()));
         }
-        return Ok(());
+        print_outcome(&outcome, args);
+        report_sync(&report, false, Some(&outcome.fingerprint));
+        return refused_by_console(&report, false);
     }
     if json {
         print_json(

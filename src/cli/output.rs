@@ -6,6 +6,9 @@ pub use cardstation::app::failure::{ErrorCode, Failure};
 
 /// Print the failure (stderr for people, stdout JSON for scripts) and return the exit code.
 pub fn report(f: &Failure, json: bool) -> i32 {
+    if f.reported {
+        return 1;
+    }
     if json {
         print_json(&serde_json::json!({"ok": false, "error": f}));
     } else {

@@ -13,7 +13,7 @@ use cardstation::config::Paths;
 use cardstation_piv::Slot;
 use cardstation_pki::certificate::format_unix;
 
-use super::console_cmds::{report_sync, sync_quietly};
+use super::console_cmds::{console_refusal, refused_by_console, report_sync, sync_quietly};
 use super::enroll_cmd::read_pin;
 use super::output::{print_json, say, ErrorCode, Failure};
 
@@ -80,9 +80,12 @@ pub fn run(args: &RenewArgs, paths: Paths) -> Result<(), Failure> {
         })
     })??;
     let report = upload.then(|| sync_quietly(&station));
+    let refused = report.as_ref().and_then(console_refusal);
     if json {
-        print_json(&serde_json::json!({"ok": true, "renewal": outcome, "upload": report}));
-        return Ok(());
+        print_json(&serde_json::json!({
+            "ok": refused.is_none(), "renewal": outcome, "upload": report, "error": refused,
+        }));
+        return refused.map_or(Ok(()), |f| Err(f.reported()));
     }
     say!(
         "Renewed: card in \"{}\", slot {} ({})",
@@ -102,8 +105,11 @@ pub fn run(args: &RenewArgs, paths: Paths) -> Result<(), Failure> {
         format_unix(outcome.old_not_after)
     );
     say!("SHA-256 {}", outcome.fingerprint);
-    if let Some(report) = &report {
-        report_sync(report, false, Some(&outcome.fingerprint));
+    match &report {
+        Some(report) => {
+            report_sync(report, false, Some(&outcome.fingerprint));
+            refused_by_console(report, false)
+        }
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -58,11 +58,15 @@ pub struct EnrollmentRecord {
     pub operator: String,
     pub station_id: String,
     pub label: Option<String>,
+    /// The card's attestation of the key (JSON of the evidence), when it gave one.
+    #[serde(skip)]
+    pub attestation: Option<String>,
 }
 
 const COLUMNS: &str =
     "id, started_at, finished_at, state, reader, card_serial, old_guid, new_guid, \
-     slot, subject, fingerprint, not_after, certificate, error, operator, station_id, label";
+     slot, subject, fingerprint, not_after, certificate, error, operator, station_id, label, \
+     attestation";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<(EnrollmentRecord, String)> {
     let state: String = r.get(3)?;
@@ -95,6 +99,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(EnrollmentRecord, String)> {
             operator: r.get(14)?,
             station_id: r.get(15)?,
             label: r.get(16)?,
+            attestation: r.get(17)?,
         },
         state,
     ))
@@ -138,13 +143,21 @@ impl Store {
         fingerprint: &str,
         certificate: &[u8],
         not_after: i64,
+        attestation: Option<&str>,
         upload: Option<&str>,
     ) -> Result<(), StoreError> {
         let tx = self.write_tx()?;
         tx.execute(
             "UPDATE enrollments SET state = 'enrolled', finished_at = ?2, fingerprint = ?3,
-                 certificate = ?4, not_after = ?5 WHERE id = ?1",
-            params![id, now_unix(), fingerprint, certificate, not_after],
+                 certificate = ?4, not_after = ?5, attestation = ?6 WHERE id = ?1",
+            params![
+                id,
+                now_unix(),
+                fingerprint,
+                certificate,
+                not_after,
+                attestation
+            ],
         )?;
         if let Some(body) = upload {
             super::outbox::insert(&tx, OutboxKind::Upload, fingerprint, body, now_unix())?;
@@ -288,7 +301,7 @@ mod tests {
             EnrollmentState::InProgress
         );
         assert_eq!(s.interrupted_guids(Some(7)).unwrap(), ["AA"]);
-        s.complete_enrollment(id, "ff", &[1, 2], 99, Some("{}"))
+        s.complete_enrollment(id, "ff", &[1, 2], 99, None, Some("{}"))
             .unwrap();
         assert_eq!(s.outbox_pending().unwrap(), 1);
         let rec = s.enrollment(id).unwrap().unwrap();

@@ -142,6 +142,9 @@ const MIGRATIONS: &[&str] = &[
                last_error, state, refused_under FROM outbox;
     DROP TABLE outbox;
     ALTER TABLE outbox_v8 RENAME TO outbox;",
+    // 9: the card's proof that the enrolled key was generated on it (PIV attestation,
+    // JSON), kept so a later `upload` of the certificate carries it too.
+    "ALTER TABLE enrollments ADD COLUMN attestation TEXT;",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).

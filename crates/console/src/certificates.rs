@@ -126,6 +126,15 @@ async fn accept(
             "the certificate's key cannot be read",
         ));
     };
+    // A certificate held already is answered with its record (uploads are idempotent):
+    // its proof was judged when it came.
+    let held = match state.store.get(&info.sha256).await {
+        Ok(held) => held,
+        Err(e) => return Err(store_error(e)),
+    };
+    if let Some(rec) = held {
+        return Ok((StatusCode::OK, rec));
+    }
     let attested = check_attestation(state, &req, &key_sha256)?;
     let (attestation, attestation_evidence) = match attested {
         Some(a) => (Some(a.summary), Some(a.evidence_json)),
