@@ -121,7 +121,7 @@ fn independent_clients_attest_what_the_station_generated_and_openssl_verifies_th
     assert_eq!(slot_9e["key_proof"]["state"], "attested", "{report}");
     let text = String::from_utf8(station.run(&["card", "--reader", READER_0]).stdout).unwrap();
     assert!(
-        text.contains("key       generated on the card (attested: card serial 5437251"),
+        text.contains("key       the card attests it generated this key (card serial 5437251"),
         "{text}"
     );
     let empty = Command::new("yubico-piv-tool")

@@ -168,7 +168,7 @@ fn walks_through_the_whole_wizard_with_the_demo_card() {
     // The demo card attests the key it generated, and the result (and the card's
     // details) say so.
     assert!(h
-        .query_all_by_label_contains("generated on the card (attested: card serial 5437251")
+        .query_all_by_label_contains("the card attests it generated this key (card serial 5437251")
         .next()
         .is_some());
     assert_eq!(h.state().desk.cards_done, 1);

@@ -47,7 +47,11 @@ impl KeyProof {
     pub fn describe(&self) -> String {
         match self {
             KeyProof::Attested { facts, .. } => {
-                format!("generated on the card (attested: {})", facts.describe())
+                // The card's own claim: the console checks it against the vendor's root.
+                format!(
+                    "the card attests it generated this key ({}); the console verifies the proof",
+                    facts.describe()
+                )
             }
             KeyProof::NotSupported => "not attested: this card cannot attest its keys".into(),
             KeyProof::NotAttested { reason } => format!("not attested: {reason}"),

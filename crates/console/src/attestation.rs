@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use cardstation_pki::attestation::{
-    pin_policy_name, touch_policy_name, verify, Evidence, Expected, VerifiedAttestation,
+    pin_policy_name, touch_policy_name, verify, AttestationError, Evidence, Expected, Unverified,
+    VerifiedAttestation,
 };
 use cardstation_protocol::messages::{AttestationEvidence, KeyAttestation};
 
@@ -98,13 +99,18 @@ impl AttestationPolicy {
             .unwrap_or_else(|| data.join(DEFAULT_ROOTS_DIR));
         let roots = read_roots(&roots_dir, settings.roots.is_some())?;
         if settings.require_attestation && roots.is_empty() {
+            let state = if roots_dir.is_dir() {
+                "holds no certificate"
+            } else {
+                "does not exist"
+            };
             return Err(format!(
-                "[attestation] require_attestation = true needs attestation roots: put the vendor's PIV attestation root certificates (e.g. Yubico's) in {}",
+                "[attestation] require_attestation = true needs attestation roots, and {} {state}: put the vendor's PIV attestation root certificates (e.g. Yubico's) there",
                 roots_dir.display()
             ));
         }
         for (slot, refused) in &settings.refuse {
-            if !cardstation_protocol::messages::is_piv_slot(slot) {
+            if !cardstation_protocol::messages::is_piv_slot(&slot.to_ascii_lowercase()) {
                 return Err(format!(
                     "[attestation.refuse.\"{slot}\"]: not a PIV key slot (9a, 9c, 9d, 9e, 82 to 95)"
                 ));
@@ -148,8 +154,11 @@ impl AttestationPolicy {
             .collect()
     }
 
-    /// Checks the evidence an upload or request carries. Evidence that does not verify is
-    /// refused whether or not attestation is required: someone sent a false proof.
+    /// Checks the evidence an upload or request carries. Evidence found false (forged, for
+    /// another key or card, spliced) is refused whether or not attestation is required:
+    /// someone sent a false proof. Evidence that cannot be checked here (its vendor's root
+    /// is not among the site's) is refused only where attestation is required; elsewhere
+    /// the record is kept without it, as one from a card that cannot attest.
     pub fn check(
         &self,
         evidence: Option<&AttestationEvidence>,
@@ -160,7 +169,7 @@ impl AttestationPolicy {
             return if self.require {
                 Err(Refusal {
                     code: "attestation-required",
-                    message: "this site requires proof that the key was generated on the card, and none came with it: enroll on a card that attests its keys (a YubiKey 4.3 or newer) with a key it generated; an imported key cannot be attested".into(),
+                    message: "this site requires proof that the key was generated on the card, and none came with it: enroll with the station on a card that attests its keys (a YubiKey 4.3 or newer) so the card's proof travels with the certificate; a certificate file from elsewhere, or an imported key, carries none".into(),
                 })
             } else {
                 Ok(None)
@@ -186,7 +195,7 @@ impl AttestationPolicy {
             attestation: decode(&evidence.attestation, "attestation certificate")?,
             intermediate: decode(&evidence.intermediate, "F9 attestation certificate")?,
         };
-        let verified = verify(
+        let verified = match verify(
             &ev,
             &self.roots,
             &Expected {
@@ -195,8 +204,14 @@ impl AttestationPolicy {
                 slot: claimed.slot,
                 now,
             },
-        )
-        .map_err(|e| invalid(e.0))?;
+        ) {
+            Ok(v) => v,
+            Err(AttestationError(reason, Unverified::UnknownRoot)) if !self.require => {
+                tracing::info!("an attestation was not checked and not kept: {reason}");
+                return Ok(None);
+            }
+            Err(e) => return Err(invalid(e.0)),
+        };
         self.allowed(&verified, claimed.slot)?;
         let evidence_json = serde_json::to_string(evidence).map_err(|e| invalid(e.to_string()))?;
         Ok(Some(Attested {
@@ -218,7 +233,7 @@ impl AttestationPolicy {
                 return Err(Refusal {
                     code: "attestation-policy",
                     message: format!(
-                        "the key in slot {slot} has PIN policy \"{pin}\", which this site refuses for {slot}: generate the key with another PIN policy"
+                        "the key in slot {slot} has PIN policy \"{pin}\", which this site refuses for {slot}: the station generates a key with the card's own policy for its slot, so enroll into a slot whose policy the site allows (9a asks for the PIN once), or ask the administrator"
                     ),
                 });
             }
@@ -228,7 +243,7 @@ impl AttestationPolicy {
                 return Err(Refusal {
                     code: "attestation-policy",
                     message: format!(
-                        "the key in slot {slot} has touch policy \"{touch}\", which this site refuses for {slot}: generate the key with another touch policy"
+                        "the key in slot {slot} has touch policy \"{touch}\", which this site refuses for {slot}: the station generates a key with the card's own policy for its slot, so enroll into a slot whose policy the site allows, or ask the administrator"
                     ),
                 });
             }
@@ -295,4 +310,143 @@ fn read_roots(dir: &Path, named: bool) -> Result<Vec<Vec<u8>>, String> {
         }
     }
     Ok(roots)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use cardstation_pki::certificate::to_pem;
+    use cardstation_virtual_card::attestation::{AttestedFacts, TestRoot};
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use p256::pkcs8::EncodePublicKey;
+    use sha2::Digest;
+
+    const NOW: i64 = 1_800_000_000;
+
+    /// A key attested under `root` for slot 9e: its SPKI hash and the evidence.
+    fn attested_under(root: &TestRoot) -> (String, AttestationEvidence) {
+        let at = time::OffsetDateTime::from_unix_timestamp(NOW - 86_400).unwrap();
+        let f9 = root.new_card_key(at).unwrap();
+        let key = p256::SecretKey::random(&mut rand::rngs::OsRng).public_key();
+        let facts = AttestedFacts {
+            serial: 7,
+            firmware: (5, 7, 1),
+            pin_policy: 1,
+            touch_policy: 1,
+            form_factor: 3,
+        };
+        let att = f9
+            .attest(0x9e, key.to_encoded_point(false).as_bytes(), &facts)
+            .unwrap();
+        let spki = key.to_public_key_der().unwrap();
+        (
+            hex::encode(sha2::Sha256::digest(spki.as_bytes())),
+            AttestationEvidence {
+                attestation: to_pem(&att),
+                intermediate: to_pem(f9.certificate()),
+            },
+        )
+    }
+
+    fn policy(require: bool, roots: &[&TestRoot]) -> AttestationPolicy {
+        AttestationPolicy {
+            require,
+            roots: roots.iter().map(|r| r.certificate().to_vec()).collect(),
+            ..AttestationPolicy::default()
+        }
+    }
+
+    fn claimed(key: &str) -> Claimed<'_> {
+        Claimed {
+            key_sha256: key,
+            card_serial: Some(7),
+            slot: Some("9e"),
+        }
+    }
+
+    #[test]
+    fn a_proof_from_another_vendors_root_is_kept_out_not_refused_unless_required() {
+        let (site, other) = (
+            TestRoot::generate("Site").unwrap(),
+            TestRoot::generate("Other vendor").unwrap(),
+        );
+        let (key, ev) = attested_under(&other);
+        // Optional: the record is kept, without an attestation.
+        assert!(policy(false, &[&site])
+            .check(Some(&ev), &claimed(&key), NOW)
+            .unwrap()
+            .is_none());
+        // Required: refused, saying which root it needs.
+        let r = policy(true, &[&site])
+            .check(Some(&ev), &claimed(&key), NOW)
+            .err()
+            .unwrap();
+        assert_eq!(r.code, "attestation-invalid");
+        assert!(
+            r.message
+                .contains("not among this site's attestation roots"),
+            "{}",
+            r.message
+        );
+        // Trusted: kept with its facts.
+        let a = policy(false, &[&site, &other])
+            .check(Some(&ev), &claimed(&key), NOW)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.summary.firmware.as_deref(), Some("5.7.1"));
+        assert_eq!(a.summary.pin_policy.as_deref(), Some("never"));
+    }
+
+    #[test]
+    fn a_false_proof_is_refused_even_where_attestation_is_optional() {
+        let site = TestRoot::generate("Site").unwrap();
+        let (_, ev) = attested_under(&site);
+        let (other_key, _) = attested_under(&site);
+        let r = policy(false, &[&site])
+            .check(Some(&ev), &claimed(&other_key), NOW)
+            .err()
+            .unwrap();
+        assert_eq!(r.code, "attestation-invalid");
+        assert!(r.message.contains("another key"), "{}", r.message);
+    }
+
+    #[test]
+    fn settings_are_checked_with_messages_that_say_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = |text: &str| -> AttestationSettings { toml::from_str(text).unwrap() };
+        let missing = AttestationPolicy::load(&settings("require_attestation = true"), dir.path())
+            .unwrap_err();
+        assert!(missing.contains("does not exist"), "{missing}");
+        std::fs::create_dir(dir.path().join(DEFAULT_ROOTS_DIR)).unwrap();
+        let empty = AttestationPolicy::load(&settings("require_attestation = true"), dir.path())
+            .unwrap_err();
+        assert!(empty.contains("holds no certificate"), "{empty}");
+        // Slots in either case; policies by name.
+        let p =
+            AttestationPolicy::load(&settings("[refuse.\"9E\"]\npin = [\"never\"]"), dir.path())
+                .unwrap();
+        assert!(p.refuse.contains_key("9e"));
+        let bad =
+            AttestationPolicy::load(&settings("[refuse.\"9e\"]\npin = [\"nevr\"]"), dir.path())
+                .unwrap_err();
+        assert!(bad.contains("\"nevr\" is not one of"), "{bad}");
+    }
+
+    #[test]
+    fn a_refused_policy_names_the_slot_and_the_policy() {
+        let site = TestRoot::generate("Site").unwrap();
+        let (key, ev) = attested_under(&site);
+        let mut p = policy(false, &[&site]);
+        p.refuse.insert(
+            "9e".into(),
+            RefusedPolicies {
+                pin: vec!["never".into()],
+                touch: vec![],
+            },
+        );
+        let r = p.check(Some(&ev), &claimed(&key), NOW).err().unwrap();
+        assert_eq!(r.code, "attestation-policy");
+        assert!(r.message.contains("PIN policy \"never\""), "{}", r.message);
+    }
 }

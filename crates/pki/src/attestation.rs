@@ -33,9 +33,26 @@ pub const MAX_ATTESTATION_BYTES: usize = 4096;
 
 /// A card's form factor (extension .9): the low bits name the shape, 0x80 marks FIPS
 /// and 0x40 CSPN editions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FormFactor(pub u8);
+
+/// In JSON as in words ("USB-C keychain, FIPS"), as the console's records give it.
+impl Serialize for FormFactor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.describe())
+    }
+}
+
+/// "5.7.1", as the console's records give it.
+fn firmware_text<S: serde::Serializer>(
+    firmware: &Option<(u8, u8, u8)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match firmware {
+        Some((a, b, c)) => s.serialize_some(&format!("{a}.{b}.{c}")),
+        None => s.serialize_none(),
+    }
+}
 
 impl FormFactor {
     pub fn describe(self) -> String {
@@ -91,6 +108,7 @@ pub struct AttestedKey {
     /// The slot named in the subject ("YubiKey PIV Attestation 9a"), lower-case hex.
     pub slot: Option<String>,
     pub card_serial: Option<u32>,
+    #[serde(serialize_with = "firmware_text")]
     pub firmware: Option<(u8, u8, u8)>,
     pub pin_policy: Option<PinPolicy>,
     pub touch_policy: Option<TouchPolicy>,
@@ -105,10 +123,18 @@ pub struct AttestedKey {
 /// Why an attestation is not accepted. Each reason is a sentence an operator can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct AttestationError(pub String);
+pub struct AttestationError(pub String, pub Unverified);
+
+/// Whether the evidence could not be checked (its card's vendor root is not among the
+/// site's: no claim either way) or was checked and found false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unverified {
+    UnknownRoot,
+    False,
+}
 
 fn fail<T>(message: impl Into<String>) -> Result<T, AttestationError> {
-    Err(AttestationError(message.into()))
+    Err(AttestationError(message.into(), Unverified::False))
 }
 
 /// One DER certificate, whole, within the size bound.
@@ -160,11 +186,14 @@ impl AttestedKey {
                     _ => return fail("the attestation's firmware version is not 3 bytes"),
                 }
             } else if is(&serial) {
-                out.card_serial = Some(der_u32(value).ok_or_else(|| {
-                    AttestationError(
-                        "the attestation's card serial is not a DER INTEGER of 32 bits".into(),
-                    )
-                })?);
+                out.card_serial = Some(match der_u32(value) {
+                    Some(serial) => serial,
+                    None => {
+                        return fail(
+                            "the attestation's card serial is not a DER INTEGER of 32 bits",
+                        )
+                    }
+                });
             } else if is(&policy) {
                 match value {
                     [pin, touch] => {
@@ -308,9 +337,10 @@ pub fn verify(
 
 /// The root among `roots` that issued and signed `cert`, by subject.
 fn issuing_root(cert: &X509Certificate<'_>, roots: &[Vec<u8>]) -> Result<String, AttestationError> {
+    let unknown = |message: String| Err(AttestationError(message, Unverified::UnknownRoot));
     if roots.is_empty() {
-        return fail(
-            "this site trusts no attestation root: add the vendor's PIV attestation root certificates to the console's attestation roots directory",
+        return unknown(
+            "this site trusts no attestation root: add the vendor's PIV attestation root certificates to the console's attestation roots directory".into(),
         );
     }
     let mut named = false;
@@ -332,7 +362,7 @@ fn issuing_root(cert: &X509Certificate<'_>, roots: &[Vec<u8>]) -> Result<String,
             "the F9 attestation certificate names \"{issuer}\" as issuer, but that root's key did not sign it (forged)"
         ))
     } else {
-        fail(format!(
+        unknown(format!(
             "the F9 attestation certificate is issued by \"{issuer}\", which is not among this site's attestation roots"
         ))
     }
