@@ -127,6 +127,10 @@ fn enrolled_certificate_is_what_independent_clients_read() {
     let records = station.json(&["enrollments", "--json"]);
     assert_eq!(records[0]["state"], "enrolled");
     assert_eq!(records[0]["fingerprint"], fingerprint.as_str());
+    assert_eq!(
+        records[0]["attested"], true,
+        "the card's proof is kept: {records}"
+    );
     card.stop();
 }
 

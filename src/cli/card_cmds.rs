@@ -292,7 +292,7 @@ pub fn enrollments(args: &EnrollmentsArgs, paths: Paths) -> Result<(), Failure> 
     }
     for r in rows {
         say!(
-            "#{:<5} {} {:<11} slot {} {} {}",
+            "#{:<5} {} {:<11} slot {} {}{} {}",
             r.id,
             format_unix(r.started_at),
             serde_json::to_value(r.state)
@@ -304,6 +304,11 @@ pub fn enrollments(args: &EnrollmentsArgs, paths: Paths) -> Result<(), Failure> 
                 .as_deref()
                 .map(|f| &f[..16.min(f.len())])
                 .unwrap_or("-"),
+            if r.attestation.is_some() {
+                " attested"
+            } else {
+                ""
+            },
             match (&r.error, &r.label) {
                 (Some(e), _) => e.clone(),
                 (None, Some(l)) => format!("{l} — {}", r.subject),

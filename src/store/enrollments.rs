@@ -58,9 +58,14 @@ pub struct EnrollmentRecord {
     pub operator: String,
     pub station_id: String,
     pub label: Option<String>,
-    /// The card's attestation of the key (JSON of the evidence), when it gave one.
-    #[serde(skip)]
+    /// The card's attestation of the key (JSON of the evidence), when it gave one; in
+    /// JSON output only whether there is one (`attested`).
+    #[serde(rename = "attested", serialize_with = "is_present")]
     pub attestation: Option<String>,
+}
+
+fn is_present<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(value.is_some())
 }
 
 const COLUMNS: &str =
