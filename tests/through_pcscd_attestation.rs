@@ -41,6 +41,34 @@ fn roots_dir_with(pem: &str) -> impl FnOnce(&Path) + '_ {
     }
 }
 
+/// A site whose console trusts the virtual cards' attestation root, with `settings` in
+/// console.toml (after `ca init` when `ca`), and a station added to it ("desk-a").
+fn site_trusting_virtual_cards(settings: &str, ca: bool) -> (Site, Station) {
+    let root = virtual_root_pem();
+    let roots = roots_dir_with(&root);
+    let site = Site::start_after(Backend::Sqlite, settings, &[], |data| {
+        if ca {
+            cardstation_test_site::site::ca_init(data, "Plant B device CA");
+        }
+        roots(data);
+    });
+    let (_kit, desk) = Station::added_to(&site, "desk-a");
+    (site, desk)
+}
+
+/// `enroll --upload --json` on the card in READER_0: the exit code and the answer.
+fn enroll_and_upload(desk: &Station) -> (Option<i32>, serde_json::Value) {
+    let out = desk.run(&["enroll", "--reader", READER_0, "--upload", "--json"]);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "enroll: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
 /// The card's own evidence for 9e, read with yubico-piv-tool.
 fn evidence_from_the_card() -> AttestationEvidence {
     let pem = |args: &[&str]| String::from_utf8(tool("yubico-piv-tool", args)).expect("PEM");
@@ -186,20 +214,13 @@ fn a_console_that_requires_attestation_takes_the_card_and_refuses_an_attackers_k
     if pcscd_or_skip().is_none() {
         return;
     }
-    let root = virtual_root_pem();
-    let site = Site::start_after(
-        Backend::Sqlite,
-        "[attestation]\nrequire_attestation = true\n",
-        &[],
-        roots_dir_with(&root),
-    );
-    let (_kit, desk) = Station::added_to(&site, "desk-a");
+    let (site, desk) =
+        site_trusting_virtual_cards("[attestation]\nrequire_attestation = true\n", false);
     let card = CardProcess::start(PORT_0, None);
 
     // The operator's way: enroll and upload. The console verifies and keeps the proof.
-    let out = desk.run(&["enroll", "--reader", READER_0, "--upload", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(v["ok"], true, "{v}");
+    let (code, v) = enroll_and_upload(&desk);
+    assert_eq!((code, &v["ok"]), (Some(0), &serde_json::json!(true)), "{v}");
     let fp = v["enrollment"]["fingerprint"].as_str().unwrap().to_string();
     let rec = desk.client().get(&fp).expect("record at the console");
     let att = rec.attestation.expect("the record carries its attestation");
@@ -322,20 +343,15 @@ fn a_site_policy_on_the_attested_pin_policy_refuses_the_slot_and_says_why() {
     if pcscd_or_skip().is_none() {
         return;
     }
-    let root = virtual_root_pem();
-    let site = Site::start_after(
-        Backend::Sqlite,
+    let (site, desk) = site_trusting_virtual_cards(
         "[attestation]\n[attestation.refuse.\"9e\"]\npin = [\"never\"]\n",
-        &[],
-        roots_dir_with(&root),
+        false,
     );
-    let (_kit, desk) = Station::added_to(&site, "desk-a");
     let card = CardProcess::start(PORT_0, None);
-    let out = desk.run(&["enroll", "--reader", READER_0, "--upload", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let (code, v) = enroll_and_upload(&desk);
     // The card is enrolled, but the console refuses its certificate: the command fails
     // and says why.
-    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(code, Some(1), "{v}");
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["error"]["code"], "console-rejected", "{v}");
     assert!(v["enrollment"]["fingerprint"].is_string(), "{v}");
@@ -352,33 +368,15 @@ fn a_ca_site_requiring_attestation_issues_for_the_attested_card_and_signs_nothin
     if pcscd_or_skip().is_none() {
         return;
     }
-    let root = virtual_root_pem();
-    let roots = roots_dir_with(&root);
-    let site = Site::start_after(
-        Backend::Sqlite,
+    let (site, desk) = site_trusting_virtual_cards(
         "issuance = \"ca\"\n[attestation]\nrequire_attestation = true\n",
-        &[],
-        |data| {
-            let out = Command::new(console_support::console_binary())
-                .args(["ca", "init", "--name", "Plant B device CA", "--data"])
-                .arg(data)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            roots(data);
-        },
+        true,
     );
-    let (_kit, desk) = Station::added_to(&site, "desk-a");
     let card = CardProcess::start(PORT_0, None);
 
     // The station's request carries the card's proof; the CA issues.
-    let out = desk.run(&["enroll", "--reader", READER_0, "--upload", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(v["ok"], true, "{v}");
+    let (code, v) = enroll_and_upload(&desk);
+    assert_eq!((code, &v["ok"]), (Some(0), &serde_json::json!(true)), "{v}");
     let fp = v["enrollment"]["fingerprint"].as_str().unwrap().to_string();
     let rec = desk.client().get(&fp).expect("record");
     assert_eq!(rec.attestation.expect("attested").card_serial, Some(SERIAL));

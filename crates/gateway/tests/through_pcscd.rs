@@ -1004,6 +1004,19 @@ fn a_renewed_card_is_granted_throughout_and_its_old_certificate_retired_not_revo
     }
 }
 
+/// The console in `data` trusts the virtual cards' attestation root (as its
+/// administrator adds a vendor's root), read when it next starts.
+fn trust_virtual_card_attestation(data: &std::path::Path) {
+    let root = std::process::Command::new(station_bin())
+        .args(["virtual-card", "attestation-root"])
+        .output()
+        .unwrap();
+    assert!(root.status.success());
+    let roots = data.join("attestation-roots");
+    std::fs::create_dir_all(&roots).unwrap();
+    std::fs::write(roots.join("virtual-cards.pem"), &root.stdout).unwrap();
+}
+
 #[test]
 fn a_gateway_that_requires_attestation_grants_the_attested_card_and_denies_one_without_proof() {
     let _slots = exclusive();
@@ -1022,14 +1035,7 @@ fn a_gateway_that_requires_attestation_grants_the_attested_card_and_denies_one_w
 
     // Then the console is given the virtual cards' root (read when it starts), and
     // card A's proof is verified and its certificate marked in the bundle.
-    let root = std::process::Command::new(station_bin())
-        .args(["virtual-card", "attestation-root"])
-        .output()
-        .unwrap();
-    assert!(root.status.success());
-    let roots = console_dir.path().join("attestation-roots");
-    std::fs::create_dir_all(&roots).unwrap();
-    std::fs::write(roots.join("virtual-cards.pem"), &root.stdout).unwrap();
+    trust_virtual_card_attestation(console_dir.path());
     console.restart();
     let card_a = CardProcess::start(PORT_0, &states.path().join("a"));
     let fp_a = station.enroll(READER_0, true);
@@ -1099,13 +1105,7 @@ fn at_a_ca_site_requiring_attestation_the_gateway_grants_what_the_ca_issued_sinc
 
     // The site then requires it (the virtual cards' root trusted): from now on the CA
     // signs only for attested keys, and the bundle says since when.
-    let root = std::process::Command::new(station_bin())
-        .args(["virtual-card", "attestation-root"])
-        .output()
-        .unwrap();
-    let roots = console_dir.path().join("attestation-roots");
-    std::fs::create_dir_all(&roots).unwrap();
-    std::fs::write(roots.join("virtual-cards.pem"), &root.stdout).unwrap();
+    trust_virtual_card_attestation(console_dir.path());
     let settings = console_dir.path().join("console.toml");
     let mut text = std::fs::read_to_string(&settings).unwrap();
     text.push_str("\n[attestation]\nrequire_attestation = true\n");
