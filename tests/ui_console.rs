@@ -421,6 +421,8 @@ fn the_console_tab_finds_a_card_shows_it_and_revokes_it_after_confirmation() {
     h.run_steps(3);
     h.get_by_label("Holder label");
     h.get_by_label(&smith.sha256);
+    // Uploaded without a card's proof: the details say the key is not attested.
+    h.get_by_label("not attested");
     h.get_by_label("Copy fingerprint");
     h.get_by_label("Revoke…").click();
     h.run_steps(3);
