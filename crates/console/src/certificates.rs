@@ -53,7 +53,7 @@ pub async fn upload(
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, "malformed-pem", e.to_string()),
     };
-    match accept(&state, req, station, &der).await {
+    match accept(&state, req, station, &der, Proof::Unchecked).await {
         Ok((status, rec)) => (status, Json(rec)).into_response(),
         Err(refused) => refused,
     }
@@ -89,6 +89,7 @@ async fn accept(
     req: UploadRequest,
     station: String,
     der: &[u8],
+    proof: Proof,
 ) -> Result<(StatusCode, CertificateRecord), Response> {
     let label = check_label(req.label.as_deref().unwrap_or_default())
         .map_err(|message| error(StatusCode::BAD_REQUEST, "bad-label", message))?;
@@ -126,16 +127,21 @@ async fn accept(
             "the certificate's key cannot be read",
         ));
     };
-    // A certificate held already is answered with its record (uploads are idempotent):
-    // its proof was judged when it came.
-    let held = match state.store.get(&info.sha256).await {
-        Ok(held) => held,
-        Err(e) => return Err(store_error(e)),
+    let attested = match proof {
+        Proof::Checked(attested) => attested,
+        Proof::Unchecked => {
+            // A certificate held already is answered with its record (uploads are
+            // idempotent): its proof was judged when it came.
+            let held = match state.store.get(&info.sha256).await {
+                Ok(held) => held,
+                Err(e) => return Err(store_error(e)),
+            };
+            if let Some(rec) = held {
+                return Ok((StatusCode::OK, rec));
+            }
+            check_attestation(state, &req, &key_sha256)?
+        }
     };
-    if let Some(rec) = held {
-        return Ok((StatusCode::OK, rec));
-    }
-    let attested = check_attestation(state, &req, &key_sha256)?;
     let (attestation, attestation_evidence) = match attested {
         Some(a) => (Some(a.summary), Some(a.evidence_json)),
         None => (None, None),
@@ -162,6 +168,13 @@ async fn accept(
         Ok(Stored::KeyRevoked { revoked_at }) => Err(key_revoked(revoked_at)),
         Err(e) => Err(store_error(e)),
     }
+}
+
+/// Whether the key's attestation is still to be judged (an upload) or was judged before
+/// the certificate was made (an issuance: nothing is signed for a key the policy refuses).
+enum Proof {
+    Unchecked,
+    Checked(Option<Attested>),
 }
 
 /// The site's attestation policy on the key `key_sha256` the request names: its
@@ -308,25 +321,30 @@ pub async fn issue_request(
     };
     // A key revoked before cannot come back under a new certificate, nor one the site's
     // attestation policy refuses: both refused before anything is signed.
-    if let Some(key) = request_public_key_sha256(request) {
-        check_attestation(state, &fields, &key)?;
-        match state.store.key_revoked_at(&key).await {
-            Ok(Some(at)) => return Err(key_revoked(at)),
-            Ok(None) => {}
-            Err(e) => return Err(store_error(e)),
-        }
-        if renewal {
-            match state.store.key_has_active_certificate(&key).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(error(
-                        StatusCode::BAD_REQUEST,
-                        "nothing-to-renew",
-                        "no active certificate holds this key: use simpleenroll for a new card",
-                    ))
-                }
-                Err(e) => return Err(store_error(e)),
+    let Some(key) = request_public_key_sha256(request) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+            "the request's public key cannot be read: send a PKCS#10 request for a P-256 key",
+        ));
+    };
+    let attested = check_attestation(state, &fields, &key)?;
+    match state.store.key_revoked_at(&key).await {
+        Ok(Some(at)) => return Err(key_revoked(at)),
+        Ok(None) => {}
+        Err(e) => return Err(store_error(e)),
+    }
+    if renewal {
+        match state.store.key_has_active_certificate(&key).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "nothing-to-renew",
+                    "no active certificate holds this key: use simpleenroll for a new card",
+                ))
             }
+            Err(e) => return Err(store_error(e)),
         }
     }
     let issued = issuer
@@ -343,7 +361,8 @@ pub async fn issue_request(
     // EST names the holder only in the request: the record's label is the issued CN.
     let mut fields = fields;
     fields.label = Some(issued.holder);
-    let (status, record) = accept(state, fields, station, &der).await?;
+    // The certificate is for the request's key, whose proof was judged above.
+    let (status, record) = accept(state, fields, station, &der, Proof::Checked(attested)).await?;
     Ok((status, der, record))
 }
 

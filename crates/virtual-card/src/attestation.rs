@@ -24,6 +24,7 @@ use cardstation_card::tlv;
 use cardstation_piv::attestation::{
     extension_oid, EXT_FIRMWARE, EXT_FORM_FACTOR, EXT_POLICY, EXT_SERIAL,
 };
+use cardstation_piv::session::ATTESTATION_CERTIFICATE;
 use iso7816::command::CommandView;
 use iso7816::Status;
 use p256::ecdsa::signature::Signer;
@@ -47,8 +48,6 @@ const FORM_FACTOR: u8 = 0x00;
 /// Touch policy 1: never (a virtual card has nothing to touch).
 const TOUCH_NEVER: u8 = 0x01;
 
-/// The F9 certificate's data object.
-pub const ATTESTATION_OBJECT: [u8; 3] = [0x5F, 0xFF, 0x01];
 const INS_ATTEST: u8 = 0xF9;
 const INS_GET_DATA: u8 = 0xCB;
 const INS_GENERATE: u8 = 0x47;
@@ -461,7 +460,7 @@ impl Attestor {
                 INS_ATTEST if command.p2 == 0 => return self.attest(command.p1),
                 INS_GET_DATA
                     if (command.p1, command.p2) == (0x3F, 0xFF)
-                        && command.data() == [0x5C, 0x03, 0x5F, 0xFF, 0x01] =>
+                        && command.data() == attestation_object_tag_list().as_slice() =>
                 {
                     return Ok(self.attestation_object());
                 }
@@ -531,6 +530,11 @@ impl Attestor {
         inner.extend(tlv::encode(0x71, &[0x00]));
         tlv::encode(0x53, &inner)
     }
+}
+
+/// GET DATA's tag list (5C) naming the F9 certificate's object, as the station sends it.
+fn attestation_object_tag_list() -> Vec<u8> {
+    tlv::encode(0x5C, &ATTESTATION_CERTIFICATE.to_be_bytes()[1..])
 }
 
 /// The uncompressed P-256 point of a GENERATE reply (7F49 { 86 point }), if it is one.
