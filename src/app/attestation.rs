@@ -25,6 +25,8 @@ pub enum KeyProof {
     },
     /// The card cannot attest keys (not a YubiKey, or firmware before 4.3).
     NotSupported,
+    /// The card holds no key in the slot.
+    NoKey,
     /// The card would not attest this key, or its attestation is unfit; the reason.
     NotAttested { reason: String },
 }
@@ -54,6 +56,7 @@ impl KeyProof {
                 )
             }
             KeyProof::NotSupported => "not attested: this card cannot attest its keys".into(),
+            KeyProof::NoKey => "not attested: no key in the slot".into(),
             KeyProof::NotAttested { reason } => format!("not attested: {reason}"),
         }
     }
@@ -82,6 +85,9 @@ pub fn read_sharing<T: Transport>(
     let der = match session.attest(slot) {
         Ok(Attestation::Certificate(der)) => der,
         Ok(Attestation::NotSupported) => return Ok(KeyProof::NotSupported),
+        Ok(Attestation::Refused(StatusWord::REFERENCE_NOT_FOUND | StatusWord::FILE_NOT_FOUND)) => {
+            return Ok(KeyProof::NoKey)
+        }
         Ok(Attestation::Refused(sw)) => return not(refusal(sw)),
         Err(PivError::Malformed { detail, .. }) => {
             return not(format!("the card's answer: {detail}"))
@@ -117,15 +123,11 @@ pub fn read_sharing<T: Transport>(
     })
 }
 
-/// The reason given for a slot the card holds no key in.
-pub const NO_KEY: &str = "no key in the slot";
-
 fn refusal(sw: StatusWord) -> String {
     match sw {
         StatusWord::WRONG_DATA => {
             "the card will not attest this key: it was not generated on the card (imported)".into()
         }
-        StatusWord::REFERENCE_NOT_FOUND | StatusWord::FILE_NOT_FOUND => NO_KEY.into(),
         sw => format!("the card refused to attest the key ({sw})"),
     }
 }

@@ -113,7 +113,7 @@ fn read_report<T: Transport>(
             can_attest = proof != KeyProof::NotSupported;
             // An empty slot (no metadata, no certificate) is not a finding.
             match (&proof, key_present) {
-                (KeyProof::NotAttested { reason }, None) if reason == attestation::NO_KEY => None,
+                (KeyProof::NoKey, None) => None,
                 _ => Some(proof),
             }
         } else {
