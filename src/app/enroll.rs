@@ -8,7 +8,7 @@ use super::attestation::{self, KeyProof};
 use super::management_keys::{authenticate_current, rotate_management_key, KeyError};
 use super::subject_template;
 use crate::app::failure::{Coded, ErrorCode};
-use crate::store::AuditAction;
+use crate::store::{AuditAction, AuditEntry, CompletedEnrollment};
 use cardstation_verifier::{prove_possession, ChallengeBook, PossessionError};
 use std::fmt;
 use std::ops::ControlFlow;
@@ -364,19 +364,18 @@ pub fn enroll<T: Transport>(
         Err(e) => {
             let message = e.to_string();
             // Recording the failure must not hide the failure itself, nor be skipped silently.
-            let recorded = ctx
-                .store
-                .fail_enrollment(enrollment_id, &message)
-                .and_then(|()| {
-                    ctx.store.audit(
-                        ctx.operator,
-                        ctx.station_id,
-                        AuditAction::Enroll,
-                        &card_label,
-                        "interrupted",
-                        &serde_json::json!({"reader": reader, "slot": req.slot.short(), "error": message, "enrollment": enrollment_id}),
-                    )
-                });
+            let recorded = ctx.store.fail_enrollment(
+                enrollment_id,
+                &message,
+                &AuditEntry {
+                    operator: ctx.operator,
+                    station_id: ctx.station_id,
+                    action: AuditAction::Enroll,
+                    subject: &card_label,
+                    outcome: "interrupted",
+                    details: &serde_json::json!({"reader": reader, "slot": req.slot.short(), "error": message, "enrollment": enrollment_id}),
+                },
+            );
             return Err(match recorded {
                 Ok(()) => e,
                 Err(record) => EnrollError::Unrecorded {
@@ -406,25 +405,28 @@ pub fn enroll<T: Transport>(
         ),
         _ => None,
     };
+    let key_evidence = key_proof.evidence_json();
     ctx.store.complete_enrollment(
         enrollment_id,
-        &info.sha256,
-        &der,
-        info.not_after,
-        key_proof.evidence_json().as_deref(),
-        upload.as_deref(),
-    )?;
-    ctx.store.audit(
-        ctx.operator,
-        ctx.station_id,
-        AuditAction::Enroll,
-        &card_label,
-        "enrolled",
-        &serde_json::json!({
-            "reader": reader, "slot": req.slot.short(), "fingerprint": info.sha256,
-            "subject": info.subject, "enrollment": enrollment_id, "label": label,
-            "key": key_proof.describe(),
-        }),
+        &CompletedEnrollment {
+            fingerprint: &info.sha256,
+            certificate: &der,
+            not_after: info.not_after,
+            attestation: key_evidence.as_deref(),
+            upload: upload.as_deref(),
+        },
+        &AuditEntry {
+            operator: ctx.operator,
+            station_id: ctx.station_id,
+            action: AuditAction::Enroll,
+            subject: &card_label,
+            outcome: "enrolled",
+            details: &serde_json::json!({
+                "reader": reader, "slot": req.slot.short(), "fingerprint": info.sha256,
+                "subject": info.subject, "enrollment": enrollment_id, "label": label,
+                "key": key_proof.describe(),
+            }),
+        },
     )?;
     Ok(EnrollOutcome {
         enrollment_id,

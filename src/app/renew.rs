@@ -26,7 +26,7 @@ use super::issuer::check_issued;
 use super::management_keys::authenticate_current;
 use super::site_keys::CardIdentity;
 use crate::console::outbox;
-use crate::store::{AuditAction, NewEnrollment};
+use crate::store::{AuditAction, AuditEntry, CompletedEnrollment, NewEnrollment};
 
 /// What the operator asked for.
 #[derive(Debug, Clone)]
@@ -149,7 +149,22 @@ pub fn renew<T: Transport>(
         Ok(done) => done,
         Err(e) => {
             let message = e.to_string();
-            return Err(match ctx.store.fail_enrollment(enrollment_id, &message) {
+            let recorded = ctx.store.fail_enrollment(
+                enrollment_id,
+                &message,
+                &AuditEntry {
+                    operator: ctx.operator,
+                    station_id: ctx.station_id,
+                    action: AuditAction::Renew,
+                    subject: &old_info.sha256,
+                    outcome: "interrupted",
+                    details: &serde_json::json!({
+                        "reader": reader, "slot": req.slot.short(), "old": old_info.sha256,
+                        "error": message, "enrollment": enrollment_id,
+                    }),
+                },
+            );
+            return Err(match recorded {
                 Ok(()) => e,
                 Err(record) => EnrollError::Unrecorded {
                     error: Box::new(e),
@@ -179,13 +194,27 @@ pub fn renew<T: Transport>(
     } else {
         None
     };
+    let key_evidence = key_proof.evidence_json();
     ctx.store.complete_enrollment(
         enrollment_id,
-        &info.sha256,
-        &der,
-        info.not_after,
-        key_proof.evidence_json().as_deref(),
-        upload.as_deref(),
+        &CompletedEnrollment {
+            fingerprint: &info.sha256,
+            certificate: &der,
+            not_after: info.not_after,
+            attestation: key_evidence.as_deref(),
+            upload: upload.as_deref(),
+        },
+        &AuditEntry {
+            operator: ctx.operator,
+            station_id: ctx.station_id,
+            action: AuditAction::Renew,
+            subject: &old_info.sha256,
+            outcome: "renewed",
+            details: &serde_json::json!({
+                "reader": reader, "slot": req.slot.short(), "old": old_info.sha256,
+                "new": info.sha256, "not_after": info.not_after, "enrollment": enrollment_id,
+            }),
+        },
     )?;
     if req.upload {
         outbox::enqueue_supersede(

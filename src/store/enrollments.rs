@@ -4,7 +4,7 @@ use cardstation_piv::Slot;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{now_unix, OutboxKind, Store, StoreError};
+use super::{now_unix, AuditEntry, OutboxKind, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -36,6 +36,17 @@ pub struct NewEnrollment<'a> {
     pub station_id: &'a str,
     /// Who or what holds the card.
     pub label: Option<&'a str>,
+}
+
+/// What an enrollment produced, recorded when it completes.
+pub struct CompletedEnrollment<'a> {
+    pub fingerprint: &'a str,
+    pub certificate: &'a [u8],
+    pub not_after: i64,
+    /// The card's attestation evidence (JSON), when it gave one.
+    pub attestation: Option<&'a str>,
+    /// The upload request (JSON) to queue for the console.
+    pub upload: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,17 +150,15 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Mark an enrollment done: only called after the self-test passed.
-    /// With `upload`, the certificate's upload is queued in the same transaction:
-    /// an enrolled card is never left without its upload, whenever the station dies.
+    /// Mark an enrollment done: only called after the self-test passed. The record,
+    /// its audit row and (with `upload`) the certificate's queued upload are one
+    /// transaction: an enrolled card is never left without its upload or its audit
+    /// row, whenever the station dies (and the card waits for one disk sync, not three).
     pub fn complete_enrollment(
         &self,
         id: i64,
-        fingerprint: &str,
-        certificate: &[u8],
-        not_after: i64,
-        attestation: Option<&str>,
-        upload: Option<&str>,
+        done: &CompletedEnrollment<'_>,
+        audit: &AuditEntry<'_>,
     ) -> Result<(), StoreError> {
         let tx = self.write_tx()?;
         tx.execute(
@@ -158,24 +167,34 @@ impl Store {
             params![
                 id,
                 now_unix(),
-                fingerprint,
-                certificate,
-                not_after,
-                attestation
+                done.fingerprint,
+                done.certificate,
+                done.not_after,
+                done.attestation
             ],
         )?;
-        if let Some(body) = upload {
-            super::outbox::insert(&tx, OutboxKind::Upload, fingerprint, body, now_unix())?;
+        if let Some(body) = done.upload {
+            super::outbox::insert(&tx, OutboxKind::Upload, done.fingerprint, body, now_unix())?;
         }
+        super::audit::append(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
 
-    pub fn fail_enrollment(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        self.conn.execute(
+    /// Mark an enrollment failed, with its audit row in the same transaction.
+    pub fn fail_enrollment(
+        &self,
+        id: i64,
+        error: &str,
+        audit: &AuditEntry<'_>,
+    ) -> Result<(), StoreError> {
+        let tx = self.write_tx()?;
+        tx.execute(
             "UPDATE enrollments SET state = 'failed', finished_at = ?2, error = ?3 WHERE id = ?1",
             params![id, now_unix(), error],
         )?;
+        super::audit::append(&tx, audit)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -282,6 +301,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{AuditAction, AuditVerdict};
 
     fn new<'a>(guid: &'a str) -> NewEnrollment<'a> {
         NewEnrollment {
@@ -306,9 +326,34 @@ mod tests {
             EnrollmentState::InProgress
         );
         assert_eq!(s.interrupted_guids(Some(7)).unwrap(), ["AA"]);
-        s.complete_enrollment(id, "ff", &[1, 2], 99, None, Some("{}"))
-            .unwrap();
+        let audit_rows = s.audit_rows().unwrap().len();
+        s.complete_enrollment(
+            id,
+            &CompletedEnrollment {
+                fingerprint: "ff",
+                certificate: &[1, 2],
+                not_after: 99,
+                attestation: None,
+                upload: Some("{}"),
+            },
+            &AuditEntry {
+                operator: "op",
+                station_id: "st",
+                action: AuditAction::Enroll,
+                subject: "card",
+                outcome: "enrolled",
+                details: &serde_json::json!({"enrollment": id}),
+            },
+        )
+        .unwrap();
         assert_eq!(s.outbox_pending().unwrap(), 1);
+        assert_eq!(s.audit_rows().unwrap().len(), audit_rows + 1);
+        assert_eq!(
+            s.verify_audit().unwrap(),
+            AuditVerdict::Intact {
+                rows: audit_rows + 1
+            }
+        );
         let rec = s.enrollment(id).unwrap().unwrap();
         assert_eq!(rec.state, EnrollmentState::Enrolled);
         assert_eq!(rec.fingerprint.as_deref(), Some("ff"));
@@ -317,7 +362,19 @@ mod tests {
         assert!(s.interrupted_guids(Some(7)).unwrap().is_empty());
 
         let id2 = s.begin_enrollment(&new("BB")).unwrap();
-        s.fail_enrollment(id2, "card removed").unwrap();
+        s.fail_enrollment(
+            id2,
+            "card removed",
+            &AuditEntry {
+                operator: "op",
+                station_id: "st",
+                action: AuditAction::Enroll,
+                subject: "card",
+                outcome: "interrupted",
+                details: &serde_json::json!({"enrollment": id2}),
+            },
+        )
+        .unwrap();
         let recent = s.enrollments(10).unwrap();
         assert_eq!(recent[0].state, EnrollmentState::Failed);
         assert_eq!(recent[0].error.as_deref(), Some("card removed"));

@@ -22,7 +22,7 @@ use std::time::Duration;
 use rusqlite::{Transaction, TransactionBehavior};
 
 pub use audit::{AnchorCheck, AuditAction, AuditEntry, AuditRow, AuditVerdict};
-pub use enrollments::{EnrollmentRecord, EnrollmentState, NewEnrollment};
+pub use enrollments::{CompletedEnrollment, EnrollmentRecord, EnrollmentState, NewEnrollment};
 pub use guard::{marker_path, Reinit};
 pub use outbox::{OutboxItem, OutboxKind};
 pub use trust::{HeldGeneration, HeldRow};
