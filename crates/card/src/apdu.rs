@@ -53,6 +53,9 @@ pub fn iso_instruction_name(ins: u8) -> &'static str {
 pub const SHORT_MAX_DATA: usize = 255;
 /// Maximum data length of an extended APDU.
 pub const EXTENDED_MAX_DATA: usize = 65_535;
+/// The largest Le: "as much as you have". On a card with extended length the whole
+/// reply comes in one answer; elsewhere the channel asks for 256 and gathers the rest.
+pub const EXTENDED_MAX_LE: usize = 65_536;
 /// The CLA bit that marks "more commands of this chain follow".
 pub const CLA_CHAINING: u8 = 0x10;
 

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use super::apdu::{Command, Response, CLA_CHAINING, SHORT_MAX_DATA};
+use super::apdu::{Command, Response, StatusWord, CLA_CHAINING, SHORT_MAX_DATA};
 use super::atr::Atr;
 use super::error::CardError;
 use super::trace::{ApduTrace, TraceEntry};
@@ -67,13 +67,18 @@ impl<T: Transport> CardChannel<T> {
     /// Send a command and return the complete response.
     pub fn send(&mut self, cmd: &Command) -> Result<Response, CardError> {
         let mut rsp = if cmd.needs_extended() && self.extended_length {
-            self.exchange(cmd, true)?
+            let rsp = self.exchange(cmd, true)?;
+            if rsp.sw == StatusWord::WRONG_LENGTH && cmd.data.len() <= SHORT_MAX_DATA {
+                // Some cards advertise extended length yet refuse a long Le: ask again
+                // the short way (and gather the reply with GET RESPONSE).
+                self.send_short(cmd)?
+            } else {
+                rsp
+            }
         } else if cmd.data.len() > SHORT_MAX_DATA {
             self.send_chained(cmd)?
         } else {
-            let mut short = cmd.clone();
-            short.le = short.le.map(|le| le.min(256));
-            self.exchange(&short, false)?
+            self.send_short(cmd)?
         };
 
         if let Some(le) = rsp.sw.correct_le() {
@@ -98,6 +103,12 @@ impl<T: Transport> CardChannel<T> {
         }
         rsp.data = data;
         Ok(rsp)
+    }
+
+    fn send_short(&mut self, cmd: &Command) -> Result<Response, CardError> {
+        let mut short = cmd.clone();
+        short.le = short.le.map(|le| le.min(256));
+        self.exchange(&short, false)
     }
 
     fn send_chained(&mut self, cmd: &Command) -> Result<Response, CardError> {

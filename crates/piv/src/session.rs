@@ -7,7 +7,7 @@ use p256::PublicKey;
 use rand::RngCore;
 use serde::Serialize;
 
-use cardstation_card::apdu::{Command, StatusWord};
+use cardstation_card::apdu::{Command, StatusWord, EXTENDED_MAX_LE};
 
 use super::ins::Ins;
 use cardstation_card::tlv;
@@ -231,7 +231,7 @@ impl<T: Transport> PivSession<T> {
             &Ins::GetData
                 .command(0x3F, 0xFF)
                 .with_data(tag_list(tag))
-                .with_le(256),
+                .with_le(EXTENDED_MAX_LE),
         )?;
         match rsp.sw {
             StatusWord::SUCCESS => {}
@@ -576,7 +576,11 @@ impl<T: Transport> PivSession<T> {
     /// ATTEST (YubiKey extension): the card's certificate for the key in `slot`, which it
     /// gives only for a key it generated itself.
     pub fn attest(&mut self, slot: Slot) -> Result<Attestation, PivError> {
-        let rsp = self.send(&Ins::Attest.command(slot.key_reference(), 0x00).with_le(256))?;
+        let rsp = self.send(
+            &Ins::Attest
+                .command(slot.key_reference(), 0x00)
+                .with_le(EXTENDED_MAX_LE),
+        )?;
         match rsp.sw {
             StatusWord::SUCCESS if rsp.data.first() == Some(&0x30) => {
                 Ok(Attestation::Certificate(rsp.data))

@@ -89,13 +89,15 @@ pub enum VirtualCardError {
 }
 
 /// ATR of the virtual card (T=1 only):
-/// `3B 8D 81 01 80 FB A0 00 00 03 08 00 00 10 00 01 00 TCK` — TS, T0 (TD1 + 13 historical
-/// bytes), TD1 (TD2 follows, T=1), TD2 (T=1), historical bytes = category 80 + compact-TLV
-/// "application identifier" (tag F, 11 bytes) carrying the PIV AID, then the check byte.
-/// It matches no vendor's card, so clients identify the card by SELECTing PIV.
-pub const ATR: [u8; 18] = atr_with_tck([
-    0x3B, 0x8D, 0x81, 0x01, 0x80, 0xFB, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01,
-    0x00, 0x00,
+/// `3B 8B 81 01 80 F5 A0 00 00 03 08 73 C0 01 C0 TCK` — TS, T0 (TD1 + 11 historical bytes),
+/// TD1 (TD2 follows, T=1), TD2 (T=1), then the historical bytes: category 80 and two
+/// compact-TLV objects: the NIST RID of the PIV application (tag F) and the card
+/// capabilities (tag 7), as a YubiKey's: selection by full or partial DF name, command
+/// chaining and extended Lc/Le, so clients fetch a certificate in one APDU rather than a
+/// GET RESPONSE round per 256 bytes. Then the check byte. It matches no vendor's card, so
+/// clients identify the card by SELECTing PIV.
+pub const ATR: [u8; 16] = atr_with_tck([
+    0x3B, 0x8B, 0x81, 0x01, 0x80, 0xF5, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x73, 0xC0, 0x01, 0xC0, 0x00,
 ]);
 
 /// Log targets that print APDU contents (PINs, keys) at `info` or `debug`: turn them off,
@@ -109,7 +111,7 @@ pub const LOG_TARGETS_TO_SILENCE: &[&str] = &[
 ];
 
 /// TCK: XOR of T0 up to the last historical byte (ISO 7816-3 8.2.5).
-const fn atr_with_tck(mut atr: [u8; 18]) -> [u8; 18] {
+const fn atr_with_tck(mut atr: [u8; 16]) -> [u8; 16] {
     let mut tck = 0u8;
     let mut i = 1;
     while i < atr.len() - 1 {

@@ -88,8 +88,12 @@ fn atr_is_well_formed() {
     let atr = card.atr();
     assert_eq!(atr, ATR.to_vec());
     assert_eq!(atr[0], 0x3B);
-    assert_eq!(usize::from(atr[1] & 0x0F), 13, "historical bytes");
+    assert_eq!(usize::from(atr[1] & 0x0F), 11, "historical bytes");
     assert_eq!(atr[1..].iter().fold(0, |x, b| x ^ b), 0, "TCK");
+    // What the station's ATR reader makes of it: T=1, chaining and extended length.
+    let parsed = cardstation_card::atr::Atr::parse(&atr).unwrap();
+    assert!(parsed.extended_length(), "{parsed:?}");
+    assert!(parsed.command_chaining(), "{parsed:?}");
 }
 
 #[test]
