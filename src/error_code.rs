@@ -74,6 +74,8 @@ error_codes! {
     BadFingerprint = "bad-fingerprint",
     Subject = "subject",
     SlotInUse = "slot-in-use",
+    /// The site accepts only attested keys and the card cannot attest.
+    AttestationRequired = "attestation-required",
     PinRequired = "pin-required",
     CertificateTooBig = "certificate-too-big",
     ManagementKeyUnknown = "management-key-unknown",

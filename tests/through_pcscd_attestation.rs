@@ -338,6 +338,69 @@ fn a_console_that_requires_attestation_takes_the_card_and_refuses_an_attackers_k
 }
 
 #[test]
+fn a_site_that_requires_attestation_refuses_a_card_that_cannot_attest_before_changing_it() {
+    let _slots = exclusive();
+    if pcscd_or_skip().is_none() {
+        return;
+    }
+    let (site, desk) =
+        site_trusting_virtual_cards("[attestation]\nrequire_attestation = true\n", false);
+    // A PIV card without attestation, as most cards that are not YubiKeys are.
+    let card = CardProcess::start_with(PORT_0, None, &["--without-attestation"]);
+    let (code, v) = enroll_and_upload(&desk);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["error"]["code"], "attestation-required", "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("this card does not attest"), "{message}");
+    assert!(
+        message.contains("Nothing was changed on the card"),
+        "{message}"
+    );
+
+    // Nothing was changed: the slot is empty, the card keeps its factory management
+    // key, the station started no enrollment and the console holds nothing.
+    let report = desk.json(&["card", "--reader", READER_0, "--json"]);
+    let slot_9e = report["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .find(|s| s["slot"] == "9e")
+        .expect("9e")
+        .clone();
+    assert!(slot_9e["certificate"].is_null(), "{report}");
+    assert_eq!(report["management_key"]["is_default"], true, "{report}");
+    assert_eq!(desk.json(&["enrollments", "--json"]), serde_json::json!([]));
+    assert_eq!(site.console.records(), 0);
+    // The field check says the same before anyone tries.
+    let doctor = desk.run(&["doctor", "--reader", READER_0]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the card cannot attest its keys (PIV attestation), and this site's console accepts only attested keys"),
+        "{text}"
+    );
+
+    // Where no console asks for it, the card enrolls, and the station says the key is
+    // not proven (rather than "no key").
+    let offline = StationDir::new();
+    let v = offline.json(&["enroll", "--reader", READER_0, "--json"]);
+    assert_eq!(
+        v["enrollment"]["key_proof"]["state"], "not-supported",
+        "{v}"
+    );
+    card.stop();
+
+    // The same station enrolls a card that attests (the rule was learned, not assumed).
+    let card = CardProcess::start(PORT_0, None);
+    let (code, v) = enroll_and_upload(&desk);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["enrollment"]["key_proof"]["state"], "attested", "{v}");
+    assert_eq!(site.console.records(), 1);
+    card.stop();
+}
+
+#[test]
 fn a_site_policy_on_the_attested_pin_policy_refuses_the_slot_and_says_why() {
     let _slots = exclusive();
     if pcscd_or_skip().is_none() {

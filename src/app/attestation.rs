@@ -73,6 +73,35 @@ pub fn read<T: Transport>(
     read_sharing(session, slot, expected, &mut None)
 }
 
+/// Whether the card attests keys at all, asked before anything on it changes (a site
+/// that requires attested keys refuses the others at upload). A card that attests holds
+/// the certificate of its attestation key (slot F9, put there at the factory on a
+/// YubiKey); ATTEST itself cannot tell before a key exists, as an empty slot and a card
+/// without attestation (piv-authenticator, so Nitrokeys) both answer "not found".
+pub fn can_attest<T: Transport>(session: &mut PivSession<T>) -> Result<bool, PivError> {
+    holds_f9_certificate(session, &mut None)
+}
+
+/// Whether the card holds an F9 certificate, read once into `f9` for later use.
+fn holds_f9_certificate<T: Transport>(
+    session: &mut PivSession<T>,
+    f9: &mut Option<Vec<u8>>,
+) -> Result<bool, PivError> {
+    if f9.is_some() {
+        return Ok(true);
+    }
+    match session.read_attestation_certificate() {
+        Ok(Some(read)) => {
+            *f9 = Some(read);
+            Ok(true)
+        }
+        Ok(None) => Ok(false),
+        // There is one, but unusable: attestation will say so for the key.
+        Err(PivError::Malformed { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 /// [`read`] for several slots of one card: the card's F9 certificate is read once, into
 /// `f9`, and reused.
 pub fn read_sharing<T: Transport>(
@@ -86,7 +115,13 @@ pub fn read_sharing<T: Transport>(
         Ok(Attestation::Certificate(der)) => der,
         Ok(Attestation::NotSupported) => return Ok(KeyProof::NotSupported),
         Ok(Attestation::Refused(StatusWord::REFERENCE_NOT_FOUND | StatusWord::FILE_NOT_FOUND)) => {
-            return Ok(KeyProof::NoKey)
+            // An attesting card says this of an empty slot; a card without attestation
+            // says it of every slot. Only the first holds an F9 certificate.
+            return Ok(if holds_f9_certificate(session, f9)? {
+                KeyProof::NoKey
+            } else {
+                KeyProof::NotSupported
+            });
         }
         Ok(Attestation::Refused(sw)) => return not(refusal(sw)),
         Err(PivError::Malformed { detail, .. }) => {

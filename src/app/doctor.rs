@@ -17,6 +17,7 @@ use cardstation_pki::certificate::{format_age, format_unix};
 use cardstation_protocol::bundle::TrustView;
 use cardstation_protocol::trust_lists::Standing;
 
+use super::attestation::KeyProof;
 use super::card_source::CardSource;
 use super::card_status::{inspect_traced, CardReport};
 use super::station::Station;
@@ -86,7 +87,12 @@ pub fn diagnose_with(
     let bundle = trust::load_key(station.config.console.bundle_key.as_deref())
         .ok()
         .and_then(|key| trust::current(&station.store, &key).ok().flatten());
-    pcsc_checks(&mut report, reader, bundle.as_deref());
+    let site = Site {
+        bundle: bundle.as_deref(),
+        station,
+        attestation_rule: std::cell::OnceCell::new(),
+    };
+    pcsc_checks(&mut report, reader, &site);
     for source in other_cards {
         let name = source.name();
         let atr = match &source {
@@ -102,7 +108,7 @@ pub fn diagnose_with(
             ));
             continue;
         }
-        card_checks(&mut report, source, &atr, bundle.as_deref());
+        card_checks(&mut report, source, &atr, &site);
     }
     console_checks(&mut report, station);
     trust_checks(&mut report, station);
@@ -110,7 +116,23 @@ pub fn diagnose_with(
     report
 }
 
-fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>, bundle: Option<&TrustView>) {
+/// What the site expects of a card: its trust bundle as this station holds it, and its
+/// console's rule on attestation (asked only when a card needs it, at most once).
+struct Site<'a> {
+    bundle: Option<&'a TrustView>,
+    station: &'a Station,
+    attestation_rule: std::cell::OnceCell<Option<bool>>,
+}
+
+impl Site<'_> {
+    fn attestation_required(&self) -> Option<bool> {
+        *self
+            .attestation_rule
+            .get_or_init(|| self.station.site_attestation_rule())
+    }
+}
+
+fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>, site: &Site<'_>) {
     let f = &mut report.findings;
     let installed = ["/usr/sbin/pcscd", "/usr/bin/pcscd", "/usr/local/sbin/pcscd"]
         .iter()
@@ -170,7 +192,7 @@ fn pcsc_checks(report: &mut DoctorReport, only: Option<&str>, bundle: Option<&Tr
                 "reinsert it the right way round; if it stays mute the card or its contacts are faulty",
             )),
             CardPresence::Present => {
-                card_checks(report, CardSource::Pcsc(r.name.clone()), &r.atr, bundle)
+                card_checks(report, CardSource::Pcsc(r.name.clone()), &r.atr, site)
             }
         }
     }
@@ -238,12 +260,7 @@ fn bundle_verdict(
     }
 }
 
-fn card_checks(
-    report: &mut DoctorReport,
-    source: CardSource,
-    atr: &[u8],
-    bundle: Option<&TrustView>,
-) {
+fn card_checks(report: &mut DoctorReport, source: CardSource, atr: &[u8], site: &Site<'_>) {
     let name = &source.name();
     let area = format!("card in {name}");
     let f = &mut report.findings;
@@ -351,6 +368,7 @@ fn card_checks(
             "",
         )),
     }
+    attestation_finding(f, &area, &card, site);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     for s in &card.slots {
         if let Some(c) = &s.certificate {
@@ -369,15 +387,17 @@ fn card_checks(
                 (Level::Ok, String::new())
             };
             // A valid date says nothing if the console has revoked or never allowed the card.
-            let (level, what, todo) =
-                match bundle.and_then(|b| bundle_verdict(b, &c.sha256, &c.key_sha256, &c.issuer)) {
-                    Some((l, what, todo)) if l > level => (l, what, todo.to_string()),
-                    _ => (
-                        level,
-                        format!("valid until {}", format_unix(c.not_after)),
-                        todo,
-                    ),
-                };
+            let (level, what, todo) = match site
+                .bundle
+                .and_then(|b| bundle_verdict(b, &c.sha256, &c.key_sha256, &c.issuer))
+            {
+                Some((l, what, todo)) if l > level => (l, what, todo.to_string()),
+                _ => (
+                    level,
+                    format!("valid until {}", format_unix(c.not_after)),
+                    todo,
+                ),
+            };
             f.push(finding(
                 &area,
                 level,
@@ -403,6 +423,49 @@ fn card_checks(
         ));
     }
     report.cards.push(card);
+}
+
+/// Whether the card proves where its keys were born (PIV attestation), judged against
+/// the site's rule: a card that cannot attest fails where the console requires it.
+fn attestation_finding(f: &mut Vec<Finding>, area: &str, card: &CardReport, site: &Site<'_>) {
+    let proofs: Vec<&KeyProof> = card
+        .slots
+        .iter()
+        .filter_map(|s| s.key_proof.as_ref())
+        .collect();
+    if proofs.is_empty() {
+        return;
+    }
+    if proofs.iter().any(|p| !matches!(p, KeyProof::NotSupported)) {
+        f.push(finding(
+            area,
+            Level::Ok,
+            "the card attests the keys it generates (PIV attestation)",
+            "",
+        ));
+        return;
+    }
+    let what = "the card cannot attest its keys (PIV attestation)";
+    f.push(match site.attestation_required() {
+        Some(true) => finding(
+            area,
+            Level::Fail,
+            format!("{what}, and this site's console accepts only attested keys"),
+            "enrol a card that attests (a YubiKey, firmware 4.3 or later) or ask the console administrator",
+        ),
+        Some(false) => finding(
+            area,
+            Level::Info,
+            format!("{what}; this site does not require it"),
+            "",
+        ),
+        None => finding(
+            area,
+            Level::Info,
+            what,
+            "a site whose console requires attested keys refuses this card",
+        ),
+    });
 }
 
 /// DNS, TCP, TLS and HTTP to the console, each reported on its own.

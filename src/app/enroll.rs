@@ -86,6 +86,8 @@ pub enum EnrollError {
     Subject(#[from] SubjectError),
     #[error("slot {slot} already holds {what}. Nothing was changed. To replace it (the old key and certificate are destroyed) confirm the replacement (--force on the command line)")]
     SlotInUse { slot: Slot, what: String },
+    #[error("this site's console accepts only keys the card proves it generated (PIV attestation), and this card does not attest. Nothing was changed on the card. Use a card that attests (a YubiKey, firmware 4.3 or later) or ask the console administrator")]
+    AttestationRequired,
     #[error("slot {0} needs the card's PIN to sign. Give it with --pin-stdin")]
     PinRequired(Slot),
     #[error("the certificate object would be {size} bytes but this card holds at most {limit}. Shorten the subject; nothing was written")]
@@ -118,6 +120,7 @@ impl Coded for EnrollError {
             EnrollError::Certificate(_) => ErrorCode::Certificate,
             EnrollError::Subject(_) => ErrorCode::Subject,
             EnrollError::SlotInUse { .. } => ErrorCode::SlotInUse,
+            EnrollError::AttestationRequired => ErrorCode::AttestationRequired,
             EnrollError::PinRequired(_) => ErrorCode::PinRequired,
             EnrollError::CertificateTooBig { .. } => ErrorCode::CertificateTooBig,
             EnrollError::ManagementKeyUnknown => ErrorCode::ManagementKeyUnknown,
@@ -238,6 +241,9 @@ pub struct EnrollContext<'a> {
     /// The site's issuing CA, when it signs the cards' certificates; `None`: each
     /// card signs its own.
     pub issuer: Option<&'a dyn CertificateIssuer>,
+    /// The site's console accepts only attested keys: a card that cannot attest is
+    /// refused before it is changed.
+    pub require_attestation: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -289,6 +295,9 @@ pub fn enroll<T: Transport>(
     let old_guid_value = old_chuid.as_ref().and_then(|c| c.guid);
     let old_guid = old_guid_value.map(|g| g.to_hex());
     let key_without_certificate = check_slot_free(&mut session, req.slot, req.force)?;
+    if ctx.require_attestation && !attestation::can_attest(&mut session)? {
+        return Err(EnrollError::AttestationRequired);
+    }
     if req.slot.needs_pin() {
         verify_pin(&mut session, req)?;
     }

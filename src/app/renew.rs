@@ -97,6 +97,9 @@ pub fn renew<T: Transport>(
     let key = old_info.public_key.ok_or_else(|| {
         EnrollError::InvalidRequest("the certificate's key is not a P-256 key".into())
     })?;
+    if ctx.require_attestation && !attestation::can_attest(&mut session)? {
+        return Err(EnrollError::AttestationRequired);
+    }
     let guid: Option<Guid> = session.read_chuid()?.and_then(|c| c.guid);
     let guid_hex = guid.map(|g| g.to_hex());
     let record = ctx.store.enrollment_by_fingerprint(&old_info.sha256)?;
@@ -226,17 +229,6 @@ pub fn renew<T: Transport>(
         )
         .map_err(|e| EnrollError::InvalidRequest(e.to_string()))?;
     }
-    ctx.store.audit(
-        ctx.operator,
-        ctx.station_id,
-        AuditAction::Renew,
-        &old_info.sha256,
-        "renewed",
-        &serde_json::json!({
-            "reader": reader, "slot": req.slot.short(), "old": old_info.sha256,
-            "new": info.sha256, "not_after": info.not_after, "enrollment": enrollment_id,
-        }),
-    )?;
     Ok(RenewOutcome {
         enrollment_id,
         reader,

@@ -1,6 +1,8 @@
 //! The station's opened resources: settings, database, site secret.
 
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError, Paths};
 use crate::store::{Store, StoreError};
@@ -29,7 +31,13 @@ pub struct Station {
     pub store: Store,
     pub operator: String,
     pub station_id: String,
+    /// The site's attestation rule as last learned from the console, and when.
+    site_attestation: Mutex<Option<(Instant, bool)>>,
 }
+
+/// How long a learned site rule is used before the console is asked again (a window
+/// enrolling a queue of cards asks once, not once per card).
+const SITE_RULE_MAX_AGE: Duration = Duration::from_secs(600);
 
 impl Station {
     /// Who delivers the outbox: this station's name and a fingerprint of what the
@@ -63,6 +71,7 @@ impl Station {
             store,
             operator,
             station_id,
+            site_attestation: Mutex::new(None),
         })
     }
 
@@ -113,6 +122,48 @@ impl Station {
             operator: &self.operator,
             station_id: &self.station_id,
             issuer: issuer.map(|i| i as &dyn super::issuer::CertificateIssuer),
+            require_attestation: self.site_requires_attestation(),
+        }
+    }
+
+    /// Whether the site's console accepts only attested keys (see
+    /// [`site_attestation_rule`](Self::site_attestation_rule)); unknown counts as no.
+    pub fn site_requires_attestation(&self) -> bool {
+        self.site_attestation_rule().unwrap_or(false)
+    }
+
+    /// Whether the site's console accepts only attested keys, as it publishes them
+    /// (`GET /v1/issuance`): asked before a card is changed, so that a card that cannot
+    /// attest is refused with the reason rather than enrolled and then refused at upload.
+    /// `None`: no console configured, or it did not answer and never has (logged); the
+    /// console still judges the upload when it is delivered.
+    pub fn site_attestation_rule(&self) -> Option<bool> {
+        self.config.console.url.as_ref()?;
+        let mut held = match self.site_attestation.lock() {
+            Ok(held) => held,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((at, required)) = *held {
+            if at.elapsed() < SITE_RULE_MAX_AGE {
+                return Some(required);
+            }
+        }
+        let asked = crate::console::ConsoleClient::new(&self.config.console)
+            .and_then(|client| client.issuance());
+        match asked {
+            Ok(issuance) => {
+                let required = issuance.attestation.required;
+                *held = Some((Instant::now(), required));
+                Some(required)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "could not learn the site's attestation rule from the console ({e}); \
+                     the card is not checked for it here, the console checks the upload"
+                );
+                // The last answer, however old, is better than none.
+                held.map(|(_, required)| required)
+            }
         }
     }
 

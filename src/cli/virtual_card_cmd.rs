@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use cardstation_virtual_card::attestation::TestRoot;
-use cardstation_virtual_card::{serve_vpcd_counting, CardStorage, VirtualCard};
+use cardstation_virtual_card::{serve_vpcd_counting, CardOptions, CardStorage, VirtualCard};
 
 use super::output::{ErrorCode, Failure};
 
@@ -25,6 +25,10 @@ pub struct VirtualCardArgs {
     /// Write the number of APDUs served so far to this file after each one (benchmarks).
     #[arg(long, value_name = "FILE")]
     pub count_apdus: Option<PathBuf>,
+    /// A card without PIV attestation, like most PIV cards that are not YubiKeys (a
+    /// Nitrokey): it attests no key and holds no F9 certificate.
+    #[arg(long)]
+    pub without_attestation: bool,
     #[command(subcommand)]
     pub command: Option<VirtualCardCommand>,
 }
@@ -50,7 +54,10 @@ pub fn run(args: &VirtualCardArgs) -> Result<(), Failure> {
     let stop = Arc::new(AtomicBool::new(false));
     let addr = format!("{}:{}", args.host, args.port);
     eprintln!("Virtual PIV card: serving vpcd at {addr} (stop with Ctrl-C)");
-    let result = match VirtualCard::start(storage) {
+    let options = CardOptions {
+        attestation: !args.without_attestation,
+    };
+    let result = match VirtualCard::start_with(storage, options) {
         Ok(card) => serve_vpcd_counting(&card, &addr, &stop, args.count_apdus.as_deref()),
         Err(e) => Err(e),
     };

@@ -33,6 +33,7 @@ impl TestStation {
             operator: "tester",
             station_id: "test-station",
             issuer: None,
+            require_attestation: false,
         }
     }
 }

@@ -74,6 +74,11 @@ pub struct CardProcess {
 
 impl CardProcess {
     pub fn start(port: u16, state: Option<&Path>) -> CardProcess {
+        Self::start_with(port, state, &[])
+    }
+
+    /// With further `virtual-card` arguments (e.g. `--without-attestation`).
+    pub fn start_with(port: u16, state: Option<&Path>, extra: &[&str]) -> CardProcess {
         let reader = if port == PORT_0 { READER_0 } else { READER_1 };
         // vpcd now and then leaves a fresh connection waiting (pcscd keeps reporting the
         // slot empty) right after the previous card of the slot went away; a new process
@@ -88,6 +93,7 @@ impl CardProcess {
             if let Some(dir) = state {
                 cmd.arg("--state").arg(dir);
             }
+            cmd.args(extra);
             let mut child = cmd.spawn().expect("start cardstation virtual-card");
             match try_wait_for(reader, CardPresence::Present, Duration::from_secs(8)) {
                 Ok(()) => return CardProcess { child, reader },

@@ -14,7 +14,8 @@ use cardstation_pki::rules::{
 };
 use cardstation_protocol::messages::{
     check_label, is_fingerprint, CertificateRecord, Issuance, IssuanceMode, IssueRequest,
-    IssuedCertificate, RevokeRequest, SupersedeRequest, UploadRequest, REVOCATION_REASONS,
+    IssuedCertificate, RevokeRequest, SiteAttestation, SupersedeRequest, UploadRequest,
+    REVOCATION_REASONS,
 };
 
 use crate::access::Station;
@@ -213,16 +214,21 @@ fn key_revoked(revoked_at: i64) -> Response {
 
 /// `GET /v1/issuance`: how this site's cards get their certificates.
 pub async fn issuance(State(state): State<AppState>) -> Response {
+    let attestation = SiteAttestation {
+        required: state.policy.attestation.require,
+    };
     Json(match &state.policy.issuer {
         Some(issuer) => Issuance {
             mode: IssuanceMode::Ca,
             profiles: issuer.profiles.describe(),
             ca: Some(issuer.ca.cert_pem.clone()),
+            attestation,
         },
         None => Issuance {
             mode: IssuanceMode::CardSigned,
             profiles: Vec::new(),
             ca: None,
+            attestation,
         },
     })
     .into_response()

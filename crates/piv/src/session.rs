@@ -599,7 +599,16 @@ impl<T: Transport> PivSession<T> {
     /// The card's attestation certificate (slot F9, object 5FFF01), DER; `None` when the
     /// card holds none.
     pub fn read_attestation_certificate(&mut self) -> Result<Option<Vec<u8>>, PivError> {
-        match self.get_data(ATTESTATION_CERTIFICATE)? {
+        let object = match self.get_data(ATTESTATION_CERTIFICATE) {
+            // A card without attestation may not know the object's tag at all
+            // (piv-authenticator answers "incorrect data").
+            Err(PivError::Status {
+                sw: StatusWord::WRONG_DATA,
+                ..
+            }) => None,
+            other => other?,
+        };
+        match object {
             Some(content) => Ok(Some(
                 CertificateObject::parse(&content)
                     .map_err(PivError::tlv("GET DATA (attestation certificate)"))?

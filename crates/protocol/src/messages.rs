@@ -182,6 +182,17 @@ pub struct Issuance {
     /// The issuing CA certificate, PEM (CA issuance only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
+    /// What the site asks of a key's origin. Absent (an older console): nothing.
+    #[serde(default)]
+    pub attestation: SiteAttestation,
+}
+
+/// The site's rule on PIV attestation, published so that a station can refuse a card
+/// that cannot meet it before the card is changed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SiteAttestation {
+    /// Uploads and certificate requests without a valid attestation are refused.
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -150,6 +150,20 @@ enum SessionEnd {
     Stop,
 }
 
+/// The card's optional features.
+#[derive(Debug, Clone, Copy)]
+pub struct CardOptions {
+    /// PIV attestation as a YubiKey answers it. Off: ATTEST and the F9 certificate are
+    /// left to piv-authenticator, which has neither (as Nitrokeys and most PIV cards).
+    pub attestation: bool,
+}
+
+impl Default for CardOptions {
+    fn default() -> Self {
+        CardOptions { attestation: true }
+    }
+}
+
 /// A running virtual PIV card. `Send + Sync`: commands from several threads are executed one
 /// at a time, in arrival order, by the card's own thread.
 pub struct VirtualCard {
@@ -163,6 +177,14 @@ impl VirtualCard {
     /// Starts the card thread. A blank storage gets a fresh card (random keys and CHUID GUID)
     /// on first use; default PIN 123456, PUK 12345678, 3DES management key 0102…08 ×3.
     pub fn start(storage: CardStorage) -> Result<VirtualCard, VirtualCardError> {
+        Self::start_with(storage, CardOptions::default())
+    }
+
+    /// [`start`](Self::start) with the card's optional features chosen.
+    pub fn start_with(
+        storage: CardStorage,
+        options: CardOptions,
+    ) -> Result<VirtualCard, VirtualCardError> {
         let (images, lock) = match &storage {
             CardStorage::Memory => (None, None),
             CardStorage::Directory(dir) => {
@@ -170,10 +192,14 @@ impl VirtualCard {
                 (Some(images), Some(lock))
             }
         };
-        let attestor = Attestor::open(match &storage {
-            CardStorage::Memory => None,
-            CardStorage::Directory(dir) => Some(dir.as_path()),
-        })?;
+        let attestor = if options.attestation {
+            Some(Attestor::open(match &storage {
+                CardStorage::Memory => None,
+                CardStorage::Directory(dir) => Some(dir.as_path()),
+            })?)
+        } else {
+            None
+        };
         let (requests, inbox) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
@@ -306,7 +332,7 @@ fn lock_exclusively(_lock: &File, _dir: &Path) -> Result<(), VirtualCardError> {
 
 fn card_thread(
     images: Option<DirectoryImages>,
-    mut attestor: Attestor,
+    mut attestor: Option<Attestor>,
     inbox: Receiver<Request>,
     ready: SyncSender<Result<(), VirtualCardError>>,
 ) {
@@ -332,7 +358,7 @@ fn card_thread(
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(Ok(()));
                     }
-                    platform::with_card(store, |card| run_session(card, &mut attestor, &inbox))
+                    platform::with_card(store, |card| run_session(card, attestor.as_mut(), &inbox))
                 })
             })
         });
@@ -366,7 +392,7 @@ fn card_thread(
 /// One power-on period: commands until a reset, a stop or a crash.
 fn run_session(
     card: &mut CardApp<'_>,
-    attestor: &mut Attestor,
+    mut attestor: Option<&mut Attestor>,
     inbox: &Receiver<Request>,
 ) -> SessionEnd {
     let mut framing = ApduFraming::new();
@@ -388,11 +414,15 @@ fn run_session(
             #[cfg(not(test))]
             let _ = crash; // only tests inject crashes
             framing.process(&apdu, |command| {
-                attestor.respond(command, |command| {
+                let mut piv = |command: iso7816::command::CommandView<'_>| {
                     reply.clear();
                     card.respond(command, reply.as_mut_view())
                         .map(|()| reply.to_vec())
-                })
+                };
+                match attestor.as_deref_mut() {
+                    Some(attestor) => attestor.respond(command, piv),
+                    None => piv(command),
+                }
             })
         }));
         match outcome {

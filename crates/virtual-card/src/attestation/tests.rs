@@ -82,6 +82,21 @@ fn a_generated_key_is_attested_under_the_test_root_with_the_cards_facts() {
 }
 
 #[test]
+fn a_card_started_without_attestation_answers_like_a_card_that_has_none() {
+    let options = crate::CardOptions { attestation: false };
+    let card = Arc::new(VirtualCard::start_with(CardStorage::Memory, options).unwrap());
+    let mut s = session(&card);
+    admin(&mut s);
+    s.generate_p256(Slot::CardAuthentication).unwrap();
+    // piv-authenticator's own answer to ATTEST, for a slot with a key as for any other.
+    assert_eq!(
+        s.attest(Slot::CardAuthentication).unwrap(),
+        Attestation::Refused(StatusWord::REFERENCE_NOT_FOUND)
+    );
+    assert_eq!(s.read_attestation_certificate().unwrap(), None);
+}
+
+#[test]
 fn empty_slots_and_the_attestation_slot_itself_are_refused() {
     let card = Arc::new(VirtualCard::start(CardStorage::Memory).unwrap());
     let mut s = session(&card);
