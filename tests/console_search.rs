@@ -176,6 +176,19 @@ fn cards_are_found_by_every_kind_of_word_and_paged_newest_first(backend: Backend
         })
         .expect("station filter");
     assert!(elsewhere.records.is_empty());
+    // None of these keys was proven born on a card: the attestation filter splits them so.
+    let attested = |a: bool| {
+        client
+            .search(&SearchQuery {
+                attested: Some(a),
+                limit: Some(200),
+                ..Default::default()
+            })
+            .expect("attestation filter")
+            .records
+            .len()
+    };
+    assert_eq!((attested(true), attested(false)), (0, 121));
 }
 
 fn a_search_is_bounded_and_its_text_is_never_sql(backend: Backend) {

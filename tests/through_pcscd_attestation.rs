@@ -233,6 +233,13 @@ fn a_console_that_requires_attestation_takes_the_card_and_refuses_an_attackers_k
         "{shown}"
     );
     assert_eq!(site.console.records(), 1);
+    // Found by it, from the station and at the console.
+    let found = desk.json(&["cards", "--attested", "--json"]);
+    assert_eq!(found["records"][0]["sha256"], fp.as_str(), "{found}");
+    let none = desk.json(&["cards", "--unattested", "--json"]);
+    assert_eq!(none["records"], serde_json::json!([]), "{none}");
+    let listed = site.admin_ok(&["cards", "list", "--attested"]);
+    assert!(listed.contains(&fp[..16]), "{listed}");
 
     // What an attacker holding desk-a's credential sends, each refused with its reason.
     let client = desk.client();

@@ -9,7 +9,7 @@ use cardstation::config::Paths;
 use cardstation::console::ConsoleClient;
 use cardstation_pki::certificate::format_unix;
 use cardstation_protocol::messages::{
-    CertificateRecord, CertificateStatus, SearchPage, SearchQuery,
+    attested_filter, CertificateRecord, CertificateStatus, SearchPage, SearchQuery,
 };
 
 use super::output::{print_json, say, Failure};
@@ -31,6 +31,12 @@ pub struct CardsArgs {
     /// Uploaded by this station.
     #[arg(long)]
     pub station: Option<String>,
+    /// Only cards whose key the console found attested (proven generated on the card).
+    #[arg(long, conflicts_with = "unattested")]
+    pub attested: bool,
+    /// Only cards without a verified attestation.
+    #[arg(long)]
+    pub unattested: bool,
     /// Records per page (at most 200).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
@@ -58,6 +64,7 @@ pub fn run(args: &CardsArgs, paths: Paths) -> Result<(), Failure> {
         limit: Some(args.limit),
         cursor: args.cursor.clone(),
         expiring_days: None,
+        attested: attested_filter(args.attested, args.unattested),
     };
     let mut records = Vec::new();
     let next_cursor = loop {

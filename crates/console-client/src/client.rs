@@ -192,6 +192,9 @@ impl ConsoleClient {
         if let Some(d) = q.expiring_days {
             params.push(("expiring_days", d.to_string()));
         }
+        if let Some(a) = q.attested {
+            params.push(("attested", a.to_string()));
+        }
         let url =
             reqwest::Url::parse_with_params(&format!("{}/v1/certificates", self.base), &params)
                 .map_err(|e| ConsoleError::Settings(format!("[console] url: {e}")))?;

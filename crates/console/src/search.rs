@@ -97,6 +97,7 @@ pub fn parse(q: &SearchQuery) -> Result<Search, SearchError> {
         limit,
         after,
         ends_by,
+        attested: q.attested,
     })
 }
 

@@ -485,6 +485,20 @@ pub struct SearchQuery {
     /// [`SEARCH_MAX_EXPIRING_DAYS`]): the cards to renew.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiring_days: Option<u32>,
+    /// Only records whose key the console found attested (`true`), or only those
+    /// without a verified attestation (`false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attested: Option<bool>,
+}
+
+/// The `attested` filter from a command line's `--attested` / `--unattested` flags.
+pub fn attested_filter(attested: bool, unattested: bool) -> Option<bool> {
+    match (attested, unattested) {
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        // Neither, or both (which asks for every record).
+        _ => None,
+    }
 }
 
 pub const SEARCH_MAX_EXPIRING_DAYS: u32 = 3650;

@@ -3,7 +3,9 @@
 use cardstation_console::storage::{self, Actor};
 use cardstation_console::{self as console_server};
 use cardstation_pki::certificate::format_unix;
-use cardstation_protocol::messages::{CertificateRecord, CertificateStatus, SearchQuery};
+use cardstation_protocol::messages::{
+    attested_filter, CertificateRecord, CertificateStatus, SearchQuery,
+};
 
 use super::{fingerprint_arg, now, open_store, print_json, shown, shown_or_dash, ConsoleAt};
 use cardstation_console::admin;
@@ -26,6 +28,12 @@ pub enum CardsCommand {
         /// days ("30d" or "30").
         #[arg(long, value_parser = parse_days)]
         expiring: Option<u32>,
+        /// Only certificates whose key was found attested (proven generated on the card).
+        #[arg(long, conflicts_with = "unattested")]
+        attested: bool,
+        /// Only certificates without a verified attestation.
+        #[arg(long)]
+        unattested: bool,
         /// Records per page (at most 200).
         #[arg(long, default_value_t = 50)]
         limit: u32,
@@ -142,6 +150,8 @@ pub async fn run(cmd: CardsCommand) -> Result<(), String> {
             status,
             station,
             expiring,
+            attested,
+            unattested,
             limit,
             all,
             cursor,
@@ -156,6 +166,7 @@ pub async fn run(cmd: CardsCommand) -> Result<(), String> {
                 limit: Some(limit),
                 cursor,
                 expiring_days: expiring,
+                attested: attested_filter(attested, unattested),
             };
             let mut records = Vec::new();
             let next = loop {

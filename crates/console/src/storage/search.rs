@@ -33,6 +33,8 @@ pub struct Search {
     pub after: Option<(i64, String)>,
     /// Only active, not superseded records ending at or before this time.
     pub ends_by: Option<i64>,
+    /// Only records with (true) or without (false) a verified key attestation.
+    pub attested: Option<bool>,
 }
 
 /// The terms a record is found by.
@@ -155,6 +157,11 @@ pub fn query(s: &Search, columns: &str, driver: Option<usize>) -> (String, Vec<V
         sql +=
             &format!(" AND c.status = {active} AND c.superseded_by IS NULL AND c.not_after <= {p}");
     }
+    match s.attested {
+        Some(true) => sql += " AND c.attestation IS NOT NULL",
+        Some(false) => sql += " AND c.attestation IS NULL",
+        None => {}
+    }
     if let Some((at, sha)) = &s.after {
         let (x, y) = (b.bind(Value::Int(*at)), b.bind(Value::Text(sha.clone())));
         sql += &format!(" AND (c.uploaded_at, c.sha256) < ({x}, {y})");
@@ -215,6 +222,7 @@ mod tests {
             limit: 51,
             after: Some((5, "ff".into())),
             ends_by: None,
+            attested: Some(true),
         };
         for driver in [None, Some(0)] {
             let (sql, values) = query(&s, "sha256", driver);
