@@ -516,6 +516,15 @@ fn migrate_moves_a_site_from_sqlite_to_postgresql_and_checks_it() {
     let target = pg_db(&cluster, "site");
     let url = target.url().expect("url");
     let sqlite = dir.path().join("console.db");
+    // What a CA site requiring attestation holds: since when its CA has signed only for
+    // attested keys. It moves with the records (the digest covers it).
+    rusqlite::Connection::open(&sqlite)
+        .expect("sqlite")
+        .execute(
+            "INSERT INTO meta (key, value) VALUES ('attested_since', 1700000000)",
+            [],
+        )
+        .expect("mark");
     let migrate = |to: &str| {
         std::process::Command::new(console_binary())
             .args([
@@ -552,6 +561,16 @@ fn migrate_moves_a_site_from_sqlite_to_postgresql_and_checks_it() {
         .expect("summary");
     assert_eq!(cluster.psql("site", RECORDS_SQL), sqlite_summary);
     drop(conn);
+    assert_eq!(
+        cluster.psql(
+            "site",
+            "SELECT value FROM meta WHERE key = 'attested_since'"
+        ),
+        "1700000000"
+    );
+    // This site does not require attestation: the console would forget the mark (and
+    // cut a version) at start; take it out so the chain below is the records' alone.
+    cluster.psql("site", "DELETE FROM meta WHERE key = 'attested_since'");
 
     // The console on PostgreSQL: the station's held bundle is not rolled back, and it goes on.
     let console = Console::start_on(dir.path(), port, &target);

@@ -87,6 +87,7 @@ fn fill(database: &str, n: usize) -> Result<serde_json::Value, String> {
             bundle_published: None,
             events: Vec::new(),
             anchors: Vec::new(),
+            attested_since: None,
         };
         store.import(&snapshot).await.map_err(|e| e.to_string())
     })?;

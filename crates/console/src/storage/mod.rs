@@ -425,6 +425,10 @@ pub struct Snapshot {
     pub events: Vec<RecordedEvent>,
     /// The latest audit chain head of each station, by station.
     pub anchors: Vec<StationAnchor>,
+    /// Since when the site's CA has signed only for attested keys (the bundle's
+    /// `attested_since`): moved, so the target does not set a later mark and refuse
+    /// the cards its CA issued in between.
+    pub attested_since: Option<i64>,
 }
 
 impl Snapshot {
@@ -462,6 +466,9 @@ impl Snapshot {
         }
         for r in &self.anchors {
             line(serde_json::to_vec(r))?;
+        }
+        if let Some(since) = self.attested_since {
+            line(Ok(since.to_be_bytes().to_vec()))?;
         }
         Ok(hex::encode(h.finalize()))
     }

@@ -14,7 +14,7 @@ use super::{
 };
 
 /// The attested-since mark of the site's CA (see [`Store::attestation_required`]).
-const ATTESTED_SINCE_SQL: &str = "SELECT value FROM meta WHERE key = 'attested_since'";
+pub(super) const ATTESTED_SINCE_SQL: &str = "SELECT value FROM meta WHERE key = 'attested_since'";
 
 /// The record columns, in the order [`record`] reads them.
 pub(super) const COLUMNS: &str =

@@ -2,10 +2,11 @@
 //! empty database in one transaction: what `migrate` moves between backends.
 
 use super::bundle_rows;
-use super::db::{int_of, params, query_one, WriteLock};
+use super::db::{int_of, params, query_one, query_opt, WriteLock};
 use super::identities::{identity_row, IDENTITY_COLUMNS};
 use super::records::{
-    attestation_json, audit_rows, bundle_version, insert_terms, record, record_terms, COLUMNS,
+    attestation_json, audit_rows, bundle_version, insert_terms, record, record_terms,
+    ATTESTED_SINCE_SQL, COLUMNS,
 };
 use super::reports::{anchor_of, event_row, event_values, EVENT_COLUMNS, INSERT_EVENT};
 use super::{status_text, FullRecord, RevokedKey, Snapshot, StationAnchor, Store, StoreError};
@@ -79,8 +80,13 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let attested_since = query_opt(&mut *tx, ATTESTED_SINCE_SQL, &[])
+            .await?
+            .map(|r| r.int(0))
+            .transpose()?;
         tx.commit().await?;
         Ok(Snapshot {
+            attested_since,
             bundle_version,
             records,
             identities,
@@ -215,6 +221,13 @@ impl Store {
             &[int_of(snapshot.bundle_version)?],
         )
         .await?;
+        if let Some(since) = snapshot.attested_since {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('attested_since', $1)",
+                &[since.into()],
+            )
+            .await?;
+        }
         tx.commit().await?;
         // Statistics for what was just moved in, so searches are planned for it at
         // once rather than after autovacuum's next visit.
