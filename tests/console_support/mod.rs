@@ -83,14 +83,8 @@ impl Station {
     /// A station set up from the files `cardstation-console station add` wrote.
     pub fn from_kit(kit: &Path) -> Station {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = std::fs::read_to_string(kit.join("cardstation.toml")).expect("kit config");
-        let config = config
-            .replacen("[station]\n", "[station]\noperator = \"op\"\n", 1)
-            .replacen(
-                "[console]\n",
-                "[console]\nconnect_timeout_secs = 2\nrequest_timeout_secs = 3\n",
-                1,
-            );
+        let written = std::fs::read_to_string(kit.join("cardstation.toml")).expect("kit config");
+        let config = cardstation_test_site::site::test_station_config(&written);
         std::fs::write(dir.path().join("cardstation.toml"), config).expect("config");
         Station { dir }
     }

@@ -6,10 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose,
-    SerialNumber,
-};
+use rcgen::{DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose};
 
 use cardstation_pki::certificate::{fingerprint, from_pem_or_der, CertificateInfo};
 
@@ -131,10 +128,7 @@ fn issue_client_certificate(
     dn.push(DnType::CommonName, name);
     dn.push(DnType::OrganizationalUnitName, unit);
     params.distinguished_name = dn;
-    let mut serial = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut serial);
-    serial[0] = (serial[0] & 0x7F) | 0x01;
-    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.serial_number = Some(cardstation_pki::certificate::random_serial());
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let now = time::OffsetDateTime::now_utc();

@@ -253,15 +253,7 @@ impl AttestationPolicy {
 }
 
 fn summary(v: &VerifiedAttestation, now: i64) -> KeyAttestation {
-    KeyAttestation {
-        card_serial: v.key.card_serial,
-        firmware: v.key.firmware.map(|(a, b, c)| format!("{a}.{b}.{c}")),
-        pin_policy: v.key.pin_policy.map(pin_policy_name),
-        touch_policy: v.key.touch_policy.map(touch_policy_name),
-        form_factor: v.key.form_factor.map(|f| f.describe()),
-        root: v.root.clone(),
-        verified_at: now,
-    }
+    v.key.summary(&v.root, now)
 }
 
 /// Every certificate in `dir` (PEM files may hold several). A missing directory is no

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
     DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PublicKeyData, SerialNumber,
+    PublicKeyData,
 };
 use serde::Deserialize;
 
@@ -340,11 +340,7 @@ impl DeviceCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
-        let mut serial = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut serial);
-        serial[0] &= 0x7f;
-        serial[0] |= 0x01;
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        params.serial_number = Some(cardstation_pki::certificate::random_serial());
         // Never before the attested-since mark while the CA vouches for attestation: a
         // certificate signed in the mark's own second still begins at or after it.
         let start = (now - BACKDATE_SECS).max(not_before_floor);

@@ -25,6 +25,7 @@ use cardstation_piv::attestation::{
     extension_oid, EXT_FIRMWARE, EXT_FORM_FACTOR, EXT_POLICY, EXT_SERIAL,
 };
 use cardstation_piv::{PinPolicy, TouchPolicy};
+use cardstation_protocol::messages::KeyAttestation;
 
 use crate::certificate::{fingerprint, format_unix};
 
@@ -212,25 +213,24 @@ impl AttestedKey {
         Ok(out)
     }
 
-    /// One line for an operator: "card 5437251, firmware 6.6.6, PIN once, touch never".
+    /// The facts in the words the console records them, once verified under `root`
+    /// at `verified_at`.
+    pub fn summary(&self, root: &str, verified_at: i64) -> KeyAttestation {
+        KeyAttestation {
+            card_serial: self.card_serial,
+            firmware: self.firmware.map(|(a, b, c)| format!("{a}.{b}.{c}")),
+            pin_policy: self.pin_policy.map(pin_policy_name),
+            touch_policy: self.touch_policy.map(touch_policy_name),
+            form_factor: self.form_factor.map(|f| f.describe()),
+            root: root.to_string(),
+            verified_at,
+        }
+    }
+
+    /// One line for an operator: "card serial 5437251, firmware 6.6.6, PIN policy once,
+    /// touch policy never", the same phrase the console's record reads with.
     pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(s) = self.card_serial {
-            parts.push(format!("card serial {s}"));
-        }
-        if let Some((a, b, c)) = self.firmware {
-            parts.push(format!("firmware {a}.{b}.{c}"));
-        }
-        if let Some(p) = self.pin_policy {
-            parts.push(format!("PIN policy {}", pin_policy_name(p)));
-        }
-        if let Some(t) = self.touch_policy {
-            parts.push(format!("touch policy {}", touch_policy_name(t)));
-        }
-        if let Some(f) = self.form_factor {
-            parts.push(f.describe());
-        }
-        parts.join(", ")
+        self.summary("", 0).describe()
     }
 }
 

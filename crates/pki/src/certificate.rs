@@ -31,15 +31,21 @@ pub struct CertificateProfile {
     pub valid_days: u32,
 }
 
+/// A certificate serial: 128 random bits, positive and exactly 16 bytes long (RFC 5280
+/// allows 20 octets; unpredictable serials keep chosen-prefix attacks off a CA).
+pub fn random_serial() -> SerialNumber {
+    let mut serial = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut serial);
+    serial[0] = (serial[0] & 0x7F) | 0x01;
+    SerialNumber::from_slice(&serial)
+}
+
 /// The parameters of a leaf certificate for a gateway/device client key:
 /// random positive 128-bit serial, keyUsage digitalSignature, EKU clientAuth.
 pub fn leaf_params(profile: &CertificateProfile, now: OffsetDateTime) -> CertificateParams {
-    let mut serial = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut serial);
-    serial[0] = (serial[0] & 0x7F) | 0x01; // positive and exactly 16 bytes
     let mut params = CertificateParams::default();
     params.distinguished_name = profile.subject.clone();
-    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.serial_number = Some(random_serial());
     // Backdate a few minutes so a gateway with a slightly slow clock accepts it at once.
     params.not_before = now - time::Duration::minutes(5);
     // Validity is bounded by the caller (at most 100 years); saturate rather than overflow.

@@ -114,3 +114,16 @@ pub fn ca_init(data: &Path, name: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The `cardstation.toml` a station kit holds (what `identity add` wrote), as a test
+/// station runs it: an operator named, so no prompt waits, and short console timeouts,
+/// so a test of a console that is away does not wait out the defaults.
+pub fn test_station_config(written: &str) -> String {
+    written
+        .replacen("[station]\n", "[station]\noperator = \"op\"\n", 1)
+        .replacen(
+            "[console]\n",
+            "[console]\nconnect_timeout_secs = 2\nrequest_timeout_secs = 5\n",
+            1,
+        )
+}

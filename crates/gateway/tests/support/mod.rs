@@ -159,13 +159,7 @@ impl Station {
         console.add_identity(Role::Station, name, &kit);
         let written = std::fs::read_to_string(kit.join(Role::Station.config_file()))
             .expect("the cardstation.toml identity add wrote");
-        let config = written
-            .replacen("[station]\n", "[station]\noperator = \"op\"\n", 1)
-            .replacen(
-                "[console]\n",
-                "[console]\nconnect_timeout_secs = 2\nrequest_timeout_secs = 5\n",
-                1,
-            );
+        let config = cardstation_test_site::site::test_station_config(&written);
         std::fs::write(dir.path().join("cardstation.toml"), config).expect("station config");
         Station { dir }
     }
