@@ -83,7 +83,7 @@ pub fn can_attest<T: Transport>(session: &mut PivSession<T>) -> Result<bool, Piv
 }
 
 /// Whether the card holds an F9 certificate, read once into `f9` for later use.
-fn holds_f9_certificate<T: Transport>(
+pub fn holds_f9_certificate<T: Transport>(
     session: &mut PivSession<T>,
     f9: &mut Option<Vec<u8>>,
 ) -> Result<bool, PivError> {
@@ -161,7 +161,7 @@ pub fn read_sharing<T: Transport>(
 fn refusal(sw: StatusWord) -> String {
     match sw {
         StatusWord::WRONG_DATA => {
-            "the card will not attest this key: it was not generated on the card (imported)".into()
+            "the card will not attest this key: it did not generate it (an imported key, or one put there before)".into()
         }
         sw => format!("the card refused to attest the key ({sw})"),
     }

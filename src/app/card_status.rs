@@ -46,6 +46,9 @@ pub struct CardReport {
     pub pin: PinStatus,
     pub management_key: ManagementKeyReport,
     pub slots: Vec<SlotReport>,
+    /// Whether the card attests the keys it generates (PIV attestation): it holds an
+    /// attestation (F9) certificate and knows ATTEST. `None`: the card could not say.
+    pub attests: Option<bool>,
 }
 
 impl CardReport {
@@ -107,17 +110,22 @@ fn read_report<T: Transport>(
             (None, Some(_)) => Some(true),
             (None, None) => None,
         };
-        let key_proof = if can_attest && key_present != Some(false) {
+        let key_proof = if key_present == Some(false) {
+            None
+        } else if !can_attest {
+            // Said once by the card; true of every key on it.
+            (key_present == Some(true)).then_some(KeyProof::NotSupported)
+        } else {
             let expected = certificate.as_ref().and_then(|c| c.public_key);
             let proof = attestation::read_sharing(s, slot, expected.as_ref(), &mut f9)?;
             can_attest = proof != KeyProof::NotSupported;
-            // An empty slot (no metadata, no certificate) is not a finding.
+            // A slot that may be empty (no metadata, no certificate) gets a line only
+            // when the card spoke of a key in it; what the card can do is the card's
+            // (`attests`).
             match (&proof, key_present) {
-                (KeyProof::NoKey, None) => None,
+                (KeyProof::NoKey | KeyProof::NotSupported, None) => None,
                 _ => Some(proof),
             }
-        } else {
-            None
         };
         slots.push(SlotReport {
             slot,
@@ -128,8 +136,15 @@ fn read_report<T: Transport>(
         });
     }
 
+    // Asked of the card only when no slot answered it (a blank YubiKey: nothing to attest).
+    let attests = if can_attest {
+        attestation::holds_f9_certificate(s, &mut f9)?
+    } else {
+        false
+    };
     let management_key = management_key_report(s)?;
     Ok(CardReport {
+        attests: Some(attests),
         reader,
         atr,
         protocols,

@@ -17,7 +17,6 @@ use cardstation_pki::certificate::{format_age, format_unix};
 use cardstation_protocol::bundle::TrustView;
 use cardstation_protocol::trust_lists::Standing;
 
-use super::attestation::KeyProof;
 use super::card_source::CardSource;
 use super::card_status::{inspect_traced, CardReport};
 use super::station::Station;
@@ -428,44 +427,38 @@ fn card_checks(report: &mut DoctorReport, source: CardSource, atr: &[u8], site: 
 /// Whether the card proves where its keys were born (PIV attestation), judged against
 /// the site's rule: a card that cannot attest fails where the console requires it.
 fn attestation_finding(f: &mut Vec<Finding>, area: &str, card: &CardReport, site: &Site<'_>) {
-    let proofs: Vec<&KeyProof> = card
-        .slots
-        .iter()
-        .filter_map(|s| s.key_proof.as_ref())
-        .collect();
-    if proofs.is_empty() {
-        return;
-    }
-    if proofs.iter().any(|p| !matches!(p, KeyProof::NotSupported)) {
-        f.push(finding(
+    match card.attests {
+        None => {}
+        Some(true) => f.push(finding(
             area,
             Level::Ok,
             "the card attests the keys it generates (PIV attestation)",
             "",
-        ));
-        return;
+        )),
+        Some(false) => {
+            let what = "the card cannot attest its keys (PIV attestation)";
+            f.push(match site.attestation_required() {
+                Some(true) => finding(
+                    area,
+                    Level::Fail,
+                    format!("{what}, and this site's console accepts only attested keys"),
+                    "enrol a card that attests (a YubiKey, firmware 4.3 or later) or ask the console administrator",
+                ),
+                Some(false) => finding(
+                    area,
+                    Level::Info,
+                    format!("{what}; this site does not require it"),
+                    "",
+                ),
+                None => finding(
+                    area,
+                    Level::Info,
+                    what,
+                    "a site whose console requires attested keys refuses this card",
+                ),
+            });
+        }
     }
-    let what = "the card cannot attest its keys (PIV attestation)";
-    f.push(match site.attestation_required() {
-        Some(true) => finding(
-            area,
-            Level::Fail,
-            format!("{what}, and this site's console accepts only attested keys"),
-            "enrol a card that attests (a YubiKey, firmware 4.3 or later) or ask the console administrator",
-        ),
-        Some(false) => finding(
-            area,
-            Level::Info,
-            format!("{what}; this site does not require it"),
-            "",
-        ),
-        None => finding(
-            area,
-            Level::Info,
-            what,
-            "a site whose console requires attested keys refuses this card",
-        ),
-    });
 }
 
 /// DNS, TCP, TLS and HTTP to the console, each reported on its own.

@@ -53,6 +53,7 @@ const INS_GET_DATA: u8 = 0xCB;
 const INS_GENERATE: u8 = 0x47;
 const INS_IMPORT: u8 = 0xFE;
 const INS_RESET: u8 = 0xFB;
+const INS_GET_METADATA: u8 = 0xF7;
 const ATTESTATION_KEY_REFERENCE: u8 = 0xF9;
 /// Where a Directory card keeps its attestation key, certificate and slot origins.
 pub const STATE_FILE: &str = "attestation.json";
@@ -457,7 +458,7 @@ impl Attestor {
         // CLA 00 (a chain arrives joined, with its chaining bit).
         if cla & !0x10 == 0 {
             match ins {
-                INS_ATTEST if command.p2 == 0 => return self.attest(command.p1),
+                INS_ATTEST if command.p2 == 0 => return self.attest(command.p1, app),
                 INS_GET_DATA
                     if (command.p1, command.p2) == (0x3F, 0xFF)
                         && command.data() == attestation_object_tag_list().as_slice() =>
@@ -499,8 +500,13 @@ impl Attestor {
         Ok(reply)
     }
 
-    /// INS F9: the attestation certificate of the key in `slot`.
-    fn attest(&self, slot: u8) -> Result<Vec<u8>, Status> {
+    /// INS F9: the attestation certificate of the key in `slot`. `app` answers for a
+    /// slot this layer never saw written: does it hold a key (one made before, such as
+    /// piv-authenticator's factory 9E key)?
+    fn attest<F>(&self, slot: u8, app: F) -> Result<Vec<u8>, Status>
+    where
+        F: FnOnce(CommandView<'_>) -> Result<Vec<u8>, Status>,
+    {
         if slot == ATTESTATION_KEY_REFERENCE {
             return Err(Status::IncorrectP1OrP2Parameter);
         }
@@ -520,6 +526,8 @@ impl Attestor {
             }
             // A key from outside is never attested: that is the point of attestation.
             Some(Origin::NotAttestable) => Err(Status::IncorrectDataParameter),
+            // A key this layer did not see generated is one it cannot vouch for either.
+            None if holds_key(slot, app) => Err(Status::IncorrectDataParameter),
             None => Err(Status::KeyReferenceNotFound),
         }
     }
@@ -529,6 +537,19 @@ impl Attestor {
         let mut inner = tlv::encode(0x70, &self.key.certificate);
         inner.extend(tlv::encode(0x71, &[0x00]));
         tlv::encode(0x53, &inner)
+    }
+}
+
+/// Whether the PIV application reports a key in `slot` (GET METADATA answers with
+/// something).
+fn holds_key<F>(slot: u8, app: F) -> bool
+where
+    F: FnOnce(CommandView<'_>) -> Result<Vec<u8>, Status>,
+{
+    let apdu = [0x00, INS_GET_METADATA, 0x00, slot, 0x00];
+    match CommandView::try_from(&apdu[..]) {
+        Ok(command) => app(command).is_ok_and(|reply| !reply.is_empty()),
+        Err(_) => false,
     }
 }
 
