@@ -513,3 +513,36 @@ fn replace_in_card_care_starts_from_the_holders_name() {
     );
     assert_eq!(new_rec.status, CertificateStatus::Active);
 }
+
+#[test]
+fn at_a_site_that_requires_attested_keys_a_card_that_cannot_attest_is_refused_before_it_is_touched()
+{
+    let console_dir = tempfile::tempdir().expect("console dir");
+    let roots = console_dir.path().join("attestation-roots");
+    std::fs::create_dir_all(&roots).expect("roots dir");
+    let root = cardstation_virtual_card::attestation::TestRoot::fixed().expect("test root");
+    std::fs::write(roots.join("virtual-cards.pem"), root.certificate_pem()).expect("root");
+    std::fs::write(
+        console_dir.path().join("console.toml"),
+        "[attestation]\nrequire_attestation = true\n",
+    )
+    .expect("console.toml");
+    let console = Console::start(console_dir.path(), free_port());
+    let dir = tempfile::tempdir().expect("station dir");
+    let mut h = window(&dir, configured_for(&console), ReaderMode::Manual);
+    // A PIV card without attestation, as a Nitrokey.
+    let options = cardstation_virtual_card::CardOptions { attestation: false };
+    let card = Arc::new(VirtualCard::start_with(CardStorage::Memory, options).expect("card"));
+    h.state_mut()
+        .attach_reader(VirtualReader::new(card, "Test Reader 00 00"));
+    wait_until(&mut h, "the card is read and judged", |a| {
+        a.readers().iter().any(|p| p.refusal.is_some())
+    });
+    // Said on the first screen, and nothing to start: the card is never changed.
+    h.get_by_label_contains("This site's console accepts only keys the card proves it generated");
+    assert!(h.query_by_label("Start enrollment").is_none());
+    let report = h.state().readers()[0].report.clone().expect("report");
+    assert_eq!(report.attests, Some(false));
+    assert_eq!(report.management_key.is_default, Some(true));
+    assert_eq!(console.records(), 0);
+}

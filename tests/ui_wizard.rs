@@ -205,7 +205,7 @@ fn wrong_pin_shows_the_tries_left() {
     h.get_by_label("Enrollment failed");
     // The PIN was wrong: the step marked is the one where it was typed.
     h.get_by_label("Stopped at: Credentials.");
-    h.get_by_label("wrong PIN: 2 tries left before it is blocked");
+    h.get_by_label("Wrong PIN: 2 tries left before it is blocked.");
     h.get_by_label("The card is not enrolled.");
     assert_eq!(h.state().desk.cards_done, 0);
     wait_until(h, "the card is read again", |a| {
@@ -481,7 +481,8 @@ fn card_care_changes_the_pin_and_counts_wrong_tries() {
         .map(|f| f.message)
         .unwrap_or_default();
     assert_eq!(shown, "wrong PIN: 2 tries left before it is blocked");
-    h.get_by_label(&shown);
+    // On screen as a sentence.
+    h.get_by_label("Wrong PIN: 2 tries left before it is blocked.");
 }
 
 #[test]
@@ -821,7 +822,7 @@ fn cancel_stops_the_enrollment_and_says_where() {
     assert!(cancelled, "the enrollment always finished before Cancel");
     h.get_by_label("Enrollment cancelled");
     h.get_by_label_contains("Stopped at:");
-    h.get_by_label_contains("cancelled by the operator");
+    h.get_by_label_contains("Cancelled by the operator");
     h.get_by_label("The card is not enrolled.");
     assert_eq!(h.state().desk.cards_done, done_before);
 }

@@ -16,7 +16,7 @@ use cardstation_card::Transport;
 
 pub use super::card_source::CardSource;
 use super::card_status::{inspect, CardReport};
-use super::enroll::{enroll, EnrollContext, EnrollOutcome, EnrollRequest, EnrollStep};
+use super::enroll::{enroll, EnrollContext, EnrollError, EnrollOutcome, EnrollRequest, EnrollStep};
 use super::pin_care;
 use super::renew::{renew, RenewOutcome, RenewRequest};
 use super::replace::{replace, ReplaceOutcome, ReplaceRequest};
@@ -125,7 +125,9 @@ impl PinCareOp {
 
 #[derive(Debug)]
 pub enum JobEvent {
-    Inspected(Box<CardReport>),
+    /// The card as read, and why this site would refuse to enroll it, if it would
+    /// (asked of the console when the card cannot attest).
+    Inspected(Box<CardReport>, Option<Failure>),
     InspectFailed(Failure),
     Step(EnrollStep),
     Enrolled(Box<EnrollOutcome>),
@@ -338,7 +340,13 @@ fn run_job(
         Job::Inspect => {
             let result = source.with_card(|t| inspect(t));
             notify(match result {
-                Ok(Ok(report)) => JobEvent::Inspected(Box::new(report)),
+                Ok(Ok(report)) => {
+                    let refusal = (report.attests == Some(false)
+                        && open_station(station, paths, config)
+                            .is_ok_and(|st| st.site_requires_attestation()))
+                    .then(|| Failure::from(EnrollError::AttestationRequired));
+                    JobEvent::Inspected(Box::new(report), refusal)
+                }
                 Ok(Err(e)) => JobEvent::InspectFailed(Failure::from(e)),
                 Err(e) => JobEvent::InspectFailed(Failure::from(e)),
             });

@@ -66,7 +66,10 @@ impl AuditScreen {
             Some(Ok(AuditVerdict::Intact { rows })) => {
                 ui.colored_label(
                     GREEN,
-                    format!("Chain intact: {rows} rows, none edited, deleted or reordered."),
+                    match rows {
+                        1 => "Chain intact: 1 row, not edited or deleted.".to_string(),
+                        n => format!("Chain intact: {n} rows, none edited, deleted or reordered."),
+                    },
                 );
             }
             Some(Ok(AuditVerdict::Broken { row_id, reason })) => {

@@ -52,6 +52,8 @@ pub struct CardView<'a> {
     pub present: bool,
     pub report: Option<&'a CardReport>,
     pub report_error: Option<&'a Failure>,
+    /// Why this site would refuse to enroll the card.
+    pub refusal: Option<&'a Failure>,
     pub inspecting: bool,
     /// Some job runs on this reader.
     pub busy: bool,

@@ -34,6 +34,8 @@ pub struct ReaderPane {
     pub worker: ReaderWorker,
     pub report: Option<Box<CardReport>>,
     pub report_error: Option<Failure>,
+    /// Why this site would refuse to enroll the card in the reader.
+    pub refusal: Option<Failure>,
     pub inspecting: bool,
     pub wizard: Wizard,
     pub spot: SpotCheckScreen,
@@ -77,6 +79,7 @@ impl ReaderPane {
             worker,
             report: None,
             report_error: None,
+            refusal: None,
             inspecting: false,
             wizard: Wizard::new(config),
             spot: SpotCheckScreen::default(),
@@ -104,6 +107,7 @@ impl ReaderPane {
                 present: self.status.card == CardPresence::Present,
                 report: self.report.as_deref(),
                 report_error: self.report_error.as_ref(),
+                refusal: self.refusal.as_ref(),
                 inspecting: self.inspecting,
                 busy,
             },
@@ -121,6 +125,7 @@ impl ReaderPane {
             present: self.present(),
             report: self.report.as_deref(),
             report_error: self.report_error.as_ref(),
+            refusal: self.refusal.as_ref(),
             inspecting: self.inspecting,
             busy: self.wizard.is_running() || self.spot.running || self.care.busy,
         }
@@ -158,6 +163,7 @@ impl ReaderPane {
     pub fn on_presence(&mut self, now: CardPresence, desk_mode: bool) {
         self.report = None;
         self.report_error = None;
+        self.refusal = None;
         match now {
             CardPresence::Present => {
                 self.wizard.on_card_inserted(desk_mode);
@@ -170,14 +176,16 @@ impl ReaderPane {
     pub fn on_job_event(&mut self, event: JobEvent, upload_configured: bool) -> FollowUp {
         let mut f = FollowUp::default();
         match event {
-            JobEvent::Inspected(report) => {
+            JobEvent::Inspected(report, refusal) => {
                 self.inspecting = false;
                 self.report_error = None;
                 self.report = Some(report);
+                self.refusal = refusal;
             }
             JobEvent::InspectFailed(e) => {
                 self.inspecting = false;
                 self.report = None;
+                self.refusal = None;
                 self.report_error = Some(e);
             }
             JobEvent::Step(step) => self.wizard.on_step(step),

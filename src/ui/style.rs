@@ -71,11 +71,26 @@ pub fn operator_words(message: &str) -> (String, String) {
             plain.replace_range(i..i + marker.len(), "");
         }
     }
+    let plain = as_sentence(plain.trim());
     if technical.is_empty() {
         (plain, String::new())
     } else {
         (plain, technical.join("\n"))
     }
+}
+
+/// A message as a sentence on screen: capital first letter, closing full stop (the
+/// same messages are lower-case clauses on the command line, after "error: ").
+fn as_sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let Some(first) = chars.next() else {
+        return String::new();
+    };
+    let mut out: String = first.to_uppercase().chain(chars).collect();
+    if !out.ends_with(['.', '!', '?', ':']) {
+        out.push('.');
+    }
+    out
 }
 
 /// One "Copied" answer per copy button, until something else happens.

@@ -370,6 +370,11 @@ impl Wizard {
             }
             return None;
         };
+        if let Some(refusal) = card.refusal {
+            // Known before the card is touched: enrolling it would only be refused.
+            style::failure(ui, "site-refuses-card", &refusal.message);
+            return None;
+        }
         if report.is_blank() {
             ui.label("A blank PIV card: ready to enroll.");
         } else {
