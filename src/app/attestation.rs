@@ -161,7 +161,7 @@ pub fn read_sharing<T: Transport>(
 fn refusal(sw: StatusWord) -> String {
     match sw {
         StatusWord::WRONG_DATA => {
-            "the card will not attest this key: it did not generate it (an imported key, or one put there before)".into()
+            "the card did not generate this key (it was imported or put there before)".into()
         }
         sw => format!("the card refused to attest the key ({sw})"),
     }
