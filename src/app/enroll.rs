@@ -246,6 +246,43 @@ pub struct EnrollContext<'a> {
     pub require_attestation: bool,
 }
 
+impl EnrollContext<'_> {
+    /// An audit row by this operator at this station.
+    pub fn audit_entry<'b>(
+        &'b self,
+        action: AuditAction,
+        subject: &'b str,
+        outcome: &'b str,
+        details: &'b serde_json::Value,
+    ) -> AuditEntry<'b> {
+        AuditEntry {
+            operator: self.operator,
+            station_id: self.station_id,
+            action,
+            subject,
+            outcome,
+            details,
+        }
+    }
+}
+
+/// What a finished enrollment or renewal leaves in its record: the certificate as the
+/// card holds it, the card's proof for the key, and the upload to queue.
+pub(super) fn completed<'b>(
+    info: &'b CertificateInfo,
+    der: &'b [u8],
+    attestation: Option<&'b str>,
+    upload: Option<&'b str>,
+) -> CompletedEnrollment<'b> {
+    CompletedEnrollment {
+        fingerprint: &info.sha256,
+        certificate: der,
+        not_after: info.not_after,
+        attestation,
+        upload,
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EnrollOutcome {
     pub enrollment_id: i64,
@@ -373,17 +410,11 @@ pub fn enroll<T: Transport>(
         Err(e) => {
             let message = e.to_string();
             // Recording the failure must not hide the failure itself, nor be skipped silently.
+            let details = serde_json::json!({"reader": reader, "slot": req.slot.short(), "error": message, "enrollment": enrollment_id});
             let recorded = ctx.store.fail_enrollment(
                 enrollment_id,
                 &message,
-                &AuditEntry {
-                    operator: ctx.operator,
-                    station_id: ctx.station_id,
-                    action: AuditAction::Enroll,
-                    subject: &card_label,
-                    outcome: "interrupted",
-                    details: &serde_json::json!({"reader": reader, "slot": req.slot.short(), "error": message, "enrollment": enrollment_id}),
-                },
+                &ctx.audit_entry(AuditAction::Enroll, &card_label, "interrupted", &details),
             );
             return Err(match recorded {
                 Ok(()) => e,
@@ -415,27 +446,15 @@ pub fn enroll<T: Transport>(
         _ => None,
     };
     let key_evidence = key_proof.evidence_json();
+    let details = serde_json::json!({
+        "reader": reader, "slot": req.slot.short(), "fingerprint": info.sha256,
+        "subject": info.subject, "enrollment": enrollment_id, "label": label,
+        "key": key_proof.describe(),
+    });
     ctx.store.complete_enrollment(
         enrollment_id,
-        &CompletedEnrollment {
-            fingerprint: &info.sha256,
-            certificate: &der,
-            not_after: info.not_after,
-            attestation: key_evidence.as_deref(),
-            upload: upload.as_deref(),
-        },
-        &AuditEntry {
-            operator: ctx.operator,
-            station_id: ctx.station_id,
-            action: AuditAction::Enroll,
-            subject: &card_label,
-            outcome: "enrolled",
-            details: &serde_json::json!({
-                "reader": reader, "slot": req.slot.short(), "fingerprint": info.sha256,
-                "subject": info.subject, "enrollment": enrollment_id, "label": label,
-                "key": key_proof.describe(),
-            }),
-        },
+        &completed(&info, &der, key_evidence.as_deref(), upload.as_deref()),
+        &ctx.audit_entry(AuditAction::Enroll, &card_label, "enrolled", &details),
     )?;
     Ok(EnrollOutcome {
         enrollment_id,

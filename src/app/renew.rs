@@ -21,12 +21,14 @@ use cardstation_pki::CardSigner;
 use cardstation_protocol::messages::{IssueRequest, UploadRequest};
 use cardstation_verifier::{prove_possession, ChallengeBook, PossessionError};
 
-use super::enroll::{request_subject, EnrollContext, EnrollError, EnrollStep, MAX_VALID_DAYS};
+use super::enroll::{
+    completed, request_subject, EnrollContext, EnrollError, EnrollStep, MAX_VALID_DAYS,
+};
 use super::issuer::check_issued;
 use super::management_keys::authenticate_current;
 use super::site_keys::CardIdentity;
 use crate::console::outbox;
-use crate::store::{AuditAction, AuditEntry, CompletedEnrollment, NewEnrollment};
+use crate::store::{AuditAction, NewEnrollment};
 
 /// What the operator asked for.
 #[derive(Debug, Clone)]
@@ -152,20 +154,19 @@ pub fn renew<T: Transport>(
         Ok(done) => done,
         Err(e) => {
             let message = e.to_string();
+            let details = serde_json::json!({
+                "reader": reader, "slot": req.slot.short(), "old": old_info.sha256,
+                "error": message, "enrollment": enrollment_id,
+            });
             let recorded = ctx.store.fail_enrollment(
                 enrollment_id,
                 &message,
-                &AuditEntry {
-                    operator: ctx.operator,
-                    station_id: ctx.station_id,
-                    action: AuditAction::Renew,
-                    subject: &old_info.sha256,
-                    outcome: "interrupted",
-                    details: &serde_json::json!({
-                        "reader": reader, "slot": req.slot.short(), "old": old_info.sha256,
-                        "error": message, "enrollment": enrollment_id,
-                    }),
-                },
+                &ctx.audit_entry(
+                    AuditAction::Renew,
+                    &old_info.sha256,
+                    "interrupted",
+                    &details,
+                ),
             );
             return Err(match recorded {
                 Ok(()) => e,
@@ -198,26 +199,14 @@ pub fn renew<T: Transport>(
         None
     };
     let key_evidence = key_proof.evidence_json();
+    let details = serde_json::json!({
+        "reader": reader, "slot": req.slot.short(), "old": old_info.sha256,
+        "new": info.sha256, "not_after": info.not_after, "enrollment": enrollment_id,
+    });
     ctx.store.complete_enrollment(
         enrollment_id,
-        &CompletedEnrollment {
-            fingerprint: &info.sha256,
-            certificate: &der,
-            not_after: info.not_after,
-            attestation: key_evidence.as_deref(),
-            upload: upload.as_deref(),
-        },
-        &AuditEntry {
-            operator: ctx.operator,
-            station_id: ctx.station_id,
-            action: AuditAction::Renew,
-            subject: &old_info.sha256,
-            outcome: "renewed",
-            details: &serde_json::json!({
-                "reader": reader, "slot": req.slot.short(), "old": old_info.sha256,
-                "new": info.sha256, "not_after": info.not_after, "enrollment": enrollment_id,
-            }),
-        },
+        &completed(&info, &der, key_evidence.as_deref(), upload.as_deref()),
+        &ctx.audit_entry(AuditAction::Renew, &old_info.sha256, "renewed", &details),
     )?;
     if req.upload {
         outbox::enqueue_supersede(
