@@ -31,13 +31,15 @@ pub struct Station {
     pub store: Store,
     pub operator: String,
     pub station_id: String,
-    /// The site's attestation rule as last learned from the console, and when.
-    site_attestation: Mutex<Option<(Instant, bool)>>,
+    /// When the console last failed to tell the site's rules: not asked again at once.
+    site_rules_failed_at: Mutex<Option<Instant>>,
 }
 
-/// How long a learned site rule is used before the console is asked again (a window
+/// How long a learned site rule is used before the console is asked again (a desk
 /// enrolling a queue of cards asks once, not once per card).
-const SITE_RULE_MAX_AGE: Duration = Duration::from_secs(600);
+const SITE_RULE_MAX_AGE_SECS: i64 = 600;
+/// After the console did not answer, how long the last known rule is used without asking.
+const SITE_RULE_RETRY: Duration = Duration::from_secs(60);
 
 impl Station {
     /// Who delivers the outbox: this station's name and a fingerprint of what the
@@ -71,7 +73,7 @@ impl Station {
             store,
             operator,
             station_id,
-            site_attestation: Mutex::new(None),
+            site_rules_failed_at: Mutex::new(None),
         })
     }
 
@@ -135,34 +137,51 @@ impl Station {
     /// Whether the site's console accepts only attested keys, as it publishes them
     /// (`GET /v1/issuance`): asked before a card is changed, so that a card that cannot
     /// attest is refused with the reason rather than enrolled and then refused at upload.
-    /// `None`: no console configured, or it did not answer and never has (logged); the
-    /// console still judges the upload when it is delivered.
+    /// The answer is kept in the station database for ten minutes, and as the last known
+    /// rule while the console does not answer. `None`: no console configured, or it has
+    /// never answered (logged); the console still judges the upload when it is delivered.
     pub fn site_attestation_rule(&self) -> Option<bool> {
         self.config.console.url.as_ref()?;
-        let mut held = match self.site_attestation.lock() {
-            Ok(held) => held,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some((at, required)) = *held {
-            if at.elapsed() < SITE_RULE_MAX_AGE {
+        let now = crate::store::now_unix();
+        let held = self.store.site_attestation_rule().unwrap_or_else(|e| {
+            tracing::warn!("the site's rules kept in the station database: {e}");
+            None
+        });
+        if let Some((required, at)) = held {
+            if (0..SITE_RULE_MAX_AGE_SECS).contains(&(now - at)) {
                 return Some(required);
             }
+        }
+        let mut failed_at = match self.site_rules_failed_at.lock() {
+            Ok(failed_at) => failed_at,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if failed_at.is_some_and(|t| t.elapsed() < SITE_RULE_RETRY) {
+            return held.map(|(required, _)| required);
         }
         let asked = crate::console::ConsoleClient::new(&self.config.console)
             .and_then(|client| client.issuance());
         match asked {
             Ok(issuance) => {
+                *failed_at = None;
                 let required = issuance.attestation.required;
-                *held = Some((Instant::now(), required));
+                if let Err(e) = self.store.set_site_attestation_rule(required, now) {
+                    tracing::warn!("could not keep the site's rules in the station database: {e}");
+                }
                 Some(required)
             }
             Err(e) => {
+                *failed_at = Some(Instant::now());
                 tracing::warn!(
                     "could not learn the site's attestation rule from the console ({e}); \
-                     the card is not checked for it here, the console checks the upload"
+                     {}",
+                    if held.is_some() {
+                        "the last one learned is used"
+                    } else {
+                        "the card is not checked for it here, the console checks the upload"
+                    }
                 );
-                // The last answer, however old, is better than none.
-                held.map(|(_, required)| required)
+                held.map(|(required, _)| required)
             }
         }
     }
@@ -200,5 +219,48 @@ impl crate::error_code::Coded for StationError {
             StationError::SiteSecret(e) => e.code(),
             StationError::DataDir { .. } => ErrorCode::Station,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A station whose console is configured but away (nothing listens on the port).
+    fn station_with_absent_console(dir: &Path) -> Station {
+        let mut config = Config::default();
+        config.station.operator = Some("op".into());
+        config.console.url = Some("https://127.0.0.1:9".into());
+        config.console.connect_timeout_secs = 1;
+        let paths = Paths {
+            data_dir: dir.join("data"),
+            config_file: dir.join("unused.toml"),
+            config_explicit: false,
+        };
+        Station::with_config(paths, config).unwrap()
+    }
+
+    #[test]
+    fn the_site_rule_is_kept_and_used_while_the_console_is_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = station_with_absent_console(dir.path());
+        // Never learned and the console is away: no rule known here.
+        assert_eq!(st.site_attestation_rule(), None);
+        // Learned a moment ago: used as it is.
+        let now = crate::store::now_unix();
+        st.store.set_site_attestation_rule(true, now).unwrap();
+        assert_eq!(st.site_attestation_rule(), Some(true));
+        // Learned long ago, the console still away: the last one learned holds.
+        st.store
+            .set_site_attestation_rule(true, now - 86_400)
+            .unwrap();
+        *st.site_rules_failed_at.lock().unwrap() = None;
+        assert_eq!(st.site_attestation_rule(), Some(true));
+        assert!(st.site_rules_failed_at.lock().unwrap().is_some());
+        // No console configured: no rule, whatever is kept.
+        let mut unconfigured = st;
+        unconfigured.config.console.url = None;
+        assert_eq!(unconfigured.site_attestation_rule(), None);
     }
 }

@@ -13,6 +13,7 @@ mod enrollments;
 mod guard;
 mod outbox;
 mod schema;
+mod site_rules;
 pub use schema::SCHEMA_VERSION;
 mod trust;
 
