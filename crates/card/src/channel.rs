@@ -167,6 +167,7 @@ impl<T: Transport> CardChannel<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apdu::EXTENDED_MAX_LE;
     use std::collections::VecDeque;
 
     /// A scripted card: checks each raw APDU it receives and answers from a list.
@@ -254,6 +255,51 @@ mod tests {
         ch.send(&Command::new(0, 0xDB, 0x3F, 0xFF).with_data(vec![0x11; 300]))
             .unwrap();
         assert_eq!(ch.apdu_count(), 1);
+    }
+
+    #[test]
+    fn a_long_le_goes_out_extended_and_comes_back_in_one_answer() {
+        let card = script(&[("00cb3fff0000035c017e0000", "aabbcc9000")]);
+        let mut ch = CardChannel::new(card).with_extended_length(true);
+        let rsp = ch
+            .send(
+                &Command::new(0, 0xCB, 0x3F, 0xFF)
+                    .with_data(vec![0x5C, 1, 0x7E])
+                    .with_le(EXTENDED_MAX_LE),
+            )
+            .unwrap();
+        assert_eq!(rsp.data, [0xAA, 0xBB, 0xCC]);
+        assert_eq!(ch.apdu_count(), 1);
+    }
+
+    #[test]
+    fn a_card_that_refuses_a_long_le_is_asked_again_the_short_way() {
+        let card = script(&[
+            ("00cb3fff0000035c017e0000", "6700"),
+            ("00cb3fff035c017e00", "aabb6101"),
+            ("00c0000001", "cc9000"),
+        ]);
+        let mut ch = CardChannel::new(card).with_extended_length(true);
+        let rsp = ch
+            .send(
+                &Command::new(0, 0xCB, 0x3F, 0xFF)
+                    .with_data(vec![0x5C, 1, 0x7E])
+                    .with_le(EXTENDED_MAX_LE),
+            )
+            .unwrap();
+        assert_eq!(rsp.data, [0xAA, 0xBB, 0xCC]);
+        assert!(rsp.sw.is_success());
+        // Without extended length the same command goes out short from the start.
+        let card = script(&[("00cb3fff035c017e00", "aabbcc9000")]);
+        let mut ch = CardChannel::new(card);
+        let rsp = ch
+            .send(
+                &Command::new(0, 0xCB, 0x3F, 0xFF)
+                    .with_data(vec![0x5C, 1, 0x7E])
+                    .with_le(EXTENDED_MAX_LE),
+            )
+            .unwrap();
+        assert_eq!(rsp.data, [0xAA, 0xBB, 0xCC]);
     }
 
     #[test]
