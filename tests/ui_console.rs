@@ -387,6 +387,21 @@ fn the_console_tab_lists_the_cards_to_renew() {
     assert!(h.query_by_label_contains("gw-32").is_none());
     h.get_by_label_contains("Card care, \"Renew this card\"");
     h.get_by_label(&cardstation_pki::certificate::format_unix(soon.not_after));
+
+    // The active cards whose key no card proved it made: both, here.
+    h.get_all_by_label("Status")
+        .find(|n| n.accesskit_node().role() != egui::accesskit::Role::Label)
+        .expect("the Status list")
+        .click();
+    h.run_steps(3);
+    h.get_by_label("active, key not attested").click();
+    wait_until(&mut h, "the unattested cards are listed", |a| {
+        console_search(a, SearchFor::Console).is_some_and(|s| {
+            s.query.attested == Some(false)
+                && s.query.status == Some(CertificateStatus::Active)
+                && s.records.len() == 2
+        })
+    });
 }
 
 #[test]

@@ -39,6 +39,7 @@ impl SearchBox {
                 search: Some(self.text.trim().to_string()).filter(|t| !t.is_empty()),
                 status: filter.status(),
                 expiring_days: filter.expiring_days(),
+                attested: filter.attested(),
                 limit: Some(limit),
                 ..Default::default()
             },
@@ -140,23 +141,29 @@ pub enum StatusFilter {
     Revoked,
     /// Active, not renewed, ending within [`EXPIRING_DAYS`]: the cards to renew.
     ToRenew,
+    /// Active, with no verified proof that the key was born on the card: the cards a
+    /// site that starts requiring attestation must replace.
+    NotAttested,
 }
 
 /// What "to renew" means in the tab (the doctor warns at the same distance).
 pub const EXPIRING_DAYS: u32 = 30;
 
 impl StatusFilter {
-    const ALL: [StatusFilter; 4] = [
+    const ALL: [StatusFilter; 5] = [
         StatusFilter::Any,
         StatusFilter::Active,
         StatusFilter::Revoked,
         StatusFilter::ToRenew,
+        StatusFilter::NotAttested,
     ];
 
     fn status(self) -> Option<CertificateStatus> {
         match self {
             StatusFilter::Any => None,
-            StatusFilter::Active | StatusFilter::ToRenew => Some(CertificateStatus::Active),
+            StatusFilter::Active | StatusFilter::ToRenew | StatusFilter::NotAttested => {
+                Some(CertificateStatus::Active)
+            }
             StatusFilter::Revoked => Some(CertificateStatus::Revoked),
         }
     }
@@ -165,12 +172,17 @@ impl StatusFilter {
         (self == StatusFilter::ToRenew).then_some(EXPIRING_DAYS)
     }
 
+    fn attested(self) -> Option<bool> {
+        (self == StatusFilter::NotAttested).then_some(false)
+    }
+
     fn text(self) -> &'static str {
         match self {
             StatusFilter::Any => "any status",
             StatusFilter::Active => "active",
             StatusFilter::Revoked => "revoked",
             StatusFilter::ToRenew => "to renew (ends within 30 days)",
+            StatusFilter::NotAttested => "active, key not attested",
         }
     }
 }
