@@ -257,17 +257,18 @@ mod tests {
         assert_eq!(ch.apdu_count(), 1);
     }
 
+    /// GET DATA for tag 7E, asking for all the card has.
+    fn get_data_with_long_le() -> Command {
+        Command::new(0, 0xCB, 0x3F, 0xFF)
+            .with_data(vec![0x5C, 1, 0x7E])
+            .with_le(EXTENDED_MAX_LE)
+    }
+
     #[test]
     fn a_long_le_goes_out_extended_and_comes_back_in_one_answer() {
         let card = script(&[("00cb3fff0000035c017e0000", "aabbcc9000")]);
         let mut ch = CardChannel::new(card).with_extended_length(true);
-        let rsp = ch
-            .send(
-                &Command::new(0, 0xCB, 0x3F, 0xFF)
-                    .with_data(vec![0x5C, 1, 0x7E])
-                    .with_le(EXTENDED_MAX_LE),
-            )
-            .unwrap();
+        let rsp = ch.send(&get_data_with_long_le()).unwrap();
         assert_eq!(rsp.data, [0xAA, 0xBB, 0xCC]);
         assert_eq!(ch.apdu_count(), 1);
     }
@@ -280,25 +281,13 @@ mod tests {
             ("00c0000001", "cc9000"),
         ]);
         let mut ch = CardChannel::new(card).with_extended_length(true);
-        let rsp = ch
-            .send(
-                &Command::new(0, 0xCB, 0x3F, 0xFF)
-                    .with_data(vec![0x5C, 1, 0x7E])
-                    .with_le(EXTENDED_MAX_LE),
-            )
-            .unwrap();
+        let rsp = ch.send(&get_data_with_long_le()).unwrap();
         assert_eq!(rsp.data, [0xAA, 0xBB, 0xCC]);
         assert!(rsp.sw.is_success());
         // Without extended length the same command goes out short from the start.
         let card = script(&[("00cb3fff035c017e00", "aabbcc9000")]);
         let mut ch = CardChannel::new(card);
-        let rsp = ch
-            .send(
-                &Command::new(0, 0xCB, 0x3F, 0xFF)
-                    .with_data(vec![0x5C, 1, 0x7E])
-                    .with_le(EXTENDED_MAX_LE),
-            )
-            .unwrap();
+        let rsp = ch.send(&get_data_with_long_le()).unwrap();
         assert_eq!(rsp.data, [0xAA, 0xBB, 0xCC]);
     }
 
