@@ -62,6 +62,21 @@ impl KeyProof {
     }
 }
 
+/// Whether the card attests keys at all, asked before anything on it changes (a site
+/// that requires attested keys refuses the others at upload). A card that attests holds
+/// the certificate of its attestation key (slot F9, put there at the factory on a
+/// YubiKey); ATTEST itself cannot tell before a key exists, as an empty slot and a card
+/// without attestation (piv-authenticator, so Nitrokeys) both answer "not found". The
+/// session keeps what it read, so a later attestation does not read it again.
+pub fn can_attest<T: Transport>(session: &mut PivSession<T>) -> Result<bool, PivError> {
+    match session.read_attestation_certificate() {
+        Ok(held) => Ok(held.is_some()),
+        // There is one, but unusable: attestation will say so for the key.
+        Err(PivError::Malformed { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 /// Asks the card to attest the key in `slot`. `expected`: the key that must be the attested
 /// one (the key just generated, or the slot's certificate's). Only a card that cannot be
 /// talked to is an error; whatever the card answers becomes a [`KeyProof`].
@@ -70,46 +85,6 @@ pub fn read<T: Transport>(
     slot: Slot,
     expected: Option<&PublicKey>,
 ) -> Result<KeyProof, PivError> {
-    read_sharing(session, slot, expected, &mut None)
-}
-
-/// Whether the card attests keys at all, asked before anything on it changes (a site
-/// that requires attested keys refuses the others at upload). A card that attests holds
-/// the certificate of its attestation key (slot F9, put there at the factory on a
-/// YubiKey); ATTEST itself cannot tell before a key exists, as an empty slot and a card
-/// without attestation (piv-authenticator, so Nitrokeys) both answer "not found".
-pub fn can_attest<T: Transport>(session: &mut PivSession<T>) -> Result<bool, PivError> {
-    holds_f9_certificate(session, &mut None)
-}
-
-/// Whether the card holds an F9 certificate, read once into `f9` for later use.
-pub fn holds_f9_certificate<T: Transport>(
-    session: &mut PivSession<T>,
-    f9: &mut Option<Vec<u8>>,
-) -> Result<bool, PivError> {
-    if f9.is_some() {
-        return Ok(true);
-    }
-    match session.read_attestation_certificate() {
-        Ok(Some(read)) => {
-            *f9 = Some(read);
-            Ok(true)
-        }
-        Ok(None) => Ok(false),
-        // There is one, but unusable: attestation will say so for the key.
-        Err(PivError::Malformed { .. }) => Ok(true),
-        Err(e) => Err(e),
-    }
-}
-
-/// [`read`] for several slots of one card: the card's F9 certificate is read once, into
-/// `f9`, and reused.
-pub fn read_sharing<T: Transport>(
-    session: &mut PivSession<T>,
-    slot: Slot,
-    expected: Option<&PublicKey>,
-    f9: &mut Option<Vec<u8>>,
-) -> Result<KeyProof, PivError> {
     let not = |reason: String| Ok(KeyProof::NotAttested { reason });
     let der = match session.attest(slot) {
         Ok(Attestation::Certificate(der)) => der,
@@ -117,7 +92,7 @@ pub fn read_sharing<T: Transport>(
         Ok(Attestation::Refused(StatusWord::REFERENCE_NOT_FOUND | StatusWord::FILE_NOT_FOUND)) => {
             // An attesting card says this of an empty slot; a card without attestation
             // says it of every slot. Only the first holds an F9 certificate.
-            return Ok(if holds_f9_certificate(session, f9)? {
+            return Ok(if can_attest(session)? {
                 KeyProof::NoKey
             } else {
                 KeyProof::NotSupported
@@ -138,16 +113,13 @@ pub fn read_sharing<T: Transport>(
             return not("the card's attestation names another key than the one in the slot".into());
         }
     }
-    let intermediate = match f9 {
-        Some(held) => held.clone(),
-        None => match session.read_attestation_certificate() {
-            Ok(Some(read)) => f9.insert(read).clone(),
-            Ok(None) => return not("the card holds no attestation (F9) certificate".into()),
-            Err(PivError::Malformed { detail, .. }) => {
-                return not(format!("the card's F9 certificate: {detail}"))
-            }
-            Err(e) => return Err(e),
-        },
+    let intermediate = match session.read_attestation_certificate() {
+        Ok(Some(held)) => held,
+        Ok(None) => return not("the card holds no attestation (F9) certificate".into()),
+        Err(PivError::Malformed { detail, .. }) => {
+            return not(format!("the card's F9 certificate: {detail}"))
+        }
+        Err(e) => return Err(e),
     };
     Ok(KeyProof::Attested {
         facts,

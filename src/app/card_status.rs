@@ -93,7 +93,6 @@ fn read_report<T: Transport>(
     let mut slots = Vec::new();
     // A card that cannot attest says so once; it is not asked again for every slot.
     let mut can_attest = true;
-    let mut f9 = None;
     for slot in Slot::ALL {
         let meta = s.metadata(slot.key_reference())?;
         let (certificate, certificate_error) = match s.read_certificate(slot) {
@@ -110,14 +109,12 @@ fn read_report<T: Transport>(
             (None, Some(_)) => Some(true),
             (None, None) => None,
         };
-        let key_proof = if key_present == Some(false) {
-            None
-        } else if !can_attest {
+        let key_proof = if !can_attest {
             // Said once by the card; true of every key on it.
             (key_present == Some(true)).then_some(KeyProof::NotSupported)
         } else {
             let expected = certificate.as_ref().and_then(|c| c.public_key);
-            let proof = attestation::read_sharing(s, slot, expected.as_ref(), &mut f9)?;
+            let proof = attestation::read(s, slot, expected.as_ref())?;
             can_attest = proof != KeyProof::NotSupported;
             // A slot that may be empty (no metadata, no certificate) gets a line only
             // when the card spoke of a key in it; what the card can do is the card's
@@ -136,9 +133,9 @@ fn read_report<T: Transport>(
         });
     }
 
-    // Asked of the card only when no slot answered it (a blank YubiKey: nothing to attest).
+    // The F9 certificate: the session has it already if a slot's attestation read it.
     let attests = if can_attest {
-        attestation::holds_f9_certificate(s, &mut f9)?
+        attestation::can_attest(s)?
     } else {
         false
     };

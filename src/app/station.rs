@@ -112,7 +112,10 @@ impl Station {
     }
 
     /// The context a card-changing workflow (enroll, replace, renew) runs in here: the
-    /// records, the site secret, who is working, and the site's CA when it issues.
+    /// records, the site secret, who is working, the site's CA when it issues, and its
+    /// attestation rule. That may ask the console (see
+    /// [`site_attestation_rule`](Self::site_attestation_rule)), so this belongs on a worker
+    /// thread, never the window's.
     pub fn enroll_context<'a>(
         &'a self,
         secret: &'a SiteSecret,

@@ -172,6 +172,9 @@ pub struct PivSession<T: Transport> {
     /// authentication that normally follows at once (saves one round trip). Any
     /// other command in between discards it, as the card does.
     pending_witness: Option<(Algorithm, Vec<u8>)>,
+    /// The card's F9 certificate once read (`Some(None)`: it has none). It does not change
+    /// while the station talks to the card, so a card report or an enrollment reads it once.
+    attestation_certificate: Option<Option<Vec<u8>>>,
 }
 
 /// The management key as far as the card tells without authenticating.
@@ -188,6 +191,7 @@ impl<T: Transport> PivSession<T> {
         let mut s = PivSession {
             ch: CardChannel::new(transport),
             pending_witness: None,
+            attestation_certificate: None,
         };
         s.select()?;
         Ok(s)
@@ -599,6 +603,9 @@ impl<T: Transport> PivSession<T> {
     /// The card's attestation certificate (slot F9, object 5FFF01), DER; `None` when the
     /// card holds none.
     pub fn read_attestation_certificate(&mut self) -> Result<Option<Vec<u8>>, PivError> {
+        if let Some(held) = &self.attestation_certificate {
+            return Ok(held.clone());
+        }
         let object = match self.get_data(ATTESTATION_CERTIFICATE) {
             // A card without attestation may not know the object's tag at all
             // (piv-authenticator answers "incorrect data").
@@ -608,14 +615,16 @@ impl<T: Transport> PivSession<T> {
             }) => None,
             other => other?,
         };
-        match object {
-            Some(content) => Ok(Some(
+        let der = match object {
+            Some(content) => Some(
                 CertificateObject::parse(&content)
                     .map_err(PivError::tlv("GET DATA (attestation certificate)"))?
                     .der,
-            )),
-            None => Ok(None),
-        }
+            ),
+            None => None,
+        };
+        self.attestation_certificate = Some(der.clone());
+        Ok(der)
     }
 
     /// SET PIN RETRIES (YubiKey extension): PIN and PUK try counters. Needs the
